@@ -1,0 +1,45 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export MODELDECK_HOME ?= $(CURDIR)/.modeldeck
+
+.PHONY: install system-packages run test lint bench clean
+
+install: $(STAMP) system-packages
+
+# Python packages: reinstalled only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Debian packages the app and its browser tests need: Chromium, CJK fonts for the Chinese UI, and
+# Fashion-MNIST for the image sample. Skipped when present; needs root (or sudo) when not.
+DEBS := chromium fonts-noto-cjk dataset-fashion-mnist
+system-packages:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+run: install
+	$(BIN)/modeldeck samples --load >/dev/null
+	$(BIN)/modeldeck ui --port 8501
+
+lint: install
+	$(BIN)/ruff check backend models db dashboard tests bench
+	$(BIN)/lint-imports
+
+test: install lint
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .modeldeck .pytest_cache

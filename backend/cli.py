@@ -1,0 +1,441 @@
+"""`modeldeck`: the scripting face of ModelDeck (DESIGN.md, "Command line").
+
+Exit status: 0 success; 2 a user error, one line on stderr saying what and how to fix; 3 the quality
+gate blocked; 1 anything else (a bug, shown with its traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from backend import config, datasets, quality, runs  # noqa: E402
+from backend.errors import BadInput, ModelDeckError  # noqa: E402
+from db import Store, open_store  # noqa: E402
+from models.spec import SpecError, parse_sets  # noqa: E402
+
+
+# -- output -----------------------------------------------------------------------------------------
+def _emit(args: argparse.Namespace, payload: Any, lines: list[str]) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(payload, default=str))
+    else:
+        print("\n".join(lines))
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> list[str]:
+    cells = [header] + [["" if v is None else str(v) for v in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+
+
+def _version_json(dataset: Any, version: Any) -> dict[str, Any]:
+    return {
+        "id": dataset.id,
+        "name": dataset.name,
+        "version": version.hash[:12],
+        "version_id": version.id,
+        "kind": dataset.kind,
+        "rows": version.rows,
+        "columns": [c["name"] for c in version.columns],
+        "target": version.target,
+        "task": version.task,
+    }
+
+
+# -- commands ---------------------------------------------------------------------------------------
+def cmd_samples(store: Store, args: argparse.Namespace) -> int:
+    from backend.samples import SAMPLES
+
+    if args.load:
+        for name in SAMPLES:
+            datasets.add_sample(store, paths=config.paths(), sample=name)
+    payload = {
+        "samples": [
+            {
+                "name": s.name,
+                "title": s.title,
+                "target": s.target,
+                "task": s.task,
+                "source": s.source,
+                "licence": s.licence,
+            }
+            for s in SAMPLES.values()
+        ]
+    }
+    _emit(
+        args,
+        payload,
+        _table([[s.name, s.task, s.target, s.title] for s in SAMPLES.values()], ["NAME", "TASK", "TARGET", "TITLE"]),
+    )
+    return 0
+
+
+def cmd_data_add(store: Store, args: argparse.Namespace) -> int:
+    dataset, version = datasets.add_source(
+        store, paths=config.paths(), source=args.source, name=args.name, target=args.target, task=args.task
+    )
+    _emit(
+        args,
+        _version_json(dataset, version),
+        [
+            f"{dataset.name}: version {version.hash[:12]}, {version.rows} rows, {len(version.columns)} columns"
+            + (f", target {version.target} ({version.task})" if version.target else "")
+        ],
+    )
+    return 0
+
+
+def cmd_data_list(store: Store, args: argparse.Namespace) -> int:
+    items = [_version_json(d, store.list_versions(d.id)[-1]) for d in store.list_datasets()]
+    _emit(
+        args,
+        {"datasets": items},
+        _table(
+            [[i["id"], i["name"], i["version"], i["rows"], i["target"], i["task"]] for i in items],
+            ["ID", "NAME", "VERSION", "ROWS", "TARGET", "TASK"],
+        ),
+    )
+    return 0
+
+
+def cmd_data_show(store: Store, args: argparse.Namespace) -> int:
+    dataset, version = datasets.resolve(store, args.dataset)
+    payload = _version_json(dataset, version) | {"column_details": version.columns, "source": dataset.source}
+    lines = [f"{dataset.name} ({dataset.kind}), version {version.hash[:12]}, {version.rows} rows"]
+    lines += _table(
+        [[c["name"], c["kind"], c["missing"], c["unique"]] for c in version.columns],
+        ["COLUMN", "KIND", "MISSING", "UNIQUE"],
+    )
+    _emit(args, payload, lines)
+    return 0
+
+
+def cmd_data_check(store: Store, args: argparse.Namespace) -> int:
+    dataset, version = datasets.resolve(store, args.dataset)
+    report = quality.check_version(store, version=version, target=args.target or version.target)
+    checks = [{k: c[k] for k in ("id", "severity", "passed", "message", "fix", "evidence")} for c in report.checks]
+    lines = [f"{'PASS' if report.passed else 'BLOCKED'}: {dataset.name} version {version.hash[:12]}"]
+    lines += [f"  [{'ok' if c['passed'] else c['severity']}] {c['id']}: {c['message']}" for c in checks]
+    _emit(
+        args, {"passed": report.passed, "dataset": dataset.name, "version": version.hash[:12], "checks": checks}, lines
+    )
+    return 0 if report.passed else 3
+
+
+def cmd_train(store: Store, args: argparse.Namespace) -> int:
+    _, version = datasets.resolve(store, args.dataset)
+    try:
+        overrides: dict[str, Any] = parse_sets(args.set or [])
+    except SpecError as exc:
+        raise BadInput(str(exc)) from None
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    run = runs.start_training(
+        store,
+        version=version,
+        target=args.target,
+        task=args.task,
+        preset=args.preset,
+        overrides=overrides,
+        override_reason=args.override,
+    )
+    if args.wait:
+        with runs.worker_if_needed(store, home=str(config.home())):
+            run = runs.wait(store, run_id=run.id)
+    payload = {"run_id": run.id, "status": run.status, "metrics": run.metrics, "task": run.task}
+    lines = [f"run {run.id}: {run.status}"] + [f"  {k}: {v}" for k, v in run.metrics.items()]
+    if run.error:
+        lines.append(f"  error: {run.error}")
+    _emit(args, payload, lines)
+    return 0 if run.status in ("queued", "succeeded") else 1
+
+
+def cmd_runs_list(store: Store, args: argparse.Namespace) -> int:
+    items = [runs.describe(store, r) for r in store.list_runs()]
+    _emit(
+        args,
+        {"runs": items},
+        _table(
+            [
+                [i["run_id"], i["dataset"], i["task"], i["status"], i["epochs_done"], _headline(i["metrics"])]
+                for i in items
+            ],
+            ["RUN", "DATASET", "TASK", "STATUS", "EPOCHS", "METRIC"],
+        ),
+    )
+    return 0
+
+
+def _headline(metrics: dict[str, Any]) -> str:
+    for key in ("accuracy", "rmse"):
+        if metrics.get(key) is not None:
+            return f"{key}={metrics[key]:.4g}"
+    return ""
+
+
+def cmd_runs_show(store: Store, args: argparse.Namespace) -> int:
+    info = runs.describe(store, runs.get_run(store, args.run))
+    _emit(args, info, [f"{k}: {v}" for k, v in info.items() if k not in ("spec", "environment")])
+    return 0
+
+
+def cmd_runs_cancel(store: Store, args: argparse.Namespace) -> int:
+    run = runs.cancel(store, run_id=int(args.run))
+    _emit(args, {"run_id": run.id, "status": run.status}, [f"run {run.id}: cancel requested ({run.status})"])
+    return 0
+
+
+def cmd_runs_resume(store: Store, args: argparse.Namespace) -> int:
+    run = runs.resume(store, run_id=int(args.run))
+    if args.wait:
+        with runs.worker_if_needed(store, home=str(config.home())):
+            run = runs.wait(store, run_id=run.id)
+    _emit(args, {"run_id": run.id, "status": run.status, "metrics": run.metrics}, [f"run {run.id}: {run.status}"])
+    return 0
+
+
+def _export_dir(store: Store, run_ref: str) -> tuple[Any, Path]:
+    run = runs.get_run(store, run_ref)
+    if run.status != "succeeded" or not run.export_path:
+        raise BadInput(f"Run {run.id} has no exported model (status {run.status}). Train it to completion first.")
+    return run, Path(run.export_path) / str(run.model_version)
+
+
+def _read_rows(args: argparse.Namespace) -> Any:
+    import pandas as pd
+
+    if args.row:
+        try:
+            row = json.loads(args.row)
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"--row is not valid JSON ({exc.msg}). Write it like --row '{{\"age\": 42}}'.") from None
+        return pd.DataFrame(row if isinstance(row, list) else [row])
+    path = Path(args.input)
+    if not path.is_file():
+        raise BadInput(f"No file at '{args.input}'. Give the path to a CSV file.")
+    return datasets.read_table(path.read_bytes(), path.name)
+
+
+def cmd_eval(store: Store, args: argparse.Namespace) -> int:
+    run, export_dir = _export_dir(store, args.run)
+    metrics = run.metrics
+    if args.input:
+        from backend import evaluation
+        from backend.predictor import Predictor
+
+        frame = _read_rows(args)
+        if run.target not in frame.columns:
+            raise BadInput(f"'{args.input}' has no '{run.target}' column. Evaluation needs the true labels.")
+        frame = frame[frame[run.target].notna()]
+        outputs = Predictor(export_dir).raw(frame)
+        if run.task == "classification":
+            classes = [c.decode() for c in outputs["classes"][0]] if len(frame) else []
+            metrics, _ = evaluation.classification(
+                frame[run.target].astype(str).tolist(), outputs["probabilities"], classes
+            )
+        else:
+            metrics, _ = evaluation.regression(frame[run.target].to_numpy(), outputs["value"])
+    _emit(
+        args,
+        {"run_id": run.id, "task": run.task, "metrics": metrics},
+        [f"run {run.id} ({run.task})"] + [f"  {k}: {v}" for k, v in metrics.items()],
+    )
+    return 0
+
+
+def cmd_predict(store: Store, args: argparse.Namespace) -> int:
+    from backend.predictor import Predictor
+
+    _, export_dir = _export_dir(store, args.run)
+    predictions = Predictor(export_dir).predict(_read_rows(args))
+    _emit(args, {"predictions": predictions}, [json.dumps(p) for p in predictions])
+    return 0
+
+
+def cmd_export(store: Store, args: argparse.Namespace) -> int:
+    run, export_dir = _export_dir(store, args.run)
+    target = Path(args.out) / str(run.model_name) / str(run.model_version)
+    if args.format == "savedmodel":
+        if target.exists():
+            raise BadInput(f"'{target}' already exists. Choose another --out folder or remove it.")
+        shutil.copytree(export_dir, target)
+    else:
+        import tensorflow as tf
+
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(export_dir))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+        target.mkdir(parents=True, exist_ok=True)
+        target = target / "model.tflite"
+        target.write_bytes(converter.convert())
+    _emit(args, {"run_id": run.id, "path": str(target), "format": args.format}, [str(target)])
+    return 0
+
+
+def cmd_worker(store: Store, args: argparse.Namespace) -> int:
+    from backend.worker import serve_forever
+
+    serve_forever(store, database_url=config.database_url(), home=config.home(), until_idle=args.until_idle)
+    return 0
+
+
+def cmd_serve(store: Store, args: argparse.Namespace) -> int:
+    from backend.serving import serve
+
+    serve(home=config.home(), rest_port=args.port, grpc_port=args.grpc_port, host=args.host)
+    return 0
+
+
+def cmd_ui(store: Store, args: argparse.Namespace) -> int:
+    """Dashboard, worker and inference server together; Ctrl-C stops all three."""
+    me = [sys.executable, "-m", "backend.cli", "--home", str(config.home())]
+    env = os.environ | {
+        "MODELDECK_HOME": str(config.home()),
+        "MODELDECK_SERVING_URL": config.serving_url_for(args.serve_port),
+    }
+    app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+    procs = [
+        subprocess.Popen([*me, "worker"], env=env),
+        subprocess.Popen([*me, "serve", "--port", str(args.serve_port), "--grpc-port", str(args.grpc_port)], env=env),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(app),
+                "--server.port",
+                str(args.port),
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+                "--server.address",
+                args.host,
+            ],
+            env=env,
+        ),
+    ]
+    print(f"ModelDeck: http://localhost:{args.port}  (inference server on :{args.serve_port}, gRPC :{args.grpc_port})")
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while not stopping and all(p.poll() is None for p in procs):
+        time.sleep(0.5)
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    return 0 if stopping else 1
+
+
+# -- parser -----------------------------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="modeldeck", description="From a dataset to a working model demo.")
+    p.add_argument("--home", help="data folder (default: $MODELDECK_HOME or ./.modeldeck)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def command(parent: Any, name: str, func: Any, help: str, json_flag: bool = True) -> argparse.ArgumentParser:
+        cmd = parent.add_parser(name, help=help)
+        cmd.set_defaults(func=func)
+        if json_flag:
+            cmd.add_argument("--json", action="store_true", help="print one JSON object")
+        return cmd
+
+    ui = command(sub, "ui", cmd_ui, "dashboard + worker + inference server", json_flag=False)
+    ui.add_argument("--port", type=int, default=8501)
+    ui.add_argument("--serve-port", type=int, default=config.DEFAULT_REST_PORT)
+    ui.add_argument("--grpc-port", type=int, default=config.DEFAULT_GRPC_PORT)
+    ui.add_argument("--host", default="0.0.0.0")
+    worker = command(sub, "worker", cmd_worker, "run training jobs", json_flag=False)
+    worker.add_argument("--until-idle", action="store_true", help="exit when the queue is empty")
+    serve = command(sub, "serve", cmd_serve, "inference server (TensorFlow Serving REST + gRPC)", json_flag=False)
+    serve.add_argument("--port", type=int, default=config.DEFAULT_REST_PORT)
+    serve.add_argument("--grpc-port", type=int, default=config.DEFAULT_GRPC_PORT)
+    serve.add_argument("--host", default="127.0.0.1")
+    samples = command(sub, "samples", cmd_samples, "built-in sample datasets")
+    samples.add_argument("--load", action="store_true", help="add every sample to the dataset list")
+
+    data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
+    add = command(data, "add", cmd_data_add, "add a file or sample:NAME")
+    add.add_argument("source")
+    add.add_argument("--name")
+    add.add_argument("--target")
+    add.add_argument("--task", choices=["auto", *datasets.TASKS])
+    command(data, "list", cmd_data_list, "list datasets")
+    command(data, "show", cmd_data_show, "show a dataset").add_argument("dataset")
+    check = command(data, "check", cmd_data_check, "quality report (exit 3 when blocked)")
+    check.add_argument("dataset")
+    check.add_argument("--target")
+
+    train = command(sub, "train", cmd_train, "train a model")
+    train.add_argument("dataset")
+    train.add_argument("--target")
+    train.add_argument("--task", choices=["auto", *datasets.TASKS])
+    train.add_argument("--preset", default="balanced", choices=["fast", "balanced", "thorough"])
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="a hyperparameter, e.g. dropout=0.2")
+    train.add_argument("--override", metavar="REASON", help="train despite a quality blocker, for this reason")
+    train.add_argument("--wait", action="store_true", help="wait for the run to finish")
+
+    run_cmds = sub.add_parser("runs", help="run history").add_subparsers(dest="runs_command", required=True)
+    command(run_cmds, "list", cmd_runs_list, "list runs")
+    command(run_cmds, "show", cmd_runs_show, "show a run").add_argument("run")
+    command(run_cmds, "cancel", cmd_runs_cancel, "cancel a run").add_argument("run")
+    resume = command(run_cmds, "resume", cmd_runs_resume, "resume an interrupted run")
+    resume.add_argument("run")
+    resume.add_argument("--wait", action="store_true")
+
+    ev = command(sub, "eval", cmd_eval, "metrics on the test split, or on --input")
+    ev.add_argument("run")
+    ev.add_argument("--input", help="a labelled CSV file")
+    pr = command(sub, "predict", cmd_predict, "predict rows with a run's model")
+    pr.add_argument("run")
+    rows = pr.add_mutually_exclusive_group(required=True)
+    rows.add_argument("--input", help="a CSV file")
+    rows.add_argument("--row", help="one row (or a list of rows) as JSON")
+    ex = command(sub, "export", cmd_export, "copy a run's model out", json_flag=True)
+    ex.add_argument("run")
+    ex.add_argument("--out", required=True)
+    ex.add_argument("--format", choices=["savedmodel", "tflite"], default="savedmodel")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.home:
+        os.environ["MODELDECK_HOME"] = str(Path(args.home).resolve())
+    try:
+        store = open_store(config.database_url())
+        try:
+            return int(args.func(store, args))
+        finally:
+            store.close()
+    except ModelDeckError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Where things live. Everything a running app writes is under MODELDECK_HOME."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_REST_PORT = 8502  # 8501 is the dashboard's; TensorFlow Serving's own default clashes with it
+DEFAULT_GRPC_PORT = 8500
+
+
+@dataclass(frozen=True)
+class Paths:
+    home: Path
+
+    @property
+    def datasets(self) -> Path:
+        return self.home / "datasets"
+
+    @property
+    def runs(self) -> Path:
+        return self.home / "runs"
+
+    def run_dir(self, run_id: int) -> Path:
+        return self.runs / str(run_id)
+
+
+def home() -> Path:
+    return Path(os.environ.get("MODELDECK_HOME", ".modeldeck")).resolve()
+
+
+def paths() -> Paths:
+    return Paths(home())
+
+
+def database_url() -> str:
+    """MODELDECK_DATABASE_URL (e.g. postgresql+psycopg://…) or a SQLite file in the home."""
+    return os.environ.get("MODELDECK_DATABASE_URL") or f"sqlite:///{home() / 'modeldeck.db'}"
+
+
+def serving_url() -> str:
+    """REST base URL of the inference server: ours, or a real TensorFlow Serving."""
+    return os.environ.get("MODELDECK_SERVING_URL", f"http://127.0.0.1:{DEFAULT_REST_PORT}").rstrip("/")
+
+
+def serving_url_for(port: int) -> str:
+    """The serving URL the dashboard should use when `modeldeck ui` starts our server on `port`."""
+    return os.environ.get("MODELDECK_SERVING_URL", f"http://127.0.0.1:{port}").rstrip("/")

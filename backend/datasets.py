@@ -1,0 +1,328 @@
+"""Datasets: read an upload or a sample, profile its columns, store it as an immutable version.
+
+A version is content-addressed: `datasets/<hash>/data.parquet`, written to a temporary folder and
+renamed into place, so a failed upload leaves nothing behind and the same content is stored once.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from backend import samples
+from backend.config import Paths
+from backend.errors import BadInput, NotFound
+from db import Dataset, DatasetVersion, Store
+
+TASKS = ("classification", "regression")
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]+")
+_TEXT_MIN_MEAN_LENGTH = 40
+
+
+@dataclass(frozen=True)
+class Column:
+    """What a column is, as the model and the playground form need it."""
+
+    name: str
+    kind: str  # "numeric" | "categorical" | "text"
+    dtype: str
+    missing: int
+    unique: int
+    original: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+# -- reading ----------------------------------------------------------------------------------------
+def _decode(data: bytes, filename: str) -> str:
+    if not data.strip():
+        raise BadInput(f"'{filename}' is empty. Upload a CSV file with a header row and at least one data row.")
+    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise BadInput(f"'{filename}' is not a text file. Upload a CSV file (comma-separated text with a header row).")
+    for encoding in ("utf-8-sig", "utf-16") if data.startswith((b"\xff\xfe", b"\xfe\xff")) else ("utf-8-sig",):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
+
+
+def _sniff_delimiter(text: str) -> str:
+    try:
+        return csv.Sniffer().sniff(text[:65536], delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _check_shape(text: str, delimiter: str, filename: str) -> None:
+    """Every row must have as many fields as the header: pandas would silently pad short rows."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    header = next(reader, None)
+    if not header or all(not h.strip() for h in header):
+        raise BadInput(f"'{filename}' has no header row. Add a first line with the column names.")
+    rows = 0
+    for record in reader:
+        if not record:
+            continue
+        rows += 1
+        if len(record) != len(header):
+            raise BadInput(
+                f"Row {reader.line_num} of '{filename}' has {len(record)} fields but the header has "
+                f"{len(header)}. Fix that row (a missing or extra delimiter, or an unquoted '{delimiter}')."
+            )
+    if rows == 0:
+        raise BadInput(f"'{filename}' has a header but no data rows. Upload a file with at least one row of data.")
+
+
+def _unique_names(names: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Column names that are safe as model input names, and unique; returns the renames."""
+    seen: set[str] = set()
+    result, renamed = [], {}
+    for i, raw in enumerate(names):
+        name = _SAFE_NAME.sub("_", str(raw).strip()).strip("_") or f"column_{i + 1}"
+        if name[0] in "-.":
+            name = f"c{name}"
+        base, n = name, 2
+        while name in seen:
+            name, n = f"{base}_{n}", n + 1
+        seen.add(name)
+        result.append(name)
+        if name != raw:
+            renamed[name] = str(raw)
+    return result, renamed
+
+
+def read_table(data: bytes, filename: str) -> pd.DataFrame:
+    """Parse an uploaded CSV (or Parquet) into a frame, or raise BadInput saying what is wrong."""
+    if filename.lower().endswith(".parquet"):
+        try:
+            return pd.read_parquet(io.BytesIO(data))
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise BadInput(f"'{filename}' is not a readable Parquet file ({exc}). Re-export it.") from None
+    text = _decode(data, filename)
+    delimiter = _sniff_delimiter(text)
+    _check_shape(text, delimiter, filename)
+    try:
+        return pd.read_csv(io.StringIO(text), sep=delimiter)
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise BadInput(f"'{filename}' could not be read as CSV: {exc}. Check the delimiter and quoting.") from None
+
+
+# -- profiling --------------------------------------------------------------------------------------
+def _normalise(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    names, renamed = _unique_names([str(c) for c in frame.columns])
+    frame = frame.copy()
+    frame.columns = names
+    for name in names:
+        col = frame[name]
+        if pd.api.types.is_bool_dtype(col) or isinstance(col.dtype, pd.CategoricalDtype):
+            frame[name] = col.astype("string")
+        elif pd.api.types.is_datetime64_any_dtype(col):
+            frame[name] = col.astype("string")
+        elif not pd.api.types.is_numeric_dtype(col):
+            frame[name] = col.astype("string")
+    return frame.reset_index(drop=True), renamed
+
+
+def profile(frame: pd.DataFrame, renamed: dict[str, str] | None = None) -> list[Column]:
+    renamed = renamed or {}
+    columns = []
+    for name in frame.columns:
+        col = frame[name]
+        if pd.api.types.is_numeric_dtype(col):
+            kind = "numeric"
+        else:
+            lengths = col.dropna().str.len()
+            unique_share = col.nunique() / max(1, col.notna().sum())
+            long_text = len(lengths) and lengths.mean() >= _TEXT_MIN_MEAN_LENGTH and unique_share > 0.5
+            kind = "text" if long_text else "categorical"
+        columns.append(
+            Column(
+                name=name,
+                kind=kind,
+                dtype=str(col.dtype),
+                missing=int(col.isna().sum()),
+                unique=int(col.nunique()),
+                original=renamed.get(name, name),
+            )
+        )
+    return columns
+
+
+def infer_task(frame: pd.DataFrame, target: str) -> str:
+    """Regression for a numeric target with many distinct values, classification otherwise."""
+    col = frame[target].dropna()
+    if pd.api.types.is_numeric_dtype(col):
+        distinct = col.nunique()
+        integral = bool((col == col.round()).all())
+        if distinct > 20 or (not integral and distinct > 10):
+            return "regression"
+    return "classification"
+
+
+def content_hash(frame: pd.DataFrame) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_target(frame: pd.DataFrame, target: str | None) -> None:
+    if target is not None and target not in frame.columns:
+        listed = ", ".join(list(frame.columns)[:12]) + (", …" if len(frame.columns) > 12 else "")
+        raise BadInput(f"Target column '{target}' not found. Expected one of: {listed}. Pick the target column.")
+
+
+# -- storing ----------------------------------------------------------------------------------------
+def _write_version(paths: Paths, frame: pd.DataFrame, digest: str) -> Path:
+    """Write data.parquet for a version atomically; an existing version is left as it is."""
+    final = paths.datasets / digest
+    if (final / "data.parquet").exists():
+        return final
+    paths.datasets.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=paths.datasets))
+    try:
+        frame.to_parquet(tmp / "data.parquet", index=False)
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process stored the same content first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def add_frame(
+    store: Store,
+    *,
+    paths: Paths,
+    frame: pd.DataFrame,
+    name: str,
+    source: str,
+    target: str | None = None,
+    task: str | None = None,
+    renamed: dict[str, str] | None = None,
+) -> tuple[Dataset, DatasetVersion]:
+    """Store a frame as a version of dataset `name` and record it."""
+    if frame.empty or len(frame.columns) == 0:
+        raise BadInput(f"'{name}' has no rows. Upload a file with at least one row of data.")
+    frame, more_renamed = _normalise(frame)
+    renamed = {**more_renamed, **(renamed or {})}
+    if target is not None and target not in frame.columns:
+        target = _SAFE_NAME.sub("_", target.strip()).strip("_") if target.strip() else target
+    check_target(frame, target)
+    if task is not None and task != "auto" and task not in TASKS:
+        raise BadInput(f"Unknown task '{task}'. Expected one of: {', '.join(TASKS)}, auto.")
+    if target is not None and (task is None or task == "auto"):
+        task = infer_task(frame, target)
+    digest = content_hash(frame)
+    folder = _write_version(paths, frame, digest)
+    columns = [c.to_dict() for c in profile(frame, renamed)]
+    return store.add_dataset_version(
+        name=name,
+        kind="tabular",
+        source=source,
+        hash=digest,
+        path=str(folder / "data.parquet"),
+        rows=len(frame),
+        columns=columns,
+        target=target,
+        task=task,
+    )
+
+
+def add_dataset(
+    store: Store,
+    *,
+    paths: Paths,
+    data: bytes,
+    filename: str,
+    name: str | None = None,
+    target: str | None = None,
+    task: str | None = None,
+) -> tuple[Dataset, DatasetVersion]:
+    """Store an uploaded file as a new dataset version."""
+    frame = read_table(data, filename)
+    return add_frame(
+        store,
+        paths=paths,
+        frame=frame,
+        name=name or Path(filename).stem,
+        source=f"upload:{filename}",
+        target=target,
+        task=task,
+    )
+
+
+def add_sample(store: Store, *, paths: Paths, sample: str) -> tuple[Dataset, DatasetVersion]:
+    if sample not in samples.SAMPLES:
+        raise NotFound(f"No sample called '{sample}'. Expected one of: {', '.join(samples.SAMPLES)}.")
+    s = samples.SAMPLES[sample]
+    return add_frame(
+        store, paths=paths, frame=s.load(), name=s.name, source=f"sample:{s.name}", target=s.target, task=s.task
+    )
+
+
+def add_source(
+    store: Store,
+    *,
+    paths: Paths,
+    source: str,
+    name: str | None = None,
+    target: str | None = None,
+    task: str | None = None,
+) -> tuple[Dataset, DatasetVersion]:
+    """The CLI's SOURCE: a file path, or `sample:NAME`."""
+    if source.startswith("sample:"):
+        dataset, version = add_sample(store, paths=paths, sample=source.removeprefix("sample:"))
+        if target is not None or task is not None:
+            version = set_target(store, version=version, target=target or version.target, task=task)
+        return dataset, version
+    path = Path(source)
+    if not path.is_file():
+        raise BadInput(f"No file at '{source}'. Give the path to a CSV file, or sample:NAME for a sample.")
+    return add_dataset(
+        store, paths=paths, data=path.read_bytes(), filename=path.name, name=name, target=target, task=task
+    )
+
+
+def resolve(store: Store, ref: str | int) -> tuple[Dataset, DatasetVersion]:
+    """A dataset by id or name, with its newest version."""
+    dataset = store.find_dataset(ref)
+    if dataset is None:
+        known = ", ".join(d.name for d in store.list_datasets()) or "none yet"
+        raise NotFound(f"No dataset '{ref}'. Known datasets: {known}. Add one with `modeldeck data add`.")
+    return dataset, store.list_versions(dataset.id)[-1]
+
+
+def load_frame(version: DatasetVersion) -> pd.DataFrame:
+    return pd.read_parquet(version.path)
+
+
+def set_target(store: Store, *, version: DatasetVersion, target: str | None, task: str | None) -> DatasetVersion:
+    """Choose the target column and task of a version (the task is inferred when None or 'auto')."""
+    names = [c["name"] for c in version.columns]
+    if target is not None and target not in names:
+        listed = ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
+        raise BadInput(f"Target column '{target}' not found. Expected one of: {listed}. Pick the target column.")
+    if task is not None and task != "auto" and task not in TASKS:
+        raise BadInput(f"Unknown task '{task}'. Expected one of: {', '.join(TASKS)}, auto.")
+    if target is not None and (task is None or task == "auto"):
+        task = infer_task(load_frame(version), target)
+    store.set_version_target(version.id, target=target, task=task)
+    updated = store.get_version(version.id)
+    assert updated is not None
+    return updated

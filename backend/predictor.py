@@ -1,0 +1,75 @@
+"""Run an exported SavedModel on raw rows with plain TensorFlow, the way TensorFlow Serving would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backend.errors import BadInput
+
+BATCH = 8192
+
+
+class Predictor:
+    """A loaded `serving_default` signature, with raw-row input and readable output."""
+
+    def __init__(self, export_dir: str | Path) -> None:
+        import tensorflow as tf
+
+        self._tf = tf
+        self.fn = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
+        self.inputs: dict[str, Any] = self.fn.structured_input_signature[1]
+
+    def _columns(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        missing = [n for n in self.inputs if n not in frame.columns]
+        if missing:
+            raise BadInput(f"Missing input columns: {', '.join(missing)}. Every row needs: {', '.join(self.inputs)}.")
+        columns = {}
+        for name, spec in self.inputs.items():
+            if spec.dtype == self._tf.string:
+                values = frame[name].astype("string").fillna("").to_numpy(dtype=object).astype(str)
+            else:
+                numbers = pd.to_numeric(frame[name], errors="coerce")
+                bad = frame[name].notna() & numbers.isna()
+                if bad.any():
+                    raise BadInput(f"Column '{name}' must be numeric; got {frame[name][bad].iloc[0]!r}. Fix the value.")
+                values = numbers.to_numpy("float32")
+            columns[name] = values.reshape(-1, 1)
+        return columns
+
+    def raw(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Named outputs as arrays, batch by batch."""
+        columns = self._columns(frame)
+        parts: dict[str, list[np.ndarray]] = {}
+        for start in range(0, len(frame), BATCH):
+            batch = {k: self._tf.constant(v[start : start + BATCH]) for k, v in columns.items()}
+            for key, value in self.fn(**batch).items():
+                parts.setdefault(key, []).append(value.numpy())
+        return {k: np.concatenate(v) for k, v in parts.items()}
+
+    def predict(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        """One readable prediction per row: `label` and `probabilities`, or `value`."""
+        return readable(self.raw(frame))
+
+
+def readable(outputs: dict[str, Any]) -> list[dict[str, Any]]:
+    """TensorFlow Serving style outputs to one object per row (works on REST JSON output too)."""
+
+    def text(v: Any) -> str:
+        return v.decode() if isinstance(v, bytes) else str(v)
+
+    rows = []
+    if "probabilities" in outputs:
+        for label, probs, classes in zip(outputs["label"], outputs["probabilities"], outputs["classes"], strict=True):
+            rows.append(
+                {
+                    "label": text(label),
+                    "probabilities": {text(c): float(p) for c, p in zip(classes, probs, strict=True)},
+                }
+            )
+    else:
+        rows = [{"value": float(v)} for v in outputs["value"]]
+    return rows

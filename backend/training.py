@@ -1,0 +1,176 @@
+"""The body of a training job. It runs in a child process of the worker, never in the dashboard.
+
+Steps: load the version → split → plan the preprocessing → build under the device strategy → fit
+with early stopping, backups and the reporter → export → evaluate the export on the test split.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import platform
+import re
+import signal
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from backend.config import Paths
+from db import Run, Store, open_store
+from db.store import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGTERM when the worker dies, so a killed worker leaves no orphan training."""
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def model_name_for(dataset_name: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", dataset_name.lower()).strip("-") or "model"
+
+
+def environment() -> dict[str, Any]:
+    import keras
+    import numpy
+    import sklearn
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def run_job(database_url: str, home: str, run_id: int) -> None:
+    """Entry point of the child process."""
+    _die_with_parent()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    store = open_store(database_url)
+    paths = Paths(Path(home))
+    run_dir = paths.run_dir(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(filename=run_dir / "log.txt", level=logging.INFO)
+    started = time.monotonic()
+    run = store.get_run(run_id)
+    assert run is not None
+    try:
+        status, values = train(store, paths=paths, run=run)
+    except Exception as exc:  # the run fails; the worker stays up
+        log.error("run %s failed:\n%s", run_id, traceback.format_exc())
+        status, values = "failed", {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:500]}
+    store.update_run(
+        run_id, status=status, finished_at=utcnow(), duration_s=run.duration_s + time.monotonic() - started, **values
+    )
+    store.close()
+
+
+def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]:
+    import keras
+    import tensorflow as tf
+
+    from backend import evaluation
+    from backend.datasets import load_frame
+    from backend.predictor import Predictor
+    from models import devices, tabular
+    from models.callbacks import Reporter
+    from models.spec import spec_from_dict
+
+    run_dir = paths.run_dir(run.id)
+    spec = spec_from_dict(run.spec)
+    (run_dir / "spec.json").write_text(json.dumps(run.spec, indent=2))
+
+    # 1. Reproducible: one seed for everything, deterministic ops on the CPU.
+    keras.utils.set_random_seed(spec.seed)
+    tf.config.experimental.enable_op_determinism()
+    setup = devices.detect()
+    strategy = devices.apply(setup)
+    store.update_run(run.id, device=setup.device, environment={**environment(), **setup.to_dict()})
+
+    # 2. Data: the same split every time (so a resumed run continues on the same rows).
+    version = store.get_version(run.version_id)
+    assert version is not None
+    frame = load_frame(version)
+    train_rows, val_rows, test_rows = tabular.split(frame, target=run.target, task=run.task, spec=spec)
+    plan = tabular.make_plan(train_rows, columns=version.columns, target=run.target, task=run.task, spec=spec)
+    (run_dir / "plan.json").write_text(json.dumps(plan.to_dict(), indent=2))
+    train_x = tabular.raw_inputs(train_rows, plan)
+    space = tabular.feature_space(plan, spec, train_x)
+    batch = spec.batch_size * setup.replicas
+    train_ds = tabular.dataset(
+        train_x, tabular.encode_target(train_rows[run.target], plan), space, batch_size=batch, shuffle_seed=spec.seed
+    )
+    val_ds = tabular.dataset(
+        tabular.raw_inputs(val_rows, plan),
+        tabular.encode_target(val_rows[run.target], plan),
+        space,
+        batch_size=max(batch, 1024),
+        shuffle_seed=None,
+    ).cache()
+
+    # 3. Model, built under the strategy so its variables live on every replica.
+    with strategy.scope():
+        net = tabular.network(int(space.get_encoded_features().shape[-1]), plan, spec)
+        tabular.compile_network(net, plan, spec)
+
+    # 4. Fit. The reporter writes curves and progress to the DB and carries a cancel request in.
+    steps = -(-len(train_rows) // batch)
+    reporter = Reporter(
+        on_epoch=lambda epoch, logs, progress: store.record_epoch(run.id, epoch=epoch, logs=logs, progress=progress),
+        on_progress=lambda progress: store.update_run(run.id, progress=progress),
+        should_stop=lambda: store.cancel_requested(run.id) or os.getppid() == 1,
+        epochs=spec.epochs,
+        steps_per_epoch=steps,
+        batch_size=batch,
+    )
+    callbacks: list[keras.callbacks.Callback] = [
+        reporter,
+        keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints")),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, spec.patience // 2)),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if spec.early_stopping:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience, restore_best_weights=True)
+        )
+    history = net.fit(train_ds, validation_data=val_ds, epochs=spec.epochs, callbacks=callbacks, verbose=0)
+    if reporter.stopped_by_request:
+        return "cancelled", {}
+    losses = history.history.get("loss", [])
+    if losses and not all(map(lambda v: v == v and abs(v) != float("inf"), losses)):
+        return "failed", {
+            "error": f"The loss became NaN or infinite in epoch {len(losses)}. Lower the "
+            "learning_rate (e.g. 0.0001) or check the data for extreme values."
+        }
+
+    # 5. Export in TensorFlow Serving's layout, then evaluate what was exported.
+    dataset = store.find_dataset(version.dataset_id)
+    assert dataset is not None
+    name = model_name_for(dataset.name)
+    export_root = run_dir / "export" / name
+    version_number = store.assign_model_version(run.id, model_name=name, export_root=str(export_root))
+    export_dir = export_root / str(version_number)
+    tabular.export(tabular.inference_model(space, net), plan, export_dir)
+    predictor = Predictor(export_dir)
+    outputs = predictor.raw(test_rows)
+    if run.task == "classification":
+        scores, details = evaluation.classification(
+            test_rows[run.target].astype(str).tolist(), outputs["probabilities"], plan.classes
+        )
+    else:
+        scores, details = evaluation.regression(test_rows[run.target].to_numpy(), outputs["value"])
+    details["rows"] = {"train": len(train_rows), "validation": len(val_rows), "test": len(test_rows)}
+    details["features"] = {"numeric": plan.numeric, "categorical": plan.categorical, "hashed": plan.hashed}
+    return "succeeded", {"metrics": scores, "evaluation": details, "progress": reporter.progress(0) | {"fraction": 1.0}}

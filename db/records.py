@@ -1,0 +1,101 @@
+"""Plain, frozen records: what the store hands out. ORM rows never leave db/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Dataset:
+    id: int
+    name: str
+    kind: str
+    source: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    id: int
+    dataset_id: int
+    hash: str
+    parent_id: int | None
+    note: str
+    path: str
+    rows: int
+    columns: list[dict[str, Any]]
+    target: str | None
+    task: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    id: int
+    version_id: int
+    target: str | None
+    passed: bool
+    checks: list[dict[str, Any]]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    version_id: int
+    task: str
+    target: str
+    spec: dict[str, Any]
+    status: str
+    override_reason: str | None
+    device: str | None
+    environment: dict[str, Any]
+    progress: dict[str, Any]
+    metrics: dict[str, Any]
+    evaluation: dict[str, Any]
+    epochs_done: int
+    error: str | None
+    model_name: str | None
+    model_version: int | None
+    export_path: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_s: float
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Metric:
+    epoch: int
+    name: str
+    value: float
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: str
+    run_id: int
+    status: str
+    worker_id: str | None
+    cancel_requested: bool
+    created_at: datetime
+    claimed_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Worker:
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped: bool
+    extra: dict[str, Any] = field(default_factory=dict)

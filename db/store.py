@@ -1,0 +1,423 @@
+"""The store: every read and write of run history goes through here and returns frozen records.
+
+SQLite is the default (a file under MODELDECK_HOME); any SQLAlchemy URL works. On SQLite every write
+transaction starts with `BEGIN IMMEDIATE`: deferred transactions lose writes when several worker
+processes write at once, immediate ones queue on `busy_timeout` instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.orm import Session
+
+from db import records
+from db.schema import (
+    DatasetRow,
+    DatasetVersionRow,
+    JobRow,
+    MetricRow,
+    QualityReportRow,
+    RunRow,
+    WorkerRow,
+)
+
+R = TypeVar("R")
+MIGRATIONS = Path(__file__).parent / "migrations"
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+def utcnow() -> datetime:
+    """Naive UTC, because SQLite's DATETIME keeps no zone."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _record(cls: type[R], row: Any) -> R:
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    return cls(**{n: getattr(row, n) for n in names if hasattr(row, n)})
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("modeldeck_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+@contextlib.contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    """Two processes opening a fresh SQLite file at once must not both create the tables."""
+    if not url.startswith("sqlite:///"):
+        yield
+        return
+    lock_path = Path(url.removeprefix("sqlite:///") + ".lock")
+    with open(lock_path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def open_store(url: str) -> Store:
+    """Open (and migrate) the database at a SQLAlchemy URL."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        _sqlite_pragmas(engine)
+    with _migration_lock(url):
+        migrate(engine)
+    return Store(engine)
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._write_engine = engine.execution_options(modeldeck_write=True)
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Session]:
+        """One write transaction: commit on success, roll back on error, always close."""
+        with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Session]:
+        with Session(self.engine) as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- datasets ---------------------------------------------------------------------------------
+    def add_dataset_version(
+        self,
+        *,
+        name: str,
+        kind: str,
+        source: str,
+        hash: str,
+        path: str,
+        rows: int,
+        columns: list[dict[str, Any]],
+        target: str | None,
+        task: str | None,
+        parent_id: int | None = None,
+        note: str = "",
+    ) -> tuple[records.Dataset, records.DatasetVersion]:
+        """Record a version of dataset `name`, creating the dataset on first use.
+
+        Adding the same content twice returns the existing version.
+        """
+        with self._write() as s:
+            ds = s.scalar(select(DatasetRow).where(DatasetRow.name == name))
+            if ds is None:
+                ds = DatasetRow(name=name, kind=kind, source=source, created_at=utcnow())
+                s.add(ds)
+                s.flush()
+            ver = s.scalar(
+                select(DatasetVersionRow).where(DatasetVersionRow.dataset_id == ds.id, DatasetVersionRow.hash == hash)
+            )
+            if ver is None:
+                ver = DatasetVersionRow(
+                    dataset_id=ds.id,
+                    hash=hash,
+                    parent_id=parent_id,
+                    note=note,
+                    path=path,
+                    rows=rows,
+                    columns=columns,
+                    target=target,
+                    task=task,
+                    created_at=utcnow(),
+                )
+                s.add(ver)
+                s.flush()
+            return _record(records.Dataset, ds), _record(records.DatasetVersion, ver)
+
+    def list_datasets(self) -> list[records.Dataset]:
+        with self._read() as s:
+            rows = s.scalars(select(DatasetRow).order_by(DatasetRow.id))
+            return [_record(records.Dataset, r) for r in rows]
+
+    def find_dataset(self, ref: str | int) -> records.Dataset | None:
+        """A dataset by id or by name."""
+        with self._read() as s:
+            row = None
+            if isinstance(ref, int) or str(ref).isdigit():
+                row = s.get(DatasetRow, int(ref))
+            if row is None:
+                row = s.scalar(select(DatasetRow).where(DatasetRow.name == str(ref)))
+            return None if row is None else _record(records.Dataset, row)
+
+    def get_version(self, version_id: int) -> records.DatasetVersion | None:
+        with self._read() as s:
+            row = s.get(DatasetVersionRow, version_id)
+            return None if row is None else _record(records.DatasetVersion, row)
+
+    def list_versions(self, dataset_id: int) -> list[records.DatasetVersion]:
+        with self._read() as s:
+            rows = s.scalars(
+                select(DatasetVersionRow)
+                .where(DatasetVersionRow.dataset_id == dataset_id)
+                .order_by(DatasetVersionRow.id)
+            )
+            return [_record(records.DatasetVersion, r) for r in rows]
+
+    def set_version_target(self, version_id: int, *, target: str | None, task: str | None) -> None:
+        """The target and task are a choice about a version, not part of its content."""
+        with self._write() as s:
+            s.execute(
+                update(DatasetVersionRow).where(DatasetVersionRow.id == version_id).values(target=target, task=task)
+            )
+
+    # -- quality ----------------------------------------------------------------------------------
+    def add_quality_report(
+        self, *, version_id: int, target: str | None, passed: bool, checks: list[dict[str, Any]]
+    ) -> records.QualityReport:
+        with self._write() as s:
+            row = QualityReportRow(
+                version_id=version_id, target=target, passed=passed, checks=checks, created_at=utcnow()
+            )
+            s.add(row)
+            s.flush()
+            return _record(records.QualityReport, row)
+
+    def latest_quality_report(self, version_id: int, target: str | None) -> records.QualityReport | None:
+        with self._read() as s:
+            row = s.scalar(
+                select(QualityReportRow)
+                .where(QualityReportRow.version_id == version_id, QualityReportRow.target == target)
+                .order_by(QualityReportRow.id.desc())
+                .limit(1)
+            )
+            return None if row is None else _record(records.QualityReport, row)
+
+    # -- runs and jobs ----------------------------------------------------------------------------
+    def create_run(
+        self,
+        *,
+        version_id: int,
+        task: str,
+        target: str,
+        spec: dict[str, Any],
+        override_reason: str | None = None,
+    ) -> records.Run:
+        """A new run, queued for training in the same transaction."""
+        with self._write() as s:
+            now = utcnow()
+            run = RunRow(
+                version_id=version_id,
+                task=task,
+                target=target,
+                spec=spec,
+                status="queued",
+                override_reason=override_reason,
+                environment={},
+                progress={},
+                metrics={},
+                evaluation={},
+                created_at=now,
+            )
+            s.add(run)
+            s.flush()
+            s.add(JobRow(kind="train", run_id=run.id, status="queued", created_at=now))
+            s.flush()
+            return _record(records.Run, run)
+
+    def get_run(self, run_id: int) -> records.Run | None:
+        with self._read() as s:
+            row = s.get(RunRow, run_id)
+            return None if row is None else _record(records.Run, row)
+
+    def list_runs(self, *, version_ids: list[int] | None = None, limit: int = 500) -> list[records.Run]:
+        """Newest first."""
+        with self._read() as s:
+            q = select(RunRow).order_by(RunRow.id.desc()).limit(limit)
+            if version_ids is not None:
+                q = q.where(RunRow.version_id.in_(version_ids))
+            return [_record(records.Run, r) for r in s.scalars(q)]
+
+    def update_run(self, run_id: int, *, only_if_status: str | None = None, **values: Any) -> records.Run:
+        """Set fields of a run; with `only_if_status`, only while the run still has that status."""
+        with self._write() as s:
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise KeyError(run_id)
+            if only_if_status is not None and row.status != only_if_status:
+                return _record(records.Run, row)
+            for key, value in values.items():
+                setattr(row, key, value)
+            s.flush()
+            return _record(records.Run, row)
+
+    def record_epoch(self, run_id: int, *, epoch: int, logs: dict[str, float], progress: dict[str, Any]) -> None:
+        """One epoch's metrics and the run's progress, in one transaction (re-recording replaces)."""
+        with self._write() as s:
+            for name, value in logs.items():
+                existing = s.scalar(
+                    select(MetricRow).where(
+                        MetricRow.run_id == run_id, MetricRow.epoch == epoch, MetricRow.name == name
+                    )
+                )
+                if existing is None:
+                    s.add(MetricRow(run_id=run_id, epoch=epoch, name=name, value=float(value)))
+                else:
+                    existing.value = float(value)
+            s.execute(update(RunRow).where(RunRow.id == run_id).values(epochs_done=epoch + 1, progress=progress))
+
+    def run_metrics(self, run_id: int) -> list[records.Metric]:
+        with self._read() as s:
+            rows = s.scalars(select(MetricRow).where(MetricRow.run_id == run_id).order_by(MetricRow.epoch))
+            return [records.Metric(epoch=r.epoch, name=r.name, value=r.value) for r in rows]
+
+    def assign_model_version(self, run_id: int, *, model_name: str, export_root: str) -> int:
+        """Give a run the next version number of `model_name` (TensorFlow Serving's `<name>/<N>`)."""
+        with self._write() as s:
+            newest = s.scalar(select(func.max(RunRow.model_version)).where(RunRow.model_name == model_name))
+            version = (newest or 0) + 1
+            s.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id)
+                .values(model_name=model_name, model_version=version, export_path=export_root)
+            )
+            return version
+
+    def request_cancel(self, run_id: int) -> records.Run:
+        """Ask the worker to stop a run; a queued run is cancelled on the spot."""
+        with self._write() as s:
+            run = s.get(RunRow, run_id)
+            if run is None:
+                raise KeyError(run_id)
+            s.execute(
+                update(JobRow)
+                .where(JobRow.run_id == run_id, JobRow.status.in_(("queued", "running")))
+                .values(cancel_requested=True)
+            )
+            if run.status in ("queued", "interrupted"):
+                run.status = "cancelled"
+                run.finished_at = utcnow()
+                s.execute(
+                    update(JobRow)
+                    .where(JobRow.run_id == run_id, JobRow.status == "queued")
+                    .values(status="cancelled", finished_at=utcnow())
+                )
+            s.flush()
+            return _record(records.Run, run)
+
+    def cancel_requested(self, run_id: int) -> bool:
+        with self._read() as s:
+            return bool(
+                s.scalar(
+                    select(func.count())
+                    .select_from(JobRow)
+                    .where(JobRow.run_id == run_id, JobRow.status == "running", JobRow.cancel_requested)
+                )
+            )
+
+    def requeue_run(self, run_id: int) -> records.Run:
+        """Queue an interrupted run again; training resumes from its last completed epoch."""
+        with self._write() as s:
+            run = s.get(RunRow, run_id)
+            if run is None:
+                raise KeyError(run_id)
+            run.status = "queued"
+            run.error = None
+            s.add(JobRow(kind="train", run_id=run_id, status="queued", created_at=utcnow()))
+            s.flush()
+            return _record(records.Run, run)
+
+    def claim_job(self, worker_id: str) -> records.Job | None:
+        """Atomically take the oldest queued job (the write lock makes two workers take two jobs)."""
+        with self._write() as s:
+            job = s.scalar(select(JobRow).where(JobRow.status == "queued").order_by(JobRow.id).limit(1))
+            if job is None:
+                return None
+            now = utcnow()
+            job.status, job.worker_id, job.claimed_at = "running", worker_id, now
+            s.execute(
+                update(RunRow)
+                .where(RunRow.id == job.run_id)
+                .values(status="running", started_at=func.coalesce(RunRow.started_at, now))
+            )
+            s.flush()
+            return _record(records.Job, job)
+
+    def finish_job(self, job_id: int, *, status: str) -> None:
+        with self._write() as s:
+            s.execute(update(JobRow).where(JobRow.id == job_id).values(status=status, finished_at=utcnow()))
+
+    def get_job(self, job_id: int) -> records.Job | None:
+        with self._read() as s:
+            row = s.get(JobRow, job_id)
+            return None if row is None else _record(records.Job, row)
+
+    # -- workers ----------------------------------------------------------------------------------
+    def register_worker(self, worker_id: str, *, host: str, pid: int) -> None:
+        with self._write() as s:
+            now = utcnow()
+            s.add(WorkerRow(id=worker_id, host=host, pid=pid, started_at=now, heartbeat_at=now, stopped=False))
+
+    def heartbeat(self, worker_id: str) -> None:
+        with self._write() as s:
+            s.execute(update(WorkerRow).where(WorkerRow.id == worker_id).values(heartbeat_at=utcnow()))
+
+    def stop_worker(self, worker_id: str) -> None:
+        with self._write() as s:
+            s.execute(update(WorkerRow).where(WorkerRow.id == worker_id).values(stopped=True))
+
+    def live_workers(self, *, stale_after_s: float) -> list[records.Worker]:
+        cutoff = utcnow() - timedelta(seconds=stale_after_s)
+        with self._read() as s:
+            rows = s.scalars(select(WorkerRow).where(~WorkerRow.stopped, WorkerRow.heartbeat_at >= cutoff))
+            return [_record(records.Worker, r) for r in rows]
+
+    def interrupt_orphaned_runs(self, *, stale_after_s: float) -> list[int]:
+        """Mark runs whose worker stopped or went silent as `interrupted`; returns their ids."""
+        cutoff = utcnow() - timedelta(seconds=stale_after_s)
+        with self._write() as s:
+            alive = select(WorkerRow.id).where(~WorkerRow.stopped, WorkerRow.heartbeat_at >= cutoff)
+            jobs = list(s.scalars(select(JobRow).where(JobRow.status == "running", JobRow.worker_id.not_in(alive))))
+            for job in jobs:
+                job.status, job.finished_at = "interrupted", utcnow()
+                s.execute(
+                    update(RunRow)
+                    .where(RunRow.id == job.run_id, RunRow.status == "running")
+                    .values(status="interrupted", error="The worker running this run stopped. Resume it.")
+                )
+            return [j.run_id for j in jobs]
+
+
+def default_url(home: str | os.PathLike[str]) -> str:
+    return f"sqlite:///{Path(home).resolve() / 'modeldeck.db'}"

@@ -1,0 +1,199 @@
+"""Tabular classification and regression: an MLP over Keras FeatureSpace preprocessing.
+
+The pieces, leaves first: a preprocessing plan (which columns, fill values, classes, target scaling),
+the data split, tf.data pipelines, the FeatureSpace, the network, and the export whose
+`serving_default` takes raw columns and returns named outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from keras.utils import FeatureSpace
+from sklearn.model_selection import train_test_split
+
+from models.spec import TabularSpec
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything needed to turn raw columns into model inputs and outputs back into answers."""
+
+    task: str  # "classification" | "regression"
+    target: str
+    numeric: list[str]  # float32 inputs, missing values filled with the training median
+    categorical: list[str]  # string inputs, missing values become "" (an unknown category)
+    hashed: list[str]  # categorical columns with too many values, hashed into bins
+    fill: dict[str, float]
+    classes: list[str]  # classification: class names, index = model output position
+    target_scale: dict[str, Any]  # regression: {"log": bool, "mean": float, "std": float}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def inputs(self) -> list[str]:
+        return self.numeric + self.categorical + self.hashed
+
+
+# 1. Decide what the model sees, from the training rows only (no peeking at the test split).
+def make_plan(train: pd.DataFrame, *, columns: list[dict[str, Any]], target: str, task: str, spec: TabularSpec) -> Plan:
+    numeric, categorical, hashed, fill = [], [], [], {}
+    for col in columns:
+        name = col["name"]
+        if name == target or col["kind"] == "text" or train[name].nunique(dropna=False) <= 1:
+            continue  # free text needs a text model; constant columns carry nothing
+        if col["kind"] == "numeric":
+            numeric.append(name)
+            median = train[name].median()
+            fill[name] = float(median) if pd.notna(median) else 0.0
+        elif train[name].nunique() <= spec.max_categories:
+            categorical.append(name)
+        else:
+            hashed.append(name)
+    classes: list[str] = []
+    target_scale: dict[str, Any] = {}
+    if task == "classification":
+        classes = sorted(train[target].astype(str).unique().tolist())
+    else:
+        y = train[target].astype("float64").to_numpy()
+        skewed = float(pd.Series(y).skew()) > 1.0 and y.min() > 0
+        use_log = spec.scale_target == "log" or (spec.scale_target == "auto" and skewed)
+        z = np.log1p(y) if use_log else y
+        scaled = spec.scale_target != "none"
+        target_scale = {
+            "log": bool(use_log),
+            "mean": float(z.mean()) if scaled else 0.0,
+            "std": float(z.std() or 1.0) if scaled else 1.0,
+        }
+    return Plan(task, target, numeric, categorical, hashed, fill, classes, target_scale)
+
+
+# 2. Split once, reproducibly: train / validation / test.
+def split(
+    frame: pd.DataFrame, *, target: str, task: str, spec: TabularSpec
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    frame = frame[frame[target].notna()].reset_index(drop=True)
+
+    def cut(data: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        strata = data[target].astype(str) if task == "classification" else None
+        try:
+            a, b = train_test_split(data, test_size=share, random_state=seed, stratify=strata)
+        except ValueError:  # a class too rare to stratify
+            a, b = train_test_split(data, test_size=share, random_state=seed)
+        return a.reset_index(drop=True), b.reset_index(drop=True)
+
+    rest, test = cut(frame, spec.test_split, spec.seed)
+    train, val = cut(rest, spec.validation_split / (1 - spec.test_split), spec.seed + 1)
+    return train, val, test
+
+
+# 3. Raw columns as the exported model receives them: [N, 1] float32 or string.
+def raw_inputs(frame: pd.DataFrame, plan: Plan) -> dict[str, np.ndarray]:
+    inputs: dict[str, np.ndarray] = {}
+    for name in plan.numeric:
+        values = pd.to_numeric(frame[name], errors="coerce").fillna(plan.fill[name])
+        inputs[name] = values.to_numpy("float32").reshape(-1, 1)
+    for name in plan.categorical + plan.hashed:
+        values = frame[name].astype("string").fillna("")
+        inputs[name] = values.to_numpy(dtype=object).astype(str).reshape(-1, 1)
+    return inputs
+
+
+def encode_target(series: pd.Series, plan: Plan) -> np.ndarray:
+    if plan.task == "classification":
+        index = {c: i for i, c in enumerate(plan.classes)}
+        return series.astype(str).map(index).fillna(-1).to_numpy("int64")
+    y = series.astype("float64").to_numpy()
+    s = plan.target_scale
+    z = np.log1p(y) if s["log"] else y
+    return ((z - s["mean"]) / s["std"]).astype("float32")
+
+
+# 4. Preprocessing layers, adapted on the training rows.
+def feature_space(plan: Plan, spec: TabularSpec, train_inputs: dict[str, np.ndarray]) -> FeatureSpace:
+    features: dict[str, Any] = {n: FeatureSpace.float_normalized() for n in plan.numeric}
+    features |= {n: FeatureSpace.string_categorical(num_oov_indices=1) for n in plan.categorical}
+    features |= {n: FeatureSpace.string_hashed(num_bins=spec.max_categories) for n in plan.hashed}
+    space = FeatureSpace(features=features, output_mode="concat")
+    space.adapt(tf.data.Dataset.from_tensor_slices(train_inputs).batch(4096))
+    return space
+
+
+# 5. The network that follows the preprocessing.
+def network(input_dim: int, plan: Plan, spec: TabularSpec) -> keras.Model:
+    x = inputs = keras.Input(shape=(input_dim,), name="features")
+    for units in spec.hidden_units:
+        x = keras.layers.Dense(units, activation="relu")(x)
+        if spec.batch_norm:
+            x = keras.layers.BatchNormalization()(x)
+        if spec.dropout:
+            x = keras.layers.Dropout(spec.dropout, seed=spec.seed)(x)
+    if plan.task == "classification":
+        outputs = keras.layers.Dense(len(plan.classes), activation="softmax", dtype="float32", name="probabilities")(x)
+    else:
+        outputs = keras.layers.Dense(1, dtype="float32", name="value")(x)
+    return keras.Model(inputs, outputs, name="mlp")
+
+
+def compile_network(model: keras.Model, plan: Plan, spec: TabularSpec) -> None:
+    optimizer = keras.optimizers.Adam(learning_rate=spec.learning_rate)
+    if plan.task == "classification":
+        model.compile(optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    else:
+        model.compile(optimizer, loss="mse", metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
+
+
+def dataset(
+    inputs: dict[str, np.ndarray], y: np.ndarray, space: FeatureSpace, *, batch_size: int, shuffle_seed: int | None
+) -> tf.data.Dataset:
+    """Raw columns in, encoded feature batches out: preprocessing runs in tf.data, off the model."""
+    ds = tf.data.Dataset.from_tensor_slices((inputs, y))
+    if shuffle_seed is not None:
+        ds = ds.shuffle(min(len(y), 100_000), seed=shuffle_seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(lambda x, t: (space(x), t), num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
+
+
+def inference_model(space: FeatureSpace, net: keras.Model) -> keras.Model:
+    """Raw column dict in, network output out: what gets exported."""
+    raw = space.get_inputs()
+    return keras.Model(raw, net(space.get_encoded_features()), name="modeldeck")
+
+
+# 6. Export in TensorFlow Serving's layout, with named outputs and raw-column inputs.
+def export(model: keras.Model, plan: Plan, path: Path) -> None:
+    signature = {n: tf.TensorSpec([None, 1], tf.float32, name=n) for n in plan.numeric}
+    signature |= {n: tf.TensorSpec([None, 1], tf.string, name=n) for n in plan.categorical + plan.hashed}
+    fill = {n: tf.constant(v, tf.float32) for n, v in plan.fill.items()}
+
+    @tf.function(input_signature=[signature])
+    def serve(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        x = {name: inputs[name] for name in sorted(inputs)}  # the order the Keras inputs were made in
+        for name in plan.numeric:
+            x[name] = tf.where(tf.math.is_nan(x[name]), fill[name], x[name])
+        out = tf.cast(model(x, training=False), tf.float32)
+        if plan.task == "classification":
+            classes = tf.constant(plan.classes)
+            n = tf.shape(out)[0]
+            return {
+                "probabilities": out,
+                "label": tf.gather(classes, tf.argmax(out, axis=1)),
+                "classes": tf.tile(tf.expand_dims(classes, 0), [n, 1]),
+            }
+        s = plan.target_scale
+        z = out[:, 0] * s["std"] + s["mean"]
+        return {"value": tf.math.expm1(z) if s["log"] else z}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve)
+    archive.write_out(str(path), verbose=False)

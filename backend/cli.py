@@ -318,6 +318,8 @@ def cmd_ui(store: Store, args: argparse.Namespace) -> int:
                 str(args.port),
                 "--server.headless",
                 "true",
+                "--client.toolbarMode",
+                "minimal",
                 "--browser.gatherUsageStats",
                 "false",
                 "--server.address",

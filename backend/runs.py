@@ -155,3 +155,16 @@ def worker_if_needed(store: Store, *, home: str) -> Iterator[None]:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def preset_values(preset: str) -> dict[str, Any]:
+    """The hyperparameters of a preset, as the Training page's form shows them."""
+    try:
+        return make_spec(preset).to_dict()
+    except SpecError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def latest_run(store: Store, *, version_ids: list[int]) -> Run | None:
+    found = store.list_runs(version_ids=version_ids, limit=1)
+    return found[0] if found else None

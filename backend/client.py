@@ -1,0 +1,151 @@
+"""A small REST client for the inference server: ours (`modeldeck serve`) or a real TensorFlow Serving.
+
+It speaks plain HTTP through httpx and never imports TensorFlow: the dashboard uses it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from backend.config import serving_url
+from backend.errors import BadInput, NotFound, ServingUnavailable
+
+PROBE_TIMEOUT_SECONDS = 2.0
+STATUS_TIMEOUT_SECONDS = 10.0
+
+
+def _base(base_url: str | None) -> str:
+    return (base_url or serving_url()).rstrip("/")
+
+
+def model_url(model: str, version: int | None = None, base_url: str | None = None) -> str:
+    """Returns TensorFlow Serving's REST URL of a model, or of one of its versions.
+
+    Args:
+        model: The model's name.
+        version: A version number; `None` means the latest.
+        base_url: The server's base URL; defaults to `backend.config.serving_url()`.
+    """
+    url = f"{_base(base_url)}/v1/models/{quote(model, safe='')}"
+    return url if version is None else f"{url}/versions/{int(version)}"
+
+
+def _server_message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"])
+    except (ValueError, KeyError, TypeError):
+        return response.text.strip()[:300] or response.reason_phrase
+
+
+def _send(method: str, url: str, base: str, *, timeout: float, body: Any = None) -> Any:
+    try:
+        response = httpx.request(method, url, json=body, timeout=timeout)
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        raise BadInput(
+            f"The inference server URL {base!r} is not an http(s) URL; fix MODELDECK_SERVING_URL."
+        ) from exc
+    except httpx.TimeoutException as exc:
+        raise ServingUnavailable(
+            f"The inference server at {base} did not answer within {timeout:g} s; check that it is running "
+            "and not overloaded."
+        ) from exc
+    except httpx.TransportError as exc:
+        raise ServingUnavailable(
+            f"The inference server at {base} is not answering. "
+            "Start it with `modeldeck serve` (or `make run`)."
+        ) from exc
+    if response.status_code == 404:
+        raise NotFound(_server_message(response))
+    if response.status_code == 400:
+        raise BadInput(_server_message(response))
+    if response.is_error:
+        raise ServingUnavailable(
+            f"The inference server at {base} failed with HTTP {response.status_code}: "
+            f"{_server_message(response)}"
+        )
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise ServingUnavailable(
+            f"{base} answered with something other than JSON; is it an inference server?"
+        ) from exc
+
+
+def model_status(model: str, version: int | None = None, base_url: str | None = None) -> dict[str, Any]:
+    """Returns TensorFlow Serving's status of a model: `{"model_version_status": [...]}`.
+
+    Raises:
+        NotFound: The server has no such model or version.
+        ServingUnavailable: The server is not answering.
+    """
+    return _send("GET", model_url(model, version, base_url), _base(base_url), timeout=STATUS_TIMEOUT_SECONDS)
+
+
+def model_metadata(model: str, version: int | None = None, base_url: str | None = None) -> dict[str, Any]:
+    """Returns TensorFlow Serving's metadata of a model: its model_spec and signature_def.
+
+    Raises:
+        NotFound: The server has no such model or version.
+        ServingUnavailable: The server is not answering.
+    """
+    url = model_url(model, version, base_url) + "/metadata"
+    return _send("GET", url, _base(base_url), timeout=STATUS_TIMEOUT_SECONDS)
+
+
+def _single_output_name(model: str, version: int | None, base_url: str | None) -> str:
+    signatures = model_metadata(model, version, base_url)["metadata"]["signature_def"]["signature_def"]
+    return next(iter(signatures["serving_default"]["outputs"]))
+
+
+def predict(
+    rows: list[dict[str, Any]],
+    *,
+    model: str,
+    version: int | None = None,
+    base_url: str | None = None,
+    timeout: float = 30,
+) -> tuple[list[dict[str, Any]], float]:
+    """Asks the server for predictions, one per row, in TensorFlow Serving's row format.
+
+    A model with a single output gets bare values back from TensorFlow Serving; they are returned as
+    `{output_name: value}` like the others (the name comes from the model's metadata).
+
+    Args:
+        rows: One dict of input name -> value per example.
+        model: The model's name.
+        version: A version number; `None` means the latest.
+        base_url: The server's base URL; defaults to `backend.config.serving_url()`.
+        timeout: Seconds to wait for the answer.
+
+    Returns:
+        The predictions (output name -> value, per row) and the request's latency in milliseconds.
+
+    Raises:
+        BadInput: The server rejected the rows (its message says which input and why).
+        NotFound: The server has no such model or version.
+        ServingUnavailable: The server is not answering.
+    """
+    url = model_url(model, version, base_url) + ":predict"
+    started = time.perf_counter()
+    answer = _send("POST", url, _base(base_url), timeout=timeout, body={"instances": rows})
+    latency_ms = (time.perf_counter() - started) * 1000
+    predictions = answer.get("predictions") if isinstance(answer, dict) else None
+    if not isinstance(predictions, list):
+        raise ServingUnavailable(f"The inference server at {_base(base_url)} answered without predictions.")
+    if predictions and not isinstance(predictions[0], dict):
+        output = _single_output_name(model, version, base_url)
+        predictions = [{output: value} for value in predictions]
+    return predictions, latency_ms
+
+
+def is_up(base_url: str | None = None) -> bool:
+    """Whether something answers HTTP at the server's URL (any answer counts, so real TF Serving does too)."""
+    try:
+        httpx.get(f"{_base(base_url)}/v1/models", timeout=PROBE_TIMEOUT_SECONDS)
+    except (httpx.HTTPError, httpx.InvalidURL):
+        return False
+    return True

@@ -1,0 +1,103 @@
+"""What the dashboard needs beyond datasets, quality and runs: one store, the worker's health, the
+playground form and the runs table. No TensorFlow here (the dashboard imports this module)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from backend import config, datasets
+from backend.worker import has_live_worker
+from db import Run, Store, open_store
+
+MAX_OPTIONS = 50
+
+
+def open_default_store() -> Store:
+    return open_store(config.database_url())
+
+
+def worker_alive(store: Store) -> bool:
+    return has_live_worker(store)
+
+
+def dataset_label(store: Store, run: Run) -> str:
+    version = store.get_version(run.version_id)
+    dataset = store.find_dataset(version.dataset_id) if version else None
+    return f"{dataset.name if dataset else '?'} @ {version.hash[:8] if version else '?'}"
+
+
+def playground_fields(store: Store, run: Run) -> list[dict[str, Any]]:
+    """One form field per model input: numbers default to the median, categories list their values."""
+    version = store.get_version(run.version_id)
+    assert version is not None
+    frame = datasets.load_frame(version)
+    features = run.evaluation.get("features", {})
+    fields = []
+    for col in version.columns:
+        name = col["name"]
+        if name == run.target:
+            continue
+        if name in features.get("numeric", []):
+            values = pd.to_numeric(frame[name], errors="coerce").dropna()
+            median = float(values.median()) if len(values) else 0.0
+            integral = bool(len(values) and (values == values.round()).all())
+            fields.append(
+                {
+                    "name": name,
+                    "kind": "numeric",
+                    "default": median,
+                    "integer": integral,
+                    "min": float(values.min()) if len(values) else None,
+                    "max": float(values.max()) if len(values) else None,
+                }
+            )
+        elif name in features.get("categorical", []) + features.get("hashed", []):
+            options = frame[name].dropna().astype(str).value_counts().index[:MAX_OPTIONS].tolist()
+            fields.append(
+                {"name": name, "kind": "categorical", "options": options, "default": options[0] if options else ""}
+            )
+    return fields
+
+
+def example_row(store: Store, run: Run, index: int) -> dict[str, Any]:
+    """A real row of the dataset (without its target), to fill the playground form."""
+    version = store.get_version(run.version_id)
+    assert version is not None
+    frame = datasets.load_frame(version)
+    row = frame.iloc[index % len(frame)]
+    return {k: (None if pd.isna(v) else v) for k, v in row.items() if k != run.target}
+
+
+def runs_table(store: Store) -> list[dict[str, Any]]:
+    rows = []
+    for run in store.list_runs():
+        m = run.metrics
+        rows.append(
+            {
+                "run": run.id,
+                "dataset": dataset_label(store, run),
+                "task": run.task,
+                "status": run.status,
+                "accuracy": m.get("accuracy"),
+                "f1_macro": m.get("f1_macro"),
+                "roc_auc": m.get("roc_auc"),
+                "rmse": m.get("rmse"),
+                "r2": m.get("r2"),
+                "epochs": run.epochs_done,
+                "duration_s": round(run.duration_s, 1),
+                "device": run.device,
+                "spec": ", ".join(
+                    f"{k}={v}"
+                    for k, v in run.spec.items()
+                    if k in ("hidden_units", "epochs", "batch_size", "learning_rate", "dropout")
+                ),
+                "model": f"{run.model_name}/{run.model_version}"
+                if run.model_name and run.status == "succeeded"
+                else "",
+                "override": run.override_reason or "",
+                "created": run.created_at.strftime("%Y-%m-%d %H:%M"),
+            }
+        )
+    return rows

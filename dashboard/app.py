@@ -1,0 +1,55 @@
+"""ModelDeck's dashboard: `streamlit run dashboard/app.py` (or `modeldeck ui`, which also starts the
+worker and the inference server)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run` puts only this folder on the path
+
+from dashboard import state  # noqa: E402
+from dashboard.common import current, store  # noqa: E402
+from dashboard.i18n import LANGUAGES, lang, t  # noqa: E402
+
+PAGES = [
+    ("views/data.py", "nav.data", ":material/table_view:"),
+    ("views/quality.py", "nav.quality", ":material/fact_check:"),
+    ("views/training.py", "nav.training", ":material/model_training:"),
+    ("views/evaluation.py", "nav.evaluation", ":material/analytics:"),
+    ("views/playground.py", "nav.playground", ":material/science:"),
+]
+
+st.set_page_config(page_title="ModelDeck", page_icon=":material/explore:", layout="wide")
+state.init()
+
+with st.sidebar:
+    st.markdown("### :material/explore: ModelDeck")
+    choice = st.selectbox(
+        t("sidebar.language"),
+        list(LANGUAGES),
+        index=list(LANGUAGES).index(lang()),
+        format_func=LANGUAGES.get,
+        key="language_picker",
+    )
+    if choice != lang():
+        state.set_lang(choice)
+        st.rerun()
+    chosen = current()
+    if chosen is not None:
+        dataset, version = chosen
+        st.caption(t("sidebar.dataset", name=dataset.name, version=version.hash[:8], rows=version.rows))
+    from backend.services import worker_alive
+
+    if not worker_alive(store()):
+        st.warning(t("sidebar.no_worker"), icon=":material/pause_circle:")
+
+navigation = st.navigation(
+    [
+        st.Page(path, title=t(key), icon=icon, default=(i == 0), url_path=Path(path).stem)
+        for i, (path, key, icon) in enumerate(PAGES)
+    ]
+)
+navigation.run()

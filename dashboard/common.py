@@ -1,0 +1,78 @@
+"""Shared, cached access to the backend for every page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from backend import config, datasets, quality, services
+from backend.errors import ModelDeckError
+from dashboard import state
+from dashboard.i18n import t
+
+
+@st.cache_resource(show_spinner=False)
+def _store(url: str) -> Any:
+    return services.open_default_store()
+
+
+def store() -> Any:
+    return _store(config.database_url())
+
+
+def paths() -> config.Paths:
+    return config.paths()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def frame(version_id: int, path: str) -> Any:
+    """A version's rows; versions never change, so the id is a complete cache key."""
+    version = store().get_version(version_id)
+    return datasets.load_frame(version)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def report(version_id: int, target: str | None, task: str | None) -> dict[str, Any]:
+    version = store().get_version(version_id)
+    r = quality.check_version(store(), version=version, target=target, task=task)
+    return {"passed": r.passed, "checks": r.checks}
+
+
+def current() -> tuple[Any, Any] | None:
+    """The dataset chosen on the Data page (or the newest one) and its newest version."""
+    s = store()
+    dataset_id = st.session_state.get(state.DATASET)
+    dataset = s.find_dataset(dataset_id) if dataset_id is not None else None
+    if dataset is None:
+        all_datasets = s.list_datasets()
+        if not all_datasets:
+            return None
+        dataset = all_datasets[-1]
+        state.set_dataset(dataset.id)
+    return dataset, s.list_versions(dataset.id)[-1]
+
+
+def require_dataset() -> tuple[Any, Any]:
+    """Guard clause for pages that need a dataset."""
+    chosen = current()
+    if chosen is None:
+        st.info(t("guard.no_dataset"))
+        st.page_link("views/data.py", label=t("nav.data"), icon=":material/table_view:")
+        st.stop()
+    return chosen
+
+
+def require_target(version: Any) -> None:
+    if version.target is None:
+        st.info(t("guard.no_target"))
+        st.page_link("views/data.py", label=t("nav.data"), icon=":material/table_view:")
+        st.stop()
+
+
+def show_error(exc: ModelDeckError) -> None:
+    st.error(str(exc), icon=":material/error:")
+
+
+def succeeded_runs(version_ids: list[int] | None = None) -> list[Any]:
+    return [r for r in store().list_runs(version_ids=version_ids) if r.status == "succeeded"]

@@ -1,0 +1,32 @@
+"""`t(key, **params)`: UI text in the language chosen in the sidebar (backend/messages.py holds both)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from backend import messages
+from dashboard import state
+
+LANGUAGES = {"en": "English", "zh": "简体中文"}
+
+
+def lang() -> str:
+    value = st.session_state.get(state.LANG, "en")
+    return value if value in LANGUAGES else "en"
+
+
+def t(key: str, **params: Any) -> str:
+    return messages.render(lang(), key, **params)
+
+
+def check_text(check: dict[str, Any], part: str) -> str:
+    """A quality check's message ('message'), explanation ('why') or fix ('fix') in the UI language."""
+    if part == "message":
+        return (
+            messages.render(lang(), check.get("key", ""), **check.get("params", {}))
+            if "key" in check
+            else check["message"]
+        )
+    return t(f"check.{check['id']}.{part}")

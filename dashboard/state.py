@@ -1,0 +1,35 @@
+"""Every session-state key in one place. What must survive a reload (the current dataset, the
+language) is also kept in the URL; the current run is found again in the DB."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+LANG = "lang"
+DATASET = "dataset_id"
+RUN = "run_id"
+UPLOAD_NONCE = "upload_nonce"
+LIVE_RUN = "live_run"  # the run a live (auto-refreshing) view is following
+
+
+def init() -> None:
+    st.session_state.setdefault(LANG, st.query_params.get("lang", "en"))
+    dataset = st.query_params.get("dataset")
+    st.session_state.setdefault(DATASET, int(dataset) if dataset and dataset.isdigit() else None)
+    st.session_state.setdefault(RUN, None)
+    st.session_state.setdefault(UPLOAD_NONCE, 0)
+    st.session_state.setdefault(LIVE_RUN, None)
+
+
+def set_dataset(dataset_id: int | None) -> None:
+    st.session_state[DATASET] = dataset_id
+    st.session_state[RUN] = None
+    if dataset_id is None:
+        st.query_params.pop("dataset", None)
+    else:
+        st.query_params["dataset"] = str(dataset_id)
+
+
+def set_lang(lang: str) -> None:
+    st.session_state[LANG] = lang
+    st.query_params["lang"] = lang

@@ -1,0 +1,123 @@
+"""Data: add a dataset (upload or sample), look at it, choose the target."""
+
+import pandas as pd
+import streamlit as st
+
+from backend import datasets
+from backend.errors import ModelDeckError
+from backend.samples import SAMPLES
+from dashboard import state
+from dashboard.common import current, frame, paths, show_error, store
+from dashboard.i18n import t
+
+st.title(t("data.title"))
+st.caption(t("data.intro"))
+
+# 1. Add: an upload or a built-in sample.
+upload_tab, sample_tab = st.tabs([t("data.tab_upload"), t("data.tab_sample")])
+with upload_tab:
+    uploaded = st.file_uploader(
+        t("data.upload_label"),
+        type=["csv", "tsv", "txt", "parquet"],
+        key=f"upload_{st.session_state[state.UPLOAD_NONCE]}",
+    )
+    if uploaded is not None and st.button(t("data.add_upload"), type="primary"):
+        try:
+            dataset, _ = datasets.add_dataset(store(), paths=paths(), data=uploaded.getvalue(), filename=uploaded.name)
+        except ModelDeckError as exc:
+            show_error(exc)
+        else:
+            state.set_dataset(dataset.id)
+            st.session_state[state.UPLOAD_NONCE] += 1
+            st.toast(t("data.added", name=dataset.name))
+            st.rerun()
+with sample_tab:
+    name = st.selectbox(t("data.sample_label"), list(SAMPLES), format_func=lambda n: SAMPLES[n].title)
+    sample = SAMPLES[name]
+    st.markdown(
+        t(
+            "data.card",
+            source=sample.source,
+            licence=sample.licence,
+            target=sample.target,
+            meaning=sample.target_meaning,
+        )
+    )
+    if st.button(t("data.add_sample"), type="primary"):
+        with st.spinner(t("data.loading")):
+            dataset, _ = datasets.add_sample(store(), paths=paths(), sample=name)
+        state.set_dataset(dataset.id)
+        st.rerun()
+
+chosen = current()
+if chosen is None:
+    st.info(t("data.empty"))
+    st.stop()
+
+# 2. Choose among stored datasets.
+all_datasets = store().list_datasets()
+ids = [d.id for d in all_datasets]
+dataset, version = chosen
+picked = st.selectbox(
+    t("data.current"),
+    ids,
+    index=ids.index(dataset.id),
+    format_func=lambda i: next(d.name for d in all_datasets if d.id == i),
+)
+if picked != dataset.id:
+    state.set_dataset(picked)
+    st.rerun()
+
+st.subheader(dataset.name)
+a, b, c = st.columns(3)
+a.metric(t("data.rows"), f"{version.rows:,}")
+b.metric(t("data.columns"), len(version.columns))
+c.metric(t("data.version"), version.hash[:8])
+st.caption(t("data.source", source=dataset.source))
+
+# 3. Target and task.
+names = [col["name"] for col in version.columns]
+left, right = st.columns(2)
+target = left.selectbox(
+    t("data.target"),
+    [None, *names],
+    format_func=lambda n: t("data.no_target") if n is None else n,
+    index=names.index(version.target) + 1 if version.target in names else 0,
+)
+tasks = ["classification", "regression"]
+task = right.radio(
+    t("data.task"),
+    tasks,
+    format_func=lambda x: t(f"task.{x}"),
+    horizontal=True,
+    index=tasks.index(version.task) if version.task in tasks else 0,
+    disabled=target is None,
+)
+if target != version.target or (target is not None and task != version.task):
+    new_task = "auto" if target != version.target else task
+    version = datasets.set_target(store(), version=version, target=target, task=new_task)
+    st.rerun()
+if target is not None:
+    st.success(t("data.task_inferred", target=target, task=t(f"task.{version.task}")))
+
+# 4. Preview and column types.
+rows = frame(version.id, version.path)
+st.markdown(f"**{t('data.preview')}**")
+st.dataframe(rows.head(100), width="stretch", height=260)
+st.markdown(f"**{t('data.column_types')}**")
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                t("data.col_name"): col["name"],
+                t("data.col_kind"): t(f"kind.{col['kind']}"),
+                t("data.col_dtype"): col["dtype"],
+                t("data.col_missing"): col["missing"],
+                t("data.col_unique"): col["unique"],
+            }
+            for col in version.columns
+        ]
+    ),
+    width="stretch",
+    hide_index=True,
+)

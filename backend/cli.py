@@ -215,7 +215,7 @@ def _export_dir(store: Store, run_ref: str) -> tuple[Any, Path]:
 def _read_rows(args: argparse.Namespace) -> Any:
     import pandas as pd
 
-    if args.row:
+    if getattr(args, "row", None):
         try:
             row = json.loads(args.row)
         except json.JSONDecodeError as exc:

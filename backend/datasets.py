@@ -66,8 +66,10 @@ def _sniff_delimiter(text: str) -> str:
         return ","
 
 
-def _check_shape(text: str, delimiter: str, filename: str) -> None:
-    """Every row must have as many fields as the header: pandas would silently pad short rows."""
+def _check_shape(text: str, delimiter: str, filename: str) -> list[str]:
+    """Every row must have as many fields as the header (pandas would silently pad short rows).
+
+    Returns the header as written, since pandas renames duplicate and blank names its own way."""
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     header = next(reader, None)
     if not header or all(not h.strip() for h in header):
@@ -84,6 +86,7 @@ def _check_shape(text: str, delimiter: str, filename: str) -> None:
             )
     if rows == 0:
         raise BadInput(f"'{filename}' has a header but no data rows. Upload a file with at least one row of data.")
+    return header
 
 
 def _unique_names(names: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -113,9 +116,11 @@ def read_table(data: bytes, filename: str) -> pd.DataFrame:
             raise BadInput(f"'{filename}' is not a readable Parquet file ({exc}). Re-export it.") from None
     text = _decode(data, filename)
     delimiter = _sniff_delimiter(text)
-    _check_shape(text, delimiter, filename)
+    header = _check_shape(text, delimiter, filename)
     try:
-        return pd.read_csv(io.StringIO(text), sep=delimiter)
+        frame = pd.read_csv(io.StringIO(text), sep=delimiter)
+        frame.columns = header
+        return frame
     except (pd.errors.ParserError, ValueError) as exc:
         raise BadInput(f"'{filename}' could not be read as CSV: {exc}. Check the delimiter and quoting.") from None
 

@@ -30,6 +30,7 @@ class Reporter(keras.callbacks.Callback):
         self.on_epoch, self.on_progress, self.should_stop = on_epoch, on_progress, should_stop
         self.epochs, self.steps, self.batch_size, self.every_s = epochs, steps_per_epoch, batch_size, every_s
         self.stopped_by_request = False
+        self.first_epoch: int | None = None  # above 0 when training resumed from a backup
         self._epoch = 0
         self._last = 0.0
         self._started = 0.0
@@ -53,6 +54,7 @@ class Reporter(keras.callbacks.Callback):
             "elapsed_s": round(elapsed, 2),
             "eta_s": round(step_time * (total_steps - done_steps), 1) if step_time else None,
             "samples_per_s": round(rate, 1),
+            "first_epoch": self.first_epoch,
         }
 
     def _poll(self) -> None:
@@ -64,6 +66,8 @@ class Reporter(keras.callbacks.Callback):
         self._started = self._last = time.monotonic()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.first_epoch is None:
+            self.first_epoch = epoch
         self._epoch = epoch
         self._epoch_started = time.monotonic()
 

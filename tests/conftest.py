@@ -1,0 +1,53 @@
+"""Shared fixtures: a fresh MODELDECK_HOME per test, and trained runs shared per session (training,
+even for two epochs, costs seconds)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from db import open_store
+from tests import factories
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MODELDECK_HOME", str(tmp_path))
+    monkeypatch.delenv("MODELDECK_DATABASE_URL", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def store(home: Path) -> Iterator[Any]:
+    s = open_store(f"sqlite:///{home / 'modeldeck.db'}")
+    yield s
+    s.close()
+
+
+def _trained_home(root: Path, frame: Any, *, name: str, target: str) -> dict[str, Any]:
+    """A home with one dataset and one run trained for two epochs through a real worker process."""
+    root.mkdir(parents=True, exist_ok=True)
+    csv = root / f"{name}.csv"
+    frame.to_csv(csv, index=False)
+    factories.cli_json(root, "data", "add", str(csv), "--target", target)
+    result = factories.cli_json(root, "train", name, "--epochs", "2", "--set", "batch_size=32", "--wait")
+    assert result["status"] == "succeeded", result
+    return {"home": root, "run_id": result["run_id"], "csv": csv, "metrics": result["metrics"]}
+
+
+@pytest.fixture(scope="session")
+def churn_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A classification run on a small churn table: {home, run_id, csv, metrics}."""
+    return _trained_home(tmp_path_factory.mktemp("churn"), factories.churn_frame(), name="churn", target="churn")
+
+
+@pytest.fixture(scope="session")
+def price_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A regression run on a small, skewed price table: {home, run_id, csv, metrics}."""
+    return _trained_home(tmp_path_factory.mktemp("price"), factories.price_frame(), name="prices", target="price")

@@ -1,0 +1,112 @@
+"""Adding datasets: what is accepted, what is refused with a one-line message, and what is stored."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from backend import config, datasets
+from backend.errors import BadInput, NotFound
+from tests import factories
+
+
+def _add(store, data: bytes, filename: str = "upload.csv", **kwargs):
+    return datasets.add_dataset(store, paths=config.paths(), data=data, filename=filename, **kwargs)
+
+
+def _nothing_stored(store, home) -> bool:
+    folder = home / "datasets"
+    return store.list_datasets() == [] and (not folder.exists() or list(folder.iterdir()) == [])
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", r"'upload.csv' is empty\. Upload a CSV file with a header row"),
+        (b"   \n\n", r"'upload.csv' is empty\."),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00", r"'upload.csv' is not a text file\. Upload a CSV file"),
+        (b"a,b,c\n1,2,3\n4,5\n", r"Row 3 of 'upload.csv' has 2 fields but the header has 3\. Fix that row"),
+        (b"a,b\n1,2\n3,4,5,6\n", r"Row 3 of 'upload.csv' has 4 fields but the header has 2\."),
+        (b"a,b,c\n", r"'upload.csv' has a header but no data rows\."),
+    ],
+    ids=["empty", "blank", "binary", "short-row", "long-row", "header-only"],
+)
+def test_bad_files_are_refused_with_one_line_and_nothing_stored(store, home, data, message) -> None:
+    with pytest.raises(BadInput, match=message) as caught:
+        _add(store, data)
+    assert "\n" not in str(caught.value)
+    assert _nothing_stored(store, home)
+
+
+def test_a_missing_target_column_is_refused_naming_the_columns(store, home) -> None:
+    with pytest.raises(BadInput, match=r"Target column 'label' not found\. Expected one of: tenure, plan, charges"):
+        _add(store, factories.csv_bytes(factories.churn_frame()), target="label")
+    assert _nothing_stored(store, home)
+
+
+def test_an_upload_becomes_a_content_addressed_parquet_version(store, home) -> None:
+    frame = factories.churn_frame()
+    dataset, version = _add(store, factories.csv_bytes(frame), filename="churn.csv", target="churn")
+    stored = pd.read_parquet(version.path)
+    assert (dataset.name, dataset.kind, version.rows, version.target, version.task) == (
+        "churn",
+        "tabular",
+        240,
+        "churn",
+        "classification",
+    )
+    assert version.path == str(home / "datasets" / version.hash / "data.parquet")
+    assert stored["tenure"].tolist() == frame["tenure"].tolist()
+
+
+def test_uploading_identical_content_again_reuses_the_version(store) -> None:
+    data = factories.csv_bytes(factories.churn_frame())
+    _, first = _add(store, data, filename="churn.csv")
+    _, second = _add(store, data, filename="churn.csv")
+    assert first.id == second.id
+
+
+def test_delimiters_and_a_byte_order_mark_are_detected(store) -> None:
+    data = "\ufeffsize;city;price\n10,5;north;100\n20;south;200\n".encode()
+    _, version = _add(store, data, filename="semi.csv")
+    assert [c["name"] for c in version.columns] == ["size", "city", "price"]
+
+
+def test_awkward_column_names_are_made_safe_and_unique(store) -> None:
+    _, version = _add(store, b"monthly charges,a,a,\n1,2,3,4\n", filename="names.csv")
+    assert [c["name"] for c in version.columns] == ["monthly_charges", "a", "a_2", "column_4"]
+    assert version.columns[0]["original"] == "monthly charges"
+
+
+def test_column_kinds_and_the_task_are_inferred(store) -> None:
+    _, cls = _add(store, factories.csv_bytes(factories.churn_frame()), filename="c.csv", target="churn")
+    _, reg = _add(store, factories.csv_bytes(factories.price_frame()), filename="p.csv", target="price")
+    kinds = {c["name"]: c["kind"] for c in cls.columns}
+    assert kinds == {"tenure": "numeric", "plan": "categorical", "charges": "numeric", "churn": "categorical"}
+    assert (cls.task, reg.task) == ("classification", "regression")
+
+
+def test_the_task_can_be_changed_after_inference(store) -> None:
+    _, version = _add(store, factories.csv_bytes(factories.price_frame()), filename="p.csv", target="price")
+    changed = datasets.set_target(store, version=version, target="city", task="auto")
+    assert (changed.target, changed.task) == ("city", "classification")
+    assert datasets.set_target(store, version=changed, target="price", task="regression").task == "regression"
+
+
+def test_a_sample_is_read_from_an_installed_package(store) -> None:
+    dataset, version = datasets.add_sample(store, paths=config.paths(), sample="wine")
+    assert (dataset.name, version.rows, version.target, version.task) == ("wine", 178, "target", "classification")
+
+
+def test_every_sample_has_a_data_card() -> None:
+    from backend.samples import SAMPLES
+
+    assert {"breast-cancer", "wine", "telco-churn", "diamonds"} <= set(SAMPLES)
+    assert all(s.source and s.licence and s.target_meaning for s in SAMPLES.values())
+    assert "fictional" in SAMPLES["telco-churn"].source
+
+
+def test_an_unknown_dataset_names_the_known_ones(store) -> None:
+    factories.add_frame(store, factories.churn_frame())
+    with pytest.raises(NotFound, match=r"No dataset 'nope'\. Known datasets: churn\."):
+        datasets.resolve(store, "nope")

@@ -1,0 +1,56 @@
+"""Model specs: presets, KEY=VALUE overrides and the errors for bad values."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.spec import SpecError, TabularSpec, make_spec, parse_sets, spec_from_dict
+
+
+def test_the_default_network_is_the_reference_baseline() -> None:
+    assert (TabularSpec().hidden_units, TabularSpec().early_stopping) == ((128,), True)
+
+
+def test_command_line_values_are_coerced_to_the_field_types() -> None:
+    spec = make_spec(
+        "fast",
+        parse_sets(["hidden_units=64,32", "epochs=3", "learning_rate=0.01", "dropout=0.2", "early_stopping=false"]),
+    )
+    assert (spec.hidden_units, spec.epochs, spec.learning_rate, spec.dropout, spec.early_stopping) == (
+        (64, 32),
+        3,
+        0.01,
+        0.2,
+        False,
+    )
+
+
+def test_a_spec_round_trips_through_json_dict() -> None:
+    spec = make_spec("thorough", {"seed": 7})
+    assert spec_from_dict(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"nope": "1"}, r"Unknown hyperparameter 'nope'\. Expected one of: hidden_units"),
+        ({"epochs": "many"}, r"'many' is not a valid value for epochs\. Expected something like epochs=20\."),
+        ({"hidden_units": "0"}, r"'0' is not a valid value for hidden_units"),
+        ({"dropout": "1.5"}, r"dropout must be in \[0, 1\)"),
+        ({"learning_rate": "0"}, r"learning_rate must be between 0 and 10"),
+        ({"early_stopping": "maybe"}, r"'maybe' is not a valid value for early_stopping"),
+    ],
+)
+def test_bad_values_say_what_is_expected(overrides, message) -> None:
+    with pytest.raises(SpecError, match=message):
+        make_spec("balanced", overrides)
+
+
+def test_a_malformed_set_argument_shows_the_form() -> None:
+    with pytest.raises(SpecError, match=r"'epochs' is not KEY=VALUE\. Write it like --set learning_rate=0.001\."):
+        parse_sets(["epochs"])
+
+
+def test_an_unknown_preset_lists_the_presets() -> None:
+    with pytest.raises(SpecError, match=r"Unknown preset 'huge'\. Expected one of: fast, balanced, thorough\."):
+        make_spec("huge")

@@ -1,0 +1,121 @@
+"""The store on a real SQLite file: migrations, records, jobs and concurrent writers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy import inspect
+
+from db import open_store
+from db.store import MIGRATIONS
+
+
+def _version(store, name="d", hash="h1"):
+    return store.add_dataset_version(
+        name=name,
+        kind="tabular",
+        source="test",
+        hash=hash,
+        path="/x",
+        rows=1,
+        columns=[{"name": "a", "kind": "numeric"}],
+        target="a",
+        task="regression",
+    )
+
+
+def test_opening_a_new_file_applies_every_migration(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'm.db'}")
+    tables = set(inspect(store.engine).get_table_names())
+    revisions = {p.stem.split("_")[0] for p in (MIGRATIONS / "versions").glob("*.py")}
+    with sqlite3.connect(tmp_path / "m.db") as conn:
+        (head,) = conn.execute("select version_num from alembic_version").fetchone()
+    assert {"datasets", "dataset_versions", "quality_reports", "runs", "metrics", "jobs", "workers"} <= tables
+    assert head == max(revisions)
+
+
+def test_reopening_keeps_data_and_schema(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    store = open_store(url)
+    dataset, _ = _version(store)
+    store.close()
+    assert [d.name for d in open_store(url).list_datasets()] == [dataset.name]
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'm.db'}")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+def test_adding_the_same_content_twice_returns_the_same_version(store) -> None:
+    _, first = _version(store)
+    _, second = _version(store)
+    assert first.id == second.id
+    assert len(store.list_versions(first.dataset_id)) == 1
+
+
+def test_records_are_frozen_dataclasses_not_orm_rows(store) -> None:
+    dataset, version = _version(store)
+    assert type(dataset).__module__ == "db.records"
+    assert type(version).__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def test_creating_a_run_queues_a_training_job_that_one_worker_claims(store) -> None:
+    _, version = _version(store)
+    run = store.create_run(version_id=version.id, task="regression", target="a", spec={"epochs": 1})
+    job = store.claim_job("w1")
+    assert (job.run_id, job.kind, job.status) == (run.id, "train", "running")
+    assert store.claim_job("w2") is None
+    assert store.get_run(run.id).status == "running"
+
+
+def test_cancelling_a_queued_run_cancels_it_at_once(store) -> None:
+    _, version = _version(store)
+    run = store.create_run(version_id=version.id, task="regression", target="a", spec={})
+    assert store.request_cancel(run.id).status == "cancelled"
+    assert store.claim_job("w1") is None
+
+
+def test_runs_of_a_dead_worker_become_interrupted(store) -> None:
+    _, version = _version(store)
+    run = store.create_run(version_id=version.id, task="regression", target="a", spec={})
+    store.register_worker("w1", host="h", pid=1)
+    store.claim_job("w1")
+    store.stop_worker("w1")
+    assert store.interrupt_orphaned_runs(stale_after_s=60) == [run.id]
+    assert store.get_run(run.id).status == "interrupted"
+
+
+def test_model_versions_count_up_per_model_name(store) -> None:
+    _, version = _version(store)
+    runs = [store.create_run(version_id=version.id, task="regression", target="a", spec={}) for _ in range(3)]
+    numbers = [store.assign_model_version(r.id, model_name="m", export_root="/x") for r in runs[:2]]
+    other = store.assign_model_version(runs[2].id, model_name="other", export_root="/x")
+    assert (numbers, other) == ([1, 2], 1)
+
+
+def _write_metrics(url: str, run_id: int, writer: int, count: int) -> None:
+    store = open_store(url)
+    for i in range(count):
+        store.record_epoch(run_id, epoch=writer * 1000 + i, logs={"loss": float(i)}, progress={"w": writer})
+    store.close()
+
+
+def test_concurrent_writers_lose_no_writes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    store = open_store(url)
+    _, version = _version(store)
+    run = store.create_run(version_id=version.id, task="regression", target="a", spec={})
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_write_metrics, args=(url, run.id, w, 60)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert len(store.run_metrics(run.id)) == 180

@@ -1,0 +1,181 @@
+"""Training through a real worker process: results, curves, export, cancel, and kill-then-resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from db import open_store
+from tests import factories
+
+
+def _store(home: Path):
+    return open_store(f"sqlite:///{home / 'modeldeck.db'}")
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_two_epoch_run_succeeds_with_test_metrics(churn_run) -> None:
+    info = factories.cli_json(churn_run["home"], "runs", "show", str(churn_run["run_id"]))
+    assert (info["status"], info["epochs_done"], info["device"]) == ("succeeded", 2, "CPU")
+    assert set(info["metrics"]) == {"accuracy", "f1_macro", "roc_auc", "log_loss", "test_rows"}
+    assert info["metrics"]["test_rows"] == 36  # 15% of 240 rows, held out
+    assert (info["model_name"], info["model_version"]) == ("churn", 1)
+    assert info["throughput"] > 0
+    assert {"tensorflow", "keras", "python"} <= set(info["environment"])
+
+
+def test_curves_are_recorded_per_epoch(churn_run) -> None:
+    metrics = _store(churn_run["home"]).run_metrics(churn_run["run_id"])
+    names = {m.name for m in metrics}
+    assert {"loss", "val_loss", "accuracy", "val_accuracy"} <= names
+    assert sorted({m.epoch for m in metrics}) == [0, 1]
+
+
+def test_run_folder_holds_spec_checkpoint_free_export_and_tensorboard(churn_run) -> None:
+    run_dir = churn_run["home"] / "runs" / str(churn_run["run_id"])
+    assert json.loads((run_dir / "spec.json").read_text())["epochs"] == 2
+    assert (run_dir / "export" / "churn" / "1" / "saved_model.pb").is_file()
+    assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+_PLAIN_TF = """
+import sys
+class Block:  # ModelDeck's packages must not be needed to load and run the export
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("backend", "models", "db", "dashboard"):
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Block())
+import json, numpy as np, tensorflow as tf
+fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+rows = json.loads(sys.argv[2])
+inputs = {}
+for name, spec in fn.structured_input_signature[1].items():
+    values = [r[name] for r in rows]
+    inputs[name] = tf.constant(np.array(values, dtype=object if spec.dtype == tf.string else "float32")
+                               .astype(str if spec.dtype == tf.string else "float32").reshape(-1, 1))
+out = fn(**inputs)
+print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}, default=bytes.decode))
+"""
+
+
+def test_plain_tensorflow_loads_the_export_and_matches_modeldeck(churn_run, tmp_path) -> None:
+    rows = factories.churn_frame(rows=5, seed=9).drop(columns=["churn"]).to_dict("records")
+    export = churn_run["home"] / "runs" / str(churn_run["run_id"]) / "export" / "churn" / "1"
+    plain = subprocess.run(
+        [sys.executable, "-c", _PLAIN_TF, str(export), json.dumps(rows)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    outputs = json.loads(plain.stdout.strip().splitlines()[-1])
+    ours = factories.cli_json(churn_run["home"], "predict", str(churn_run["run_id"]), "--row", json.dumps(rows))
+    assert set(outputs) == {"probabilities", "label", "classes"}
+    assert outputs["label"] == [p["label"] for p in ours["predictions"]]
+    for probs, classes, mine in zip(outputs["probabilities"], outputs["classes"], ours["predictions"], strict=True):
+        assert dict(zip(classes, probs, strict=True)) == pytest.approx(mine["probabilities"], abs=1e-6)
+
+
+def test_the_signature_takes_raw_columns_and_names_its_outputs(churn_run) -> None:
+    pb = churn_run["home"] / "runs" / str(churn_run["run_id"]) / "export" / "churn" / "1" / "saved_model.pb"
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    model = saved_model_pb2.SavedModel.FromString(pb.read_bytes())
+    signature = model.meta_graphs[0].signature_def["serving_default"]
+    assert set(signature.inputs) == {"tenure", "plan", "charges"}
+    assert signature.inputs["plan"].dtype == 7  # DT_STRING: categories go in as raw text
+    assert set(signature.outputs) == {"probabilities", "label", "classes"}
+
+
+def test_regression_predictions_come_back_in_original_units(price_run) -> None:
+    rows = factories.price_frame(rows=20, seed=5)
+    csv = price_run["home"] / "rows.csv"
+    rows.drop(columns=["price"]).to_csv(csv, index=False)
+    out = factories.cli_json(price_run["home"], "predict", str(price_run["run_id"]), "--input", str(csv))
+    values = [p["value"] for p in out["predictions"]]
+    assert len(values) == 20
+    assert 100 < sum(values) / len(values) < 100_000  # dollars, not standardised log-units
+    assert set(price_run["metrics"]) == {"rmse", "mae", "r2", "test_rows"}
+
+
+def test_eval_on_a_labelled_file_reports_metrics(churn_run) -> None:
+    out = factories.cli_json(churn_run["home"], "eval", str(churn_run["run_id"]), "--input", str(churn_run["csv"]))
+    assert (out["run_id"], out["task"]) == (churn_run["run_id"], "classification")
+    assert out["metrics"]["test_rows"] == 240
+    assert 0 <= out["metrics"]["accuracy"] <= 1
+
+
+def test_cancel_stops_a_running_job_within_seconds(tmp_path) -> None:
+    home = tmp_path
+    csv = factories.big_churn_csv(tmp_path)
+    factories.cli_json(home, "data", "add", str(csv), "--target", "churn")
+    run_id = factories.cli_json(
+        home, "train", "big", "--epochs", "200", "--set", "early_stopping=false", "--set", "batch_size=16"
+    )["run_id"]
+    worker = factories.start_worker(home)
+    try:
+        store = _store(home)
+        _wait_for(
+            lambda: store.get_run(run_id).status == "running" and store.get_run(run_id).progress,
+            120,
+            "the run to start",
+        )
+        asked = time.monotonic()
+        factories.cli_json(home, "runs", "cancel", str(run_id))
+        run = _wait_for(lambda: (r := store.get_run(run_id)).status != "running" and r, 30, "the cancel")
+        assert run.status == "cancelled"
+        assert time.monotonic() - asked < 15
+        assert run.export_path is None
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+def test_a_killed_worker_leaves_a_run_that_resumes_from_its_last_epoch(tmp_path) -> None:
+    home = tmp_path
+    csv = factories.big_churn_csv(tmp_path)
+    factories.cli_json(home, "data", "add", str(csv), "--target", "churn")
+    run_id = factories.cli_json(
+        home, "train", "big", "--epochs", "6", "--set", "early_stopping=false", "--set", "batch_size=64"
+    )["run_id"]
+    store = _store(home)
+    worker = factories.start_worker(home)
+    try:
+        done_before = _wait_for(
+            lambda: store.get_run(run_id).epochs_done >= 2 and store.get_run(run_id).epochs_done, 180, "two epochs"
+        )
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its training child die without a word
+        worker.wait(30)
+    second = factories.start_worker(home)  # on start it marks the dead worker's run interrupted
+    try:
+        _wait_for(lambda: store.get_run(run_id).status == "interrupted", 60, "the run to be marked interrupted")
+        factories.cli_json(home, "runs", "resume", str(run_id))
+        run = _wait_for(
+            lambda: (r := store.get_run(run_id)).status in ("succeeded", "failed") and r,
+            240,
+            "the resumed run to finish",
+        )
+    finally:
+        second.terminate()
+        second.wait(30)
+    assert run.status == "succeeded", run.error
+    assert run.progress["first_epoch"] >= done_before
+    assert sorted({m.epoch for m in store.run_metrics(run_id) if m.name == "loss"}) == list(range(6))

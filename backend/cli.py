@@ -19,7 +19,7 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from backend import config, datasets, quality, runs  # noqa: E402
+from backend import config, datasets, messages, quality, runs  # noqa: E402
 from backend.errors import BadInput, ModelDeckError  # noqa: E402
 from db import Store, open_store  # noqa: E402
 from models.spec import SpecError, parse_sets  # noqa: E402
@@ -124,7 +124,11 @@ def cmd_data_show(store: Store, args: argparse.Namespace) -> int:
 def cmd_data_check(store: Store, args: argparse.Namespace) -> int:
     dataset, version = datasets.resolve(store, args.dataset)
     report = quality.check_version(store, version=version, target=args.target or version.target)
-    checks = [{k: c[k] for k in ("id", "severity", "passed", "message", "fix", "evidence")} for c in report.checks]
+    checks = [
+        {k: c[k] for k in ("id", "severity", "passed", "message", "evidence")}
+        | {"why": messages.render("en", f"check.{c['id']}.why"), "fix": messages.render("en", f"check.{c['id']}.fix")}
+        for c in report.checks
+    ]
     lines = [f"{'PASS' if report.passed else 'BLOCKED'}: {dataset.name} version {version.hash[:12]}"]
     lines += [f"  [{'ok' if c['passed'] else c['severity']}] {c['id']}: {c['message']}" for c in checks]
     _emit(

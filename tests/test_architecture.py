@@ -1,0 +1,90 @@
+"""The arrows in DESIGN.md hold: the dashboard never loads TensorFlow, and the catalog is complete."""
+
+from __future__ import annotations
+
+import ast
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+from backend import messages
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_the_dashboard_process_never_imports_tensorflow() -> None:
+    modules = sorted(
+        {
+            m
+            for p in (ROOT / "dashboard").rglob("*.py")
+            for m in _imports_of(p)
+            if m.split(".")[0] in ("backend", "dashboard")
+        }
+    )
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in modules)
+        + (
+            "heavy = sorted(m for m in sys.modules\n"
+            "                if m.split('.')[0] in ('tensorflow', 'keras', 'tensorflow_serving'))\n"
+            "print(heavy)\n"
+        )
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_import_linter_contracts_are_kept() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports")], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "0 broken" in result.stdout
+
+
+def _placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def test_english_and_chinese_catalogs_have_the_same_keys_and_placeholders() -> None:
+    assert set(messages.EN) == set(messages.ZH)
+    mismatched = [k for k in messages.EN if _placeholders(messages.EN[k]) != _placeholders(messages.ZH[k])]
+    assert mismatched == []
+
+
+def test_every_catalog_key_used_by_the_dashboard_exists() -> None:
+    used = set()
+    for path in (ROOT / "dashboard").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) == "t"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                used.add(node.args[0].value)
+    assert sorted(used - set(messages.EN)) == []
+
+
+def test_chinese_text_is_actually_chinese() -> None:
+    latin_only = [
+        k
+        for k, v in messages.ZH.items()
+        if v == messages.EN[k]
+        and any(c.isalpha() for c in v)
+        and k not in {"metric.roc_auc", "metric.r2", "runs.roc_auc", "runs.r2"}
+    ]
+    assert latin_only == []

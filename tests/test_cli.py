@@ -1,0 +1,129 @@
+"""The command line as scripts use it: exit codes, one-line errors and the --json keys."""
+
+from __future__ import annotations
+
+import json
+
+from tests import factories
+
+
+def test_samples_lists_the_built_in_datasets(home) -> None:
+    names = [s["name"] for s in factories.cli_json(home, "samples")["samples"]]
+    assert {"breast-cancer", "wine", "telco-churn", "diamonds"} <= set(names)
+
+
+def test_data_add_prints_the_documented_keys(home, tmp_path) -> None:
+    csv = tmp_path / "churn.csv"
+    factories.churn_frame().to_csv(csv, index=False)
+    out = factories.cli_json(home, "data", "add", str(csv), "--target", "churn")
+    assert {k: out[k] for k in ("id", "name", "kind", "rows")} == {
+        "id": 1,
+        "name": "churn",
+        "kind": "tabular",
+        "rows": 240,
+    }
+    assert out["columns"] == ["tenure", "plan", "charges", "churn"]
+    assert len(out["version"]) == 12
+
+
+def test_a_bad_file_exits_2_with_one_line_and_no_traceback(home, tmp_path) -> None:
+    bad = tmp_path / "ragged.csv"
+    bad.write_text("a,b,c\n1,2,3\n4,5\n")
+    result = factories.cli(home, "data", "add", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: Row 3 of 'ragged.csv' has 2 fields but the header has 3. "
+        "Fix that row (a missing or extra delimiter, or an unquoted ',')."
+    )
+    assert "Traceback" not in result.stderr
+    assert factories.cli_json(home, "data", "list")["datasets"] == []
+
+
+def test_a_missing_file_and_an_unknown_target_exit_2(home, tmp_path) -> None:
+    csv = tmp_path / "churn.csv"
+    factories.churn_frame().to_csv(csv, index=False)
+    assert factories.cli(home, "data", "add", str(tmp_path / "nope.csv")).returncode == 2
+    unknown = factories.cli(home, "data", "add", str(csv), "--target", "label")
+    assert (unknown.returncode, "Target column 'label' not found" in unknown.stderr) == (2, True)
+
+
+def test_usage_errors_exit_2(home) -> None:
+    assert factories.cli(home, "train").returncode == 2
+
+
+def test_data_check_passes_a_clean_dataset(home, tmp_path) -> None:
+    csv = tmp_path / "churn.csv"
+    factories.churn_frame().to_csv(csv, index=False)
+    factories.cli_json(home, "data", "add", str(csv), "--target", "churn")
+    out = factories.cli_json(home, "data", "check", "churn")
+    assert out["passed"] is True
+    assert all({"id", "severity", "passed", "message"} <= set(c) for c in out["checks"])
+
+
+def test_data_check_exits_3_when_the_gate_blocks(home, tmp_path) -> None:
+    csv = tmp_path / "tiny.csv"
+    factories.churn_frame(rows=10).to_csv(csv, index=False)
+    factories.cli_json(home, "data", "add", str(csv), "--target", "churn")
+    result = factories.cli(home, "data", "check", "tiny", "--json")
+    out = json.loads(result.stdout)
+    assert (result.returncode, out["passed"]) == (3, False)
+    assert [c["id"] for c in out["checks"] if not c["passed"]] == ["too_few_rows"]
+
+
+def test_train_exits_3_on_a_blocked_dataset_without_an_override(home, tmp_path) -> None:
+    csv = tmp_path / "tiny.csv"
+    factories.churn_frame(rows=10).to_csv(csv, index=False)
+    factories.cli_json(home, "data", "add", str(csv), "--target", "churn")
+    result = factories.cli(home, "train", "tiny")
+    assert result.returncode == 3
+    assert result.stderr.strip() == (
+        "error: The quality gate blocks training: 10 rows; at least 30 are needed. "
+        "Fix the data, or give a reason to override."
+    )
+
+
+def test_train_rejects_a_bad_hyperparameter_with_exit_2(home, tmp_path) -> None:
+    csv = tmp_path / "churn.csv"
+    factories.churn_frame().to_csv(csv, index=False)
+    factories.cli_json(home, "data", "add", str(csv), "--target", "churn")
+    result = factories.cli(home, "train", "churn", "--set", "dropout=2")
+    assert (result.returncode, result.stderr.strip()) == (2, "error: dropout must be in [0, 1) (try 0.1).")
+
+
+def test_runs_list_and_show_report_the_run(churn_run) -> None:
+    listed = factories.cli_json(churn_run["home"], "runs", "list")["runs"]
+    shown = factories.cli_json(churn_run["home"], "runs", "show", str(churn_run["run_id"]))
+    assert [r["run_id"] for r in listed] == [churn_run["run_id"]]
+    assert {"status", "device", "throughput", "epochs_done", "model_name", "model_version"} <= set(shown)
+
+
+def test_predict_returns_label_and_probabilities_per_row(churn_run) -> None:
+    rows = factories.churn_frame(rows=3, seed=4).drop(columns=["churn"]).to_dict("records")
+    out = factories.cli_json(churn_run["home"], "predict", str(churn_run["run_id"]), "--row", json.dumps(rows))
+    assert len(out["predictions"]) == 3
+    for p in out["predictions"]:
+        assert set(p) == {"label", "probabilities"}
+        assert set(p["probabilities"]) == {"no", "yes"}
+        assert abs(sum(p["probabilities"].values()) - 1) < 1e-5
+
+
+def test_predict_with_a_missing_column_exits_2(churn_run) -> None:
+    result = factories.cli(churn_run["home"], "predict", str(churn_run["run_id"]), "--row", '{"tenure": 3}')
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: Missing input columns: ")
+
+
+def test_eval_returns_the_test_split_metrics(churn_run) -> None:
+    out = factories.cli_json(churn_run["home"], "eval", str(churn_run["run_id"]))
+    assert (out["task"], out["metrics"]) == ("classification", churn_run["metrics"])
+
+
+def test_export_copies_the_savedmodel_in_serving_layout(churn_run, tmp_path) -> None:
+    out = factories.cli_json(churn_run["home"], "export", str(churn_run["run_id"]), "--out", str(tmp_path / "m"))
+    assert out["path"] == str(tmp_path / "m" / "churn" / "1")
+    assert (tmp_path / "m" / "churn" / "1" / "saved_model.pb").is_file()
+
+
+def test_an_unknown_run_exits_2(churn_run) -> None:
+    result = factories.cli(churn_run["home"], "runs", "show", "999")
+    assert (result.returncode, result.stderr.strip()) == (2, "error: No run 999. List runs with `modeldeck runs list`.")

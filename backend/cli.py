@@ -213,7 +213,7 @@ def _export_dir(store: Store, run_ref: str) -> tuple[Any, Path]:
     run = runs.get_run(store, run_ref)
     if run.status != "succeeded" or not run.export_path:
         raise BadInput(f"Run {run.id} has no exported model (status {run.status}). Train it to completion first.")
-    return run, Path(run.export_path) / str(run.model_version)
+    return run, config.paths().resolve(run.export_path) / str(run.model_version)
 
 
 def _read_rows(args: argparse.Namespace) -> Any:
@@ -310,7 +310,10 @@ def cmd_ui(store: Store, args: argparse.Namespace) -> int:
     app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
     procs = [
         subprocess.Popen([*me, "worker"], env=env),
-        subprocess.Popen([*me, "serve", "--port", str(args.serve_port), "--grpc-port", str(args.grpc_port)], env=env),
+        subprocess.Popen(
+            [*me, "serve", "--port", str(args.serve_port), "--grpc-port", str(args.grpc_port), "--host", args.host],
+            env=env,
+        ),
         subprocess.Popen(
             [
                 sys.executable,

@@ -45,9 +45,7 @@ def _send(method: str, url: str, base: str, *, timeout: float, body: Any = None)
     try:
         response = httpx.request(method, url, json=body, timeout=timeout)
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise BadInput(
-            f"The inference server URL {base!r} is not an http(s) URL; fix MODELDECK_SERVING_URL."
-        ) from exc
+        raise BadInput(f"The inference server URL {base!r} is not an http(s) URL; fix MODELDECK_SERVING_URL.") from exc
     except httpx.TimeoutException as exc:
         raise ServingUnavailable(
             f"The inference server at {base} did not answer within {timeout:g} s; check that it is running "
@@ -55,8 +53,7 @@ def _send(method: str, url: str, base: str, *, timeout: float, body: Any = None)
         ) from exc
     except httpx.TransportError as exc:
         raise ServingUnavailable(
-            f"The inference server at {base} is not answering. "
-            "Start it with `modeldeck serve` (or `make run`)."
+            f"The inference server at {base} is not answering. Start it with `modeldeck serve` (or `make run`)."
         ) from exc
     if response.status_code == 404:
         raise NotFound(_server_message(response))
@@ -64,15 +61,12 @@ def _send(method: str, url: str, base: str, *, timeout: float, body: Any = None)
         raise BadInput(_server_message(response))
     if response.is_error:
         raise ServingUnavailable(
-            f"The inference server at {base} failed with HTTP {response.status_code}: "
-            f"{_server_message(response)}"
+            f"The inference server at {base} failed with HTTP {response.status_code}: {_server_message(response)}"
         )
     try:
         return response.json()
     except ValueError as exc:
-        raise ServingUnavailable(
-            f"{base} answered with something other than JSON; is it an inference server?"
-        ) from exc
+        raise ServingUnavailable(f"{base} answered with something other than JSON; is it an inference server?") from exc
 
 
 def model_status(model: str, version: int | None = None, base_url: str | None = None) -> dict[str, Any]:

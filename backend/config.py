@@ -25,6 +25,14 @@ class Paths:
     def run_dir(self, run_id: int) -> Path:
         return self.runs / str(run_id)
 
+    def relative(self, path: Path) -> str:
+        """How the DB records a path under the home, so a home can be moved or copied whole."""
+        return str(path.resolve().relative_to(self.home))
+
+    def resolve(self, recorded: str) -> Path:
+        """A path recorded in the DB, as a real path (absolute paths from elsewhere pass through)."""
+        return self.home / recorded
+
 
 def home() -> Path:
     return Path(os.environ.get("MODELDECK_HOME", ".modeldeck")).resolve()

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from backend import samples
+from backend import config, samples
 from backend.config import Paths
 from backend.errors import BadInput, NotFound
 from db import Dataset, DatasetVersion, Store
@@ -241,7 +241,7 @@ def add_frame(
         kind="tabular",
         source=source,
         hash=digest,
-        path=str(folder / "data.parquet"),
+        path=paths.relative(folder / "data.parquet"),
         rows=len(frame),
         columns=columns,
         target=target,
@@ -314,7 +314,7 @@ def resolve(store: Store, ref: str | int) -> tuple[Dataset, DatasetVersion]:
 
 
 def load_frame(version: DatasetVersion) -> pd.DataFrame:
-    return pd.read_parquet(version.path)
+    return pd.read_parquet(config.paths().resolve(version.path))
 
 
 def set_target(store: Store, *, version: DatasetVersion, target: str | None, task: str | None) -> DatasetVersion:

@@ -240,8 +240,7 @@ def _fit_shape(name: str, array: np.ndarray, spec: tf.TensorSpec) -> np.ndarray:
         array = array.reshape(array.shape + (1,))
     if not shape.is_compatible_with(array.shape):
         raise BadInput(
-            f"Input '{name}' has shape {list(array.shape)} but the model takes {_shape_text(shape)} "
-            "(-1 = any size)."
+            f"Input '{name}' has shape {list(array.shape)} but the model takes {_shape_text(shape)} (-1 = any size)."
         )
     return array
 
@@ -275,9 +274,7 @@ def run_signature(signature: Any, inputs: dict[str, Any]) -> dict[str, np.ndarra
     """
     specs = input_specs(signature)
     _check_names(inputs, sorted(specs), "The request")
-    arrays = {
-        name: _fit_shape(name, _to_array(name, inputs[name], spec), spec) for name, spec in specs.items()
-    }
+    arrays = {name: _fit_shape(name, _to_array(name, inputs[name], spec), spec) for name, spec in specs.items()}
     _check_batch_sizes(arrays, specs)
     tensors = {name: tf.constant(array, dtype=specs[name].dtype) for name, array in arrays.items()}
     try:
@@ -395,9 +392,7 @@ def _rest_models(repository: ModelRepository, method: str, rest: str, body: byte
         )
     name, version = match["name"], int(match["version"]) if match["version"] else None
     if action is None:
-        versions = (
-            repository.versions(name) if version is None else [repository.resolve(name, version).version]
-        )
+        versions = repository.versions(name) if version is None else [repository.resolve(name, version).version]
         return {"model_version_status": [_version_status(number) for number in versions]}
     servable = repository.resolve(name, version)
     if action == "/metadata":
@@ -486,9 +481,7 @@ def _read_tensor(name: str, proto: Any) -> np.ndarray:
         raise BadInput(f"Input '{name}' is not a readable TensorProto ({exc}).") from exc
 
 
-def grpc_predict(
-    repository: ModelRepository, request: predict_pb2.PredictRequest
-) -> predict_pb2.PredictResponse:
+def grpc_predict(repository: ModelRepository, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
     """Answers a TensorFlow Serving gRPC Predict request, honouring `output_filter`.
 
     Raises:

@@ -95,7 +95,6 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
     keras.utils.set_random_seed(spec.seed)
     tf.config.experimental.enable_op_determinism()
     setup = devices.detect()
-    strategy = devices.apply(setup)
     store.update_run(run.id, device=setup.device, environment={**environment(), **setup.to_dict()})
 
     # 2. Data: the same split every time (so a resumed run continues on the same rows).
@@ -106,7 +105,8 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
     plan = tabular.make_plan(train_rows, columns=version.columns, target=run.target, task=run.task, spec=spec)
     (run_dir / "plan.json").write_text(json.dumps(plan.to_dict(), indent=2))
     train_x = tabular.raw_inputs(train_rows, plan)
-    space = tabular.feature_space(plan, spec, train_x)
+    space = tabular.feature_space(plan, spec, train_x)  # built before the precision policy: it stays float32
+    strategy = devices.apply(setup)
     batch = spec.batch_size * setup.replicas
     train_ds = tabular.dataset(
         train_x, tabular.encode_target(train_rows[run.target], plan), space, batch_size=batch, shuffle_seed=spec.seed
@@ -160,7 +160,7 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
     assert dataset is not None
     name = model_name_for(dataset.name)
     export_root = run_dir / "export" / name
-    version_number = store.assign_model_version(run.id, model_name=name, export_root=str(export_root))
+    version_number = store.assign_model_version(run.id, model_name=name, export_root=paths.relative(export_root))
     export_dir = export_root / str(version_number)
     tabular.export(tabular.inference_model(space, net), plan, export_dir)
     predictor = Predictor(export_dir)

@@ -33,10 +33,15 @@ def frame(version_id: int, path: str) -> Any:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def report(version_id: int, target: str | None, task: str | None) -> dict[str, Any]:
-    version = store().get_version(version_id)
-    r = quality.check_version(store(), version=version, target=target, task=task)
+def _report(url: str, version_id: int, target: str | None, task: str | None) -> dict[str, Any]:
+    version = _store(url).get_version(version_id)
+    r = quality.check_version(_store(url), version=version, target=target, task=task)
     return {"passed": r.passed, "checks": r.checks}
+
+
+def report(version_id: int, target: str | None, task: str | None) -> dict[str, Any]:
+    """A version's quality report. Version ids restart at 1 in every database, so the URL is in the key."""
+    return _report(config.database_url(), version_id, target, task)
 
 
 def current() -> tuple[Any, Any] | None:

@@ -179,3 +179,19 @@ def test_a_killed_worker_leaves_a_run_that_resumes_from_its_last_epoch(tmp_path)
     assert run.status == "succeeded", run.error
     assert run.progress["first_epoch"] >= done_before
     assert sorted({m.epoch for m in store.run_metrics(run_id) if m.name == "loss"}) == list(range(6))
+
+
+def test_the_gpu_settings_train_on_the_cpu_when_forced(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MODELDECK_FORCE_DEVICE", "gpu")  # mixed precision + MirroredStrategy, as on a GPU box
+    csv = tmp_path / "churn.csv"
+    factories.churn_frame().to_csv(csv, index=False)
+    factories.cli_json(tmp_path, "data", "add", str(csv), "--target", "churn")
+    out = factories.cli_json(tmp_path, "train", "churn", "--epochs", "1", "--wait")
+    info = factories.cli_json(tmp_path, "runs", "show", str(out["run_id"]))
+    assert out["status"] == "succeeded"
+    assert info["device"] == "CPU (GPU settings forced)"
+    assert {k: info["environment"][k] for k in ("precision", "strategy")} == {
+        "precision": "mixed_float16",
+        "strategy": "mirrored",
+    }
+    assert 0 <= out["metrics"]["accuracy"] <= 1

@@ -112,7 +112,7 @@ def show(run_id: int) -> None:
     if run.status in ACTIVE:
         if buttons.button(t("training.cancel"), key=f"cancel_{run.id}"):
             runs.cancel(store(), run_id=run.id)
-            st.rerun(scope="fragment")
+            st.rerun()  # the whole app: scope="fragment" raises when the click lands in a full-app run
         if run.status == "queued":
             st.info(t("training.queued"))
         fraction = float(p.get("fraction", 0.0))

@@ -1,0 +1,539 @@
+"""Every dashboard page, run headless through Streamlit's AppTest against a real store in a temporary home.
+
+Pages that need a trained model use the session's `churn_run` / `price_run` homes, read-only; a page that
+writes (the Training page records a quality report) gets a copy. The Playground's "server up" test starts
+the real inference server on free ports, as tests/test_serving.py does.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from backend import client
+from db import open_store
+from tests import factories
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "dashboard" / "app.py"
+VIEWS = ROOT / "dashboard" / "views"
+SERVER_STARTUP_SECONDS = 90
+CLOSED_PORT_URL = "http://127.0.0.1:9"
+
+
+# -- helpers -------------------------------------------------------------------------------------------------
+def open_page(page: str = "views/data.py", *, lang: str | None = None) -> AppTest:
+    """The app run once on `page` (optionally after choosing a language in the sidebar)."""
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    if lang is not None:
+        at.selectbox(key="language_picker").select(lang).run()
+    if page != "views/data.py":
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def values(elements: Any) -> list[Any]:
+    return [e.value for e in elements]
+
+
+def one(elements: Any, label: str) -> Any:
+    """The single widget with this label."""
+    found = [e for e in elements if e.label == label]
+    assert len(found) == 1, [e.label for e in elements]
+    return found[0]
+
+
+def metrics(at: AppTest) -> list[tuple[str, str]]:
+    return [(m.label, m.value) for m in at.metric]
+
+
+def charts(at: AppTest) -> list[dict[str, Any]]:
+    """The Plotly figures on the page, as the JSON the browser gets."""
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def use_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    monkeypatch.setenv("MODELDECK_HOME", str(home))
+    monkeypatch.delenv("MODELDECK_DATABASE_URL", raising=False)
+
+
+def copy_home(trained: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of a session-scoped home, for pages that write to the store."""
+    copy = tmp_path / "home"
+    shutil.copytree(trained["home"], copy)
+    # Paths in the store are absolute; the copy's rows still point at the original (read-only) files.
+    use_home(monkeypatch, copy)
+    return copy
+
+
+def stored_run(home: Path, run_id: int) -> Any:
+    s = open_store(f"sqlite:///{home / 'modeldeck.db'}")
+    try:
+        return s.get_run(run_id)
+    finally:
+        s.close()
+
+
+# -- navigation ----------------------------------------------------------------------------------------------
+def test_navigation_lists_every_page_file_and_nothing_else() -> None:
+    tree = ast.parse(APP.read_text())
+    pages = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["PAGES"]
+    )
+    listed = [path for path, _, _ in pages]
+    assert sorted(listed) == sorted(f"views/{p.name}" for p in VIEWS.glob("*.py") if p.name != "__init__.py")
+
+
+# -- Data ----------------------------------------------------------------------------------------------------
+def test_data_page_without_datasets_says_there_is_none(home: Path) -> None:
+    at = open_page("views/data.py")
+    assert (values(at.title), values(at.info)) == (
+        ["Data"],
+        ["No dataset yet. Upload a file or add a sample above."],
+    )
+
+
+def test_data_page_uploaded_csv_is_stored_when_added(home: Path, store: Any) -> None:
+    at = open_page("views/data.py")
+    at.file_uploader[0].upload("churn.csv", factories.csv_bytes(factories.churn_frame()), "text/csv")
+    at.run()
+    one(at.button, "Add this dataset").click().run()
+
+    assert not at.exception
+    (dataset,) = store.list_datasets()
+    (version,) = store.list_versions(dataset.id)
+    assert (dataset.name, dataset.source, version.rows, [c["name"] for c in version.columns]) == (
+        "churn",
+        "upload:churn.csv",
+        240,
+        ["tenure", "plan", "charges", "churn"],
+    )
+    assert (values(at.subheader), at.session_state["dataset_id"], at.query_params["dataset"]) == (
+        ["churn"],
+        dataset.id,
+        str(dataset.id),
+    )
+
+
+@pytest.mark.parametrize(
+    ("filename", "content", "message"),
+    [
+        (
+            "empty.csv",
+            b"",
+            "'empty.csv' is empty. Upload a CSV file with a header row and at least one data row.",
+        ),
+        (
+            "ragged.csv",
+            b"a,b,c\n1,2,3\n4,5\n",
+            "Row 3 of 'ragged.csv' has 2 fields but the header has 3. "
+            "Fix that row (a missing or extra delimiter, or an unquoted ',').",
+        ),
+    ],
+    ids=["empty", "ragged"],
+)
+def test_data_page_bad_csv_shows_one_line_error_and_stores_nothing(
+    home: Path, store: Any, filename: str, content: bytes, message: str
+) -> None:
+    at = open_page("views/data.py")
+    at.file_uploader[0].upload(filename, content, "text/csv")
+    at.run()
+    one(at.button, "Add this dataset").click().run()
+
+    assert (values(at.error), store.list_datasets(), list(home.glob("datasets/*"))) == ([message], [], [])
+    assert not at.exception
+
+
+def test_data_page_adds_a_sample_from_the_sample_tab(home: Path, store: Any) -> None:
+    at = open_page("views/data.py")
+    one(at.selectbox, "Sample dataset").select("wine").run()
+    one(at.button, "Add this sample").click().run()
+
+    assert not at.exception
+    (dataset,) = store.list_datasets()
+    (version,) = store.list_versions(dataset.id)
+    assert (dataset.name, dataset.source, version.rows, version.target, version.task) == (
+        "wine",
+        "sample:wine",
+        178,
+        "target",
+        "classification",
+    )
+
+
+def test_data_page_choosing_the_target_stores_it_with_the_inferred_task(home: Path, store: Any) -> None:
+    _, version = factories.add_frame(store, factories.price_frame(), name="prices", target=None)
+    at = open_page("views/data.py")
+    one(at.selectbox, "Target (the column to predict)").select("price").run()
+
+    updated = store.get_version(version.id)
+    assert (updated.target, updated.task, values(at.success)) == (
+        "price",
+        "regression",
+        ["The model will learn to predict **price** (Regression)."],
+    )
+    assert not at.exception
+
+
+def test_data_page_changing_the_task_stores_it(home: Path, store: Any) -> None:
+    _, version = factories.add_frame(store, factories.price_frame(), name="prices", target="price")
+    at = open_page("views/data.py")
+    one(at.radio, "Task").set_value("classification").run()
+
+    updated = store.get_version(version.id)
+    assert (updated.target, updated.task, values(at.success)) == (
+        "price",
+        "classification",
+        ["The model will learn to predict **price** (Classification)."],
+    )
+    assert not at.exception
+
+
+# -- Quality -------------------------------------------------------------------------------------------------
+def test_quality_page_shows_the_pass_verdict_and_every_check(home: Path, store: Any) -> None:
+    factories.add_frame(store, factories.churn_frame(), name="churn", target="churn")
+    at = open_page("views/quality.py")
+
+    assert (values(at.title), values(at.success), [e.label for e in at.expander]) == (
+        ["Quality check"],
+        ["churn passes the quality gate."],
+        [
+            "Usable target — Target 'churn' is usable.",
+            "Enough rows — 240 rows.",
+            "Enough examples of each class — 2 classes, the smallest with 120 rows.",
+            "Missing values — No missing values.",
+            "Duplicate rows — No duplicate rows.",
+            "Constant columns — No constant columns.",
+        ],
+    )
+    assert metrics(at) == [("Checks run", "6"), ("Blockers", "0"), ("Warnings", "0"), ("Notes", "0")]
+
+
+def test_quality_page_blocks_a_dataset_with_too_few_rows(home: Path, store: Any) -> None:
+    factories.add_frame(store, factories.churn_frame(rows=10), name="tiny", target="churn")
+    at = open_page("views/quality.py")
+
+    assert (values(at.error), metrics(at)[:2]) == (
+        ["tiny is blocked: fix the blockers below before training (or override with a reason on the Training page)."],
+        [("Checks run", "6"), ("Blockers", "1")],
+    )
+    assert at.expander[0].label == "Enough rows — 10 rows; at least 30 are needed."
+
+
+# -- Training ------------------------------------------------------------------------------------------------
+def test_training_page_without_dataset_shows_the_guard(home: Path) -> None:
+    at = open_page("views/training.py")
+    assert (values(at.title), values(at.info)) == (
+        ["Training"],
+        ["Add a dataset first: upload a CSV or pick a sample on the Data page."],
+    )
+
+
+def test_training_start_on_a_blocked_dataset_is_disabled_until_a_reason_is_typed(home: Path, store: Any) -> None:
+    factories.add_frame(store, factories.churn_frame(rows=10), name="tiny", target="churn")
+    at = open_page("views/training.py")
+    disabled_before = one(at.button, "Start training").disabled
+    one(at.text_input, "Override the gate: why is it fine to train anyway?").input("smoke test").run()
+
+    assert not at.exception
+    assert (values(at.error), disabled_before, one(at.button, "Start training").disabled) == (
+        ["The quality gate blocks training: 10 rows; at least 30 are needed."],
+        True,
+        False,
+    )
+
+
+def test_training_start_with_an_override_stores_the_reason_with_the_run(home: Path, store: Any) -> None:
+    factories.add_frame(store, factories.churn_frame(rows=10), name="tiny", target="churn")
+    at = open_page("views/training.py")
+    one(at.text_input, "Override the gate: why is it fine to train anyway?").input("smoke test").run()
+    one(at.button, "Start training").click().run()
+
+    assert [(r.status, r.override_reason) for r in store.list_runs()] == [("queued", "smoke test")]
+    assert not at.exception
+
+
+def test_training_start_queues_a_run(home: Path, store: Any) -> None:
+    _, version = factories.add_frame(store, factories.churn_frame(), name="churn", target="churn")
+    at = open_page("views/training.py")
+    one(at.button, "Start training").click().run()
+
+    assert not at.exception
+    (run,) = store.list_runs()
+    assert (run.version_id, run.status, run.task, run.target, run.spec["epochs"]) == (
+        version.id,
+        "queued",
+        "classification",
+        "churn",
+        at.number_input(key="ep_balanced").value,
+    )
+    assert (values(at.subheader), values(at.info)) == (
+        [f"Run {run.id}: queued"],
+        ["Waiting for a worker to pick up the job…"],
+    )
+
+
+def test_training_cancel_marks_a_queued_run_cancelled(home: Path, store: Any) -> None:
+    factories.add_frame(store, factories.churn_frame(), name="churn", target="churn")
+    at = open_page("views/training.py")
+    one(at.button, "Start training").click().run()
+    (queued,) = store.list_runs()
+    one(at.button, "Cancel").click().run()
+
+    assert not at.exception
+    assert (store.get_run(queued.id).status, values(at.subheader), values(at.info)) == (
+        "cancelled",
+        [f"Run {queued.id}: cancelled"],
+        ["Cancelled after 0 epochs."],
+    )
+
+
+def test_training_page_shows_the_trained_run_succeeded_with_its_curves(
+    churn_run: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = copy_home(churn_run, tmp_path, monkeypatch)
+    run = stored_run(home, churn_run["run_id"])
+    at = open_page("views/training.py")
+
+    m, secs = churn_run["metrics"], int(run.duration_s)
+    assert (values(at.subheader), values(at.success)) == (
+        [f"Run {run.id}: succeeded"],
+        [
+            f"Done: test accuracy {m['accuracy']:.1%}, ROC AUC {m['roc_auc']:.3f}. "
+            f"Took {secs // 60}:{secs % 60:02d} on {run.device}."
+        ],
+    )
+    (figure,) = charts(at)
+    assert [(trace["name"], len(trace["x"])) for trace in figure["data"]] == [
+        ("train · loss", 2),
+        ("validation · loss", 2),
+        ("train · accuracy", 2),
+        ("validation · accuracy", 2),
+    ]
+
+
+# -- Evaluation ----------------------------------------------------------------------------------------------
+def test_evaluation_page_shows_the_four_classification_metrics(
+    churn_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_home(monkeypatch, churn_run["home"])
+    at = open_page("views/evaluation.py")
+
+    m = churn_run["metrics"]
+    assert (values(at.title), metrics(at)) == (
+        ["Evaluation"],
+        [
+            ("Accuracy", f"{m['accuracy']:.3f}"),
+            ("Macro F1", f"{m['f1_macro']:.3f}"),
+            ("ROC AUC", f"{m['roc_auc']:.3f}"),
+            ("Log loss", f"{m['log_loss']:.3f}"),
+        ],
+    )
+
+
+def test_evaluation_page_lists_the_run_in_the_history_table(
+    churn_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_home(monkeypatch, churn_run["home"])
+    at = open_page("views/evaluation.py")
+
+    table = at.dataframe[0].value
+    assert list(table.columns) == [
+        "Run",
+        "Dataset @ version",
+        "Task",
+        "Status",
+        "Accuracy",
+        "Macro F1",
+        "ROC AUC",
+        "RMSE",
+        "R²",
+        "Epochs",
+        "Duration (s)",
+        "Device",
+        "Spec",
+        "Model",
+        "Gate override",
+        "Created",
+    ]
+    assert table[["Run", "Task", "Status", "Accuracy", "Epochs", "Model"]].to_dict("records") == [
+        {
+            "Run": churn_run["run_id"],
+            "Task": "classification",
+            "Status": "succeeded",
+            "Accuracy": churn_run["metrics"]["accuracy"],
+            "Epochs": 2,
+            "Model": "churn/1",
+        }
+    ]
+
+
+def test_evaluation_page_shows_the_regression_metrics(
+    price_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_home(monkeypatch, price_run["home"])
+    at = open_page("views/evaluation.py")
+
+    m = price_run["metrics"]
+    assert metrics(at) == [
+        ("RMSE", f"{m['rmse']:,.3f}"),
+        ("MAE", f"{m['mae']:,.3f}"),
+        ("R²", f"{m['r2']:,.3f}"),
+    ]
+
+
+# -- Playground ----------------------------------------------------------------------------------------------
+def form_row(at: AppTest) -> dict[str, Any]:
+    """What the Playground form would send: each feature widget's label and value."""
+    return {w.label: w.value for w in [*at.number_input, *at.selectbox] if w.key and w.key.startswith("f_")}
+
+
+def test_playground_form_has_one_field_per_feature_column(
+    churn_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_home(monkeypatch, churn_run["home"])
+    at = open_page("views/playground.py")
+
+    frame = factories.churn_frame()
+    assert (values(at.title), form_row(at)) == (
+        ["Playground"],
+        {
+            "tenure": int(round(frame["tenure"].median())),
+            "charges": float(frame["charges"].median()),
+            "plan": frame["plan"].value_counts().index[0],
+        },
+    )
+
+
+def test_playground_predict_with_the_server_down_shows_one_line_error(
+    churn_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_home(monkeypatch, churn_run["home"])
+    monkeypatch.setenv("MODELDECK_SERVING_URL", CLOSED_PORT_URL)
+    at = open_page("views/playground.py")
+    one(at.button, "Predict").click().run()
+
+    assert (values(at.error), metrics(at)) == (
+        [
+            f"The inference server at {CLOSED_PORT_URL} is not answering. "
+            "Start it with `modeldeck serve` (or `make run`)."
+        ],
+        [],
+    )
+    assert not at.exception
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@pytest.fixture
+def serving(churn_run: dict[str, Any], tmp_path: Path) -> Iterator[str]:
+    """The real inference server over the churn home's exports; yields its REST URL once /healthz answers."""
+    rest, grpc = _free_port(), _free_port()
+    log = tmp_path / "server.log"
+    command = [sys.executable, "-m", "backend.serving", "--home", str(churn_run["home"])]
+    command += ["--port", str(rest), "--grpc-port", str(grpc)]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        )
+    url = f"http://127.0.0.1:{rest}"
+    try:
+        deadline = time.monotonic() + SERVER_STARTUP_SECONDS
+        while not _healthy(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the inference server did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_playground_predict_with_the_server_up_shows_the_label_confidence_and_latency(
+    churn_run: dict[str, Any], serving: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_home(monkeypatch, churn_run["home"])
+    monkeypatch.setenv("MODELDECK_SERVING_URL", serving)
+    run = stored_run(churn_run["home"], churn_run["run_id"])
+    at = open_page("views/playground.py")
+    row = form_row(at)
+    one(at.button, "Predict").click().run()
+
+    assert not at.exception
+    (expected,), _ = client.predict([row], model=run.model_name, version=run.model_version, base_url=serving)
+    shown = metrics(at)
+    assert shown[:2] == [
+        ("Predicted churn", str(expected["label"])),
+        ("Confidence", f"{max(expected['probabilities']):.1%}"),
+    ]
+    assert (shown[2][0], shown[2][1].endswith(" ms"), float(shown[2][1].removesuffix(" ms")) > 0) == (
+        "Latency",
+        True,
+        True,
+    )
+    assert (values(at.error), values(at.main.caption)[-1]) == (
+        [],
+        f"Served by model {run.model_name}, version {run.model_version}, over TensorFlow Serving's REST API.",
+    )
+
+
+# -- Chinese -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("page", "title"),
+    [
+        ("views/data.py", "数据"),
+        ("views/quality.py", "质量检查"),
+        ("views/training.py", "训练"),
+        ("views/evaluation.py", "评估"),
+        ("views/playground.py", "体验场"),
+    ],
+)
+def test_chinese_renders_the_page_title_in_chinese(home: Path, page: str, title: str) -> None:
+    at = open_page(page, lang="zh")
+    assert values(at.title) == [title]
+
+
+def test_chinese_survives_switching_pages(home: Path) -> None:
+    at = open_page("views/data.py", lang="zh")
+    at.switch_page("views/training.py").run()
+    at.switch_page("views/evaluation.py").run()
+
+    assert not at.exception
+    assert (values(at.title), values(at.info), at.selectbox(key="language_picker").value, at.query_params["lang"]) == (
+        ["评估"],
+        ["还没有完成的运行。请先训练一个模型。"],
+        "zh",
+        "zh",
+    )

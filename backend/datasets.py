@@ -184,10 +184,16 @@ def content_hash(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def check_target(frame: pd.DataFrame, target: str | None) -> None:
+def _checked_task(frame: pd.DataFrame, target: str | None, task: str | None) -> str | None:
+    """Validate a target and task choice; 'auto' (or None) infers the task from the target."""
     if target is not None and target not in frame.columns:
         listed = ", ".join(list(frame.columns)[:12]) + (", …" if len(frame.columns) > 12 else "")
         raise BadInput(f"Target column '{target}' not found. Expected one of: {listed}. Pick the target column.")
+    if task is not None and task != "auto" and task not in TASKS:
+        raise BadInput(f"Unknown task '{task}'. Expected one of: {', '.join(TASKS)}, auto.")
+    if target is not None and task in (None, "auto"):
+        return infer_task(frame, target)
+    return task
 
 
 # -- storing ----------------------------------------------------------------------------------------
@@ -228,11 +234,7 @@ def add_frame(
     renamed = {**more_renamed, **(renamed or {})}
     if target is not None and target not in frame.columns:
         target = _SAFE_NAME.sub("_", target.strip()).strip("_") if target.strip() else target
-    check_target(frame, target)
-    if task is not None and task != "auto" and task not in TASKS:
-        raise BadInput(f"Unknown task '{task}'. Expected one of: {', '.join(TASKS)}, auto.")
-    if target is not None and (task is None or task == "auto"):
-        task = infer_task(frame, target)
+    task = _checked_task(frame, target, task)
     digest = content_hash(frame)
     folder = _write_version(paths, frame, digest)
     columns = [c.to_dict() for c in profile(frame, renamed)]
@@ -319,14 +321,7 @@ def load_frame(version: DatasetVersion) -> pd.DataFrame:
 
 def set_target(store: Store, *, version: DatasetVersion, target: str | None, task: str | None) -> DatasetVersion:
     """Choose the target column and task of a version (the task is inferred when None or 'auto')."""
-    names = [c["name"] for c in version.columns]
-    if target is not None and target not in names:
-        listed = ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
-        raise BadInput(f"Target column '{target}' not found. Expected one of: {listed}. Pick the target column.")
-    if task is not None and task != "auto" and task not in TASKS:
-        raise BadInput(f"Unknown task '{task}'. Expected one of: {', '.join(TASKS)}, auto.")
-    if target is not None and (task is None or task == "auto"):
-        task = infer_task(load_frame(version), target)
+    task = _checked_task(load_frame(version), target, task)
     store.set_version_target(version.id, target=target, task=task)
     updated = store.get_version(version.id)
     assert updated is not None

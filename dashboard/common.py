@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -79,5 +80,16 @@ def show_error(exc: ModelDeckError) -> None:
     st.error(str(exc), icon=":material/error:")
 
 
-def succeeded_runs(version_ids: list[int] | None = None) -> list[Any]:
-    return [r for r in store().list_runs(version_ids=version_ids) if r.status == "succeeded"]
+def pick_finished_run(*, label: str, describe: Callable[[Any], str], none_text: str) -> Any:
+    """Guard and picker for pages that need a trained model: the run chosen last, else the newest."""
+    done = {r.id: r for r in store().list_runs() if r.status == "succeeded"}
+    if not done:
+        st.info(none_text)
+        st.page_link("views/training.py", label=t("nav.training"), icon=":material/model_training:")
+        st.stop()
+    ids = list(done)
+    preferred = st.session_state.get(state.RUN)
+    run_id = st.selectbox(
+        label, ids, index=ids.index(preferred) if preferred in ids else 0, format_func=lambda i: describe(done[i])
+    )
+    return done[run_id]

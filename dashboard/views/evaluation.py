@@ -5,28 +5,15 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend import services
-from dashboard import state
-from dashboard.common import store, succeeded_runs
+from dashboard.common import pick_finished_run, store
 from dashboard.i18n import t
 
 st.title(t("evaluation.title"))
-done = succeeded_runs()
-if not done:
-    st.info(t("evaluation.none"))
-    st.page_link("views/training.py", label=t("nav.training"), icon=":material/model_training:")
-    st.stop()
-
-ids = [r.id for r in done]
-preferred = st.session_state.get(state.RUN)
-run_id = st.selectbox(
-    t("evaluation.run"),
-    ids,
-    index=ids.index(preferred) if preferred in ids else 0,
-    format_func=lambda i: t(
-        "evaluation.run_label", id=i, dataset=services.dataset_label(store(), next(r for r in done if r.id == i))
-    ),
+run = pick_finished_run(
+    label=t("evaluation.run"),
+    describe=lambda r: t("evaluation.run_label", id=r.id, dataset=services.dataset_label(store(), r)),
+    none_text=t("evaluation.none"),
 )
-run = next(r for r in done if r.id == run_id)
 m, ev = run.metrics, run.evaluation
 st.caption(t("evaluation.split", test=ev.get("rows", {}).get("test", "?"), train=ev.get("rows", {}).get("train", "?")))
 

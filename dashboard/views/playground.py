@@ -5,29 +5,18 @@ import streamlit as st
 
 from backend import client, services
 from backend.errors import ModelDeckError
-from dashboard import state
-from dashboard.common import show_error, store, succeeded_runs
+from dashboard.common import pick_finished_run, show_error, store
 from dashboard.i18n import t
 
 st.title(t("playground.title"))
 st.caption(t("playground.intro"))
-done = succeeded_runs()
-if not done:
-    st.info(t("playground.none"))
-    st.page_link("views/training.py", label=t("nav.training"), icon=":material/model_training:")
-    st.stop()
-
-ids = [r.id for r in done]
-preferred = st.session_state.get(state.RUN)
-run_id = st.selectbox(
-    t("playground.model"),
-    ids,
-    index=ids.index(preferred) if preferred in ids else 0,
-    format_func=lambda i: (
-        lambda r: t("playground.model_label", name=r.model_name, version=r.model_version, id=r.id, target=r.target)
-    )(next(r for r in done if r.id == i)),
+run = pick_finished_run(
+    label=t("playground.model"),
+    describe=lambda r: t(
+        "playground.model_label", name=r.model_name, version=r.model_version, id=r.id, target=r.target
+    ),
+    none_text=t("playground.none"),
 )
-run = next(r for r in done if r.id == run_id)
 fields = services.playground_fields(store(), run)
 
 example_key = f"example_{run.id}"

@@ -322,10 +322,10 @@ def test_training_page_shows_the_trained_run_succeeded_with_its_curves(
     )
     (figure,) = charts(at)
     assert [(trace["name"], len(trace["x"])) for trace in figure["data"]] == [
-        ("train · loss", 2),
-        ("validation · loss", 2),
-        ("train · accuracy", 2),
-        ("validation · accuracy", 2),
+        ("train · Loss", 2),
+        ("validation · Loss", 2),
+        ("train · Accuracy", 2),
+        ("validation · Accuracy", 2),
     ]
 
 

@@ -42,7 +42,7 @@ def test_a_class_with_a_single_row_blocks() -> None:
     frame = factories.churn_frame()
     frame.loc[0, "churn"] = "maybe"
     check = _by_id(frame, "churn", "classification")["too_few_classes"]
-    assert (check["passed"], check["message"]) == (False, "1 classes have fewer than 2 rows: maybe.")
+    assert (check["passed"], check["message"]) == (False, "Classes with fewer than 2 rows (1): maybe.")
 
 
 def test_a_text_target_for_regression_blocks() -> None:

@@ -3,7 +3,7 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.common import report, require_dataset, require_target
+from dashboard.common import frame, report, require_dataset, require_target
 from dashboard.i18n import check_text, t
 
 ICONS = {"blocker": ":material/block:", "warning": ":material/warning:", "info": ":material/info:"}
@@ -31,7 +31,7 @@ for check in sorted(checks, key=lambda c: (c["passed"], ["blocker", "warning", "
         st.markdown(f"**{t('quality.why')}** {check_text(check, 'why')}")
         if not check["passed"]:
             st.markdown(f"**{t('quality.fix')}** {check_text(check, 'fix')}")
-        st.caption(t("quality.severity", severity=t(f"severity.{check['severity']}"), id=check["id"]))
+        st.caption(t("quality.severity", severity=t(f"level.{check['severity']}"), id=check["id"]))
         evidence = check.get("evidence") or {}
         if check["id"] == "missing_values" and evidence.get("missing_by_column"):
             missing = evidence["missing_by_column"]
@@ -45,6 +45,9 @@ for check in sorted(checks, key=lambda c: (c["passed"], ["blocker", "warning", "
             fig = go.Figure(go.Bar(x=list(classes), y=list(classes.values())))
             fig.update_layout(height=260, margin={"t": 10, "b": 10}, yaxis_title=t("quality.rows_per_class"))
             st.plotly_chart(fig, width="stretch")
+        elif evidence.get("example_rows"):
+            st.caption(t("quality.examples"))
+            st.dataframe(frame(version.id, version.path).loc[evidence["example_rows"]], width="stretch")
         elif evidence:
             st.json(evidence, expanded=False)
 

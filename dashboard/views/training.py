@@ -82,7 +82,7 @@ def curves_figure(run_id: int, task: str):
     data = runs.curves(store(), run_id=run_id)
     metric = "accuracy" if task == "classification" else "mae"
     fig = make_subplots(rows=1, cols=2, subplot_titles=(t("training.loss"), t(f"metric.{metric}")))
-    for col, name in ((1, "loss"), (2, metric)):
+    for col, name, title in ((1, "loss", t("training.loss")), (2, metric, t(f"metric.{metric}"))):
         for prefix, dash in (("", "solid"), ("val_", "dot")):
             points = data.get(prefix + name, [])
             if points:
@@ -91,7 +91,7 @@ def curves_figure(run_id: int, task: str):
                         x=[e + 1 for e, _ in points],
                         y=[v for _, v in points],
                         mode="lines+markers",
-                        name=t("training.train_curve" if not prefix else "training.val_curve") + f" · {name}",
+                        name=t("training.train_curve" if not prefix else "training.val_curve") + f" · {title}",
                         line={"dash": dash},
                     ),
                     row=1,

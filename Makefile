@@ -34,6 +34,7 @@ run: install
 lint: install
 	$(BIN)/ruff check backend models db dashboard tests bench
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: install lint
 	$(BIN)/python -m pytest

@@ -61,7 +61,7 @@ def readable(outputs: dict[str, Any]) -> list[dict[str, Any]]:
     def text(v: Any) -> str:
         return v.decode() if isinstance(v, bytes) else str(v)
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     if "probabilities" in outputs:
         for label, probs, classes in zip(outputs["label"], outputs["probabilities"], outputs["classes"], strict=True):
             rows.append(

@@ -19,7 +19,7 @@ class Reporter(keras.callbacks.Callback):
         self,
         *,
         on_epoch: Callable[[int, dict[str, float], dict[str, Any]], None],
-        on_progress: Callable[[dict[str, Any]], None],
+        on_progress: Callable[[dict[str, Any]], object],
         should_stop: Callable[[], bool],
         epochs: int,
         steps_per_epoch: int,

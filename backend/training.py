@@ -145,7 +145,9 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience, restore_best_weights=True)
         )
-    history = net.fit(train_ds, validation_data=val_ds, epochs=spec.epochs, callbacks=callbacks, verbose=0)
+    history = net.fit(
+        train_ds, validation_data=val_ds, epochs=spec.epochs, callbacks=callbacks, verbose=0, shuffle=False
+    )
     if reporter.stopped_by_request:
         return "cancelled", {}
     losses = history.history.get("loss", [])

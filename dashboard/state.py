@@ -19,6 +19,17 @@ def init() -> None:
     st.session_state.setdefault(RUN, None)
     st.session_state.setdefault(UPLOAD_NONCE, 0)
     st.session_state.setdefault(LIVE_RUN, None)
+    _to_url()
+
+
+def _to_url() -> None:
+    """Moving between pages drops the query string, so put what must survive a reload back every run."""
+    wanted = {"lang": st.session_state[LANG]}
+    if st.session_state[DATASET] is not None:
+        wanted["dataset"] = str(st.session_state[DATASET])
+    for key, value in wanted.items():
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value
 
 
 def set_dataset(dataset_id: int | None) -> None:

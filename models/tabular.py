@@ -105,7 +105,7 @@ def raw_inputs(frame: pd.DataFrame, plan: Plan) -> dict[str, np.ndarray]:
     for name in plan.categorical + plan.hashed:
         values = frame[name].astype("string").fillna("")
         inputs[name] = values.to_numpy(dtype=object).astype(str).reshape(-1, 1)
-    return inputs
+    return {name: inputs[name] for name in sorted(inputs)}  # the order FeatureSpace made its inputs in
 
 
 def encode_target(series: pd.Series, plan: Plan) -> np.ndarray:

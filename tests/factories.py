@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
+import pytest
 
 from backend import config, datasets
 
@@ -83,3 +90,86 @@ def big_churn_csv(folder: Path, rows: int = 20_000) -> Path:
     path = folder / "big.csv"
     churn_frame(rows=rows, seed=1).to_csv(path, index=False)
     return path
+
+
+# -- real servers in subprocesses -------------------------------------------------------------------------------
+STARTUP_S = 180.0
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the OS hands out for port 0, all held open together so that they differ."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def start_process(command: list[str], *, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """A server process in its own session (so stopping it takes its children too), output into `log`."""
+    full_env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"} | (env or {})
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def wait_until_up(proc: subprocess.Popen[bytes], urls: list[str], *, log: Path, timeout_s: float = STARTUP_S) -> None:
+    """Until every URL answers 200; fails the test with the log's tail if the process dies or stays silent."""
+    deadline = time.monotonic() + timeout_s
+    pending = list(urls)
+    while pending:
+        if proc.poll() is not None:
+            pytest.fail(f"{proc.args[3:5]} exited with {proc.returncode} before it was up:\n{log.read_text()[-4000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"not up after {timeout_s} s ({pending} silent):\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(pending[0], timeout=2).status_code == 200:
+                pending.pop(0)
+                continue
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C, as a user would; then kill whatever is left in the process's session."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(45)
+        except subprocess.TimeoutExpired:
+            pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+
+
+@contextlib.contextmanager
+def running(
+    command: list[str], *, log: Path, urls: list[str], env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process that is up (every URL answers) for the duration of the block."""
+    proc = start_process(command, log=log, env=env)
+    try:
+        wait_until_up(proc, urls, log=log)
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+def serve_command(home: Path, rest_port: int, grpc_port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "backend.serving",
+        "--home",
+        str(home),
+        "--port",
+        str(rest_port),
+        "--grpc-port",
+        str(grpc_port),
+    ]

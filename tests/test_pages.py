@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -363,8 +357,6 @@ def test_evaluation_page_lists_the_run_in_the_history_table(
         "Accuracy",
         "Macro F1",
         "ROC AUC",
-        "RMSE",
-        "R²",
         "Epochs",
         "Duration (s)",
         "Device",
@@ -376,7 +368,7 @@ def test_evaluation_page_lists_the_run_in_the_history_table(
     assert table[["Run", "Task", "Status", "Accuracy", "Epochs", "Model"]].to_dict("records") == [
         {
             "Run": churn_run["run_id"],
-            "Task": "classification",
+            "Task": "Classification",
             "Status": "succeeded",
             "Accuracy": churn_run["metrics"]["accuracy"],
             "Epochs": 2,
@@ -440,45 +432,14 @@ def test_playground_predict_with_the_server_down_shows_one_line_error(
     assert not at.exception
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 @pytest.fixture
 def serving(churn_run: dict[str, Any], tmp_path: Path) -> Iterator[str]:
     """The real inference server over the churn home's exports; yields its REST URL once /healthz answers."""
-    rest, grpc = _free_port(), _free_port()
-    log = tmp_path / "server.log"
-    command = [sys.executable, "-m", "backend.serving", "--home", str(churn_run["home"])]
-    command += ["--port", str(rest), "--grpc-port", str(grpc)]
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        )
+    rest, grpc = factories.free_ports(2)
     url = f"http://127.0.0.1:{rest}"
-    try:
-        deadline = time.monotonic() + SERVER_STARTUP_SECONDS
-        while not _healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the inference server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+    command = factories.serve_command(churn_run["home"], rest, grpc)
+    with factories.running(command, log=tmp_path / "server.log", urls=[f"{url}/healthz"]):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_playground_predict_with_the_server_up_shows_the_label_confidence_and_latency(

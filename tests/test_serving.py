@@ -5,9 +5,7 @@ TensorFlow is imported inside fixtures and tests only, so collecting this file s
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +19,7 @@ import pytest
 
 from backend import client
 from backend.errors import BadInput, NotFound, ServingUnavailable
+from tests import factories
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = Path("runs/1/export/demo/1")
@@ -102,28 +101,8 @@ class RunningServer:
     log: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _wait_until_healthy(server: RunningServer) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(
-                f"the server exited with {server.process.returncode}:\n{server.log.read_text()[-3000:]}"
-            )
-        try:
-            if httpx.get(f"{server.rest}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(
-        f"the server did not answer /healthz within {STARTUP_SECONDS} s:\n{server.log.read_text()[-3000:]}"
-    )
+    factories.wait_until_up(server.process, [f"{server.rest}/healthz"], log=server.log, timeout_s=STARTUP_SECONDS)
 
 
 @pytest.fixture(scope="module")
@@ -134,27 +113,13 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def booting_server(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """Starts `python -m backend.serving`; it imports TensorFlow while the models are exported."""
-    rest_port, grpc_port = _free_port(), _free_port()
+    rest_port, grpc_port = factories.free_ports(2)
     log = tmp_path_factory.mktemp("serving") / "server.log"
-    command = [sys.executable, "-m", "backend.serving", "--home", str(home)]
-    command += ["--port", str(rest_port), "--grpc-port", str(grpc_port)]
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        )
+    process = factories.start_process(factories.serve_command(home, rest_port, grpc_port), log=log)
     try:
         yield RunningServer(f"http://127.0.0.1:{rest_port}", f"127.0.0.1:{grpc_port}", process, log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        factories.stop_process(process)
 
 
 @pytest.fixture(scope="module")
@@ -178,9 +143,7 @@ def expected_columns(exported: Path) -> dict[str, list[Any]]:
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(exported / DEMO))
-    outputs = loaded.signatures["serving_default"](
-        x=tf.constant(COLUMNS["x"]), colour=tf.constant(COLUMNS["colour"])
-    )
+    outputs = loaded.signatures["serving_default"](x=tf.constant(COLUMNS["x"]), colour=tf.constant(COLUMNS["colour"]))
     return {name: _plain(tensor.numpy().tolist()) for name, tensor in outputs.items()}
 
 
@@ -216,11 +179,7 @@ def _get(server: RunningServer, path: str) -> tuple[int, Any]:
 
 def _status(*versions: int) -> dict[str, Any]:
     status = {"error_code": "OK", "error_message": ""}
-    return {
-        "model_version_status": [
-            {"version": str(v), "state": "AVAILABLE", "status": status} for v in versions
-        ]
-    }
+    return {"model_version_status": [{"version": str(v), "state": "AVAILABLE", "status": status} for v in versions]}
 
 
 # -- REST ----------------------------------------------------------------------------------------------------
@@ -237,9 +196,7 @@ def test_rest_metadata_describes_the_serving_signature(server: RunningServer) ->
     signature = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
 
     def summary(tensors: dict[str, Any]) -> dict[str, tuple[str, list[str]]]:
-        return {
-            name: (t["dtype"], [d["size"] for d in t["tensor_shape"]["dim"]]) for name, t in tensors.items()
-        }
+        return {name: (t["dtype"], [d["size"] for d in t["tensor_shape"]["dim"]]) for name, t in tensors.items()}
 
     assert (code, body["model_spec"]) == (200, {"name": "demo", "signature_name": "", "version": "1"})
     assert signature["method_name"] == "tensorflow/serving/predict"
@@ -254,18 +211,14 @@ def test_rest_metadata_describes_the_serving_signature(server: RunningServer) ->
     }
 
 
-def test_rest_predict_in_row_format_matches_the_saved_model(
-    server: RunningServer, expected_columns: dict
-) -> None:
+def test_rest_predict_in_row_format_matches_the_saved_model(server: RunningServer, expected_columns: dict) -> None:
     assert _post(server, "demo:predict", {"instances": ROWS}) == (
         200,
         {"predictions": _as_rows(expected_columns)},
     )
 
 
-def test_rest_predict_in_columnar_format_matches_the_saved_model(
-    server: RunningServer, expected_columns: dict
-) -> None:
+def test_rest_predict_in_columnar_format_matches_the_saved_model(server: RunningServer, expected_columns: dict) -> None:
     assert _post(server, "demo:predict", {"inputs": COLUMNS}) == (200, {"outputs": expected_columns})
 
 
@@ -322,9 +275,7 @@ def test_rest_malformed_json_is_400(server: RunningServer) -> None:
 
 def test_rest_lists_models_and_versions(server: RunningServer) -> None:
     response = httpx.get(f"{server.rest}/v1/models", timeout=30)
-    models = {
-        model["name"]: model["versions"] for model in response.json()["models"] if model["name"] != "growing"
-    }
+    models = {model["name"]: model["versions"] for model in response.json()["models"] if model["name"] != "growing"}
     assert (response.status_code, models) == (200, {"demo": [1], "doubler": [1]})
 
 
@@ -369,9 +320,7 @@ def test_grpc_metadata_lists_the_signature_inputs(stub: Any) -> None:
 
 
 # -- the client ----------------------------------------------------------------------------------------------
-def test_client_predict_returns_the_predictions_and_the_latency(
-    server: RunningServer, expected_columns: dict
-) -> None:
+def test_client_predict_returns_the_predictions_and_the_latency(server: RunningServer, expected_columns: dict) -> None:
     predictions, latency_ms = client.predict(ROWS, model="demo", base_url=server.rest)
     assert (predictions, latency_ms > 0) == (_as_rows(expected_columns), True)
 
@@ -391,14 +340,12 @@ def test_client_raises_not_found_for_an_unknown_model(server: RunningServer) -> 
 
 
 def test_client_raises_bad_input_naming_the_missing_input(server: RunningServer) -> None:
-    with pytest.raises(
-        BadInput, match=r"^Instance 0 is missing input 'colour'; the model needs: colour, x\.$"
-    ):
+    with pytest.raises(BadInput, match=r"^Instance 0 is missing input 'colour'; the model needs: colour, x\.$"):
         client.predict([{"x": 1.0}], model="demo", base_url=server.rest)
 
 
 def test_client_raises_serving_unavailable_when_nothing_listens() -> None:
-    base_url = f"http://127.0.0.1:{_free_port()}"
+    base_url = f"http://127.0.0.1:{factories.free_ports(1)[0]}"
     expected = rf"^The inference server at {base_url} is not answering\. Start it with `modeldeck serve`"
     with pytest.raises(ServingUnavailable, match=expected):
         client.predict(ROWS, model="demo", base_url=base_url)
@@ -409,21 +356,17 @@ def test_client_is_up_when_the_server_answers(server: RunningServer) -> None:
 
 
 def test_client_is_not_up_when_nothing_listens() -> None:
-    assert client.is_up(f"http://127.0.0.1:{_free_port()}") is False
+    assert client.is_up(f"http://127.0.0.1:{factories.free_ports(1)[0]}") is False
 
 
 def test_client_does_not_import_tensorflow() -> None:
     code = "import sys, backend.client; print(sorted(m for m in sys.modules if m.startswith('tensorflow')))"
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
-    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout == "[]\n"
 
 
 # -- a new export --------------------------------------------------------------------------------------------
-def test_a_version_exported_after_start_is_served_and_becomes_latest(
-    server: RunningServer, exported: Path
-) -> None:
+def test_a_version_exported_after_start_is_served_and_becomes_latest(server: RunningServer, exported: Path) -> None:
     staging, target = exported / "runs/4/staging", exported / "runs/4/export/growing/2"
     shutil.copytree(exported / DOUBLER, staging)
     target.parent.mkdir(parents=True)

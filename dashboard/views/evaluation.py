@@ -84,6 +84,7 @@ else:
     st.plotly_chart(fig, width="stretch")
 
 st.subheader(t("evaluation.history"))
-table = pd.DataFrame(services.runs_table(store()))
+table = pd.DataFrame(services.runs_table(store())).dropna(axis=1, how="all")  # e.g. no RMSE without regression
 table["status"] = table["status"].map(lambda s: t(f"status.{s}"))
+table["task"] = table["task"].map(lambda s: t(f"task.{s}"))
 st.dataframe(table.rename(columns=lambda c: t(f"runs.{c}")), width="stretch", hide_index=True)

@@ -97,7 +97,7 @@ def curves_figure(run_id: int, task: str):
                     row=1,
                     col=col,
                 )
-    fig.update_xaxes(title_text=t("training.epoch"))
+    fig.update_xaxes(title_text=t("training.epoch"), dtick=1)
     fig.update_layout(height=340, margin={"t": 40, "b": 10}, legend={"orientation": "h", "y": -0.25})
     return fig
 
@@ -146,7 +146,7 @@ def show(run_id: int) -> None:
         st.success(headline + " " + t("training.done_time", time=duration(run.duration_s), device=run.device))
         st.page_link("views/evaluation.py", label=t("training.see_evaluation"), icon=":material/analytics:")
     if run.epochs_done:
-        st.plotly_chart(curves_figure(run.id, run.task), width="stretch", key=f"curves_{run.id}_{run.epochs_done}")
+        st.plotly_chart(curves_figure(run.id, run.task), width="stretch", key=f"curves_{run.id}")
     st.caption(t("training.device", device=run.device or "…", spec=", ".join(f"{k}={v}" for k, v in run.spec.items())))
     if run.status not in ACTIVE and st.session_state.get(state.LIVE_RUN) == run.id:
         st.session_state[state.LIVE_RUN] = None

@@ -1,0 +1,244 @@
+"""End to end in a real browser: a user uploads a CSV, trains, evaluates, predicts and switches language.
+
+Drives a real `modeldeck ui` (Streamlit, worker and inference server) in headless Debian Chromium, only
+through what a user sees and clicks. A full-page screenshot of every step lands in $MODELDECK_SCREENSHOTS
+(default: the test's tmp_path) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests import factories
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+expect = playwright_sync.expect
+Page = playwright_sync.Page
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own browser download does not work here
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+VIEWPORT = {"width": 1400, "height": 1000}
+STARTUP_S = 120  # Streamlit, the worker and the inference server each import a lot on a cold start
+STEP_MS = 30_000  # one Streamlit rerun, generously
+TRAINING_MS = 120_000  # three epochs on 240 rows, the TensorFlow import, the evaluation and the export
+
+
+# 1. The app: a real `modeldeck ui` on free ports with a fresh home, stopped with Ctrl-C.
+
+
+@dataclass(frozen=True)
+class App:
+    url: str
+    serving_url: str
+    home: Path
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    root = tmp_path_factory.mktemp("modeldeck-ui")
+    home, log = root / "home", root / "ui.log"
+    home.mkdir()
+    port, serve_port, grpc_port = factories.free_ports(3)
+    env = os.environ | {"MODELDECK_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("MODELDECK_DATABASE_URL", None)
+    command = [sys.executable, "-m", "backend.cli", "--home", str(home), "ui", "--port", str(port)]
+    command += ["--serve-port", str(serve_port), "--grpc-port", str(grpc_port), "--host", "127.0.0.1"]
+    url, serving_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{serve_port}"
+    with factories.running(command, log=log, env=env, urls=[f"{url}/_stcore/health", f"{serving_url}/v1/models"]):
+        print(f"\nmodeldeck ui: {url}, log: {log}")
+        yield App(url=url, serving_url=serving_url, home=home, log=log)
+
+
+# 2. The browser: a fresh Chromium profile per test, so every test is a new visitor.
+
+
+@pytest.fixture(scope="module")
+def browser(app: App) -> Iterator[playwright_sync.Browser]:
+    with playwright_sync.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: playwright_sync.Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport=VIEWPORT, locale="en-US")
+    context.set_default_timeout(STEP_MS)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("MODELDECK_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots: {folder}")
+    return folder
+
+
+# 3. What a user does, one helper per gesture. Streamlit reruns asynchronously and, until a rerun ends, keeps
+#    a stale copy of every element it replaces (two "Target" boxes, two charts…). So after a gesture: wait for
+#    something only the new run draws, then for the run to settle, then assert; auto-waiting, never sleeping.
+
+
+def settled(page: Page) -> None:
+    """No script run in flight and no stale element left from the previous one."""
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+    expect(page.locator("[data-stale='true']")).to_have_count(0)
+
+
+def shot(page: Page, folder: Path, name: str) -> None:
+    """A screenshot of the whole page, charts drawn. Streamlit scrolls inside `stMain`, not the document, so
+    Playwright's full_page alone stops at the viewport: grow the viewport to the content, shoot, shrink it back."""
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=stPlotlyChart]')].every(c => c.querySelector('.main-svg'))"
+    )
+    height = page.get_by_test_id("stMain").evaluate("e => e.scrollHeight")
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], height)})
+    page.wait_for_function(
+        "() => { const m = document.querySelector('[data-testid=stMain]'); return m.scrollHeight <= m.clientHeight; }"
+    )
+    page.screenshot(path=folder / f"{name}.png", full_page=True)
+    page.set_viewport_size(VIEWPORT)
+
+
+def go_to(page: Page, link: str, path: str, heading: str) -> None:
+    """Click a page in the sidebar navigation (the session, and with it the language, carries over)."""
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=link, exact=True).click()
+    expect(page).to_have_url(re.compile(rf"/{path}(\?|$)"))
+    expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+    settled(page)
+
+
+def choose(page: Page, label: str, option: str) -> None:
+    """Pick `option` in the selectbox labelled `label`: a combobox, so open it and click the option."""
+    box = page.get_by_test_id("stSelectbox").get_by_role("combobox", name=label, exact=True)
+    box.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def value_shown(page: Page, label: str, value: str) -> playwright_sync.Locator:
+    """The input labelled `label` showing `value`: drawn only once the rerun that sets it has run."""
+    return page.locator(f"input[aria-label='{label}'][value='{value}']")
+
+
+def test_user_goes_from_a_csv_to_a_prediction_and_reads_the_ui_in_chinese(
+    app: App, page: Page, shots: Path, tmp_path: Path
+) -> None:
+    csv = tmp_path / "churn.csv"
+    factories.churn_frame().to_csv(csv, index=False)
+
+    # 1. Data: upload the CSV, add it, make `churn` the target.
+    page.goto(app.url)
+    expect(page.get_by_role("heading", name="Data", exact=True)).to_be_visible(timeout=60_000)
+    settled(page)
+    page.get_by_test_id("stFileUploader").locator("input[type=file]").set_input_files(csv)
+    page.get_by_test_id("stButton").get_by_role("button", name="Add this dataset").click()
+    expect(page.get_by_role("heading", name="churn", exact=True)).to_be_visible()
+    settled(page)
+    target = page.get_by_role("combobox", name="Target (the column to predict)")
+    if target.input_value() != "churn":  # an upload comes without a target ("— choose —") today
+        choose(page, "Target (the column to predict)", "churn")
+    expect(page.get_by_text("The model will learn to predict churn (Classification).")).to_be_visible()
+    settled(page)
+    expect(target).to_have_value("churn")
+    expect(page.get_by_test_id("stSidebar")).to_contain_text("Dataset: churn · version")
+    shot(page, shots, "1-data")
+
+    # 2. Training: the Fast preset with 3 epochs; the live view follows the run until it succeeds.
+    go_to(page, "Training", "training", "Training")
+    page.get_by_test_id("stExpander").get_by_text("Hyperparameters", exact=True).click()
+    expect(value_shown(page, "Epochs (upper bound)", "30")).to_be_visible()  # the Balanced preset's
+    page.get_by_test_id("stRadio").get_by_text("Fast", exact=True).click()
+    expect(value_shown(page, "Epochs (upper bound)", "10")).to_be_visible()  # the Fast preset's
+    settled(page)
+    expect(page.get_by_role("radio", name="Fast")).to_be_checked()
+    expect(page.get_by_role("textbox", name="Hidden units (comma-separated layers)")).to_have_value("64")
+    epochs = page.get_by_test_id("stNumberInput").filter(has_text="Epochs (upper bound)").locator("input")
+    epochs.fill("3")
+    epochs.press("Enter")  # commits the number, as a blur would
+    expect(epochs).to_have_value("3")
+    settled(page)
+    page.get_by_test_id("stButton").get_by_role("button", name="Start training").click()
+    expect(page.get_by_role("heading", name=re.compile(r"^Run \d+: (queued|running)$"))).to_be_visible()
+    expect(page.get_by_test_id("stProgress")).to_contain_text(re.compile(r"^Epoch [1-3] of 3 · \d+%"))
+    shot(page, shots, "2a-training-live")
+    expect(page.get_by_role("heading", name=re.compile(r"^Run \d+: succeeded$"))).to_be_visible(timeout=TRAINING_MS)
+    settled(page)
+    expect(page.get_by_text(re.compile(r"^Done: test accuracy \d+\.\d%, ROC AUC \d\.\d{3}\."))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Device: \S+ · spec: hidden_units=\[64\], .*epochs=3, "))).to_be_visible()
+    chart = page.get_by_test_id("stPlotlyChart")
+    expect(chart.locator(".js-plotly-plot")).to_be_visible()
+    expect(chart.get_by_text("Loss", exact=True)).to_be_visible()  # the left subplot's title
+    legend = chart.locator(".legendtext")  # the loss curve's entry, whatever the case of "loss"
+    expect(legend.filter(has_text=re.compile(r"^train · loss$", re.IGNORECASE))).to_be_visible()
+    expect(chart.locator(".scatterlayer .trace")).to_have_count(4)  # train and validation, loss and accuracy
+    expect(chart.locator(".scatterlayer .trace").first.locator(".point")).to_have_count(3)  # one per epoch
+    shot(page, shots, "2b-training-done")
+
+    # 3. Evaluation: the headline metrics on the test split and the history of runs.
+    go_to(page, "Evaluation", "evaluation", "Evaluation")
+    metrics = page.get_by_test_id("stMetric")
+    for label in ("Accuracy", "Macro F1", "ROC AUC"):
+        expect(metrics.filter(has_text=label)).to_contain_text(re.compile(r"\d\.\d{3}$"))
+    expect(page.get_by_role("heading", name="Run history", exact=True)).to_be_visible()
+    expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+    shot(page, shots, "3-evaluation")
+
+    # 4. Playground: predict the default case through the inference server.
+    go_to(page, "Playground", "playground", "Playground")
+    page.get_by_test_id("stFormSubmitButton").get_by_role("button", name="Predict", exact=True).click()
+    expect(metrics.filter(has_text="Latency")).to_contain_text(re.compile(r"Latency\s*\d+\.\d ms$"))
+    settled(page)
+    expect(metrics.filter(has_text="Predicted churn")).to_contain_text(re.compile(r"Predicted churn\s*(yes|no)$"))
+    expect(page.get_by_test_id("stPlotlyChart").get_by_text("Probability of each class")).to_be_visible()
+    expect(page.get_by_test_id("stPlotlyChart").locator(".barlayer .point")).to_have_count(2)  # yes and no
+    shot(page, shots, "4-playground")
+
+    # 5. Language: the sidebar switch turns the UI Chinese, and the next page is Chinese too.
+    choose(page, "Language", "简体中文")
+    expect(page.get_by_role("heading", name="体验场", exact=True)).to_be_visible()
+    settled(page)
+    nav = page.get_by_test_id("stSidebarNav")
+    for title in ("数据", "质量检查", "训练", "评估", "体验场"):
+        expect(nav.get_by_role("link", name=title, exact=True)).to_be_visible()
+    expect(page.get_by_role("combobox", name="语言", exact=True)).to_have_value("简体中文")
+    shot(page, shots, "5a-chinese-playground")
+    go_to(page, "训练", "training", "训练")
+    expect(page.get_by_role("heading", name=re.compile(r"^运行 \d+：已完成$"))).to_be_visible()
+    expect(page.get_by_role("button", name="开始训练", exact=True)).to_be_visible()
+    expect(page.get_by_test_id("stPlotlyChart").get_by_text("损失", exact=True)).to_be_visible()
+    shot(page, shots, "5b-chinese-training")
+
+
+@pytest.mark.browser
+def test_chinese_survives_a_reload_after_changing_page(app: App, page: Page, shots: Path) -> None:
+    page.goto(app.url)
+    expect(page.get_by_role("heading", name="Data", exact=True)).to_be_visible(timeout=60_000)
+    settled(page)
+    choose(page, "Language", "简体中文")
+    expect(page).to_have_url(re.compile(r"lang=zh"))
+    go_to(page, "训练", "training", "训练")
+    page.reload()
+    expect(page.get_by_role("heading", name=re.compile(r"^(Training|训练)$"))).to_be_visible()
+    settled(page)
+    shot(page, shots, "6-reload-after-changing-page")
+    expect(page.get_by_role("heading", name="训练", exact=True)).to_be_visible(timeout=1_000)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from backend import check_messages
+
 EN: dict[str, str] = {
     # Navigation and sidebar
     "nav.data": "Data",
@@ -96,50 +98,6 @@ EN: dict[str, str] = {
     "quality.blocked_hint": "Training stays disabled while a blocker fails. Fix the data and upload it again, or "
     "type a reason to override on the Training page.",
     "quality.go_train": "Go to training",
-    # Quality checks: title, outcomes, why, fix
-    "check.too_few_rows.title": "Enough rows",
-    "check.too_few_rows.ok": "{rows:,} rows.",
-    "check.too_few_rows.fail": "{rows:,} rows; at least {min} are needed.",
-    "check.too_few_rows.why": "A model learns from examples. With very few rows it can only memorise them, and the "
-    "test split is too small to say how well it works.",
-    "check.too_few_rows.fix": "Collect more data: at least 30 rows, ideally thousands.",
-    "check.target_usable.title": "Usable target",
-    "check.target_usable.ok": "Target '{target}' is usable.",
-    "check.target_usable.none": "No target column chosen.",
-    "check.target_usable.empty": "Target '{target}' is empty in every row.",
-    "check.target_usable.not_numeric": "Target '{target}' is not numeric, so it cannot be predicted as a number.",
-    "check.target_usable.missing": "Target '{target}' is missing in {n:,} rows; they are left out of training.",
-    "check.target_usable.why": "Every training row needs the answer the model should learn to give. Regression "
-    "predicts a quantity, so its target must be a number.",
-    "check.target_usable.fix": "Pick another target on the Data page, switch the task, or fill in the missing "
-    "answers and upload again.",
-    "check.too_few_classes.title": "Enough examples of each class",
-    "check.too_few_classes.ok": "{n} classes, the smallest with {smallest:,} rows.",
-    "check.too_few_classes.na": "Not a classification target.",
-    "check.too_few_classes.one": "Target '{target}' has only {n} class; a classifier needs at least 2.",
-    "check.too_few_classes.rare": "Classes with fewer than {min} rows ({n}): {names}.",
-    "check.too_few_classes.why": "To learn to tell classes apart the model needs several examples of each, and "
-    "the test split needs some too.",
-    "check.too_few_classes.fix": "Collect more examples of the rare classes, merge them into a broader class, or "
-    "drop them.",
-    "check.missing_values.title": "Missing values",
-    "check.missing_values.ok": "No missing values.",
-    "check.missing_values.some": "Columns with some missing values: {n}; the gaps are filled in.",
-    "check.missing_values.heavy": "Columns more than {share} empty ({n}): {names}.",
-    "check.missing_values.why": "Empty cells are filled with a typical value (the median, or an 'unknown' "
-    "category) so the row can still be used, but a mostly empty column carries little information.",
-    "check.missing_values.fix": "Drop columns that are mostly empty, or collect the missing values.",
-    "check.duplicate_rows.title": "Duplicate rows",
-    "check.duplicate_rows.ok": "No duplicate rows.",
-    "check.duplicate_rows.fail": "{n:,} rows ({share}) are exact copies of another row.",
-    "check.duplicate_rows.why": "Copies can land in both the training and the test split, which makes the model "
-    "look better than it is.",
-    "check.duplicate_rows.fix": "Remove the duplicate rows (keep the first of each).",
-    "check.constant_columns.title": "Constant columns",
-    "check.constant_columns.ok": "No constant columns.",
-    "check.constant_columns.fail": "Columns with the same value in every row ({n}): {names}.",
-    "check.constant_columns.why": "A column that never changes cannot help tell rows apart.",
-    "check.constant_columns.fix": "Nothing to do: training ignores these columns. Drop them to keep the data tidy.",
     # Training page
     "training.title": "Training",
     "training.for": "Dataset **{name}**, predicting **{target}** ({task}).",
@@ -309,42 +267,6 @@ ZH: dict[str, str] = {
     "quality.rows_per_class": "行数",
     "quality.blocked_hint": "只要有阻断项未通过，训练就保持禁用。请修复数据后重新上传，或在“训练”页填写理由强制继续。",
     "quality.go_train": "前往训练",
-    "check.too_few_rows.title": "行数是否足够",
-    "check.too_few_rows.ok": "共 {rows:,} 行。",
-    "check.too_few_rows.fail": "只有 {rows:,} 行；至少需要 {min} 行。",
-    "check.too_few_rows.why": "模型从样本中学习。行数太少时它只能死记硬背，测试集也太小，无法说明模型效果。",
-    "check.too_few_rows.fix": "收集更多数据：至少 30 行，最好数千行。",
-    "check.target_usable.title": "目标列是否可用",
-    "check.target_usable.ok": "目标列“{target}”可用。",
-    "check.target_usable.none": "尚未选择目标列。",
-    "check.target_usable.empty": "目标列“{target}”在所有行中都为空。",
-    "check.target_usable.not_numeric": "目标列“{target}”不是数值，无法作为数值来预测。",
-    "check.target_usable.missing": "目标列“{target}”有 {n:,} 行缺失，这些行不参与训练。",
-    "check.target_usable.why": "每一条训练数据都需要给出模型应学会的答案。回归预测的是数量，所以目标列必须是数值。",
-    "check.target_usable.fix": "在“数据”页换一个目标列、切换任务类型，或补全缺失的答案后重新上传。",
-    "check.too_few_classes.title": "每个类别的样本是否足够",
-    "check.too_few_classes.ok": "共 {n} 个类别，最小的类别有 {smallest:,} 行。",
-    "check.too_few_classes.na": "不是分类目标。",
-    "check.too_few_classes.one": "目标列“{target}”只有 {n} 个类别；分类至少需要 2 个。",
-    "check.too_few_classes.rare": "有 {n} 个类别少于 {min} 行：{names}。",
-    "check.too_few_classes.why": "要学会区分类别，模型需要每个类别的若干样本，测试集里也需要一些。",
-    "check.too_few_classes.fix": "为稀有类别收集更多样本、把它们合并为更宽泛的类别，或删除它们。",
-    "check.missing_values.title": "缺失值",
-    "check.missing_values.ok": "没有缺失值。",
-    "check.missing_values.some": "有 {n} 列存在缺失值，训练时会自动填补。",
-    "check.missing_values.heavy": "有 {n} 列超过 {share} 为空：{names}。",
-    "check.missing_values.why": "空单元格会用典型值（中位数或“未知”类别）填补，使该行仍可使用；但大部分为空的列几乎不含信息。",
-    "check.missing_values.fix": "删除大部分为空的列，或补充收集缺失的数据。",
-    "check.duplicate_rows.title": "重复行",
-    "check.duplicate_rows.ok": "没有重复行。",
-    "check.duplicate_rows.fail": "有 {n:,} 行（{share}）与其他行完全相同。",
-    "check.duplicate_rows.why": "重复的行可能同时出现在训练集和测试集中，让模型看起来比实际更好。",
-    "check.duplicate_rows.fix": "删除重复行（每组保留第一行）。",
-    "check.constant_columns.title": "常量列",
-    "check.constant_columns.ok": "没有常量列。",
-    "check.constant_columns.fail": "有 {n} 列在每一行中取值都相同：{names}。",
-    "check.constant_columns.why": "从不变化的列无法帮助区分不同的行。",
-    "check.constant_columns.fix": "无需处理：训练会忽略这些列。删除它们可让数据更整洁。",
     "training.title": "训练",
     "training.for": "数据集 **{name}**，预测 **{target}**（{task}）。",
     "training.blocked": "质量门禁阻止了训练：{reason}",
@@ -430,6 +352,8 @@ ZH: dict[str, str] = {
     "playground.served_by": "由模型 {name} 版本 {version} 通过 TensorFlow Serving 的 REST API 提供预测。",
 }
 
+EN |= check_messages.EN
+ZH |= check_messages.ZH
 CATALOG: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}
 
 

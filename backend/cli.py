@@ -19,7 +19,7 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from backend import config, datasets, messages, quality, runs  # noqa: E402
+from backend import config, datasets, fixes, messages, quality, runs  # noqa: E402
 from backend.errors import BadInput, ModelDeckError  # noqa: E402
 from db import Store, open_store  # noqa: E402
 from models.spec import SpecError, parse_sets  # noqa: E402
@@ -127,14 +127,62 @@ def cmd_data_check(store: Store, args: argparse.Namespace) -> int:
     checks = [
         {k: c[k] for k in ("id", "severity", "passed", "message", "evidence")}
         | {"why": messages.render("en", f"check.{c['id']}.why"), "fix": messages.render("en", f"check.{c['id']}.fix")}
+        | ({"remedy": c["remedy"]} if c.get("remedy") else {})
         for c in report.checks
     ]
-    lines = [f"{'PASS' if report.passed else 'BLOCKED'}: {dataset.name} version {version.hash[:12]}"]
+    score = quality.score(report.checks)
+    lines = [f"{'PASS' if report.passed else 'BLOCKED'}: {dataset.name} version {version.hash[:12]}, score {score}/100"]
     lines += [f"  [{'ok' if c['passed'] else c['severity']}] {c['id']}: {c['message']}" for c in checks]
     _emit(
-        args, {"passed": report.passed, "dataset": dataset.name, "version": version.hash[:12], "checks": checks}, lines
+        args,
+        {
+            "passed": report.passed,
+            "score": score,
+            "dataset": dataset.name,
+            "version": version.hash[:12],
+            "checks": checks,
+        },
+        lines,
     )
     return 0 if report.passed else 3
+
+
+def cmd_data_fix(store: Store, args: argparse.Namespace) -> int:
+    dataset, version = datasets.resolve(store, args.dataset)
+    new = fixes.apply_check(store, version=version, check_id=args.check)
+    _emit(
+        args,
+        _version_json(dataset, new) | {"parent": version.hash[:12], "note": new.note},
+        [f"{dataset.name}: version {new.hash[:12]} (from {version.hash[:12]}): {new.note}"],
+    )
+    return 0
+
+
+def cmd_data_versions(store: Store, args: argparse.Namespace) -> int:
+    dataset, _ = datasets.resolve(store, args.dataset)
+    items = fixes.lineage(store, dataset_id=dataset.id)
+    _emit(
+        args,
+        {"dataset": dataset.name, "versions": items},
+        _table(
+            [[i["version"], i["parent"] or "", i["rows"], i["note"]] for i in items],
+            ["VERSION", "PARENT", "ROWS", "WHAT CHANGED"],
+        ),
+    )
+    return 0
+
+
+def cmd_data_compare(store: Store, args: argparse.Namespace) -> int:
+    dataset, _ = datasets.resolve(store, args.dataset)
+    by_hash = {v.hash[:12]: v for v in store.list_versions(dataset.id)}
+    missing = [v for v in (args.old, args.new) if v[:12] not in by_hash]
+    if missing:
+        raise BadInput(
+            f"No version {missing[0]} of {dataset.name}. List them with `modeldeck data versions {dataset.name}`."
+        )
+    diff = fixes.compare(by_hash[args.old[:12]], by_hash[args.new[:12]])
+    _emit(args, diff, [f"{k}: {v}" for k, v in diff.items()])
+    return 0
 
 
 def cmd_train(store: Store, args: argparse.Namespace) -> int:
@@ -395,6 +443,14 @@ def parser() -> argparse.ArgumentParser:
     check = command(data, "check", cmd_data_check, "quality report (exit 3 when blocked)")
     check.add_argument("dataset")
     check.add_argument("--target")
+    fix = command(data, "fix", cmd_data_fix, "apply a check's one-click fix, as a new version")
+    fix.add_argument("dataset")
+    fix.add_argument("--check", required=True, metavar="ID", help="the check id, e.g. duplicate_rows")
+    command(data, "versions", cmd_data_versions, "versions with their lineage").add_argument("dataset")
+    compare = command(data, "compare", cmd_data_compare, "rows and columns changed between two versions")
+    compare.add_argument("dataset")
+    compare.add_argument("old")
+    compare.add_argument("new")
 
     train = command(sub, "train", cmd_train, "train a model")
     train.add_argument("dataset")

@@ -226,8 +226,10 @@ def add_frame(
     target: str | None = None,
     task: str | None = None,
     renamed: dict[str, str] | None = None,
+    parent_id: int | None = None,
+    note: str = "",
 ) -> tuple[Dataset, DatasetVersion]:
-    """Store a frame as a version of dataset `name` and record it."""
+    """Store a frame as a version of dataset `name` and record it (a fix passes its parent and a note)."""
     if frame.empty or len(frame.columns) == 0:
         raise BadInput(f"'{name}' has no rows. Upload a file with at least one row of data.")
     frame, more_renamed = _normalise(frame)
@@ -248,6 +250,8 @@ def add_frame(
         columns=columns,
         target=target,
         task=task,
+        parent_id=parent_id,
+        note=note,
     )
 
 

@@ -26,6 +26,14 @@ def gate_passed(checks: list[dict[str, Any]]) -> bool:
     return not blockers(checks)
 
 
+PENALTY = {"blocker": 30, "warning": 8, "info": 2}
+
+
+def score(checks: list[dict[str, Any]]) -> int:
+    """0-100 at a glance: 100 less 30 per failing blocker, 8 per warning and 2 per note."""
+    return max(0, 100 - sum(PENALTY[c["severity"]] for c in checks if not c["passed"]))
+
+
 def blockers(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [c for c in checks if c["severity"] == "blocker" and not c["passed"]]
 

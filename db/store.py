@@ -181,6 +181,10 @@ class Store:
                 row = s.scalar(select(DatasetRow).where(DatasetRow.name == str(ref)))
             return None if row is None else _record(records.Dataset, row)
 
+    def set_dataset_kind(self, dataset_id: int, *, kind: str) -> None:
+        with self._write() as s:
+            s.execute(update(DatasetRow).where(DatasetRow.id == dataset_id).values(kind=kind))
+
     def get_version(self, version_id: int) -> records.DatasetVersion | None:
         with self._read() as s:
             row = s.get(DatasetVersionRow, version_id)

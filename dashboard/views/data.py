@@ -75,7 +75,19 @@ b.metric(t("data.columns"), len(version.columns))
 c.metric(t("data.version"), version.hash[:8])
 st.caption(t("data.source", source=dataset.source))
 
-# 3. Target and task.
+# 3. Kind, target and task.
+table_kinds = ["tabular", "text", "ratings"]
+kind = st.radio(
+    t("data.kind"),
+    table_kinds,
+    index=table_kinds.index(dataset.kind) if dataset.kind in table_kinds else 0,
+    format_func=lambda k: t(f"datakind.{k}"),
+    horizontal=True,
+    help=t("data.kind_help"),
+)
+if kind != dataset.kind:
+    datasets.set_kind(store(), dataset=dataset, kind=kind)
+    st.rerun()
 names = [col["name"] for col in version.columns]
 left, right = st.columns(2)
 target = left.selectbox(

@@ -13,7 +13,8 @@ ICONS = {"blocker": ":material/block:", "warning": ":material/warning:", "info":
 
 st.title(t("quality.title"))
 dataset, version = require_dataset()
-require_target(version)
+if dataset.kind != "ratings":  # ratings need users and items, not a target
+    require_target(version)
 result = report(version.id, version.target, version.task)
 checks = result["checks"]
 

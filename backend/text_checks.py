@@ -1,0 +1,221 @@
+"""Quality checks on text data: a text column and a label. Same contract as backend/table_checks.py.
+
+Near-duplicates are found with SimHash over words and word pairs (64-bit fingerprints cut into 6 bands of
+10 bits: two texts whose fingerprints differ in at most 5 bits share a band, so only texts sharing a band
+are compared), on at most NEAR_DUP_SAMPLE texts."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backend import kinds
+from backend.table_checks import result, target_usable, too_few_classes, too_few_rows
+
+SHORT_CHARS = 10
+LONG_CHARS = 5000
+NEAR_DUP_SAMPLE = 50_000
+NEAR_DUP_BITS = 5
+BANDS, BAND_BITS = 6, 10
+EXAMPLES = 5
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+_PHONE = re.compile(r"(?<!\d)(?:\+?\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?)?\d{3,4}[\s.-]\d{3,4}(?:[\s.-]\d{2,4})?(?!\d)")
+_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){13,19}(?!\d)")
+_WORD = re.compile(r"\w+")
+_YEARS = re.compile(r"^(?:19|20)\d{2}\s*[-–]\s*(?:19|20)\d{2}$")
+
+
+def _is_phone(candidate: str) -> bool:
+    """7 to 15 digits, and not a range of years such as 2010-2011."""
+    return 7 <= len(re.sub(r"\D", "", candidate)) <= 15 and not _YEARS.match(candidate.strip())
+
+
+def _text_column(frame: pd.DataFrame, target: str | None) -> str | None:
+    columns = [
+        {
+            "name": c,
+            "kind": "text"
+            if not pd.api.types.is_numeric_dtype(frame[c])
+            and c != target
+            and frame[c].astype("string").str.len().mean() >= 20
+            else "other",
+        }
+        for c in frame.columns
+    ]
+    return kinds.roles(columns)["text"]
+
+
+def _texts(frame: pd.DataFrame, target: str | None) -> tuple[str | None, pd.Series]:
+    column = _text_column(frame, target)
+    if column is None:
+        return None, pd.Series([], dtype="string")
+    return column, frame[column].astype("string").fillna("")
+
+
+def _normalised(texts: pd.Series) -> pd.Series:
+    return texts.str.lower().str.replace(r"<[^>]+>", " ", regex=True).str.replace(r"\W+", " ", regex=True).str.strip()
+
+
+def luhn_ok(digits: str) -> bool:
+    """The card-number checksum: double every second digit from the right; the sum ends in 0."""
+    numbers = [int(d) for d in digits][::-1]
+    total = sum(numbers[0::2]) + sum(sum(divmod(2 * d, 10)) for d in numbers[1::2])
+    return len(numbers) >= 13 and total % 10 == 0
+
+
+def simhash(text: str) -> int:
+    """64-bit SimHash: each bit is the majority vote of that bit over the hashes of the words and word pairs."""
+    words = _WORD.findall(text.lower()) or [""]
+    grams = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+    digests = b"".join(hashlib.blake2b(g.encode(), digest_size=8).digest() for g in grams)
+    bits = np.unpackbits(np.frombuffer(digests, dtype=np.uint8).reshape(-1, 8), axis=1)
+    majority = bits.sum(axis=0) * 2 > len(grams)
+    return int.from_bytes(np.packbits(majority).tobytes(), "big")
+
+
+def near_duplicate_pairs(texts: list[str]) -> list[tuple[int, int]]:
+    """Pairs of positions whose SimHash fingerprints differ in at most NEAR_DUP_BITS bits."""
+    prints = [simhash(t) for t in texts]
+    buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, fp in enumerate(prints):
+        for band in range(BANDS):
+            buckets[(band, (fp >> (BAND_BITS * band)) & ((1 << BAND_BITS) - 1))].append(i)
+    pairs = set()
+    for members in buckets.values():
+        if 1 < len(members) <= 200:
+            for a_index, a in enumerate(members):
+                for b in members[a_index + 1 :]:
+                    if bin(prints[a] ^ prints[b]).count("1") <= NEAR_DUP_BITS:
+                        pairs.add((a, b))
+    return sorted(pairs)
+
+
+# The checks ---------------------------------------------------------------------------------------------
+def text_length(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+    column, texts = _texts(frame, target)
+    if column is None:
+        return result("text_length", "blocker", False, "none")
+    lengths = texts.str.strip().str.len()
+    short, long = lengths < SHORT_CHARS, lengths > LONG_CHARS
+    evidence = {
+        "column": column,
+        "short": int(short.sum()),
+        "long": int(long.sum()),
+        "example_rows": np.flatnonzero(short | long)[:EXAMPLES].tolist(),
+        "length_quantiles": {f"p{q}": int(lengths.quantile(q / 100)) for q in (5, 50, 95)},
+    }
+    if short.any() or long.any():
+        return result(
+            "text_length",
+            "warning",
+            False,
+            "fail",
+            evidence,
+            short=int(short.sum()),
+            long=int(long.sum()),
+            min=SHORT_CHARS,
+            max=LONG_CHARS,
+            remedy={"action": "drop_rows", "params": {"rows": np.flatnonzero(short).tolist()}} if short.any() else None,
+        )
+    return result("text_length", "warning", True, "ok", evidence, median=int(lengths.median()))
+
+
+def duplicate_texts(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+    column, texts = _texts(frame, target)
+    if column is None:
+        return result("duplicate_texts", "warning", True, "na")
+    norm = _normalised(texts)
+    exact = norm.duplicated(keep="first") & (norm != "")
+    sample = texts.iloc[:NEAR_DUP_SAMPLE].tolist()
+    pairs = [(a, b) for a, b in near_duplicate_pairs(sample) if norm.iloc[a] != norm.iloc[b]]
+    near_rows = sorted({b for _, b in pairs})
+    evidence = {
+        "column": column,
+        "exact": int(exact.sum()),
+        "near": len(near_rows),
+        "example_rows": (np.flatnonzero(exact)[:EXAMPLES].tolist() + near_rows[:EXAMPLES])[: 2 * EXAMPLES],
+        "near_pairs": pairs[:EXAMPLES],
+        "sampled_rows": len(sample),
+    }
+    if exact.any() or near_rows:
+        drop = sorted(set(np.flatnonzero(exact).tolist()) | set(near_rows))
+        return result(
+            "duplicate_texts",
+            "warning",
+            False,
+            "fail",
+            evidence,
+            exact=int(exact.sum()),
+            near=len(near_rows),
+            remedy={"action": "drop_rows", "params": {"rows": drop}},
+        )
+    return result("duplicate_texts", "warning", True, "ok", evidence)
+
+
+def conflicting_text_labels(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+    column, texts = _texts(frame, target)
+    if column is None or target is None:
+        return result("conflicting_text_labels", "warning", True, "na")
+    norm = _normalised(texts)
+    labels = frame[target].astype("string")
+    per_text = pd.DataFrame({"t": norm, "y": labels}).groupby("t")["y"].nunique()
+    conflicted = norm.isin(per_text[per_text > 1].index) & (norm != "")
+    rows = np.flatnonzero(conflicted)
+    evidence = {"rows": int(len(rows)), "example_rows": rows[:EXAMPLES].tolist()}
+    if len(rows):
+        return result(
+            "conflicting_text_labels",
+            "warning",
+            False,
+            "fail",
+            evidence,
+            n=int(len(rows)),
+            remedy={"action": "review_labels"},
+        )
+    return result("conflicting_text_labels", "warning", True, "ok", evidence)
+
+
+def personal_data(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+    column, texts = _texts(frame, target)
+    if column is None:
+        return result("personal_data", "warning", True, "na")
+    emails = texts.str.contains(_EMAIL, regex=True)
+    without_cards = texts.str.replace(_CARD, " ", regex=True)  # a card number also looks like a phone number
+    phones = without_cards.map(lambda text: any(_is_phone(m) for m in _PHONE.findall(text)))
+    candidates = texts[texts.str.contains(_CARD, regex=True)]
+    cards = pd.Series(False, index=texts.index)
+    for index, text in candidates.items():
+        cards[index] = any(luhn_ok(re.sub(r"\D", "", m)) for m in _CARD.findall(text))
+    counts = {"email": int(emails.sum()), "phone": int(phones.sum()), "card": int(cards.sum())}
+    rows = np.flatnonzero(emails | phones | cards)
+    evidence = {"by_kind": counts, "example_rows": rows[:EXAMPLES].tolist()}
+    if len(rows):
+        return result(
+            "personal_data",
+            "warning",
+            False,
+            "fail",
+            evidence,
+            n=int(len(rows)),
+            **counts,
+            remedy={"action": "drop_rows", "params": {"rows": rows.tolist()}},
+        )
+    return result("personal_data", "warning", True, "ok", evidence)
+
+
+CHECKS: list[Callable[[pd.DataFrame, str | None, str | None], dict[str, Any]]] = [
+    target_usable,
+    too_few_rows,
+    too_few_classes,
+    text_length,
+    duplicate_texts,
+    conflicting_text_labels,
+    personal_data,
+]

@@ -39,8 +39,18 @@ lint: install
 test: install lint
 	$(BIN)/python -m pytest
 
-bench: install
+# The quality bench's baseline, ydata-profiling, needs pandas<3 and numpy<2.4: it gets a venv of its own,
+# installed once (delete the folder to reinstall).
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+$(BENCH_STAMP):
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet 'ydata-profiling==4.18.*'
+	touch $(BENCH_STAMP)
+
+bench: install $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .modeldeck .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) .modeldeck .pytest_cache

@@ -19,7 +19,7 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from backend import config, datasets, fixes, messages, quality, runs  # noqa: E402
+from backend import config, datasets, fixes, ingest, messages, quality, runs  # noqa: E402
 from backend.errors import BadInput, ModelDeckError  # noqa: E402
 from db import Store, open_store  # noqa: E402
 from models.spec import SpecError, parse_sets  # noqa: E402
@@ -278,7 +278,7 @@ def _read_rows(args: argparse.Namespace) -> Any:
     path = Path(args.input)
     if not path.is_file():
         raise BadInput(f"No file at '{args.input}'. Give the path to a CSV file.")
-    return datasets.read_table(path.read_bytes(), path.name)
+    return datasets.read_table(path, path.name).frame
 
 
 def cmd_eval(store: Store, args: argparse.Namespace) -> int:
@@ -381,6 +381,8 @@ def cmd_ui(store: Store, args: argparse.Namespace) -> int:
                 "false",
                 "--server.address",
                 args.host,
+                "--server.maxUploadSize",
+                str(max(1, ingest.Limits.from_env().max_upload_bytes // 2**20)),
             ],
             env=env,
         ),

@@ -6,9 +6,7 @@ renamed into place, so a failed upload leaves nothing behind and the same conten
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
 import re
@@ -20,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from backend import config, kinds, samples
+from backend import config, ingest, kinds, samples
 from backend.config import Paths
 from backend.errors import BadInput, NotFound
 from db import Dataset, DatasetVersion, Store
@@ -46,49 +44,6 @@ class Column:
 
 
 # -- reading ----------------------------------------------------------------------------------------
-def _decode(data: bytes, filename: str) -> str:
-    if not data.strip():
-        raise BadInput(f"'{filename}' is empty. Upload a CSV file with a header row and at least one data row.")
-    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise BadInput(f"'{filename}' is not a text file. Upload a CSV file (comma-separated text with a header row).")
-    for encoding in ("utf-8-sig", "utf-16") if data.startswith((b"\xff\xfe", b"\xfe\xff")) else ("utf-8-sig",):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
-
-
-def _sniff_delimiter(text: str) -> str:
-    try:
-        return csv.Sniffer().sniff(text[:65536], delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
-
-
-def _check_shape(text: str, delimiter: str, filename: str) -> list[str]:
-    """Every row must have as many fields as the header (pandas would silently pad short rows).
-
-    Returns the header as written, since pandas renames duplicate and blank names its own way."""
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    header = next(reader, None)
-    if not header or all(not h.strip() for h in header):
-        raise BadInput(f"'{filename}' has no header row. Add a first line with the column names.")
-    rows = 0
-    for record in reader:
-        if not record:
-            continue
-        rows += 1
-        if len(record) != len(header):
-            raise BadInput(
-                f"Row {reader.line_num} of '{filename}' has {len(record)} fields but the header has "
-                f"{len(header)}. Fix that row (a missing or extra delimiter, or an unquoted '{delimiter}')."
-            )
-    if rows == 0:
-        raise BadInput(f"'{filename}' has a header but no data rows. Upload a file with at least one row of data.")
-    return header
-
-
 def _unique_names(names: list[str]) -> tuple[list[str], dict[str, str]]:
     """Column names that are safe as model input names, and unique; returns the renames."""
     seen: set[str] = set()
@@ -107,25 +62,11 @@ def _unique_names(names: list[str]) -> tuple[list[str], dict[str, str]]:
     return result, renamed
 
 
-def read_table(data: bytes, filename: str) -> pd.DataFrame:
-    """Parse an uploaded CSV (or Parquet) into a frame, or raise BadInput saying what is wrong."""
-    if filename.lower().endswith(".parquet"):
-        try:
-            return pd.read_parquet(io.BytesIO(data))
-        except Exception as exc:  # pyarrow raises several types for a damaged file
-            raise BadInput(f"'{filename}' is not a readable Parquet file ({exc}). Re-export it.") from None
-    text = _decode(data, filename)
-    delimiter = _sniff_delimiter(text)
-    header = _check_shape(text, delimiter, filename)
-    try:
-        frame = pd.read_csv(io.StringIO(text), sep=delimiter)
-        frame.columns = header
-        return frame
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise BadInput(f"'{filename}' could not be read as CSV: {exc}. Check the delimiter and quoting.") from None
+def read_table(source: bytes | Path, filename: str, *, sheet: str | None = None) -> ingest.TableRead:
+    """Parse an upload (CSV/TSV, Excel, JSON Lines, Parquet) within the operator's limits, or raise BadInput."""
+    return ingest.read_table(source, filename, sheet=sheet, limits=ingest.Limits.from_env())
 
 
-# -- profiling --------------------------------------------------------------------------------------
 def _normalise(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     names, renamed = _unique_names([str(c) for c in frame.columns])
     frame = frame.copy()
@@ -262,22 +203,24 @@ def add_dataset(
     store: Store,
     *,
     paths: Paths,
-    data: bytes,
+    data: bytes | Path,
     filename: str,
     name: str | None = None,
     target: str | None = None,
     task: str | None = None,
+    sheet: str | None = None,
 ) -> tuple[Dataset, DatasetVersion]:
-    """Store an uploaded file as a new dataset version."""
-    frame = read_table(data, filename)
+    """Store an uploaded file as a new dataset version; what the reader noticed becomes the version's note."""
+    read = read_table(data, filename, sheet=sheet)
     return add_frame(
         store,
         paths=paths,
-        frame=frame,
+        frame=read.frame,
         name=name or Path(filename).stem,
-        source=f"upload:{filename}",
+        source=f"upload:{filename}" + (f" (sheet {sheet})" if sheet else ""),
         target=target,
         task=task,
+        note="; ".join(read.notes),
     )
 
 
@@ -315,9 +258,7 @@ def add_source(
     path = Path(source)
     if not path.is_file():
         raise BadInput(f"No file at '{source}'. Give the path to a CSV file, or sample:NAME for a sample.")
-    return add_dataset(
-        store, paths=paths, data=path.read_bytes(), filename=path.name, name=name, target=target, task=task
-    )
+    return add_dataset(store, paths=paths, data=path, filename=path.name, name=name, target=target, task=task)
 
 
 def resolve(store: Store, ref: str | int) -> tuple[Dataset, DatasetVersion]:

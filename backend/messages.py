@@ -54,11 +54,13 @@ EN: dict[str, str] = {
     "metric.r2": "R²",
     # Data page
     "data.title": "Data",
-    "data.intro": "Upload a table (CSV or Parquet) or pick a sample. Each upload is stored as an immutable, "
-    "content-addressed version.",
+    "data.intro": "Upload a table (CSV, TSV, Excel, JSON Lines or Parquet) or pick a sample. Each upload is stored "
+    "as an immutable, content-addressed version.",
+    "data.sheet": "Sheet",
     "data.tab_upload": "Upload a file",
     "data.tab_sample": "Use a sample",
-    "data.upload_label": "A CSV file with a header row (comma, semicolon, tab or pipe separated), or Parquet",
+    "data.upload_label": "A table with a header row: CSV or TSV (any common delimiter and encoding), Excel .xlsx, "
+    "JSON Lines or Parquet",
     "data.add_upload": "Add this dataset",
     "data.added": "Added {name}",
     "data.sample_label": "Sample dataset",
@@ -276,10 +278,11 @@ ZH: dict[str, str] = {
     "metric.mae": "平均绝对误差",
     "metric.r2": "R²",
     "data.title": "数据",
-    "data.intro": "上传表格（CSV 或 Parquet）或选择示例数据。每次上传都会保存为不可变、按内容寻址的版本。",
+    "data.intro": "上传表格（CSV、TSV、Excel、JSON Lines 或 Parquet）或选择示例数据。每次上传都会保存为不可变、按内容寻址的版本。",
+    "data.sheet": "工作表",
     "data.tab_upload": "上传文件",
     "data.tab_sample": "使用示例",
-    "data.upload_label": "带表头的 CSV 文件（逗号、分号、制表符或竖线分隔），或 Parquet 文件",
+    "data.upload_label": "带表头的表格：CSV 或 TSV（常见分隔符和编码均可）、Excel .xlsx、JSON Lines 或 Parquet",
     "data.add_upload": "添加此数据集",
     "data.added": "已添加 {name}",
     "data.sample_label": "示例数据集",

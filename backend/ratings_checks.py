@@ -76,9 +76,18 @@ def rating_scale(frame: pd.DataFrame, target: str | None, task: str | None) -> d
         return result("rating_scale", "info", True, "implicit")
     values = pd.to_numeric(frame[column], errors="coerce").dropna()
     counts = values.value_counts().sort_index()
-    evidence = {"values": {str(k): int(v) for k, v in counts.head(20).items()}}
-    scale = {"min": float(values.min()), "max": float(values.max()), "distinct": int(values.nunique())}
-    return result("rating_scale", "info", True, "ok", evidence, column=column, **scale)
+    evidence: dict[str, Any] = {"values": {str(k): int(v) for k, v in counts.head(20).items()}}
+    return result(
+        "rating_scale",
+        "info",
+        True,
+        "ok",
+        evidence,
+        column=column,
+        min=float(values.min()),
+        max=float(values.max()),
+        distinct=int(values.nunique()),
+    )
 
 
 def duplicate_ratings(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:

@@ -10,6 +10,15 @@ from dashboard import state
 from dashboard.common import current, frame, paths, show_error, store
 from dashboard.i18n import t
 
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def excel_sheets(data: bytes, filename: str) -> list[str]:
+    try:
+        return datasets.read_table(data, filename).sheets
+    except ModelDeckError:
+        return []  # adding it shows the reason
+
+
 st.title(t("data.title"))
 st.caption(t("data.intro"))
 
@@ -18,12 +27,18 @@ upload_tab, sample_tab = st.tabs([t("data.tab_upload"), t("data.tab_sample")])
 with upload_tab:
     uploaded = st.file_uploader(
         t("data.upload_label"),
-        type=["csv", "tsv", "txt", "parquet"],
+        type=["csv", "tsv", "txt", "parquet", "xlsx", "jsonl", "ndjson"],
         key=f"upload_{st.session_state[state.UPLOAD_NONCE]}",
     )
+    sheet = None
+    if uploaded is not None and uploaded.name.lower().endswith(".xlsx"):
+        sheets = excel_sheets(uploaded.getvalue(), uploaded.name)
+        sheet = st.selectbox(t("data.sheet"), sheets) if len(sheets) > 1 else None
     if uploaded is not None and st.button(t("data.add_upload"), type="primary"):
         try:
-            dataset, _ = datasets.add_dataset(store(), paths=paths(), data=uploaded.getvalue(), filename=uploaded.name)
+            dataset, _ = datasets.add_dataset(
+                store(), paths=paths(), data=uploaded.getvalue(), filename=uploaded.name, sheet=sheet
+            )
         except ModelDeckError as exc:
             show_error(exc)
         else:
@@ -145,7 +160,9 @@ st.dataframe(
                 t("data.v_parent"): v["parent"] or "—",
                 t("data.rows"): v["rows"],
                 t("data.columns"): v["columns"],
-                t("data.v_note"): v["note"] or t("data.v_original"),
+                t("data.v_note"): v["note"]
+                if v["parent"]
+                else " · ".join(filter(None, [t("data.v_original"), v["note"]])),
                 t("data.v_created"): v["created_at"],
             }
             for v in lineage

@@ -1,26 +1,82 @@
 """Quality checks on tables. Each takes the frame, the target column (or None) and the task, and returns
 one result made by `result()`: its message is rendered from the catalog (backend/check_messages.py), so
-the CLI's English and the dashboard's Chinese come from one place."""
+the CLI's English and the dashboard's Chinese come from one place.
+
+Leaves first: thresholds, `result()`, helpers (sampling, what a column is, the trainer's split, one-column
+scores), then the checks, then `CHECKS` with the blockers first. Everything is vectorised over rows; the
+checks that fit models (leakage, label errors, drift) work on a seeded sample and say so in the evidence
+(`sampled_rows`). `example_rows` in the evidence are row positions (`frame.iloc`), at most `EXAMPLES`.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from backend import messages
+from models.spec import TabularSpec
 
 MIN_ROWS = 30
 MIN_ROWS_PER_CLASS = 2
 MISSING_WARN_SHARE = 0.2
+SEED = 0  # every sample and fold assignment in here, so a report is reproducible
+EXAMPLES = 10  # example rows shown per check
+MAX_REMEDY_ROWS = 1_000  # a drop_rows fix is offered only for this many rows or fewer
+KIND_SAMPLE = 4_000  # values looked at to tell what a text column holds (free text, codes, numbers)
+NEAR_CONSTANT_SHARE = 0.99  # one value in at least this share of the non-missing rows
+ID_MIN_ROWS = 20  # with fewer rows, "every value distinct" says nothing
+ID_DISTINCT_SHARE = 0.99
+HIGH_CARD_VALUES = 1_000
+HIGH_CARD_SHARE = 0.5
+HIGH_CARD_MIN_VALUES = 50  # "half the values distinct" means little in a 40-row table
+MIXED_MIN_NUMBER_SHARE = 0.2  # a text column is "mixed" when at least this share parses as numbers
+OUTLIER_IQR = 3.0  # outside [Q1 - 3 IQR, Q3 + 3 IQR]: Tukey's "far out"
+OUTLIER_MAX_SHARE = 0.02  # more than this beyond the fences is a long tail, not outliers
+IMBALANCE_RATIO = 0.1  # smallest class under 10% of the largest…
+IMBALANCE_SHARE = 0.05  # …or under 5% of the rows (and under half of a fair share, for many classes)
+LEAK_SCORE = 0.98  # one column alone scores this (balanced accuracy or R², out of fold): a leak
+LEAK_SAMPLE = 50_000
+LEAK_BINS = 64  # a numeric column is cut into this many quantile bins, like a depth-6 tree
+LEAK_MAX_CLASSES = 50  # the most common classes are told apart; the rest count as one
+FOLDS = 5
+LABEL_SAMPLE = 20_000
+LABEL_MIN_ROWS = 500  # below this the quick model's probabilities are too rough to accuse a label
+LABEL_MIN_PER_CLASS = 10  # classes with fewer rows (in the sample) are left out of the label check…
+LABEL_MAX_CLASSES = 20  # …and so are all but the most common ones (the model grows a tree per class)
+LABEL_MIN_CONFIDENCE = 0.8  # a suspect's suggested class must have at least this probability
+LABEL_WARN_SHARE = 0.03  # fewer suspects than this share is noise most real data has: reported, not a warning
+LABEL_BINS = 63  # the quick model's bins per column (and most categories it treats as such)
+DRIFT_SAMPLE = 50_000  # rows per side of the split
+DRIFT_EFFECT = 0.1  # KS statistic or total variation distance
+DRIFT_ALPHA = 0.01  # family-wise: divided by the number of columns compared (Bonferroni)
+DRIFT_TOP = 20  # categories compared one by one; the rest are pooled as "other"
+
+_DATE = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}$")
+_DECIMAL = re.compile(r"^[-+]?\d*[.,]\d+$")
+_ID = re.compile(
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"  # UUID
+    r"|^[0-9a-fA-F]{8,}$"  # hex digest
+    r"|^(?=.*\d)[A-Za-z0-9][A-Za-z0-9_\-#/:.]{1,39}$"  # a code with a digit and no spaces: CUST-00123, 7590-VHVEG
+)
 
 
 def result(
-    id: str, severity: str, passed: bool, outcome: str, evidence: dict[str, Any] | None = None, **params: Any
+    id: str,
+    severity: str,
+    passed: bool,
+    outcome: str,
+    evidence: dict[str, Any] | None = None,
+    *,
+    remedy: dict[str, Any] | None = None,
+    **params: Any,
 ) -> dict[str, Any]:
+    """One check's result; `remedy` (a one-click fix: `{"action": …, "params": {…}}`) only when given."""
     key = f"check.{id}.{outcome}"
-    return {
+    out = {
         "id": id,
         "severity": severity,
         "passed": passed,
@@ -29,13 +85,255 @@ def result(
         "params": params,
         "evidence": evidence or {},
     }
+    if remedy is not None:
+        out["remedy"] = remedy
+    return out
 
 
 def _names(items: list[str], limit: int = 5) -> str:
     return ", ".join(items[:limit]) + (", …" if len(items) > limit else "")
 
 
-# Each check takes the frame, the target column (or None) and the task, and returns one result.
+def _share(part: float, whole: float) -> str:
+    return f"{part / max(1, whole):.1%}"
+
+
+def _drop_columns(columns: list[str]) -> dict[str, Any]:
+    return {"action": "drop_columns", "params": {"columns": columns}}
+
+
+def _plain(value: Any) -> Any:
+    """A cell as JSON can hold it (evidence is stored and printed as JSON)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return round(value, 6)
+    return value if isinstance(value, int | str | bool) else str(value)
+
+
+# -- helpers: samples, what a column holds ---------------------------------------------------------------
+def _sample_positions(n: int, size: int) -> np.ndarray:
+    """Sorted positions of a seeded sample of `size` of `n` rows (all rows when there are few)."""
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(SEED).choice(n, size, replace=False))
+
+
+def _sample_rows(frame: pd.DataFrame, size: int = KIND_SAMPLE) -> pd.DataFrame:
+    """A seeded sample of rows (one `take` for all columns, much cheaper than one per column)."""
+    return frame if len(frame) <= size else frame.iloc[_sample_positions(len(frame), size)]
+
+
+def _is_numeric(col: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+
+
+def _is_free_text(some: pd.Series) -> bool:
+    """The rule `datasets.profile` uses for kind "text" (long, mostly distinct strings), on a sample of the
+    column's non-missing values."""
+    if _is_numeric(some) or not len(some):
+        return False
+    values = some.astype(str)
+    return bool(values.str.len().mean() >= 40 and values.nunique() > 0.5 * len(values))
+
+
+def _looks_like_ids(col: pd.Series, some: pd.Series) -> bool:
+    """Almost every value distinct, and the values are counters (integers in sequence) or codes (UUID, hex,
+    CUST-00123), not measurements or words. `some` is a sample of the non-missing values: the cheap tests run
+    on it, and the full count of distinct values only for columns that pass them."""
+    if len(some) < ID_MIN_ROWS or some.nunique() < ID_DISTINCT_SHARE * len(some):
+        return False
+    if _is_numeric(col):
+        if not bool((some % 1 == 0).all()):
+            return False  # a measured quantity, not a counter
+        values = col.dropna()
+        if not bool((values % 1 == 0).all()):
+            return False
+        span = float(values.max()) - float(values.min()) + 1
+        in_sequence = values.is_monotonic_increasing or values.is_monotonic_decreasing or span <= 2 * len(values)
+        if not in_sequence:
+            return False
+    else:
+        text = some.astype(str).str.strip()
+        code_like = text.str.fullmatch(_ID) & ~text.str.match(_DATE) & ~text.str.fullmatch(_DECIMAL)
+        if code_like.mean() < 0.95:
+            return False
+        values = col.dropna()
+    return bool(values.nunique() >= ID_DISTINCT_SHARE * len(values))
+
+
+def _roles(frame: pd.DataFrame, target: str | None) -> dict[str, str]:
+    """Each feature column (not the target) as "numeric", "categorical", "text" (free text) or "id"."""
+    sample = _sample_rows(frame)
+    roles = {}
+    for name in frame.columns:
+        if name == target:
+            continue
+        col, some = frame[name], sample[name].dropna()
+        if _looks_like_ids(col, some):
+            roles[str(name)] = "id"
+        elif _is_numeric(col):
+            roles[str(name)] = "numeric"
+        else:
+            roles[str(name)] = "text" if _is_free_text(some) else "categorical"
+    return roles
+
+
+def _labelled(frame: pd.DataFrame, target: str | None, task: str | None) -> tuple[np.ndarray, pd.Series] | None:
+    """Row positions with a target, and their target (class names as text for classification, numbers for
+    regression; index 0…n-1); None when there is nothing to learn: no target, one class, text for regression."""
+    if target is None or target not in frame.columns or task not in ("classification", "regression"):
+        return None
+    col = frame[target]
+    present = col.notna().to_numpy()
+    positions = np.flatnonzero(present)
+    y = col if present.all() else col.iloc[positions]
+    if task == "classification":
+        y = y.astype(str)  # as the trainer names classes
+    elif _is_numeric(col):
+        y = y.astype("float64")
+    else:
+        return None
+    return (positions, y.reset_index(drop=True)) if y.nunique() >= 2 else None
+
+
+def trainer_split(frame: pd.DataFrame, *, target: str, task: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of the (training + validation) rows and of the test rows the trainer will use.
+
+    The same split as `models.tabular.split` (whose module imports TensorFlow, so it is not imported here):
+    rows with a target, then `train_test_split(test_size=0.15, random_state=42)`, stratified by the target as
+    text for classification and unstratified when a class is too rare to stratify. The defaults come from
+    `TabularSpec`; a run with another `seed` or `test_split` splits differently. Two shortcuts give the same
+    rows for a fraction of the time: splitting positions instead of the frame (the shuffle depends only on
+    the row count and the strata), and strata as sorted class codes instead of text (the stratified shuffle
+    uses only each row's index into the sorted classes; sorting a million strings took a second).
+    """
+    from sklearn.model_selection import train_test_split  # heavy import, only when this check runs
+
+    spec = TabularSpec()
+    labelled = np.flatnonzero(frame[target].notna().to_numpy())
+    positions = np.arange(len(labelled))
+    strata = pd.factorize(frame[target].iloc[labelled].astype(str), sort=True)[0] if task == "classification" else None
+    try:
+        rest, test = train_test_split(positions, test_size=spec.test_split, random_state=spec.seed, stratify=strata)
+    except ValueError:  # a class too rare to stratify
+        rest, test = train_test_split(positions, test_size=spec.test_split, random_state=spec.seed)
+    return labelled[rest], labelled[test]
+
+
+def _bins(col: pd.Series) -> np.ndarray:
+    """A small integer per row that groups equal (or, for many-valued numbers, nearby) values; missing
+    values get a bin of their own. A lookup per bin is a one-column model, like a depth-limited tree."""
+    if _is_numeric(col) and col.nunique() > LEAK_BINS:
+        values = col.to_numpy(dtype="float64", na_value=np.nan)
+        edges = np.unique(np.nanquantile(values, np.linspace(0, 1, LEAK_BINS + 1)[1:-1]))
+        binned = np.searchsorted(edges, values, side="right")
+        return np.where(np.isnan(values), len(edges) + 1, binned)
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    return np.where(codes < 0, len(uniques), codes)
+
+
+def _one_column_score(bins: np.ndarray, y: np.ndarray, folds: np.ndarray, classes: int) -> float:
+    """Out-of-fold score of predicting `y` from the bin alone: each fold is predicted by the per-bin
+    majority class (classification: balanced accuracy) or the per-bin mean (regression, classes=0: R²) of
+    the other folds; a bin unseen in the other folds gets their overall majority or mean."""
+    n_bins = int(bins.max()) + 1
+    predicted = np.empty(len(y), dtype="float64")
+    if classes:
+        total = np.bincount(bins * classes + y, minlength=n_bins * classes).reshape(n_bins, classes)
+        for fold in range(FOLDS):
+            rows = folds == fold
+            own = np.bincount(bins[rows] * classes + y[rows], minlength=n_bins * classes)
+            other = total - own.reshape(n_bins, classes)
+            lookup = np.where(other.sum(axis=1, keepdims=True) > 0, other, other.sum(axis=0))
+            predicted[rows] = lookup.argmax(axis=1)[bins[rows]]
+        recalls = [np.mean(predicted[y == c] == c) for c in range(classes) if np.any(y == c)]
+        return float(np.mean(recalls))
+    sums, counts = np.bincount(bins, weights=y, minlength=n_bins), np.bincount(bins, minlength=n_bins)
+    for fold in range(FOLDS):
+        rows = folds == fold
+        s = sums - np.bincount(bins[rows], weights=y[rows], minlength=n_bins)
+        c = counts - np.bincount(bins[rows], minlength=n_bins)
+        fallback = s.sum() / max(1, c.sum())
+        predicted[rows] = np.where(c > 0, s / np.maximum(c, 1), fallback)[bins[rows]]
+    total_ss = float(((y - y.mean()) ** 2).sum())
+    return 1.0 - float(((y - predicted) ** 2).sum()) / total_ss if total_ss > 0 else 0.0
+
+
+def _model_matrix(frame: pd.DataFrame, columns: list[str], *, max_categories: int) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers as they are, text as sorted category codes (ISO dates sort in time order); missing is NaN.
+    Returns the matrix and which columns the gradient-boosting model should treat as categories."""
+    matrix = np.empty((len(frame), len(columns)), dtype="float64")
+    categorical = np.zeros(len(columns), dtype=bool)
+    for j, name in enumerate(columns):
+        col = frame[name]
+        if _is_numeric(col):
+            matrix[:, j] = col.to_numpy(dtype="float64", na_value=np.nan)
+        else:
+            codes, uniques = pd.factorize(col, sort=True)
+            matrix[:, j] = np.where(codes < 0, np.nan, codes)
+            categorical[j] = len(uniques) <= max_categories  # the model's limit; more stay ordered codes
+    return matrix, categorical
+
+
+def _category_table(col: pd.Series, rest: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Counts of each category in the rest and the test rows (2 x K): the `DRIFT_TOP` most common values
+    one by one, the others pooled, missing as a category of its own. Also returns the categories' names."""
+    codes, uniques = pd.factorize(col.iloc[np.r_[rest, test]], use_na_sentinel=True)
+    codes = np.where(codes < 0, len(uniques), codes)  # missing
+    top = np.argsort(-np.bincount(codes), kind="stable")[:DRIFT_TOP]
+    index = np.full(len(uniques) + 1, len(top))  # everything else: "other"
+    index[top] = np.arange(len(top))
+    names = [str(uniques[i]) if i < len(uniques) else "(missing)" for i in top] + ["(other)"]
+    side = np.r_[np.zeros(len(rest), dtype=int), np.ones(len(test), dtype=int)]
+    table = np.bincount(side * len(names) + index[codes], minlength=2 * len(names)).reshape(2, len(names))
+    used = table.sum(axis=0) > 0
+    return table[:, used], [n for n, u in zip(names, used, strict=True) if u]
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: spreads the bits of 64-bit integers so that combined keys rarely collide."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def _cell_keys(col: pd.Series) -> np.ndarray:
+    """A 64-bit integer per cell, equal for equal values (missing values included) within this column."""
+    if _is_numeric(col):
+        values = col.to_numpy(dtype="float64", na_value=np.nan) + 0.0  # -0.0 becomes 0.0
+        return np.where(np.isnan(values), np.nan, values).view(np.uint64)  # one NaN bit pattern
+    return pd.factorize(col, use_na_sentinel=True)[0].astype(np.int64).view(np.uint64)
+
+
+def _repeated_rows(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the rows whose values in `columns` occur in another row too, and a 64-bit key per such
+    row, equal for rows with equal values (unequal rows share one with odds of about 1 in 10^19 a pair).
+
+    Columns are keyed one at a time, numbers first, and after each only the rows whose key so far repeats
+    are kept: long text columns are then read for a few candidate rows instead of a million."""
+    rows = np.arange(len(frame))
+    keys = np.zeros(len(frame), dtype=np.uint64)
+    for name in sorted(columns, key=lambda c: not _is_numeric(frame[c])):
+        col = frame[name] if len(rows) == len(frame) else frame[name].iloc[rows]
+        keys = _mix(keys ^ _mix(_cell_keys(col) + np.uint64(0x9E3779B97F4A7C15)))
+        repeated = pd.Series(keys).duplicated(keep=False).to_numpy()
+        rows, keys = rows[repeated], keys[repeated]
+        if not len(rows):
+            break
+    return rows, keys
+
+
+def _is_constant(col: pd.Series) -> bool:
+    """The same as `col.nunique(dropna=False) <= 1`, without counting every distinct value."""
+    missing = col.isna().to_numpy()
+    if missing.all():
+        return True
+    return not missing.any() and bool((col == col.iloc[0]).all())
+
+
+# -- the checks, blockers first ---------------------------------------------------------------------------
 def too_few_rows(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
     n = len(frame)
     ok = n >= MIN_ROWS
@@ -52,30 +350,81 @@ def target_usable(frame: pd.DataFrame, target: str | None, task: str | None) -> 
         return result("target_usable", "blocker", False, "not_numeric", target=target)
     missing = int(col.isna().sum())
     if missing:
-        return result("target_usable", "warning", False, "missing", {"missing": missing}, target=target, n=missing)
+        return result(
+            "target_usable",
+            "warning",
+            False,
+            "missing",
+            {"missing": missing, "example_rows": np.flatnonzero(col.isna().to_numpy())[:EXAMPLES].tolist()},
+            remedy={"action": "drop_missing_rows", "params": {"columns": [target]}},
+            target=target,
+            n=missing,
+        )
     return result("target_usable", "blocker", True, "ok", target=target)
 
 
 def too_few_classes(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
     if target is None or task != "classification":
         return result("too_few_classes", "blocker", True, "na")
-    counts = frame[target].dropna().astype(str).value_counts()
-    evidence = {"classes": {str(k): int(v) for k, v in counts.head(50).items()}}
+    labels = frame[target].astype(str).where(frame[target].notna())
+    counts = labels.value_counts()
+    evidence: dict[str, Any] = {"classes": {str(k): int(v) for k, v in counts.head(50).items()}}
     if len(counts) < 2:
         return result("too_few_classes", "blocker", False, "one", evidence, target=target, n=len(counts))
-    rare = [str(k) for k, v in counts.items() if v < MIN_ROWS_PER_CLASS]
+    rare = counts.index[counts < MIN_ROWS_PER_CLASS].astype(str).tolist()
     if rare:
+        rows = np.flatnonzero(labels.isin(rare).to_numpy())
+        evidence["example_rows"] = rows[:EXAMPLES].tolist()
         return result(
             "too_few_classes",
             "blocker",
             False,
             "rare",
             evidence,
+            remedy={"action": "drop_rows", "params": {"rows": rows.tolist()}} if len(rows) <= MAX_REMEDY_ROWS else None,
             n=len(rare),
             min=MIN_ROWS_PER_CLASS,
             names=_names(rare),
         )
     return result("too_few_classes", "blocker", True, "ok", evidence, n=len(counts), smallest=int(counts.min()))
+
+
+def target_leakage(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+    """One column that alone predicts the target (out of fold, on a sample) gives the answer away."""
+    labelled = _labelled(frame, target, task)
+    if labelled is None or len(frame.columns) < 2:
+        return result("target_leakage", "blocker", True, "na")
+    positions, y = labelled
+    chosen = _sample_positions(len(positions), LEAK_SAMPLE)
+    sample, y = frame.iloc[positions[chosen]], y.iloc[chosen]
+    folds = np.random.default_rng(SEED).permutation(len(sample)) % FOLDS
+    if task == "classification":
+        common = y.value_counts().index[:LEAK_MAX_CLASSES]
+        codes = pd.factorize(y.where(y.isin(common), "(other)"))[0]
+        encoded, n_classes, metric = codes, int(codes.max()) + 1, "balanced_accuracy"
+    else:
+        encoded, n_classes, metric = y.to_numpy(dtype="float64"), 0, "r2"
+    scores = {
+        str(name): round(_one_column_score(_bins(sample[name]), encoded, folds, n_classes), 4)
+        for name in sample.columns
+        if name != target
+    }
+    top = dict(sorted(scores.items(), key=lambda kv: -kv[1])[:10])
+    leaking = [name for name, score in top.items() if score >= LEAK_SCORE]
+    evidence = {"scores": top, "metric": metric, "threshold": LEAK_SCORE, "sampled_rows": len(sample)}
+    if leaking:
+        return result(
+            "target_leakage",
+            "blocker",
+            False,
+            "fail",
+            evidence | {"columns": leaking},
+            remedy=_drop_columns(leaking),
+            n=len(leaking),
+            target=target,
+            names=_names(leaking),
+        )
+    return result("target_leakage", "blocker", True, "ok", evidence, target=target)
 
 
 def missing_values(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
@@ -90,6 +439,7 @@ def missing_values(frame: pd.DataFrame, target: str | None, task: str | None) ->
             False,
             "heavy",
             evidence,
+            remedy=_drop_columns(heavy),
             n=len(heavy),
             share=f"{MISSING_WARN_SHARE:.0%}",
             names=_names(heavy),
@@ -99,28 +449,404 @@ def missing_values(frame: pd.DataFrame, target: str | None, task: str | None) ->
 
 
 def duplicate_rows(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
-    dup = frame.duplicated()
-    n = int(dup.sum())
-    evidence = {"duplicates": n, "example_rows": frame.index[dup][:5].tolist()}
+    # The same rows as `frame.duplicated()` (copies after their first occurrence), in a fraction of the time:
+    # only the rows that `_repeated_rows` finds are compared exactly.
+    candidates, _ = _repeated_rows(frame, list(frame.columns))
+    dup = candidates[frame.iloc[candidates].duplicated().to_numpy()]
+    n = len(dup)
+    evidence = {"duplicates": n, "example_rows": dup[:EXAMPLES].tolist()}
     if n:
-        return result("duplicate_rows", "warning", False, "fail", evidence, n=n, share=f"{n / len(frame):.1%}")
+        return result(
+            "duplicate_rows",
+            "warning",
+            False,
+            "fail",
+            evidence,
+            remedy={"action": "drop_duplicate_rows"},
+            n=n,
+            share=_share(n, len(frame)),
+        )
     return result("duplicate_rows", "warning", True, "ok", evidence)
 
 
+def conflicting_labels(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+    """Rows that agree in every feature but disagree in the class: at most one of them can be right. (For a
+    numeric target, equal features with different values are the noise of any measurement, not a conflict.)"""
+    labelled = _labelled(frame, target, task)
+    features = [c for c in frame.columns if c != target]
+    if labelled is None or task != "classification" or not features:
+        return result("conflicting_labels", "warning", True, "na")
+    positions, y = labelled
+    labelled_rows = frame if len(positions) == len(frame) else frame.iloc[positions]
+    repeated, keys = _repeated_rows(labelled_rows, features)
+    pairs = pd.DataFrame({"key": keys, "y": pd.factorize(y.iloc[repeated])[0], "row": positions[repeated]})
+    labels_per_key = pairs.groupby("key", sort=False)["y"].transform("nunique").to_numpy()
+    clashing = pairs[labels_per_key > 1]
+    if clashing.empty:
+        return result("conflicting_labels", "warning", True, "ok")
+    groups = int(clashing["key"].nunique())
+    # Example rows group by group (in the order of each group's first row), so that rows that contradict
+    # each other are shown together.
+    first = clashing.groupby("key", sort=False)["row"].transform("min")
+    examples = clashing.assign(first=first.to_numpy()).sort_values(["first", "row"])["row"].head(EXAMPLES)
+    conflicting = np.sort(clashing["row"].to_numpy())
+    evidence = {"rows": len(conflicting), "groups": groups, "example_rows": examples.astype(int).tolist()}
+    return result(
+        "conflicting_labels",
+        "warning",
+        False,
+        "fail",
+        evidence,
+        remedy={"action": "drop_rows", "params": {"rows": conflicting.tolist()}}
+        if len(conflicting) <= MAX_REMEDY_ROWS
+        else None,
+        n=len(conflicting),
+        groups=groups,
+        target=target,
+    )
+
+
+def id_like_columns(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+    ids = [name for name, role in _roles(frame, target).items() if role == "id"]
+    if not ids:
+        return result("id_like_columns", "warning", True, "ok")
+    examples = {name: [_plain(v) for v in frame[name].dropna().head(3)] for name in ids}
+    return result(
+        "id_like_columns",
+        "warning",
+        False,
+        "fail",
+        {"columns": ids, "examples": examples, "example_rows": list(range(min(len(frame), 5)))},
+        remedy=_drop_columns(ids),
+        n=len(ids),
+        names=_names(ids),
+    )
+
+
+def mixed_types(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+    """Text columns where many values are numbers and others are not ("12", "n/a", "7"). A sample says which
+    columns to look at; the counts come from all the distinct values of those columns."""
+    columns: dict[str, dict[str, Any]] = {}
+    example_rows: list[int] = []
+    sample = _sample_rows(frame)
+    for name, role in _roles(frame, None).items():
+        if role not in ("categorical", "id"):
+            continue
+        some = sample[name].dropna()
+        if not len(some) or pd.to_numeric(some, errors="coerce").notna().mean() < MIXED_MIN_NUMBER_SHARE:
+            continue
+        counts = frame[name].value_counts()
+        is_number = pd.to_numeric(counts.index.to_series(), errors="coerce").notna().to_numpy()
+        numbers, others = int(counts[is_number].sum()), int(counts[~is_number].sum())
+        if not others or numbers < MIXED_MIN_NUMBER_SHARE * (numbers + others):
+            continue
+        columns[name] = {
+            "numbers": numbers,
+            "other": others,
+            "number_examples": [str(v) for v in counts[is_number].index[:5]],
+            "other_examples": [str(v) for v in counts[~is_number].index[:5]],
+        }
+        if not example_rows:
+            other_values = counts[~is_number].index
+            example_rows = np.flatnonzero(frame[name].isin(other_values).to_numpy())[:EXAMPLES].tolist()
+    if not columns:
+        return result("mixed_types", "warning", True, "ok")
+    names = list(columns)
+    evidence = {
+        "other_by_column": {n: c["other"] for n, c in columns.items()},
+        "columns": columns,
+        "example_rows": example_rows,
+    }
+    return result("mixed_types", "warning", False, "fail", evidence, n=len(names), names=_names(names))
+
+
+def class_imbalance(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+    labelled = _labelled(frame, target, task)
+    if labelled is None or task != "classification":
+        return result("class_imbalance", "warning", True, "na")
+    counts = labelled[1].value_counts()
+    rows, smallest, largest = len(labelled[1]), int(counts.iloc[-1]), int(counts.iloc[0])
+    # "Under 5% of the rows" alone would call 25 equal classes (4% each) imbalanced: also under half a fair share.
+    rare = smallest / rows < min(IMBALANCE_SHARE, 0.5 / len(counts))
+    evidence = {"classes": {str(k): int(v) for k, v in counts.head(50).items()}}
+    params: dict[str, Any] = {
+        "name": str(counts.index[-1]),
+        "smallest": smallest,
+        "share": _share(smallest, rows),
+        "largest_name": str(counts.index[0]),
+        "largest": largest,
+        "ratio": _share(smallest, largest),
+    }
+    if smallest < IMBALANCE_RATIO * largest or rare:
+        return result("class_imbalance", "warning", False, "fail", evidence, **params)
+    return result("class_imbalance", "warning", True, "ok", evidence, **params)
+
+
+def label_errors(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+    """Suspected wrong labels, the confident-learning way (Northcutt et al.; cleanlab's confident joint):
+
+    1. Out-of-fold class probabilities from a quick gradient-boosting model, on a seeded sample.
+    2. Each class's threshold is the model's average confidence in that class over the rows labelled so.
+    3. A row is a suspect when the probability of its own label is under its class's threshold while
+       another class clears that class's threshold (the most probable such class is the suggestion).
+    """
+    labelled = _labelled(frame, target, task)
+    if labelled is None or task != "classification":
+        return result("label_errors", "warning", True, "na")
+    positions, y = labelled
+    chosen = _sample_positions(len(positions), LABEL_SAMPLE)
+    rows, y = positions[chosen], y.iloc[chosen]
+    counts = y.value_counts()
+    kept = y.isin(counts.index[counts >= LABEL_MIN_PER_CLASS][:LABEL_MAX_CLASSES]).to_numpy()
+    rows, y = rows[kept], y[kept]
+    columns = [name for name, role in _roles(frame, target).items() if role in ("numeric", "categorical")]
+    if not columns:
+        return result("label_errors", "warning", True, "na")
+    if len(rows) < LABEL_MIN_ROWS or y.nunique() < 2:
+        return result("label_errors", "warning", True, "small", {"sampled_rows": len(rows)}, min=LABEL_MIN_ROWS)
+    from sklearn.ensemble import HistGradientBoostingClassifier  # heavy imports, only when this check runs
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from threadpoolctl import threadpool_limits
+
+    # 1. Out-of-fold probabilities.
+    matrix, categorical = _model_matrix(frame[columns].iloc[rows], columns, max_categories=LABEL_BINS)
+    given, classes = pd.factorize(y, sort=True)
+    model = HistGradientBoostingClassifier(
+        max_iter=30,
+        max_leaf_nodes=15,
+        max_bins=LABEL_BINS,
+        early_stopping=False,
+        categorical_features=categorical,
+        random_state=SEED,
+    )
+    cv = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=SEED)
+    # One thread: OpenMP threads that spin while a worker trains on the same cores slow this down tenfold.
+    with threadpool_limits(1):
+        proba = cross_val_predict(model, matrix, given, cv=cv, method="predict_proba")
+    # 2. Per-class thresholds: the average self-confidence.
+    thresholds = np.array([proba[given == k, k].mean() for k in range(len(classes))])
+    # 3. The most probable class among those above their threshold; a suspect when that is not the label.
+    # Where labels are uncertain by nature the thresholds sink towards 1/classes and this alone would accuse
+    # a quarter of the rows: the suggestion must also be confident outright (`LABEL_MIN_CONFIDENCE`).
+    above = np.where(proba >= thresholds, proba, -1.0)
+    suggested = above.argmax(axis=1)
+    own = proba[np.arange(len(given)), given]
+    confident = above.max(axis=1) >= LABEL_MIN_CONFIDENCE
+    suspect = confident & (suggested != given) & (own < thresholds[given])
+    found = np.flatnonzero(suspect)
+    found = found[np.argsort(-proba[found, suggested[found]], kind="stable")]  # most confident first
+    suspects = [
+        {
+            "row": int(rows[i]),
+            "given": str(classes[given[i]]),
+            "suggested": str(classes[suggested[i]]),
+            "confidence": round(float(proba[i, suggested[i]]), 3),
+        }
+        for i in found[:MAX_REMEDY_ROWS]
+    ]
+    n = len(found)
+    evidence = {
+        "suspected_rows": n,
+        "share": round(n / len(rows), 4),
+        "sampled_rows": len(rows),
+        "classes_left_out": int(len(counts) - y.nunique()),
+        "thresholds": {str(c): round(float(t), 3) for c, t in zip(classes, thresholds, strict=True)},
+        "suspects": suspects,
+        "example_rows": [s["row"] for s in suspects[:EXAMPLES]],
+    }
+    params: dict[str, Any] = {"n": n, "share": _share(n, len(rows)), "sampled": len(rows)}
+    if n >= LABEL_WARN_SHARE * len(rows):
+        return result("label_errors", "warning", False, "fail", evidence, remedy={"action": "review_labels"}, **params)
+    return result("label_errors", "warning", True, "few" if n else "ok", evidence, **params)
+
+
+def split_drift(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+    """Whether the trainer's test rows look like its training rows, column by column: a two-sample
+    Kolmogorov-Smirnov test for numbers, a chi-squared test with the total variation distance for
+    categories. Drift is a difference both large enough to matter (`DRIFT_EFFECT`) and too unlikely to be
+    chance (`DRIFT_ALPHA`, Bonferroni over the columns compared)."""
+    labelled = _labelled(frame, target, task)
+    if labelled is None or target is None or len(labelled[0]) < MIN_ROWS:
+        return result("split_drift", "warning", True, "na")
+    from scipy import stats  # heavy import, only when this check runs
+
+    rest, test = trainer_split(frame, target=target, task=task)
+    sizes = {"train_rows": len(rest), "test_rows": len(test)}
+    rest, test = rest[_sample_positions(len(rest), DRIFT_SAMPLE)], test[_sample_positions(len(test), DRIFT_SAMPLE)]
+    roles = _roles(frame, None) | {target: "numeric" if task == "regression" else "categorical"}
+    details: dict[str, dict[str, Any]] = {}
+    for name, role in roles.items():
+        if role == "numeric":
+            a = frame[name].iloc[rest].dropna().to_numpy(dtype="float64")
+            b = frame[name].iloc[test].dropna().to_numpy(dtype="float64")
+            if len(a) < 2 or len(b) < 2:
+                continue
+            ks = stats.ks_2samp(a, b)
+            effect, p_value = float(ks.statistic), float(ks.pvalue)
+            summary: dict[str, Any] = {"train_median": _plain(np.median(a)), "test_median": _plain(np.median(b))}
+        elif role == "categorical":
+            table, values = _category_table(frame[name], rest, test)
+            if table.shape[1] < 2:
+                continue
+            shares = table / table.sum(axis=1, keepdims=True)
+            effect = float(0.5 * np.abs(shares[0] - shares[1]).sum())
+            p_value = float(stats.chi2_contingency(table).pvalue)
+            changed = np.argsort(-np.abs(shares[0] - shares[1]))[:3]
+            summary = {
+                "train_shares": {values[i]: round(float(shares[0, i]), 4) for i in changed},
+                "test_shares": {values[i]: round(float(shares[1, i]), 4) for i in changed},
+            }
+        else:
+            continue  # identifiers and free text differ row by row by nature
+        measure = "ks" if role == "numeric" else "total_variation"
+        details[name] = {"measure": measure, "statistic": round(effect, 4), "p_value": float(f"{p_value:.3g}")}
+        details[name] |= summary
+    alpha = DRIFT_ALPHA / max(1, len(details))
+    drifted = [n for n, d in details.items() if d["statistic"] >= DRIFT_EFFECT and d["p_value"] < alpha]
+    spec = TabularSpec()
+    evidence = {
+        "drift_by_column": {n: details[n]["statistic"] for n in drifted},
+        "columns": {n: details[n] for n in drifted},
+        "split": {"test_split": spec.test_split, "seed": spec.seed, "stratified": task == "classification"},
+        **sizes,
+        "sampled_rows": len(rest) + len(test),
+    }
+    if drifted:
+        return result("split_drift", "warning", False, "fail", evidence, n=len(drifted), names=_names(drifted))
+    return result("split_drift", "warning", True, "ok", evidence, n=len(details))
+
+
+def high_cardinality(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+    """Category columns with very many values (not identifiers, not free text): a warning when most values
+    are distinct (the model can only memorise them), a note when there are just many."""
+    found: dict[str, int] = {}
+    mostly_distinct = False
+    for name, role in _roles(frame, target).items():
+        if role != "categorical":
+            continue
+        col = frame[name]
+        distinct, present = int(col.nunique()), int(col.notna().sum())
+        share_rule = distinct > HIGH_CARD_SHARE * present and distinct >= HIGH_CARD_MIN_VALUES
+        if distinct > HIGH_CARD_VALUES or share_rule:
+            found[name] = distinct
+            mostly_distinct = mostly_distinct or share_rule
+    severity = "warning" if mostly_distinct else "info"
+    if not found:
+        return result("high_cardinality", "info", True, "ok")
+    names = list(found)
+    evidence = {"values_by_column": found, "rows": len(frame)}
+    return result("high_cardinality", severity, False, "fail", evidence, n=len(names), names=_names(names))
+
+
 def constant_columns(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
-    constant = [str(c) for c in frame.columns if c != target and frame[c].nunique(dropna=False) <= 1]
+    constant = [str(c) for c in frame.columns if c != target and _is_constant(frame[c])]
     if constant:
         return result(
-            "constant_columns", "info", False, "fail", {"columns": constant}, n=len(constant), names=_names(constant)
+            "constant_columns",
+            "info",
+            False,
+            "fail",
+            {"columns": constant},
+            remedy=_drop_columns(constant),
+            n=len(constant),
+            names=_names(constant),
         )
     return result("constant_columns", "info", True, "ok")
 
 
+def near_constant_columns(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+    """One value in at least 99% of the non-missing rows (columns entirely constant are the check above)."""
+    found: dict[str, dict[str, Any]] = {}
+    example_rows: list[int] = []
+    sample = _sample_rows(frame)
+    for name in frame.columns:
+        col = frame[name]
+        if name == target or _is_constant(col):
+            continue
+        some = sample[name].dropna()
+        if not len(some) or some.value_counts().iloc[0] < 0.95 * len(some):  # far from 99%: skip the full count
+            continue
+        counts = col.value_counts()
+        if counts.iloc[0] >= NEAR_CONSTANT_SHARE * counts.sum():
+            found[str(name)] = {"value": _plain(counts.index[0]), "share": round(counts.iloc[0] / counts.sum(), 4)}
+            if not example_rows:
+                example_rows = np.flatnonzero((col.notna() & (col != counts.index[0])).to_numpy())[:EXAMPLES].tolist()
+    if not found:
+        return result("near_constant_columns", "info", True, "ok")
+    names = list(found)
+    return result(
+        "near_constant_columns",
+        "info",
+        False,
+        "fail",
+        {"columns": found, "example_rows": example_rows},
+        remedy=_drop_columns(names),
+        n=len(names),
+        share=f"{NEAR_CONSTANT_SHARE:.0%}",
+        names=_names(names),
+    )
+
+
+def numeric_outliers(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+    """Values far outside the middle half of each numeric column: beyond 3 interquartile ranges of it.
+
+    A column with more than `OUTLIER_MAX_SHARE` of its values out there has a long tail (incomes, mostly-zero
+    discounts), not a few exceptions: it is listed as heavy-tailed and not counted."""
+    numeric = [name for name, role in _roles(frame, target).items() if role == "numeric"]
+    if not numeric:
+        return result("numeric_outliers", "info", True, "ok")
+    values = frame[numeric]
+    quartiles = values.quantile([0.25, 0.75])
+    q1, q3 = quartiles.iloc[0], quartiles.iloc[1]
+    spread = q3 - q1
+    lower, upper = q1 - OUTLIER_IQR * spread, q3 + OUTLIER_IQR * spread
+    measured = spread.index[spread > 0]  # no spread: every value but the common one would be "far"
+    outside = values[measured].lt(lower[measured]) | values[measured].gt(upper[measured])
+    counts, present = outside.sum(), values[measured].notna().sum()
+    heavy = [str(c) for c in measured if counts[c] > OUTLIER_MAX_SHARE * present[c]]
+    flagged = [str(c) for c in measured if 0 < counts[c] <= OUTLIER_MAX_SHARE * present[c]]
+    if not flagged:
+        return result("numeric_outliers", "info", True, "ok", {"heavy_tailed": heavy} if heavy else None)
+    columns = {
+        name: {
+            "count": int(counts[name]),
+            "lower": _plain(float(lower[name])),
+            "upper": _plain(float(upper[name])),
+            "min": _plain(float(values[name].min())),
+            "max": _plain(float(values[name].max())),
+        }
+        for name in flagged
+    }
+    evidence = {
+        "outliers_by_column": {name: c["count"] for name, c in columns.items()},
+        "columns": columns,
+        "heavy_tailed": heavy,
+        "example_rows": np.flatnonzero(outside[flagged].any(axis=1).to_numpy())[:EXAMPLES].tolist(),
+    }
+    total = int(counts[flagged].sum())
+    return result(
+        "numeric_outliers", "info", False, "fail", evidence, rows=total, n=len(flagged), names=_names(flagged)
+    )
+
+
 CHECKS: list[Callable[[pd.DataFrame, str | None, str | None], dict[str, Any]]] = [
+    # Blockers: any failing one closes the gate.
     target_usable,
     too_few_rows,
     too_few_classes,
+    target_leakage,
+    # Warnings.
     missing_values,
     duplicate_rows,
+    conflicting_labels,
+    id_like_columns,
+    mixed_types,
+    class_imbalance,
+    label_errors,
+    split_drift,
+    # Notes (high_cardinality is a warning when most values are distinct).
+    high_cardinality,
     constant_columns,
+    near_constant_columns,
+    numeric_outliers,
 ]

@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from backend import client
+from backend import client, datasets, fixes
 from db import open_store
 from tests import factories
 
@@ -509,3 +510,53 @@ def test_chinese_survives_switching_pages(home: Path) -> None:
         "zh",
         "zh",
     )
+
+
+# -- Fixes, labeling, versions, kinds ----------------------------------------------------------------------
+def test_quality_page_one_click_fix_makes_a_child_version(home: Path, store: Any) -> None:
+    frame = factories.churn_frame()
+    dataset, parent = factories.add_frame(store, pd.concat([frame, frame.head(3)], ignore_index=True))
+    at = open_page("views/quality.py")
+    one(at.button, "Drop the duplicate rows").click().run()
+
+    versions = store.list_versions(dataset.id)
+    assert [(v.parent_id, v.rows) for v in versions] == [(None, 243), (parent.id, 240)]
+    assert values(at.success) == [
+        "churn passes the quality gate.",
+        "New version made: Dropped 3 duplicate rows (kept the first of each).",
+    ]
+
+
+def test_labeling_page_labels_unlabeled_rows_into_a_new_version(home: Path, store: Any) -> None:
+    frame = factories.churn_frame()
+    frame.loc[[4, 9], "churn"] = None
+    dataset, parent = factories.add_frame(store, frame)
+    at = open_page("views/labeling.py")
+    one(at.selectbox, "Label").select("yes").run()
+    one(at.button, "Set to yes").click().run()
+    one(at.button, "Keep as it is").click().run()
+    one(at.button, "Save 1 changes as a new version").click().run()
+
+    child = store.list_versions(dataset.id)[-1]
+    labels = datasets.load_frame(child)["churn"]
+    assert (child.parent_id, child.note, labels.iloc[4], pd.isna(labels.iloc[9])) == (
+        parent.id,
+        "Relabelled 1 rows of churn.",
+        "yes",
+        True,
+    )
+
+
+def test_data_page_changes_the_kind_of_data(home: Path, store: Any) -> None:
+    dataset, _ = factories.add_frame(store, factories.churn_frame())
+    at = open_page()
+    one(at.radio, "Kind of data").set_value("ratings").run()
+    assert store.find_dataset(dataset.id).kind == "ratings"
+
+
+def test_data_page_compares_versions(home: Path, store: Any) -> None:
+    frame = factories.churn_frame()
+    _, parent = factories.add_frame(store, pd.concat([frame, frame.head(3)], ignore_index=True))
+    fixes.apply(store, version=parent, action="drop_duplicate_rows")
+    at = open_page()
+    assert ("Rows removed", "3") in metrics(at)

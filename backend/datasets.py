@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from backend import config, ingest, kinds, samples
+from backend import config, images, ingest, kinds, samples
 from backend.config import Paths
 from backend.errors import BadInput, NotFound
 from db import Dataset, DatasetVersion, Store
@@ -210,7 +210,14 @@ def add_dataset(
     task: str | None = None,
     sheet: str | None = None,
 ) -> tuple[Dataset, DatasetVersion]:
-    """Store an uploaded file as a new dataset version; what the reader noticed becomes the version's note."""
+    """Store an uploaded file as a new dataset version; what the reader noticed becomes the version's note.
+
+    A .zip is a set of images, one folder per class."""
+    if filename.lower().endswith(".zip"):
+        image_set = images.read_image_zip(data, filename)
+        return add_image_set(
+            store, paths=paths, image_set=image_set, name=name or Path(filename).stem, source=f"upload:{filename}"
+        )
     read = read_table(data, filename, sheet=sheet)
     return add_frame(
         store,
@@ -224,10 +231,88 @@ def add_dataset(
     )
 
 
+def add_image_set(
+    store: Store,
+    *,
+    paths: Paths,
+    image_set: images.ImageSet,
+    name: str,
+    source: str,
+    parent_id: int | None = None,
+    note: str = "",
+) -> tuple[Dataset, DatasetVersion]:
+    """Store an image set (original bytes under images/, one index row per image) as a version."""
+    if image_set.index.empty:
+        raise BadInput(f"'{name}' has no images left. Keep at least one image.")
+    digest, folder = images.write_image_version(paths.datasets, image_set)
+    return _record_images(
+        store,
+        paths=paths,
+        index=image_set.index,
+        folder=folder,
+        digest=digest,
+        name=name,
+        source=source,
+        parent_id=parent_id,
+        note=note or "; ".join(image_set.notes),
+    )
+
+
+def add_image_index(
+    store: Store, *, paths: Paths, index: pd.DataFrame, name: str, source: str, parent_id: int, note: str
+) -> tuple[Dataset, DatasetVersion]:
+    """A fix or relabel of an image version: a new index over the parent's stored files."""
+    if index.empty:
+        raise BadInput(f"'{name}' has no images left. Keep at least one image.")
+    index = index.reset_index(drop=True)
+    digest, folder = images.index_only_version(paths.datasets, index)
+    return _record_images(
+        store,
+        paths=paths,
+        index=index,
+        folder=folder,
+        digest=digest,
+        name=name,
+        source=source,
+        parent_id=parent_id,
+        note=note,
+    )
+
+
+def _record_images(
+    store: Store,
+    *,
+    paths: Paths,
+    index: pd.DataFrame,
+    folder: Path,
+    digest: str,
+    name: str,
+    source: str,
+    parent_id: int | None,
+    note: str,
+) -> tuple[Dataset, DatasetVersion]:
+    return store.add_dataset_version(
+        name=name,
+        kind="images",
+        source=source,
+        hash=digest,
+        path=paths.relative(folder / "index.parquet"),
+        rows=len(index),
+        columns=images.image_columns(index),
+        target="label",
+        task="image-classification",
+        parent_id=parent_id,
+        note=note,
+    )
+
+
 def add_sample(store: Store, *, paths: Paths, sample: str) -> tuple[Dataset, DatasetVersion]:
     if sample not in samples.SAMPLES:
         raise NotFound(f"No sample called '{sample}'. Expected one of: {', '.join(samples.SAMPLES)}.")
     s = samples.SAMPLES[sample]
+    if s.kind == "images":
+        image_set = images.read_image_zip(s.load_zip(), f"{s.name}.zip")
+        return add_image_set(store, paths=paths, image_set=image_set, name=s.name, source=f"sample:{s.name}")
     return add_frame(
         store,
         paths=paths,
@@ -272,8 +357,8 @@ def resolve(store: Store, ref: str | int) -> tuple[Dataset, DatasetVersion]:
 
 def set_kind(store: Store, *, dataset: Dataset, kind: str) -> Dataset:
     """Change what kind of data a dataset is (the inference can be wrong)."""
-    if kind not in ("tabular", "text", "ratings"):
-        raise BadInput(f"A table can be 'tabular', 'text' or 'ratings', not '{kind}'.")
+    if kind not in ("tabular", "text", "ratings") or dataset.kind == "images":
+        raise BadInput(f"A table can be 'tabular', 'text' or 'ratings', not '{kind}'; images stay images.")
     store.set_dataset_kind(dataset.id, kind=kind)
     changed = store.find_dataset(dataset.id)
     assert changed is not None
@@ -286,6 +371,8 @@ def load_frame(version: DatasetVersion) -> pd.DataFrame:
 
 def set_target(store: Store, *, version: DatasetVersion, target: str | None, task: str | None) -> DatasetVersion:
     """Choose the target column and task of a version (the task is inferred when None or 'auto')."""
+    if target == "label" and version.task == "image-classification":
+        return version  # an image set's target is its class folders
     task = _checked_task(load_frame(version), target, task)
     store.set_version_target(version.id, target=target, task=task)
     updated = store.get_version(version.id)

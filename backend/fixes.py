@@ -71,6 +71,17 @@ def _new_version(store: Store, version: DatasetVersion, frame: pd.DataFrame, not
     dataset = store.find_dataset(version.dataset_id)
     if dataset is None:
         raise NotFound(f"Dataset {version.dataset_id} no longer exists.")
+    if dataset.kind == "images":
+        _, new = datasets.add_image_index(
+            store,
+            paths=config.paths(),
+            index=frame,
+            name=dataset.name,
+            source=dataset.source,
+            parent_id=version.id,
+            note=note,
+        )
+        return new
     target = version.target if version.target in frame.columns else None
     _, new = datasets.add_frame(
         store,
@@ -145,7 +156,11 @@ def compare(old: DatasetVersion, new: DatasetVersion) -> dict[str, Any]:
     Rows are matched by the content of the columns both versions share, target aside."""
     a, b = datasets.load_frame(old), datasets.load_frame(new)
     target = old.target if old.target == new.target else None
-    shared = [c for c in a.columns if c in b.columns and c != target]
+    shared = (
+        ["file"]
+        if "file" in a.columns and "file" in b.columns
+        else [c for c in a.columns if c in b.columns and c != target]
+    )  # an image is its file
     key_a, key_b = _row_keys(a, shared), _row_keys(b, shared)
     counts_a, counts_b = key_a.value_counts(), key_b.value_counts()
     diff = counts_a.sub(counts_b, fill_value=0)

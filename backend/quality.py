@@ -13,11 +13,16 @@ from typing import Any
 
 import pandas as pd
 
-from backend import ratings_checks, table_checks, text_checks
+from backend import image_checks, ratings_checks, table_checks, text_checks
 from backend.datasets import load_frame
 from db import DatasetVersion, QualityReport, Store
 
-CHECKS_BY_KIND = {"tabular": table_checks.CHECKS, "text": text_checks.CHECKS, "ratings": ratings_checks.CHECKS}
+CHECKS_BY_KIND = {
+    "tabular": table_checks.CHECKS,
+    "text": text_checks.CHECKS,
+    "ratings": ratings_checks.CHECKS,
+    "images": image_checks.CHECKS,
+}
 
 
 def run_checks(

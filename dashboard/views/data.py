@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from backend import datasets, fixes
+from backend import datasets, fixes, images
 from backend.errors import ModelDeckError
 from backend.samples import SAMPLES
 from dashboard import state
@@ -19,6 +19,53 @@ def excel_sheets(data: bytes, filename: str) -> list[str]:
         return []  # adding it shows the reason
 
 
+def show_gallery(index) -> None:
+    """A few images of each class, for an image dataset (instead of a table preview)."""
+    st.markdown(f"**{t('data.gallery')}**")
+    for label, group in list(index.groupby("label", dropna=False))[:12]:
+        st.caption(f"{label} · {len(group):,}")
+        st.image([images.thumbnail(paths().datasets, f, size=96) for f in group["file"].head(8)], width=96)
+
+
+def show_versions() -> None:
+    """Every fix or relabel made a new version; compare any two."""
+    st.subheader(t("data.versions"))
+    lineage = fixes.lineage(store(), dataset_id=dataset.id)
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    t("data.v_version"): v["version"],
+                    t("data.v_parent"): v["parent"] or "—",
+                    t("data.rows"): v["rows"],
+                    t("data.columns"): v["columns"],
+                    t("data.v_note"): v["note"]
+                    if v["parent"]
+                    else " · ".join(filter(None, [t("data.v_original"), v["note"]])),
+                    t("data.v_created"): v["created_at"],
+                }
+                for v in lineage
+            ]
+        ),
+        width="stretch",
+        hide_index=True,
+    )
+    if len(lineage) >= 2:
+        by_hash = {v.hash[:12]: v for v in store().list_versions(dataset.id)}
+        hashes = list(by_hash)
+        left, right = st.columns(2)
+        old = left.selectbox(t("data.compare_old"), hashes, index=len(hashes) - 2)
+        new = right.selectbox(t("data.compare_new"), hashes, index=len(hashes) - 1)
+        diff = fixes.compare(by_hash[old], by_hash[new])
+        a, b, c, d = st.columns(4)
+        a.metric(t("data.rows_removed"), f"{diff['rows_removed']:,}")
+        b.metric(t("data.rows_added"), f"{diff['rows_added']:,}")
+        c.metric(t("data.rows_relabelled"), f"{diff['rows_relabelled']:,}")
+        d.metric(
+            t("data.columns_removed"), len(diff["columns_removed"]), help=", ".join(diff["columns_removed"]) or None
+        )
+
+
 st.title(t("data.title"))
 st.caption(t("data.intro"))
 
@@ -27,7 +74,7 @@ upload_tab, sample_tab = st.tabs([t("data.tab_upload"), t("data.tab_sample")])
 with upload_tab:
     uploaded = st.file_uploader(
         t("data.upload_label"),
-        type=["csv", "tsv", "txt", "parquet", "xlsx", "jsonl", "ndjson"],
+        type=["csv", "tsv", "txt", "parquet", "xlsx", "jsonl", "ndjson", "zip"],
         key=f"upload_{st.session_state[state.UPLOAD_NONCE]}",
     )
     sheet = None
@@ -90,7 +137,12 @@ b.metric(t("data.columns"), len(version.columns))
 c.metric(t("data.version"), version.hash[:8])
 st.caption(t("data.source", source=dataset.source))
 
-# 3. Kind, target and task.
+if dataset.kind == "images":
+    show_gallery(frame(version.id, version.path))
+    show_versions()
+    st.stop()
+
+# 3. Kind, target and task (a table).
 table_kinds = ["tabular", "text", "ratings"]
 kind = st.radio(
     t("data.kind"),
@@ -149,37 +201,4 @@ st.dataframe(
     hide_index=True,
 )
 
-# 5. Versions: every fix or relabel made a new one; compare any two.
-st.subheader(t("data.versions"))
-lineage = fixes.lineage(store(), dataset_id=dataset.id)
-st.dataframe(
-    pd.DataFrame(
-        [
-            {
-                t("data.v_version"): v["version"],
-                t("data.v_parent"): v["parent"] or "—",
-                t("data.rows"): v["rows"],
-                t("data.columns"): v["columns"],
-                t("data.v_note"): v["note"]
-                if v["parent"]
-                else " · ".join(filter(None, [t("data.v_original"), v["note"]])),
-                t("data.v_created"): v["created_at"],
-            }
-            for v in lineage
-        ]
-    ),
-    width="stretch",
-    hide_index=True,
-)
-if len(lineage) >= 2:
-    by_hash = {v.hash[:12]: v for v in store().list_versions(dataset.id)}
-    hashes = list(by_hash)
-    left, right = st.columns(2)
-    old = left.selectbox(t("data.compare_old"), hashes, index=len(hashes) - 2)
-    new = right.selectbox(t("data.compare_new"), hashes, index=len(hashes) - 1)
-    diff = fixes.compare(by_hash[old], by_hash[new])
-    a, b, c, d = st.columns(4)
-    a.metric(t("data.rows_removed"), f"{diff['rows_removed']:,}")
-    b.metric(t("data.rows_added"), f"{diff['rows_added']:,}")
-    c.metric(t("data.rows_relabelled"), f"{diff['rows_relabelled']:,}")
-    d.metric(t("data.columns_removed"), len(diff["columns_removed"]), help=", ".join(diff["columns_removed"]) or None)
+show_versions()

@@ -4,10 +4,10 @@ save the changes as a new dataset version."""
 import pandas as pd
 import streamlit as st
 
-from backend import fixes
+from backend import fixes, images
 from backend.errors import ModelDeckError
 from dashboard import state
-from dashboard.common import frame, report, require_dataset, require_target, show_error, store
+from dashboard.common import frame, paths, report, require_dataset, require_target, show_error, store
 from dashboard.i18n import t
 
 st.title(t("labeling.title"))
@@ -21,7 +21,15 @@ target = version.target
 checks = {c["id"]: c for c in report(version.id, version.target, version.task)["checks"]}
 suspects = (checks.get("label_errors") or {}).get("evidence", {}).get("suspects", [])
 queue = [{"row": int(s["row"]), "suggested": s.get("suggested"), "confidence": s.get("confidence")} for s in suspects]
-queue += [{"row": int(r), "suggested": None, "confidence": None} for r in rows.index[rows[target].isna()][:500]]
+in_queue = {item["row"] for item in queue}
+to_review = [
+    r
+    for c in checks.values()
+    if not c["passed"] and (c.get("remedy") or {}).get("action") == "review_labels"
+    for r in c.get("evidence", {}).get("rows", [])
+]  # e.g. one image under two labels
+to_review += rows.index[rows[target].isna()][:500].tolist()
+queue += [{"row": int(r), "suggested": None, "confidence": None} for r in dict.fromkeys(to_review) if r not in in_queue]
 if not queue:
     st.success(t("labeling.nothing", name=dataset.name))
     st.stop()
@@ -39,9 +47,13 @@ given_text = t("labeling.unlabeled") if pd.isna(given) else str(given)
 left, right = st.columns([2, 1])
 with left:
     st.markdown(t("labeling.row", row=item["row"]))
-    st.dataframe(
-        rows.drop(columns=[target]).iloc[[item["row"]]].T.rename(columns=lambda _: t("labeling.value")), width="stretch"
-    )
+    if dataset.kind == "images":
+        st.image(images.thumbnail(paths().datasets, rows["file"].iloc[item["row"]], size=256))
+    else:
+        st.dataframe(
+            rows.drop(columns=[target]).iloc[[item["row"]]].T.rename(columns=lambda _: t("labeling.value")),
+            width="stretch",
+        )
 with right:
     st.metric(t("labeling.given"), given_text)
     if item["suggested"] is not None:

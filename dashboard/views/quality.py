@@ -3,10 +3,10 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend import fixes, quality
+from backend import fixes, images, quality
 from backend.errors import ModelDeckError
 from dashboard import state
-from dashboard.common import frame, report, require_dataset, require_target, show_error, store
+from dashboard.common import frame, paths, report, require_dataset, require_target, show_error, store
 from dashboard.i18n import check_text, t, t_or
 
 ICONS = {"blocker": ":material/block:", "warning": ":material/warning:", "info": ":material/info:"}
@@ -41,7 +41,15 @@ def show_evidence(check: dict) -> None:
     rows = evidence.get("example_rows")
     if rows:
         st.caption(t("quality.examples"))
-        st.dataframe(frame(version.id, version.path).iloc[rows], width="stretch")
+        examples = frame(version.id, version.path).iloc[rows]
+        if dataset.kind == "images":
+            st.image(
+                [images.thumbnail(paths().datasets, f, size=96) for f in examples["file"]],
+                width=96,
+                caption=[str(label) for label in examples["label"]],
+            )
+        else:
+            st.dataframe(examples, width="stretch")
     with st.popover(t("quality.evidence")):
         st.json(evidence)
 

@@ -21,11 +21,6 @@ def t(key: str, **params: Any) -> str:
     return messages.render(lang(), key, **params)
 
 
-def t_or(key: str, fallback: str, **params: Any) -> str:
-    """`t(key)` where the catalog may not know the key (e.g. a name that comes from data)."""
-    return t(key, **params) if key in messages.EN else fallback
-
-
 def check_text(check: dict[str, Any], part: str) -> str:
     """A quality check's message ('message'), explanation ('why') or fix ('fix') in the UI language."""
     if part == "message":

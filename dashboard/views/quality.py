@@ -3,11 +3,11 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend import fixes, images, quality
+from backend import fixes, images, messages, quality
 from backend.errors import ModelDeckError
 from dashboard import state
 from dashboard.common import frame, paths, report, require_dataset, require_target, show_error, store
-from dashboard.i18n import check_text, t, t_or
+from dashboard.i18n import check_text, t
 
 ICONS = {"blocker": ":material/block:", "warning": ":material/warning:", "info": ":material/info:"}
 
@@ -34,9 +34,11 @@ def show_evidence(check: dict) -> None:
     """Counts per column or class as a bar chart, example rows as a table, anything else as JSON."""
     evidence = check.get("evidence") or {}
     for key, value in evidence.items():
-        if isinstance(value, dict) and len(value) >= 2 and all(isinstance(v, int | float) for v in value.values()):
+        charted = f"evidence.{key}" in messages.EN  # only counts that have a title in the catalog
+        numbers = isinstance(value, dict) and all(isinstance(v, int | float) for v in value.values())
+        if charted and numbers and len(value) >= 2:
             fig = go.Figure(go.Bar(x=list(value), y=list(value.values())))
-            fig.update_layout(height=240, margin={"t": 30, "b": 10}, title=t_or(f"evidence.{key}", key))
+            fig.update_layout(height=240, margin={"t": 30, "b": 10}, title=t(f"evidence.{key}"))
             st.plotly_chart(fig, width="stretch", key=f"chart_{check['id']}_{key}")
     rows = evidence.get("example_rows")
     if rows:

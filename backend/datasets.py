@@ -7,11 +7,13 @@ renamed into place, so a failed upload leaves nothing behind and the same conten
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,6 +201,34 @@ def add_frame(
     )
 
 
+def _mostly_texts(source: bytes | Path) -> bool:
+    """Whether an archive holds .txt files rather than images (a peek at the names; reading checks the rest)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as archive:
+            names = [n.lower() for n in archive.namelist() if not n.endswith("/")]
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return sum(n.endswith(".txt") for n in names) > len(names) / 2
+
+
+def read_text_zip(source: bytes | Path, filename: str) -> pd.DataFrame:
+    """A zip of one folder of .txt files per class, as a table of (text, label, file)."""
+    rows = []
+    for member in ingest.iter_zip(source, ingest.Limits.from_env(), filename=filename):
+        parts = member.name.split("/")
+        if not member.name.lower().endswith(".txt"):
+            continue
+        raw = member.read()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+        rows.append({"text": text, "label": parts[-2] if len(parts) >= 2 else None, "file": member.name})
+    if not rows:
+        raise BadInput(f"'{filename}' has no .txt files. Put one folder per class in the zip, each with .txt files.")
+    return pd.DataFrame(rows)
+
+
 def add_dataset(
     store: Store,
     *,
@@ -212,7 +242,18 @@ def add_dataset(
 ) -> tuple[Dataset, DatasetVersion]:
     """Store an uploaded file as a new dataset version; what the reader noticed becomes the version's note.
 
-    A .zip is a set of images, one folder per class."""
+    A .zip is a set of images or of .txt files, one folder per class."""
+    if filename.lower().endswith(".zip") and _mostly_texts(data):
+        return add_frame(
+            store,
+            paths=paths,
+            frame=read_text_zip(data, filename),
+            name=name or Path(filename).stem,
+            source=f"upload:{filename}",
+            target="label",
+            task="classification",
+            kind="text",
+        )
     if filename.lower().endswith(".zip"):
         image_set = images.read_image_zip(data, filename)
         return add_image_set(

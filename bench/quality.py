@@ -7,7 +7,7 @@ pandas<3 and numpy<2.4; `make bench` creates it). The CSV is generated once, wit
 `$MODELDECK_HOME/bench/` and reused. If ydata needs more than YDATA_LIMIT_S on ROWS rows, both sides are
 measured again on FALLBACK_ROWS.
 
-Image checks (images per second on 10,000 small images) are not measured yet: there is no image data kind.
+Image checks are measured by bench/images.py.
 """
 
 from __future__ import annotations
@@ -210,7 +210,6 @@ def main() -> None:
             theirs = measure(BENCH_PYTHON, "ydata", data_file(rows))
     mine = measure(sys.executable, "ours", data_file(rows))
     report(rows, data_file(rows), mine, theirs)
-    print("image checks, 10,000 small images: not measured yet (there is no image data kind yet)")
 
 
 if __name__ == "__main__":

@@ -110,3 +110,18 @@ def test_an_unknown_dataset_names_the_known_ones(store) -> None:
     factories.add_frame(store, factories.churn_frame())
     with pytest.raises(NotFound, match=r"No dataset 'nope'\. Known datasets: churn\."):
         datasets.resolve(store, "nope")
+
+
+def test_a_zip_of_text_folders_becomes_a_text_dataset(store) -> None:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in range(4):
+            archive.writestr(f"reviews/positive/{i}.txt", f"Lovely crunchy biscuits, will buy again {i}")
+            archive.writestr(f"reviews/negative/{i}.txt", f"Stale and broken on arrival, never again {i}")
+    dataset, version = datasets.add_dataset(store, paths=config.paths(), data=buffer.getvalue(), filename="r.zip")
+    frame = datasets.load_frame(version)
+    assert (dataset.kind, version.target, version.rows) == ("text", "label", 8)
+    assert sorted(frame["label"].unique()) == ["negative", "positive"]

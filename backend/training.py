@@ -148,6 +148,7 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
     history = net.fit(
         train_ds, validation_data=val_ds, epochs=spec.epochs, callbacks=callbacks, verbose=0, shuffle=False
     )
+    trained = reporter.progress(0) | {"fraction": 1.0}  # before export and evaluation, which are not training
     if reporter.stopped_by_request:
         return "cancelled", {}
     losses = history.history.get("loss", [])
@@ -175,4 +176,4 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
         scores, details = evaluation.regression(test_rows[run.target].to_numpy(), outputs["value"])
     details["rows"] = {"train": len(train_rows), "validation": len(val_rows), "test": len(test_rows)}
     details["features"] = {"numeric": plan.numeric, "categorical": plan.categorical, "hashed": plan.hashed}
-    return "succeeded", {"metrics": scores, "evaluation": details, "progress": reporter.progress(0) | {"fraction": 1.0}}
+    return "succeeded", {"metrics": scores, "evaluation": details, "progress": trained}

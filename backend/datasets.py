@@ -9,10 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
-import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from backend import config, images, ingest, kinds, samples
+from backend import config, images, ingest, kinds, samples, storage
 from backend.config import Paths
 from backend.errors import BadInput, NotFound
 from db import Dataset, DatasetVersion, Store
@@ -142,21 +139,12 @@ def _checked_task(frame: pd.DataFrame, target: str | None, task: str | None) -> 
 # -- storing ----------------------------------------------------------------------------------------
 def _write_version(paths: Paths, frame: pd.DataFrame, digest: str) -> Path:
     """Write data.parquet for a version atomically; an existing version is left as it is."""
-    final = paths.datasets / digest
-    if (final / "data.parquet").exists():
-        return final
-    paths.datasets.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=paths.datasets))
-    try:
-        frame.to_parquet(tmp / "data.parquet", index=False)
-        try:
-            os.replace(tmp, final)
-        except OSError:  # another process stored the same content first
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+    return storage.write_once(
+        paths.datasets,
+        digest,
+        marker="data.parquet",
+        write=lambda folder: frame.to_parquet(folder / "data.parquet", index=False),
+    )
 
 
 def add_frame(

@@ -18,12 +18,9 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import posixpath
 import re
-import shutil
 import struct
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -36,7 +33,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
-from backend import ingest
+from backend import ingest, storage
 from backend.errors import BadInput, NotFound
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".bmp", ".dib", ".gif")
@@ -408,26 +405,6 @@ def _labels(col: pd.Series) -> list[str | None]:
     return [None if pd.isna(v) else str(v) for v in col]
 
 
-def _write_atomically(datasets_root: Path, digest: str, write: Callable[[Path], None]) -> Path:
-    """Run `write(folder)` on a temporary folder, then rename it to `datasets_root/digest`; a version that
-    is already stored is left as it is, and a failure leaves nothing behind."""
-    final = datasets_root / digest
-    if (final / "index.parquet").exists():
-        return final
-    datasets_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=datasets_root))
-    try:
-        write(tmp)
-        try:
-            os.replace(tmp, final)
-        except OSError:  # another process stored the same content first
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
-
-
 def _index_frame(index: pd.DataFrame) -> pd.DataFrame:
     return index[list(INDEX_COLUMNS)].astype(INDEX_COLUMNS).reset_index(drop=True)
 
@@ -449,7 +426,7 @@ def write_image_version(datasets_root: Path, images: ImageSet) -> tuple[str, Pat
             (folder / "images" / name).write_bytes(images.data[name])
         _index_frame(index).to_parquet(folder / "index.parquet", index=False)
 
-    return digest, _write_atomically(datasets_root, digest, write)
+    return digest, storage.write_once(datasets_root, digest, marker="index.parquet", write=write)
 
 
 def index_only_version(datasets_root: Path, index: pd.DataFrame) -> tuple[str, Path]:
@@ -465,7 +442,7 @@ def index_only_version(datasets_root: Path, index: pd.DataFrame) -> tuple[str, P
     def write(folder: Path) -> None:
         index.to_parquet(folder / "index.parquet", index=False)
 
-    return digest, _write_atomically(datasets_root, digest, write)
+    return digest, storage.write_once(datasets_root, digest, marker="index.parquet", write=write)
 
 
 def image_columns(index: pd.DataFrame) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from backend import kinds
-from backend.table_checks import result, target_usable, too_few_classes, too_few_rows
+from backend.table_checks import result, target_usable, too_few_classes, too_few_rows, trainer_split
 
 SHORT_CHARS = 10
 LONG_CHARS = 5000
@@ -140,6 +140,7 @@ def duplicate_texts(frame: pd.DataFrame, target: str | None, task: str | None) -
         "column": column,
         "exact": int(exact.sum()),
         "near": len(near_rows),
+        "across_splits": _across_splits(frame, target, task, norm, pairs),
         "example_rows": (np.flatnonzero(exact)[:EXAMPLES].tolist() + near_rows[:EXAMPLES])[: 2 * EXAMPLES],
         "near_pairs": pairs[:EXAMPLES],
         "sampled_rows": len(sample),
@@ -154,9 +155,26 @@ def duplicate_texts(frame: pd.DataFrame, target: str | None, task: str | None) -
             evidence,
             exact=int(exact.sum()),
             near=len(near_rows),
+            across=evidence["across_splits"],
             remedy={"action": "drop_rows", "params": {"rows": drop}},
         )
     return result("duplicate_texts", "warning", True, "ok", evidence)
+
+
+def _across_splits(
+    frame: pd.DataFrame, target: str | None, task: str | None, norm: pd.Series, pairs: list[tuple[int, int]]
+) -> int:
+    """Texts in the test split that have a copy (exact or near) among the training rows: the trainer's own split."""
+    if target is None or frame[target].notna().sum() < 10:
+        return 0
+    _, test = trainer_split(frame, target=target, task=task)
+    in_test = np.zeros(len(frame), dtype=bool)
+    in_test[test] = True
+    labelled = frame[target].notna().to_numpy()
+    train_texts = set(norm[labelled & ~in_test])
+    exact_leaks = {int(i) for i in np.flatnonzero(in_test) if norm.iloc[i] and norm.iloc[i] in train_texts}
+    near_leaks = {b if in_test[b] else a for a, b in pairs if in_test[a] != in_test[b] and labelled[a] and labelled[b]}
+    return len(exact_leaks | near_leaks)
 
 
 def conflicting_text_labels(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:

@@ -52,6 +52,7 @@ def test_exact_and_near_duplicate_texts_are_found() -> None:
     frame.loc[11, "review"] = frame.loc[4, "review"].replace("order 4", "order 44")  # one word changed
     check = _checks(frame, "text")["duplicate_texts"]
     assert (check["evidence"]["exact"], check["evidence"]["near"]) == (1, 1)
+    assert 0 <= check["evidence"]["across_splits"] <= 2
     assert set(check["remedy"]["params"]["rows"]) == {10, 11}
 
 
@@ -81,8 +82,10 @@ def test_the_luhn_checksum() -> None:
 
 
 def test_near_duplicates_need_most_words_in_common() -> None:
-    a = ("I ordered these crackers for the office and they were gone in a day. Crisp, not too salty, and the "
-         "box arrived quickly and well packed. The price is fair for the quality, and I will order them again.")
+    a = (
+        "I ordered these crackers for the office and they were gone in a day. Crisp, not too salty, and the "
+        "box arrived quickly and well packed. The price is fair for the quality, and I will order them again."
+    )
     assert near_duplicate_pairs([a, a.replace("warm", "cold"), "completely different words about a movie night"]) == [
         (0, 1)
     ]
@@ -119,3 +122,14 @@ def test_roles_are_found_by_column_name() -> None:
         {"name": "title", "kind": "categorical"},
     ]
     assert kinds.roles(columns) == {"user": "userId", "item": "movieId", "rating": "rating", "text": None}
+
+
+def test_copies_between_the_training_and_test_split_are_counted() -> None:
+    from backend.table_checks import trainer_split
+
+    frame = reviews(rows=400)
+    rest, test = trainer_split(frame, target="label", task="classification")
+    for a, b in zip(rest[:5], test[:5], strict=True):  # five test texts copied from training (labels kept,
+        frame.loc[b, "review"] = frame.loc[a, "review"]  # so the stratified split stays the same)
+    check = _checks(frame, "text")["duplicate_texts"]
+    assert check["evidence"]["across_splits"] == 5

@@ -82,9 +82,24 @@ def cmd_samples(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_data_add(store: Store, args: argparse.Namespace) -> int:
-    dataset, version = datasets.add_source(
-        store, paths=config.paths(), source=args.source, name=args.name, target=args.target, task=args.task
-    )
+    if args.images:
+        table, archive = Path(args.source), Path(args.images)
+        missing = [str(p) for p in (table, archive) if not p.is_file()]
+        if missing:
+            raise BadInput(f"No file at '{missing[0]}'. Give a table of image paths and labels, and --images ZIP.")
+        dataset, version = datasets.add_image_table(
+            store,
+            paths=config.paths(),
+            table=table,
+            table_filename=table.name,
+            archive=archive,
+            archive_filename=archive.name,
+            name=args.name,
+        )
+    else:
+        dataset, version = datasets.add_source(
+            store, paths=config.paths(), source=args.source, name=args.name, target=args.target, task=args.task
+        )
     if args.kind and args.kind != dataset.kind:
         dataset = datasets.set_kind(store, dataset=dataset, kind=args.kind)
     _emit(
@@ -443,6 +458,7 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--target")
     add.add_argument("--task", choices=["auto", *datasets.TASKS])
     add.add_argument("--kind", choices=["tabular", "text", "ratings"], help="override the inferred kind of data")
+    add.add_argument("--images", metavar="ZIP", help="SOURCE is a table of image paths and labels; ZIP holds the files")
     command(data, "list", cmd_data_list, "list datasets")
     command(data, "show", cmd_data_show, "show a dataset").add_argument("dataset")
     check = command(data, "check", cmd_data_check, "quality report (exit 3 when blocked)")

@@ -287,6 +287,28 @@ def add_image_set(
     )
 
 
+def add_image_table(
+    store: Store,
+    *,
+    paths: Paths,
+    table: bytes | Path,
+    table_filename: str,
+    archive: bytes | Path,
+    archive_filename: str,
+    name: str | None = None,
+) -> tuple[Dataset, DatasetVersion]:
+    """Images listed in a table (an image-path column and a label column), their files in a zip."""
+    frame = read_table(table, table_filename).frame
+    image_set = images.read_image_table(frame, archive, archive_filename)
+    return add_image_set(
+        store,
+        paths=paths,
+        image_set=image_set,
+        name=name or Path(table_filename).stem,
+        source=f"upload:{table_filename}+{archive_filename}",
+    )
+
+
 def add_image_index(
     store: Store, *, paths: Paths, index: pd.DataFrame, name: str, source: str, parent_id: int, note: str
 ) -> tuple[Dataset, DatasetVersion]:

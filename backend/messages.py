@@ -57,6 +57,8 @@ EN: dict[str, str] = {
     "data.intro": "Upload a table (CSV, TSV, Excel, JSON Lines or Parquet) or pick a sample. Each upload is stored "
     "as an immutable, content-addressed version.",
     "data.sheet": "Sheet",
+    "data.image_table": "Is this a table of image files? Add the images",
+    "data.image_zip": "A .zip with the image files the table's path column names",
     "data.tab_upload": "Upload a file",
     "data.tab_sample": "Use a sample",
     "data.upload_label": "A table with a header row: CSV or TSV (any common delimiter and encoding), Excel .xlsx, "
@@ -290,6 +292,8 @@ ZH: dict[str, str] = {
     "data.title": "数据",
     "data.intro": "上传表格（CSV、TSV、Excel、JSON Lines 或 Parquet）或选择示例数据。每次上传都会保存为不可变、按内容寻址的版本。",
     "data.sheet": "工作表",
+    "data.image_table": "这是图片文件的清单表吗？请添加图片",
+    "data.image_zip": "包含表中路径列所列图片文件的 .zip 压缩包",
     "data.tab_upload": "上传文件",
     "data.tab_sample": "使用示例",
     "data.upload_label": "带表头的表格：CSV 或 TSV（常见分隔符和编码均可）、Excel .xlsx、JSON Lines 或 Parquet；或每个类别一个文件夹的图片 .zip 压缩包",

@@ -127,3 +127,24 @@ def test_export_copies_the_savedmodel_in_serving_layout(churn_run, tmp_path) -> 
 def test_an_unknown_run_exits_2(churn_run) -> None:
     result = factories.cli(churn_run["home"], "runs", "show", "999")
     assert (result.returncode, result.stderr.strip()) == (2, "error: No run 999. List runs with `modeldeck runs list`.")
+
+
+def test_a_table_of_image_paths_with_a_zip_becomes_an_image_dataset(home, tmp_path) -> None:
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    buffer, rows = io.BytesIO(), ["path,label"]
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in range(40):
+            image = io.BytesIO()
+            Image.new("RGB", (40, 40), (i * 6, 100, 200 - i)).save(image, "PNG")
+            archive.writestr(f"pics/{i}.png", image.getvalue())
+            rows.append(f"pics/{i}.png,{'cat' if i % 2 else 'dog'}")
+    (tmp_path / "photos.zip").write_bytes(buffer.getvalue())
+    (tmp_path / "labels.csv").write_text("\n".join(rows))
+    out = factories.cli_json(
+        home, "data", "add", str(tmp_path / "labels.csv"), "--images", str(tmp_path / "photos.zip")
+    )
+    assert (out["kind"], out["rows"], out["target"]) == ("images", 40, "label")

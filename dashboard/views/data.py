@@ -81,11 +81,27 @@ with upload_tab:
     if uploaded is not None and uploaded.name.lower().endswith(".xlsx"):
         sheets = excel_sheets(uploaded.getvalue(), uploaded.name)
         sheet = st.selectbox(t("data.sheet"), sheets) if len(sheets) > 1 else None
+    archive = None
+    if uploaded is not None and not uploaded.name.lower().endswith(".zip"):
+        with st.expander(t("data.image_table")):
+            archive = st.file_uploader(
+                t("data.image_zip"), type=["zip"], key=f"zip_{st.session_state[state.UPLOAD_NONCE]}"
+            )
     if uploaded is not None and st.button(t("data.add_upload"), type="primary"):
         try:
-            dataset, _ = datasets.add_dataset(
-                store(), paths=paths(), data=uploaded.getvalue(), filename=uploaded.name, sheet=sheet
-            )
+            if archive is not None:
+                dataset, _ = datasets.add_image_table(
+                    store(),
+                    paths=paths(),
+                    table=uploaded.getvalue(),
+                    table_filename=uploaded.name,
+                    archive=archive.getvalue(),
+                    archive_filename=archive.name,
+                )
+            else:
+                dataset, _ = datasets.add_dataset(
+                    store(), paths=paths(), data=uploaded.getvalue(), filename=uploaded.name, sheet=sheet
+                )
         except ModelDeckError as exc:
             show_error(exc)
         else:

@@ -122,13 +122,17 @@ def test_eval_on_a_labelled_file_reports_metrics(churn_run) -> None:
     assert 0 <= out["metrics"]["accuracy"] <= 1
 
 
+def _queue_big_run(home: Path, *, epochs: int, batch_size: int) -> int:
+    """A queued run on 20,000 rows without early stopping, so epochs take a noticeable moment."""
+    csv = factories.big_churn_csv(home)
+    factories.cli_json(home, "data", "add", str(csv), "--target", "churn")
+    args = ["--epochs", str(epochs), "--set", "early_stopping=false", "--set", f"batch_size={batch_size}"]
+    return int(factories.cli_json(home, "train", "big", *args)["run_id"])
+
+
 def test_cancel_stops_a_running_job_within_seconds(tmp_path) -> None:
     home = tmp_path
-    csv = factories.big_churn_csv(tmp_path)
-    factories.cli_json(home, "data", "add", str(csv), "--target", "churn")
-    run_id = factories.cli_json(
-        home, "train", "big", "--epochs", "200", "--set", "early_stopping=false", "--set", "batch_size=16"
-    )["run_id"]
+    run_id = _queue_big_run(home, epochs=200, batch_size=16)
     worker = factories.start_worker(home)
     try:
         store = _store(home)
@@ -150,11 +154,7 @@ def test_cancel_stops_a_running_job_within_seconds(tmp_path) -> None:
 
 def test_a_killed_worker_leaves_a_run_that_resumes_from_its_last_epoch(tmp_path) -> None:
     home = tmp_path
-    csv = factories.big_churn_csv(tmp_path)
-    factories.cli_json(home, "data", "add", str(csv), "--target", "churn")
-    run_id = factories.cli_json(
-        home, "train", "big", "--epochs", "6", "--set", "early_stopping=false", "--set", "batch_size=64"
-    )["run_id"]
+    run_id = _queue_big_run(home, epochs=6, batch_size=64)
     store = _store(home)
     worker = factories.start_worker(home)
     try:

@@ -242,3 +242,68 @@ def test_chinese_survives_a_reload_after_changing_page(app: App, page: Page, sho
     settled(page)
     shot(page, shots, "6-reload-after-changing-page")
     expect(page.get_by_role("heading", name="训练", exact=True)).to_be_visible(timeout=1_000)
+
+
+def _image_zip(path: Path) -> Path:
+    """Three classes of 12 random-texture images each, and one exact copy: a planted defect."""
+    import io
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in ["red", "green", "blue"]:
+            for i in range(12):
+                pixels = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+                buffer = io.BytesIO()
+                Image.fromarray(pixels).resize((48, 48)).save(buffer, "PNG")
+                archive.writestr(f"colours/{name}/{i}.png", buffer.getvalue())
+                if (name, i) == ("red", 0):
+                    archive.writestr(f"colours/{name}/copy-of-0.png", buffer.getvalue())
+    return path
+
+
+def test_user_uploads_images_fixes_a_duplicate_and_uploads_texts(
+    app: App, page: Page, shots: Path, tmp_path: Path
+) -> None:
+    # 1. An image zip: one folder per class becomes an image dataset with a gallery.
+    page.goto(app.url)
+    expect(page.get_by_role("heading", name="Data", exact=True)).to_be_visible(timeout=60_000)
+    settled(page)
+    page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(
+        _image_zip(tmp_path / "colours.zip")
+    )
+    page.get_by_test_id("stButton").get_by_role("button", name="Add this dataset").click()
+    expect(page.get_by_role("heading", name="colours", exact=True)).to_be_visible()
+    settled(page)
+    expect(page.get_by_text("Examples per class")).to_be_visible()
+    expect(page.get_by_test_id("stImage").first).to_be_visible()
+    shot(page, shots, "7-images")
+
+    # 2. Quality: the planted copy is reported; one click drops it as a new version.
+    go_to(page, "Quality", "quality", "Quality check")
+    expect(page.get_by_text("Duplicate images — 1 exact and 0 near-duplicate copies", exact=False)).to_be_visible()
+    page.get_by_role("button", name="Drop these 1 rows").click()
+    expect(page.get_by_text("New version made: Dropped 1 rows.")).to_be_visible()
+    settled(page)
+    shot(page, shots, "8-images-fixed")
+
+    # 3. A table with a text column is text data; its checks find the planted e-mail address.
+    frame = factories.churn_frame(rows=60)
+    frame["review"] = [f"Order {i} arrived on time and the biscuits were fresh and crunchy." for i in range(60)]
+    frame.loc[3, "review"] += " Write to me at jane.doe@example.com"
+    csv = tmp_path / "reviews.csv"
+    frame[["review", "churn"]].to_csv(csv, index=False)
+    go_to(page, "Data", "", "Data")
+    page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(csv)
+    page.get_by_test_id("stButton").get_by_role("button", name="Add this dataset").click()
+    expect(page.get_by_role("heading", name="reviews", exact=True)).to_be_visible()
+    settled(page)
+    expect(page.get_by_role("radio", name="Text")).to_be_checked()
+    choose(page, "Target (the column to predict)", "churn")
+    settled(page)
+    go_to(page, "Quality", "quality", "Quality check")
+    expect(page.get_by_text("Personal data — 1 texts contain personal data", exact=False)).to_be_visible()
+    shot(page, shots, "9-texts")

@@ -72,9 +72,11 @@ def result(
     evidence: dict[str, Any] | None = None,
     *,
     remedy: dict[str, Any] | None = None,
+    alternatives: list[dict[str, Any]] | None = None,
     **params: Any,
 ) -> dict[str, Any]:
-    """One check's result; `remedy` (a one-click fix: `{"action": …, "params": {…}}`) only when given."""
+    """One check's result; `remedy` (a one-click fix: `{"action": …, "params": {…}}`) only when given, and
+    `alternatives`, other one-click fixes the user may prefer (e.g. fill in rather than drop)."""
     key = f"check.{id}.{outcome}"
     out = {
         "id": id,
@@ -87,6 +89,8 @@ def result(
     }
     if remedy is not None:
         out["remedy"] = remedy
+    if alternatives:
+        out["alternatives"] = alternatives
     return out
 
 
@@ -440,6 +444,10 @@ def missing_values(frame: pd.DataFrame, target: str | None, task: str | None) ->
             "heavy",
             evidence,
             remedy=_drop_columns(heavy),
+            alternatives=[
+                {"action": "impute_missing", "params": {"columns": heavy}},
+                {"action": "drop_missing_rows", "params": {"columns": heavy}},
+            ],
             n=len(heavy),
             share=f"{MISSING_WARN_SHARE:.0%}",
             names=_names(heavy),

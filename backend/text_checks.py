@@ -222,7 +222,9 @@ def personal_data(frame: pd.DataFrame, target: str | None, task: str | None) -> 
             "fail",
             evidence,
             n=int(len(rows)),
-            **counts,
+            email=counts["email"],
+            phone=counts["phone"],
+            card=counts["card"],
             remedy={"action": "drop_rows", "params": {"rows": rows.tolist()}},
         )
     return result("personal_data", "warning", True, "ok", evidence)

@@ -577,3 +577,17 @@ def test_an_image_fix_reuses_the_stored_files(home: Path, store: Any) -> None:
     index = datasets.load_frame(child)
     assert (child.rows, child.parent_id, fixes.compare(parent, child)["rows_removed"]) == (1794, parent.id, 3)
     assert all((config.paths().datasets / f).is_file() for f in index["file"].head(20))
+
+
+def test_quality_page_offers_filling_in_a_mostly_empty_column(home: Path, store: Any) -> None:
+    frame = factories.churn_frame()
+    frame.loc[10:120, "charges"] = None
+    dataset, parent = factories.add_frame(store, frame)
+    at = open_page("views/quality.py")
+    assert [b.label for b in at.button if b.key.startswith("fix_missing_values")] == [
+        "Drop charges",
+        "Fill in missing values of charges",
+        "Drop rows with missing charges",
+    ]
+    one(at.button, "Fill in missing values of charges").click().run()
+    assert datasets.load_frame(store.list_versions(dataset.id)[-1])["charges"].isna().sum() == 0

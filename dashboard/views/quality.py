@@ -57,20 +57,28 @@ def show_evidence(check: dict) -> None:
 
 
 def offer_fix(check: dict) -> None:
-    remedy = check.get("remedy") or {}
-    action = remedy.get("action")
-    if action == "review_labels":
-        st.page_link("views/labeling.py", label=t("quality.review_labels"), icon=":material/edit_note:")
-    params = remedy.get("params", {})
-    label = t(f"remedy.{action}", columns=", ".join(params.get("columns", [])), n=len(params.get("rows", [])))
-    if action in fixes.ACTIONS and st.button(label, type="primary", key=f"fix_{check['id']}", icon=":material/build:"):
-        try:
-            fixed = fixes.apply(store(), version=version, action=action, params=remedy.get("params"))
-        except ModelDeckError as exc:
-            show_error(exc)
-        else:
-            st.session_state[state.FIXED] = fixed.note
-            st.rerun()
+    """A button per one-click fix the check suggests (its remedy first, then the alternatives)."""
+    for number, remedy in enumerate([check.get("remedy") or {}, *check.get("alternatives", [])]):
+        action, params = remedy.get("action"), remedy.get("params", {})
+        if action == "review_labels":
+            st.page_link("views/labeling.py", label=t("quality.review_labels"), icon=":material/edit_note:")
+            continue
+        if action not in fixes.ACTIONS:
+            continue
+        label = t(f"remedy.{action}", columns=", ".join(params.get("columns", [])), n=len(params.get("rows", [])))
+        if st.button(
+            label,
+            type="primary" if number == 0 else "secondary",
+            key=f"fix_{check['id']}_{number}",
+            icon=":material/build:",
+        ):
+            try:
+                fixed = fixes.apply(store(), version=version, action=action, params=params)
+            except ModelDeckError as exc:
+                show_error(exc)
+            else:
+                st.session_state[state.FIXED] = fixed.note
+                st.rerun()
 
 
 if st.session_state.get(state.FIXED):

@@ -11,13 +11,18 @@ from backend import config, datasets, quality
 from backend.errors import BadInput, NotFound
 from db import DatasetVersion, Store
 
+
+def _rows(n: int) -> str:
+    return f"{n:,} row" if n == 1 else f"{n:,} rows"
+
+
 ACTIONS = ("drop_duplicate_rows", "drop_columns", "impute_missing", "drop_missing_rows", "drop_rows")
 
 
 # Each action takes the frame and its params and returns the new frame and a note of what it did.
 def _drop_duplicate_rows(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, str]:
     kept = frame.drop_duplicates(keep="first")
-    return kept, f"Dropped {len(frame) - len(kept):,} duplicate rows (kept the first of each)."
+    return kept, f"Dropped {_rows(len(frame) - len(kept)).replace('row', 'duplicate row')} (kept the first of each)."
 
 
 def _columns(frame: pd.DataFrame, params: dict[str, Any]) -> list[str]:
@@ -48,14 +53,14 @@ def _impute_missing(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.Dat
 def _drop_missing_rows(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, str]:
     columns = _columns(frame, params)
     kept = frame.dropna(subset=columns)
-    return kept, f"Dropped {len(frame) - len(kept):,} rows with missing {', '.join(columns)}."
+    return kept, f"Dropped {_rows(len(frame) - len(kept))} with missing {', '.join(columns)}."
 
 
 def _drop_rows(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, str]:
     rows = sorted({int(r) for r in params.get("rows") or [] if 0 <= int(r) < len(frame)})
     if not rows:
         raise BadInput("No rows to drop: the rows named are not in this version. Re-run the quality check.")
-    return frame.drop(index=frame.index[rows]), f"Dropped {len(rows):,} rows."
+    return frame.drop(index=frame.index[rows]), f"Dropped {_rows(len(rows))}."
 
 
 _APPLY = {
@@ -143,7 +148,7 @@ def relabel(store: Store, *, version: DatasetVersion, labels: dict[int, str]) ->
             frame.iloc[row, column] = float(label) if numeric else label
         except ValueError:
             raise BadInput(f"'{label}' is not a number, and {version.target} holds numbers. Enter a number.") from None
-    return _new_version(store, version, frame, f"Relabelled {len(changed):,} rows of {version.target}.")
+    return _new_version(store, version, frame, f"Relabelled {_rows(len(changed))} of {version.target}.")
 
 
 def _row_keys(frame: pd.DataFrame, columns: list[str]) -> pd.Series:

@@ -22,7 +22,7 @@ EN: dict[str, str] = {
     "check.personal_data.title": "Personal data",
     "check.personal_data.ok": "No e-mail addresses, phone numbers or card numbers found.",
     "check.personal_data.na": "Not applicable.",
-    "check.personal_data.fail": "{n} texts contain personal data: {email} e-mail addresses, {phone} phone numbers, {card} card numbers.",
+    "check.personal_data.fail": "Texts with personal data: {n} (e-mail addresses: {email}, phone numbers: {phone}, card numbers: {card}).",
     "check.personal_data.why": "Personal data should not be used to train a model without a legal basis, and a model can repeat what it has seen.",
     "check.personal_data.fix": "Remove or mask the personal data at the source, or drop these rows.",
     "check.ratings_columns.title": "User, item and rating columns",

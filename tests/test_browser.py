@@ -285,8 +285,8 @@ def test_user_uploads_images_fixes_a_duplicate_and_uploads_texts(
     # 2. Quality: the planted copy is reported; one click drops it as a new version.
     go_to(page, "Quality", "quality", "Quality check")
     expect(page.get_by_text("Duplicate images — 1 exact and 0 near-duplicate copies", exact=False)).to_be_visible()
-    page.get_by_role("button", name="Drop these 1 rows").click()
-    expect(page.get_by_text("New version made: Dropped 1 rows.")).to_be_visible()
+    page.get_by_role("button", name="Drop the rows found (1)").click()
+    expect(page.get_by_text("New version made: Dropped 1 row.")).to_be_visible()
     settled(page)
     shot(page, shots, "8-images-fixed")
 
@@ -305,5 +305,7 @@ def test_user_uploads_images_fixes_a_duplicate_and_uploads_texts(
     choose(page, "Target (the column to predict)", "churn")
     settled(page)
     go_to(page, "Quality", "quality", "Quality check")
-    expect(page.get_by_text("Personal data — 1 texts contain personal data", exact=False)).to_be_visible()
+    expect(
+        page.get_by_text("Personal data — Texts with personal data: 1 (e-mail addresses: 1", exact=False)
+    ).to_be_visible()
     shot(page, shots, "9-texts")

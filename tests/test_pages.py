@@ -541,7 +541,7 @@ def test_labeling_page_labels_unlabeled_rows_into_a_new_version(home: Path, stor
     labels = datasets.load_frame(child)["churn"]
     assert (child.parent_id, child.note, labels.iloc[4], pd.isna(labels.iloc[9])) == (
         parent.id,
-        "Relabelled 1 rows of churn.",
+        "Relabelled 1 row of churn.",
         "yes",
         True,
     )

@@ -29,7 +29,8 @@ def dataset_label(store: Store, run: Run) -> str:
 
 
 def playground_fields(store: Store, run: Run) -> list[dict[str, Any]]:
-    """One form field per model input: numbers default to the median, categories list their values."""
+    """One form field per model input: numbers default to the median, categories list their values; `label` is
+    the column's name as uploaded (model inputs need ASCII-safe names, people read the original)."""
     version = store.get_version(run.version_id)
     assert version is not None
     frame = datasets.load_frame(version)
@@ -46,6 +47,7 @@ def playground_fields(store: Store, run: Run) -> list[dict[str, Any]]:
             fields.append(
                 {
                     "name": name,
+                    "label": col.get("original", name),
                     "kind": "numeric",
                     "default": median,
                     "integer": integral,
@@ -56,7 +58,13 @@ def playground_fields(store: Store, run: Run) -> list[dict[str, Any]]:
         elif name in features.get("categorical", []) + features.get("hashed", []):
             options = frame[name].dropna().astype(str).value_counts().index[:MAX_OPTIONS].tolist()
             fields.append(
-                {"name": name, "kind": "categorical", "options": options, "default": options[0] if options else ""}
+                {
+                    "name": name,
+                    "label": col.get("original", name),
+                    "kind": "categorical",
+                    "options": options,
+                    "default": options[0] if options else "",
+                }
             )
     return fields
 

@@ -34,12 +34,12 @@ with st.form(f"predict_{run.id}"):
         if field["kind"] == "numeric":
             number = float(value) if value is not None else field["default"]
             if field["integer"]:
-                row[name] = col.number_input(name, value=int(round(number)), step=1, key=widget_key)
+                row[name] = col.number_input(field["label"], value=int(round(number)), step=1, key=widget_key)
             else:
-                row[name] = col.number_input(name, value=number, format="%.4g", key=widget_key)
+                row[name] = col.number_input(field["label"], value=number, format="%.4g", key=widget_key)
         else:
             options = field["options"] if str(value) in field["options"] else [str(value), *field["options"]]
-            row[name] = col.selectbox(name, options, index=options.index(str(value)), key=widget_key)
+            row[name] = col.selectbox(field["label"], options, index=options.index(str(value)), key=widget_key)
     submitted = st.form_submit_button(t("playground.predict"), type="primary")
 
 if submitted:

@@ -16,7 +16,7 @@ def _rows(n: int) -> str:
     return f"{n:,} row" if n == 1 else f"{n:,} rows"
 
 
-ACTIONS = ("drop_duplicate_rows", "drop_columns", "impute_missing", "drop_missing_rows", "drop_rows")
+ACTIONS = ("drop_duplicate_rows", "drop_columns", "impute_missing", "drop_missing_rows", "drop_rows", "coerce_numeric")
 
 
 # Each action takes the frame and its params and returns the new frame and a note of what it did.
@@ -63,12 +63,27 @@ def _drop_rows(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFram
     return frame.drop(index=frame.index[rows]), f"Dropped {_rows(len(rows))}."
 
 
+def _coerce_numeric(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, str]:
+    """Columns of numbers with stray text ("n/a", "-"): the text becomes a missing value."""
+    frame = frame.copy()
+    cleared = 0
+    for name in _columns(frame, params):
+        numbers = pd.to_numeric(frame[name], errors="coerce")
+        cleared += int((frame[name].notna() & numbers.isna()).sum())
+        frame[name] = numbers
+    return (
+        frame,
+        f"Made {', '.join(_columns(frame, params))} numeric; {cleared:,} values that were not numbers are now missing.",
+    )
+
+
 _APPLY = {
     "drop_duplicate_rows": _drop_duplicate_rows,
     "drop_columns": _drop_columns,
     "impute_missing": _impute_missing,
     "drop_missing_rows": _drop_missing_rows,
     "drop_rows": _drop_rows,
+    "coerce_numeric": _coerce_numeric,
 }
 
 

@@ -565,7 +565,16 @@ def mixed_types(frame: pd.DataFrame, target: str | None, task: str | None) -> di
         "columns": columns,
         "example_rows": example_rows,
     }
-    return result("mixed_types", "warning", False, "fail", evidence, n=len(names), names=_names(names))
+    return result(
+        "mixed_types",
+        "warning",
+        False,
+        "fail",
+        evidence,
+        remedy={"action": "coerce_numeric", "params": {"columns": names}},
+        n=len(names),
+        names=_names(names),
+    )
 
 
 def class_imbalance(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:

@@ -94,3 +94,14 @@ def test_lineage_lists_every_version_with_its_parent_and_note(store) -> None:
         (parent.hash[:12], None, 244),
         (child.hash[:12], parent.hash[:12], 240),
     ]
+
+
+def test_a_column_of_numbers_with_stray_text_is_made_numeric(store) -> None:
+    frame = factories.churn_frame()
+    frame["charges"] = frame["charges"].astype(str)
+    frame.loc[[2, 5, 9], "charges"] = ["n/a", "-", "unknown"]
+    parent = factories.add_frame(store, frame)[1]
+    child = fixes.apply_check(store, version=parent, check_id="mixed_types")
+    charges = datasets.load_frame(child)["charges"]
+    assert (pd.api.types.is_numeric_dtype(charges), int(charges.isna().sum())) == (True, 3)
+    assert child.note == "Made charges numeric; 3 values that were not numbers are now missing."

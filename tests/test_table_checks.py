@@ -115,6 +115,7 @@ def test_failing_checks_with_a_clear_fix_offer_it_and_passing_checks_offer_none(
         "duplicate_rows": "drop_duplicate_rows",
         "conflicting_labels": "drop_rows",
         "id_like_columns": "drop_columns",
+        "mixed_types": "coerce_numeric",
         "near_constant_columns": "drop_columns",
     }
     assert [c["id"] for c in checks if c["passed"] and "remedy" in c] == []

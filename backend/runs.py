@@ -127,6 +127,7 @@ def describe(store: Store, run: Run) -> dict[str, Any]:
         "throughput": run.progress.get("samples_per_s"),
         "duration_s": round(run.duration_s, 2),
         "error": run.error,
+        "diagnostics": run.evaluation.get("diagnostics", []),
         "override_reason": run.override_reason,
         "model_name": run.model_name if run.status == "succeeded" else None,
         "model_version": run.model_version if run.status == "succeeded" else None,

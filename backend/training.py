@@ -80,7 +80,7 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
     import keras
     import tensorflow as tf
 
-    from backend import evaluation
+    from backend import diagnostics, evaluation
     from backend.datasets import load_frame
     from backend.predictor import Predictor
     from models import devices, tabular
@@ -175,5 +175,12 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
     else:
         scores, details = evaluation.regression(test_rows[run.target].to_numpy(), outputs["value"])
     details["rows"] = {"train": len(train_rows), "validation": len(val_rows), "test": len(test_rows)}
+    details["diagnostics"] = diagnostics.diagnose(
+        {k: [float(v) for v in values] for k, values in history.history.items()},
+        task=run.task,
+        classes=len(plan.classes),
+        metrics=scores,
+        baseline=details.get("baseline", {}),
+    )
     details["features"] = {"numeric": plan.numeric, "categorical": plan.categorical, "hashed": plan.hashed}
     return "succeeded", {"metrics": scores, "evaluation": details, "progress": trained}

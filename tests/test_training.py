@@ -38,6 +38,7 @@ def test_a_two_epoch_run_succeeds_with_test_metrics(churn_run) -> None:
     assert (info["model_name"], info["model_version"]) == ("churn", 1)
     assert info["throughput"] > 0
     assert {"tensorflow", "keras", "python"} <= set(info["environment"])
+    assert {d["id"] for d in info["diagnostics"]} <= {"not_learning", "overfitting", "worse_than_baseline"}
 
 
 def test_curves_are_recorded_per_epoch(churn_run) -> None:

@@ -144,6 +144,8 @@ def show(run_id: int) -> None:
             else t("training.done_reg", rmse=m.get("rmse", 0), r2=m.get("r2") or 0)
         )
         st.success(headline + " " + t("training.done_time", time=duration(run.duration_s), device=run.device))
+        for finding in run.evaluation.get("diagnostics", []):
+            st.warning(t(f"diagnosis.{finding['id']}", **finding["params"]), icon=":material/troubleshoot:")
         st.page_link("views/evaluation.py", label=t("training.see_evaluation"), icon=":material/analytics:")
     if run.epochs_done:
         st.plotly_chart(curves_figure(run.id, run.task), width="stretch", key=f"curves_{run.id}")

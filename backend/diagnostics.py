@@ -1,0 +1,53 @@
+"""Plain-words diagnostics of a finished run, from its curves and test metrics (no TensorFlow here).
+
+Each finding is `{"id", "severity", "params"}`; its words are `diagnosis.<id>` in the message catalog.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+STUCK_SHARE = 0.95  # a loss within 5% of ln(classes) is what guessing scores
+OVERFIT_RISE = 0.10  # validation loss 10% above its best while training loss still falls
+BASELINE_MARGIN = 0.005
+
+
+def _finding(id: str, severity: str, **params: Any) -> dict[str, Any]:
+    return {"id": id, "severity": severity, "params": params}
+
+
+def diagnose(
+    curves: dict[str, list[float]], *, task: str, classes: int, metrics: dict[str, Any], baseline: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """What a newcomer should know about a run: not learning, overfitting, or beaten by a trivial rule."""
+    findings = []
+    loss, val_loss = curves.get("loss", []), curves.get("val_loss", [])
+    # 1. Stuck near chance: the loss of a classifier that spreads its bets evenly is ln(classes).
+    if task == "classification" and loss and classes >= 2:
+        chance = math.log(classes)
+        if loss[-1] >= STUCK_SHARE * chance:
+            findings.append(_finding("not_learning", "warning", loss=round(loss[-1], 4), chance=round(chance, 4)))
+    # 2. Overfitting: validation loss rising from its best while the training loss keeps falling.
+    if len(val_loss) >= 3 and len(loss) == len(val_loss):
+        best = min(range(len(val_loss)), key=val_loss.__getitem__)
+        rose = val_loss[-1] > val_loss[best] * (1 + OVERFIT_RISE)
+        if best < len(val_loss) - 1 and rose and loss[-1] < loss[best]:
+            findings.append(_finding("overfitting", "warning", best=best + 1, epochs=len(val_loss)))
+    # 3. A trivial rule does as well: the majority class, or the mean.
+    if task == "classification" and "accuracy" in metrics and "accuracy" in baseline:
+        if metrics["accuracy"] <= baseline["accuracy"] + BASELINE_MARGIN:
+            findings.append(
+                _finding(
+                    "worse_than_baseline",
+                    "warning",
+                    model=metrics["accuracy"],
+                    baseline=baseline["accuracy"],
+                    rule="majority",
+                )
+            )
+    if task == "regression" and "rmse" in metrics and "rmse" in baseline and metrics["rmse"] >= baseline["rmse"]:
+        findings.append(
+            _finding("worse_than_baseline_reg", "warning", model=metrics["rmse"], baseline=baseline["rmse"])
+        )
+    return findings

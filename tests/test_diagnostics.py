@@ -1,0 +1,58 @@
+"""Diagnostics in plain words: a run that only guesses, one that overfits, one a trivial rule beats."""
+
+from __future__ import annotations
+
+import math
+
+from backend import messages
+from backend.diagnostics import diagnose
+
+
+def _ids(findings: list[dict]) -> list[str]:
+    return [f["id"] for f in findings]
+
+
+def test_a_loss_stuck_at_ln_of_the_classes_is_not_learning() -> None:
+    # The reference material's run: loss 2.3025 every epoch on 10 classes, presented as a success.
+    curves = {"loss": [2.3026, 2.3025, 2.3025], "val_loss": [2.3026, 2.3026, 2.3025]}
+    findings = diagnose(
+        curves, task="classification", classes=10, metrics={"accuracy": 0.1}, baseline={"accuracy": 0.1}
+    )
+    assert _ids(findings) == ["not_learning", "worse_than_baseline"]
+    assert findings[0]["params"] == {"loss": 2.3025, "chance": round(math.log(10), 4)}
+
+
+def test_validation_loss_rising_while_training_loss_falls_is_overfitting() -> None:
+    curves = {"loss": [0.6, 0.4, 0.3, 0.2, 0.1], "val_loss": [0.55, 0.45, 0.5, 0.6, 0.7]}
+    findings = diagnose(curves, task="classification", classes=2, metrics={"accuracy": 0.9}, baseline={"accuracy": 0.6})
+    assert findings == [{"id": "overfitting", "severity": "warning", "params": {"best": 2, "epochs": 5}}]
+
+
+def test_a_healthy_run_has_no_findings() -> None:
+    curves = {"loss": [0.6, 0.4, 0.3], "val_loss": [0.58, 0.42, 0.33]}
+    assert (
+        diagnose(curves, task="classification", classes=2, metrics={"accuracy": 0.9}, baseline={"accuracy": 0.6}) == []
+    )
+
+
+def test_a_regression_worse_than_the_mean_is_reported() -> None:
+    findings = diagnose(
+        {"loss": [1.0, 1.0]}, task="regression", classes=0, metrics={"rmse": 12.0}, baseline={"rmse": 10.0}
+    )
+    assert _ids(findings) == ["worse_than_baseline_reg"]
+
+
+def test_every_finding_reads_in_both_languages() -> None:
+    findings = diagnose(
+        {"loss": [0.7, 0.69, 0.69, 0.69], "val_loss": [0.5, 0.6, 0.7, 0.8]},
+        task="classification",
+        classes=2,
+        metrics={"accuracy": 0.5},
+        baseline={"accuracy": 0.5},
+    )
+    findings += diagnose({"loss": [1.0]}, task="regression", classes=0, metrics={"rmse": 2.0}, baseline={"rmse": 1.0})
+    assert len(findings) == 3 + 1
+    for finding in findings:
+        for lang in ("en", "zh"):
+            text = messages.render(lang, f"diagnosis.{finding['id']}", **finding["params"])
+            assert "{" not in text and not text.startswith("diagnosis.")

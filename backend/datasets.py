@@ -124,7 +124,7 @@ def content_hash(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def _checked_task(frame: pd.DataFrame, target: str | None, task: str | None) -> str | None:
+def checked_task(frame: pd.DataFrame, target: str | None, task: str | None) -> str | None:
     """Validate a target and task choice; 'auto' (or None) infers the task from the target."""
     if target is not None and target not in frame.columns:
         listed = ", ".join(list(frame.columns)[:12]) + (", …" if len(frame.columns) > 12 else "")
@@ -168,7 +168,7 @@ def add_frame(
     renamed = {**more_renamed, **(renamed or {})}
     if target is not None and target not in frame.columns:
         target = _SAFE_NAME.sub("_", target.strip()).strip("_") if target.strip() else target
-    task = _checked_task(frame, target, task)
+    task = checked_task(frame, target, task)
     digest = content_hash(frame)
     folder = _write_version(paths, frame, digest)
     columns = [c.to_dict() for c in profile(frame, renamed)]
@@ -424,7 +424,7 @@ def set_target(store: Store, *, version: DatasetVersion, target: str | None, tas
     """Choose the target column and task of a version (the task is inferred when None or 'auto')."""
     if target == "label" and version.task == "image-classification":
         return version  # an image set's target is its class folders
-    task = _checked_task(load_frame(version), target, task)
+    task = checked_task(load_frame(version), target, task)
     store.set_version_target(version.id, target=target, task=task)
     updated = store.get_version(version.id)
     assert updated is not None

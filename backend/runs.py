@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from backend import quality
+from backend import datasets, quality
 from backend.errors import BadInput, InvalidState, NotFound, QualityGateBlocked
 from backend.worker import has_live_worker, reap_dead_workers
 from db import DatasetVersion, Run, Store
@@ -44,18 +44,12 @@ def start_training(
             "available yet. Change the data kind to 'tabular' on the Data page to train a table model on it."
         )
     target = target or version.target
-    task = task if task not in (None, "auto") else version.task if target == version.target else None
     if target is None:
         raise BadInput("No target column chosen. Pick the column to predict on the Data page (or pass --target).")
-    if target not in [c["name"] for c in version.columns]:
-        raise BadInput(
-            f"Target column '{target}' not found. Expected one of: "
-            f"{', '.join(c['name'] for c in version.columns[:12])}. Pick the target column."
-        )
-    if task is None:
-        from backend.datasets import infer_task, load_frame
-
-        task = infer_task(load_frame(version), target)
+    if task in (None, "auto") and target == version.target and version.task:
+        task = version.task  # chosen on the Data page already
+    else:
+        task = datasets.checked_task(datasets.load_frame(version), target, task)
     if task not in ("classification", "regression"):
         raise BadInput(f"Task '{task}' is not available for tables yet. Use classification or regression.")
     try:

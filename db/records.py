@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -65,10 +65,6 @@ class Run:
     finished_at: datetime | None
     duration_s: float
 
-    @property
-    def finished(self) -> bool:
-        return self.status in ("succeeded", "failed", "cancelled")
-
 
 @dataclass(frozen=True)
 class Metric:
@@ -98,4 +94,3 @@ class Worker:
     started_at: datetime
     heartbeat_at: datetime
     stopped: bool
-    extra: dict[str, Any] = field(default_factory=dict)

@@ -32,7 +32,6 @@ from db.schema import (
 
 R = TypeVar("R")
 MIGRATIONS = Path(__file__).parent / "migrations"
-FINISHED = ("succeeded", "failed", "cancelled")
 
 
 def utcnow() -> datetime:
@@ -382,12 +381,6 @@ class Store:
         with self._write() as s:
             s.execute(update(JobRow).where(JobRow.id == job_id).values(status=status, finished_at=utcnow()))
 
-    def get_job(self, job_id: int) -> records.Job | None:
-        with self._read() as s:
-            row = s.get(JobRow, job_id)
-            return None if row is None else _record(records.Job, row)
-
-    # -- workers ----------------------------------------------------------------------------------
     def register_worker(self, worker_id: str, *, host: str, pid: int) -> None:
         with self._write() as s:
             now = utcnow()

@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from backend import config, datasets, fixes, ingest, messages, quality, runs  # noqa: E402
 from backend.errors import BadInput, ModelDeckError  # noqa: E402
 from db import Store, open_store  # noqa: E402
-from models.spec import SpecError, parse_sets  # noqa: E402
+from models.spec import SPECS, SpecError, parse_sets  # noqa: E402
 
 
 # -- output -----------------------------------------------------------------------------------------
@@ -247,7 +247,7 @@ def cmd_runs_list(store: Store, args: argparse.Namespace) -> int:
 
 
 def _headline(metrics: dict[str, Any]) -> str:
-    for key in ("accuracy", "rmse"):
+    for key in ("accuracy", "rmse", "ndcg_at_k", "perplexity"):
         if metrics.get(key) is not None:
             return f"{key}={metrics[key]:.4g}"
     return ""
@@ -272,6 +272,15 @@ def cmd_runs_resume(store: Store, args: argparse.Namespace) -> int:
             run = runs.wait(store, run_id=run.id)
     _emit(args, {"run_id": run.id, "status": run.status, "metrics": run.metrics}, [f"run {run.id}: {run.status}"])
     return 0
+
+
+def cmd_runs_again(store: Store, args: argparse.Namespace) -> int:
+    run = runs.run_again(store, run_id=runs.get_run(store, args.run).id)
+    if args.wait:
+        with runs.worker_if_needed(store, home=str(config.home())):
+            run = runs.wait(store, run_id=run.id)
+    _emit(args, {"run_id": run.id, "status": run.status, "metrics": run.metrics}, [f"run {run.id}: {run.status}"])
+    return 0 if run.status in ("queued", "succeeded") else 1
 
 
 def _export_dir(store: Store, run_ref: str) -> tuple[Any, Path]:
@@ -300,15 +309,20 @@ def cmd_eval(store: Store, args: argparse.Namespace) -> int:
     run, export_dir = _export_dir(store, args.run)
     metrics = run.metrics
     if args.input:
-        from backend import evaluation
         from backend.predictor import Predictor
+        from models import metrics as evaluation
 
+        if run.task not in ("classification", "regression", "text-classification"):
+            raise BadInput(
+                f"eval --input scores table and text models; a {run.task} run reports its held-out metrics "
+                f"without --input: modeldeck eval {run.id}"
+            )
         frame = _read_rows(args)
         if run.target not in frame.columns:
             raise BadInput(f"'{args.input}' has no '{run.target}' column. Evaluation needs the true labels.")
         frame = frame[frame[run.target].notna()]
         outputs = Predictor(export_dir).raw(frame)
-        if run.task == "classification":
+        if run.task != "regression":
             classes = [c.decode() for c in outputs["classes"][0]] if len(frame) else []
             metrics, _ = evaluation.classification(
                 frame[run.target].astype(str).tolist(), outputs["probabilities"], classes
@@ -323,12 +337,38 @@ def cmd_eval(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+GENERATION_DEFAULTS = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "seed": 0}
+
+
+def _prediction_rows(run: Any, args: argparse.Namespace) -> tuple[Any, str]:
+    """The rows to predict and the signature to run: images from files, generation settings when given."""
+    import pandas as pd
+
+    from backend import images
+
+    if run.task == "image-classification":
+        if not args.input:
+            raise BadInput("Give the images with --input: an image file, a folder of images or a ZIP.")
+        found = images.images_to_predict(Path(args.input))
+        return pd.DataFrame({"file": [n for n, _ in found], "image": [b for _, b in found]}), "serving_default"
+    frame = _read_rows(args)
+    if run.task == "text-generation" and set(frame.columns) & {"max_new_tokens", *GENERATION_DEFAULTS}:
+        defaults = GENERATION_DEFAULTS | {"max_new_tokens": run.spec.get("max_new_tokens", 200)}
+        for name, value in defaults.items():
+            frame[name] = frame[name].fillna(value) if name in frame.columns else value
+        return frame, "generate"
+    return frame, "serving_default"
+
+
 def cmd_predict(store: Store, args: argparse.Namespace) -> int:
     from backend.predictor import Predictor
 
-    _, export_dir = _export_dir(store, args.run)
-    predictions = Predictor(export_dir).predict(_read_rows(args))
-    _emit(args, {"predictions": predictions}, [json.dumps(p) for p in predictions])
+    run, export_dir = _export_dir(store, args.run)
+    frame, signature = _prediction_rows(run, args)
+    predictions = Predictor(export_dir, signature).predict(frame)
+    if "file" in frame.columns:
+        predictions = [{"file": name, **p} for name, p in zip(frame["file"], predictions, strict=True)]
+    _emit(args, {"predictions": predictions}, [json.dumps(p, ensure_ascii=False) for p in predictions])
     return 0
 
 
@@ -476,7 +516,7 @@ def parser() -> argparse.ArgumentParser:
     train = command(sub, "train", cmd_train, "train a model")
     train.add_argument("dataset")
     train.add_argument("--target")
-    train.add_argument("--task", choices=["auto", *datasets.TASKS])
+    train.add_argument("--task", choices=["auto", *SPECS])
     train.add_argument("--preset", default="balanced", choices=["fast", "balanced", "thorough"])
     train.add_argument("--epochs", type=int)
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="a hyperparameter, e.g. dropout=0.2")
@@ -490,6 +530,9 @@ def parser() -> argparse.ArgumentParser:
     resume = command(run_cmds, "resume", cmd_runs_resume, "resume an interrupted run")
     resume.add_argument("run")
     resume.add_argument("--wait", action="store_true")
+    again = command(run_cmds, "again", cmd_runs_again, "train again with the same data, task and spec")
+    again.add_argument("run")
+    again.add_argument("--wait", action="store_true")
 
     ev = command(sub, "eval", cmd_eval, "metrics on the test split, or on --input")
     ev.add_argument("run")
@@ -497,7 +540,7 @@ def parser() -> argparse.ArgumentParser:
     pr = command(sub, "predict", cmd_predict, "predict rows with a run's model")
     pr.add_argument("run")
     rows = pr.add_mutually_exclusive_group(required=True)
-    rows.add_argument("--input", help="a CSV file")
+    rows.add_argument("--input", help="a CSV file; for an image model an image, a folder of images or a ZIP")
     rows.add_argument("--row", help="one row (or a list of rows) as JSON")
     ex = command(sub, "export", cmd_export, "copy a run's model out", json_flag=True)
     ex.add_argument("run")

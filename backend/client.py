@@ -102,6 +102,7 @@ def predict(
     version: int | None = None,
     base_url: str | None = None,
     timeout: float = 30,
+    signature: str | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """Asks the server for predictions, one per row, in TensorFlow Serving's row format.
 
@@ -114,6 +115,7 @@ def predict(
         version: A version number; `None` means the latest.
         base_url: The server's base URL; defaults to `backend.config.serving_url()`.
         timeout: Seconds to wait for the answer.
+        signature: The signature to run; `None` means `serving_default`.
 
     Returns:
         The predictions (output name -> value, per row) and the request's latency in milliseconds.
@@ -125,7 +127,10 @@ def predict(
     """
     url = model_url(model, version, base_url) + ":predict"
     started = time.perf_counter()
-    answer = _send("POST", url, _base(base_url), timeout=timeout, body={"instances": rows})
+    body: dict[str, Any] = {"instances": rows}
+    if signature:
+        body["signature_name"] = signature
+    answer = _send("POST", url, _base(base_url), timeout=timeout, body=body)
     latency_ms = (time.perf_counter() - started) * 1000
     predictions = answer.get("predictions") if isinstance(answer, dict) else None
     if not isinstance(predictions, list):

@@ -11,6 +11,7 @@ from typing import Any
 STUCK_SHARE = 0.95  # a loss within 5% of ln(classes) is what guessing scores
 OVERFIT_RISE = 0.10  # validation loss 10% above its best while training loss still falls
 BASELINE_MARGIN = 0.005
+CLASSIFIERS = ("classification", "text-classification", "image-classification")
 
 
 def _finding(id: str, severity: str, **params: Any) -> dict[str, Any]:
@@ -24,7 +25,7 @@ def diagnose(
     findings = []
     loss, val_loss = curves.get("loss", []), curves.get("val_loss", [])
     # 1. Stuck near chance: the loss of a classifier that spreads its bets evenly is ln(classes).
-    if task == "classification" and loss and classes >= 2:
+    if task in CLASSIFIERS and loss and classes >= 2:
         chance = math.log(classes)
         if loss[-1] >= STUCK_SHARE * chance:
             findings.append(_finding("not_learning", "warning", loss=round(loss[-1], 4), chance=round(chance, 4)))
@@ -35,7 +36,7 @@ def diagnose(
         if best < len(val_loss) - 1 and rose and loss[-1] < loss[best]:
             findings.append(_finding("overfitting", "warning", best=best + 1, epochs=len(val_loss)))
     # 3. A trivial rule does as well: the majority class, or the mean.
-    if task == "classification" and "accuracy" in metrics and "accuracy" in baseline:
+    if task in CLASSIFIERS and "accuracy" in metrics and "accuracy" in baseline:
         if metrics["accuracy"] <= baseline["accuracy"] + BASELINE_MARGIN:
             findings.append(
                 _finding(
@@ -50,4 +51,20 @@ def diagnose(
         findings.append(
             _finding("worse_than_baseline_reg", "warning", model=metrics["rmse"], baseline=baseline["rmse"])
         )
+    if task == "recommendation" and metrics.get("ndcg_at_k") is not None and "ndcg_at_k" in baseline:
+        if metrics["ndcg_at_k"] <= baseline["ndcg_at_k"]:
+            findings.append(
+                _finding(
+                    "worse_than_popularity",
+                    "warning",
+                    model=metrics["ndcg_at_k"],
+                    baseline=baseline["ndcg_at_k"],
+                    k=metrics.get("k", 10),
+                )
+            )
+    if task == "text-generation" and "perplexity" in metrics and "perplexity" in baseline:
+        if metrics["perplexity"] >= baseline["perplexity"]:
+            findings.append(
+                _finding("worse_than_unigram", "warning", model=metrics["perplexity"], baseline=baseline["perplexity"])
+            )
     return findings

@@ -572,3 +572,23 @@ def fashion_mnist_zip(limit_per_class: int = 200, *, root: Path = FASHION_MNIST)
     chosen = np.concatenate([np.flatnonzero(labels == k)[:limit_per_class] for k in range(len(FASHION_CLASSES))])
     chosen.sort()
     return _zip_of_pngs([(f"{FASHION_CLASSES[labels[i]]}/{i:05d}.png", pixels[i]) for i in chosen])
+
+
+# -- images to predict ------------------------------------------------------------------------------------
+def images_to_predict(path: Path) -> list[tuple[str, bytes]]:
+    """The images in a file, a folder (recursively) or a ZIP, as (name, original bytes), sorted by name.
+
+    Raises:
+        BadInput: nothing there is an image, or the ZIP is unsafe.
+    """
+    if path.is_dir():
+        found = [(str(p.relative_to(path)), p.read_bytes()) for p in sorted(path.rglob("*")) if _is_image_name(p.name)]
+    elif path.suffix.lower() == ".zip":
+        found = sorted((m.name, m.read()) for m in ingest.iter_zip(path) if _is_image_name(m.name))
+    elif path.is_file():
+        found = [(path.name, path.read_bytes())]
+    else:
+        raise BadInput(f"No file or folder at {_q(str(path))}. Give an image file, a folder of images or a ZIP.")
+    if not found:
+        raise BadInput(f"No images in {_q(str(path))}. Image files end in {', '.join(EXTENSIONS)}.")
+    return found

@@ -16,11 +16,14 @@ BATCH = 8192
 class Predictor:
     """A loaded `serving_default` signature, with raw-row input and readable output."""
 
-    def __init__(self, export_dir: str | Path) -> None:
+    def __init__(self, export_dir: str | Path, signature: str = "serving_default") -> None:
         import tensorflow as tf
 
         self._tf = tf
-        self.fn = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
+        signatures = tf.saved_model.load(str(export_dir)).signatures
+        if signature not in signatures:
+            raise BadInput(f"This model has no '{signature}' signature; it has: {', '.join(sorted(signatures))}.")
+        self.fn = signatures[signature]
         self.inputs: dict[str, Any] = self.fn.structured_input_signature[1]
 
     def _columns(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -29,15 +32,17 @@ class Predictor:
             raise BadInput(f"Missing input columns: {', '.join(missing)}. Every row needs: {', '.join(self.inputs)}.")
         columns = {}
         for name, spec in self.inputs.items():
-            if spec.dtype == self._tf.string:
+            if spec.dtype == self._tf.string and frame[name].map(lambda v: isinstance(v, bytes)).all():
+                values = frame[name].to_numpy(dtype=object)  # encoded images
+            elif spec.dtype == self._tf.string:
                 values = frame[name].astype("string").fillna("").to_numpy(dtype=object).astype(str)
             else:
                 numbers = pd.to_numeric(frame[name], errors="coerce")
                 bad = frame[name].notna() & numbers.isna()
                 if bad.any():
                     raise BadInput(f"Column '{name}' must be numeric; got {frame[name][bad].iloc[0]!r}. Fix the value.")
-                values = numbers.to_numpy("float32")
-            columns[name] = values.reshape(-1, 1)
+                values = numbers.to_numpy(spec.dtype.as_numpy_dtype)
+            columns[name] = values.reshape(-1, 1) if spec.shape.rank == 2 else values
         return columns
 
     def raw(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -51,7 +56,7 @@ class Predictor:
         return {k: np.concatenate(v) for k, v in parts.items()}
 
     def predict(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
-        """One readable prediction per row: `label` and `probabilities`, or `value`."""
+        """One readable prediction per row: `label` and `probabilities`, `value`, `text` or `items`."""
         return readable(self.raw(frame))
 
 
@@ -62,6 +67,17 @@ def readable(outputs: dict[str, Any]) -> list[dict[str, Any]]:
         return v.decode() if isinstance(v, bytes) else str(v)
 
     rows: list[dict[str, Any]] = []
+    if "text" in outputs:
+        return [{"text": text(v)} for v in outputs["text"]]
+    if "items" in outputs:
+        for items, scores, known in zip(outputs["items"], outputs["scores"], outputs["known"], strict=True):
+            rows.append(
+                {
+                    "items": [{"item": text(i), "score": float(s)} for i, s in zip(items, scores, strict=True)],
+                    "known_user": bool(known),
+                }
+            )
+        return rows
     if "probabilities" in outputs:
         for label, probs, classes in zip(outputs["label"], outputs["probabilities"], outputs["classes"], strict=True):
             rows.append(

@@ -9,13 +9,68 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from backend import datasets, quality
+from backend import datasets, kinds, quality
 from backend.errors import BadInput, InvalidState, NotFound, QualityGateBlocked
 from backend.worker import has_live_worker, reap_dead_workers
 from db import DatasetVersion, Run, Store
 from models.spec import SpecError, make_spec
 
 FINISHED = ("succeeded", "failed", "cancelled")
+
+
+TASKS_BY_KIND = {  # what each kind of data can train, the default first
+    "tabular": ("classification", "regression"),
+    "text": ("text-classification", "text-generation"),
+    "images": ("image-classification",),
+    "ratings": ("recommendation",),
+}
+
+
+def tasks_for(kind: str) -> tuple[str, ...]:
+    """The tasks the Training page offers for a kind of data, the usual one first."""
+    return TASKS_BY_KIND.get(kind, TASKS_BY_KIND["tabular"])
+
+
+def _task_and_target(
+    version: DatasetVersion, *, kind: str, name: str, target: str | None, task: str | None
+) -> tuple[str, str | None]:
+    """Check that the task fits the data and that the columns it needs are there."""
+    offered = tasks_for(kind)
+    roles = kinds.roles(version.columns)
+    if kind == "tabular":
+        target = target or version.target
+        if target is None:
+            raise BadInput("No target column chosen. Pick the column to predict on the Data page (or pass --target).")
+        if task in (None, "auto") and target == version.target and version.task in offered:
+            return str(version.task), target  # chosen on the Data page already
+        found = datasets.checked_task(datasets.load_frame(version), target, None if task == "auto" else task)
+        task = found
+    elif task in (None, "auto", "classification", "regression"):
+        task = "text-generation" if kind == "text" and not (target or version.target) else offered[0]
+    if task not in offered:
+        raise BadInput(
+            f"'{name}' is {kind} data, which trains {', '.join(offered)}; not {task}. "
+            "Pick one of those, or change the data kind on the Data page."
+        )
+    if task == "text-classification":
+        target = target or version.target
+        if target is None:
+            raise BadInput("No label column chosen. Pick the column with each text's class on the Data page.")
+        datasets.checked_task(datasets.load_frame(version), target, None)
+    if task in ("text-classification", "text-generation") and roles["text"] is None:
+        raise BadInput(f"'{name}' has no text column. Upload a table with a column of free text.")
+    if task == "image-classification":
+        target = "label"
+    if task == "recommendation":
+        if roles["user"] is None or roles["item"] is None:
+            raise BadInput(
+                f"'{name}' needs a user column and an item column (e.g. user_id, item_id) to train recommendations. "
+                "Rename them and upload again."
+            )
+        target = roles["rating"]
+    if task == "text-generation":
+        target = None
+    return str(task), target
 
 
 def start_training(
@@ -33,30 +88,18 @@ def start_training(
     Raises QualityGateBlocked when a blocker fails and no override reason is given.
     """
     dataset = store.find_dataset(version.dataset_id)
-    if dataset is not None and dataset.kind == "images":
-        raise BadInput(
-            f"'{dataset.name}' is a set of images; image classification is not available yet. "
-            "Train a table dataset meanwhile."
-        )
-    if dataset is not None and dataset.kind != "tabular":
-        raise BadInput(
-            f"'{dataset.name}' is {dataset.kind} data; training on it needs the {dataset.kind} tasks, which are not "
-            "available yet. Change the data kind to 'tabular' on the Data page to train a table model on it."
-        )
-    target = target or version.target
-    if target is None:
-        raise BadInput("No target column chosen. Pick the column to predict on the Data page (or pass --target).")
-    if task in (None, "auto") and target == version.target and version.task:
-        task = version.task  # chosen on the Data page already
-    else:
-        task = datasets.checked_task(datasets.load_frame(version), target, task)
-    if task not in ("classification", "regression"):
-        raise BadInput(f"Task '{task}' is not available for tables yet. Use classification or regression.")
+    kind = dataset.kind if dataset is not None else "tabular"
+    task, target = _task_and_target(
+        version, kind=kind, name=dataset.name if dataset else str(version.id), target=target, task=task
+    )
     try:
-        spec = make_spec(preset, overrides)
+        spec = make_spec(preset, overrides, task=task)
     except SpecError as exc:
         raise BadInput(str(exc)) from None
-    report = quality.check_version(store, version=version, target=target, task=task)
+    if kind == "tabular":
+        report = quality.check_version(store, version=version, target=target, task=task)
+    else:
+        report = quality.check_version(store, version=version)
     blocking = quality.blockers(report.checks)
     reason = (override_reason or "").strip() or None
     if blocking and reason is None:
@@ -69,6 +112,18 @@ def start_training(
         target=target,
         spec=spec.to_dict(),
         override_reason=reason if blocking else None,
+    )
+
+
+def run_again(store: Store, *, run_id: int) -> Run:
+    """Queue a new run with the same version, task, target and spec: on a CPU it reproduces the metrics."""
+    run = get_run(store, run_id)
+    return store.create_run(
+        version_id=run.version_id,
+        task=run.task,
+        target=run.target,
+        spec=run.spec,
+        override_reason=run.override_reason,
     )
 
 
@@ -163,10 +218,10 @@ def worker_if_needed(store: Store, *, home: str) -> Iterator[None]:
             proc.kill()
 
 
-def preset_values(preset: str) -> dict[str, Any]:
-    """The hyperparameters of a preset, as the Training page's form shows them."""
+def preset_values(preset: str, *, task: str = "classification") -> dict[str, Any]:
+    """The hyperparameters of a preset for a task, as the Training page's form shows them."""
     try:
-        return make_spec(preset).to_dict()
+        return make_spec(preset, task=task).to_dict()
     except SpecError as exc:
         raise BadInput(str(exc)) from None
 

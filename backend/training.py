@@ -76,19 +76,45 @@ def run_job(database_url: str, home: str, run_id: int) -> None:
     store.close()
 
 
+FAMILIES = {  # task -> the module in models/ that builds it (see models/task.py)
+    "classification": "models.tabular",
+    "regression": "models.tabular",
+    "text-classification": "models.text",
+    "image-classification": "models.vision",
+    "text-generation": "models.gpt",
+    "recommendation": "models.recommend",
+}
+
+
+def task_data(store: Store, *, paths: Paths, run: Run) -> Any:
+    """The run's dataset version as a family receives it: the table (images with their bytes) and the roles."""
+    from backend import kinds
+    from backend.datasets import load_frame
+    from models.task import TaskData
+
+    version = store.get_version(run.version_id)
+    assert version is not None
+    frame = load_frame(version)
+    if "file" in frame.columns and run.task == "image-classification":
+        root = paths.datasets.resolve()
+        frame = frame.assign(image=[(root / f).read_bytes() for f in frame["file"].astype(str)])
+    roles: dict[str, str | None] = {**kinds.roles(version.columns), "target": run.target}
+    return TaskData(frame=frame, roles=roles, columns=version.columns, task=run.task)
+
+
 def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]:
+    import importlib
+
     import keras
     import tensorflow as tf
 
-    from backend import diagnostics, evaluation
-    from backend.datasets import load_frame
-    from backend.predictor import Predictor
-    from models import devices, tabular
+    from backend import diagnostics
+    from models import devices
     from models.callbacks import Reporter
     from models.spec import spec_from_dict
 
     run_dir = paths.run_dir(run.id)
-    spec = spec_from_dict(run.spec)
+    spec = spec_from_dict(run.spec, task=run.task)
     (run_dir / "spec.json").write_text(json.dumps(run.spec, indent=2))
 
     # 1. Reproducible: one seed for everything, deterministic ops on the CPU.
@@ -97,35 +123,23 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
     setup = devices.detect()
     store.update_run(run.id, device=setup.device, environment={**environment(), **setup.to_dict()})
 
-    # 2. Data: the same split every time (so a resumed run continues on the same rows).
-    version = store.get_version(run.version_id)
-    assert version is not None
-    frame = load_frame(version)
-    train_rows, val_rows, test_rows = tabular.split(frame, target=run.target, task=run.task, spec=spec)
-    plan = tabular.make_plan(train_rows, columns=version.columns, target=run.target, task=run.task, spec=spec)
-    (run_dir / "plan.json").write_text(json.dumps(plan.to_dict(), indent=2))
-    train_x = tabular.raw_inputs(train_rows, plan)
-    space = tabular.feature_space(plan, spec, train_x)  # built before the precision policy: it stays float32
-    strategy = devices.apply(setup)
+    # 2. Data and preprocessing, by the task's family: the same split every time (so a resumed run continues
+    #    on the same rows), adapted on the training part only, before the precision policy (it stays float32).
+    family = importlib.import_module(FAMILIES[run.task])
     batch = spec.batch_size * setup.replicas
-    train_ds = tabular.dataset(
-        train_x, tabular.encode_target(train_rows[run.target], plan), space, batch_size=batch, shuffle_seed=spec.seed
-    )
-    val_ds = tabular.dataset(
-        tabular.raw_inputs(val_rows, plan),
-        tabular.encode_target(val_rows[run.target], plan),
-        space,
-        batch_size=max(batch, 1024),
-        shuffle_seed=None,
-    ).cache()
+    try:
+        prepared = family.prepare(task_data(store, paths=paths, run=run), spec=spec, batch_size=batch)
+    except ValueError as exc:  # the family's words for data it cannot train on
+        return "failed", {"error": str(exc).splitlines()[0][:500]}
+    (run_dir / "plan.json").write_text(json.dumps(prepared.plan, indent=2, default=str))
+    strategy = devices.apply(setup)
 
     # 3. Model, built under the strategy so its variables live on every replica.
     with strategy.scope():
-        net = tabular.network(int(space.get_encoded_features().shape[-1]), plan, spec)
-        tabular.compile_network(net, plan, spec)
+        net = prepared.build()
 
     # 4. Fit. The reporter writes curves and progress to the DB and carries a cancel request in.
-    steps = -(-len(train_rows) // batch)
+    steps = -(-prepared.train_examples // batch)
     reporter = Reporter(
         on_epoch=lambda epoch, logs, progress: store.record_epoch(run.id, epoch=epoch, logs=logs, progress=progress),
         on_progress=lambda progress: store.update_run(run.id, progress=progress),
@@ -146,7 +160,12 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience, restore_best_weights=True)
         )
     history = net.fit(
-        train_ds, validation_data=val_ds, epochs=spec.epochs, callbacks=callbacks, verbose=0, shuffle=False
+        prepared.train,
+        validation_data=prepared.validation,
+        epochs=spec.epochs,
+        callbacks=callbacks,
+        verbose=0,
+        shuffle=False,
     )
     trained = reporter.progress(0) | {"fraction": 1.0}  # before export and evaluation, which are not training
     if reporter.stopped_by_request:
@@ -158,29 +177,22 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
             "learning_rate (e.g. 0.0001) or check the data for extreme values."
         }
 
-    # 5. Export in TensorFlow Serving's layout, then evaluate what was exported.
-    dataset = store.find_dataset(version.dataset_id)
+    # 5. Export in TensorFlow Serving's layout, then evaluate what was exported (plain TensorFlow, raw inputs).
+    version = store.get_version(run.version_id)
+    dataset = store.find_dataset(version.dataset_id) if version else None
     assert dataset is not None
     name = model_name_for(dataset.name)
     export_root = run_dir / "export" / name
     version_number = store.assign_model_version(run.id, model_name=name, export_root=paths.relative(export_root))
     export_dir = export_root / str(version_number)
-    tabular.export(tabular.inference_model(space, net), plan, export_dir)
-    predictor = Predictor(export_dir)
-    outputs = predictor.raw(test_rows)
-    if run.task == "classification":
-        scores, details = evaluation.classification(
-            test_rows[run.target].astype(str).tolist(), outputs["probabilities"], plan.classes
-        )
-    else:
-        scores, details = evaluation.regression(test_rows[run.target].to_numpy(), outputs["value"])
-    details["rows"] = {"train": len(train_rows), "validation": len(val_rows), "test": len(test_rows)}
+    prepared.export(net, export_dir)
+    scores, details = prepared.evaluate(export_dir)
+    details["plan"] = prepared.plan
     details["diagnostics"] = diagnostics.diagnose(
         {k: [float(v) for v in values] for k, values in history.history.items()},
         task=run.task,
-        classes=len(plan.classes),
+        classes=len(prepared.plan.get("classes", [])),
         metrics=scores,
         baseline=details.get("baseline", {}),
     )
-    details["features"] = {"numeric": plan.numeric, "categorical": plan.categorical, "hashed": plan.hashed}
     return "succeeded", {"metrics": scores, "evaluation": details, "progress": trained}

@@ -46,7 +46,7 @@ class Run:
     id: int
     version_id: int
     task: str
-    target: str
+    target: str | None
     spec: dict[str, Any]
     status: str
     override_reason: str | None

@@ -74,7 +74,7 @@ class RunRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"), index=True)
     task: Mapped[str] = mapped_column(String(40))
-    target: Mapped[str] = mapped_column(String(200))
+    target: Mapped[str | None] = mapped_column(String(200), nullable=True)  # None: text generation, implicit feedback
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20), index=True)
     override_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

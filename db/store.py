@@ -233,7 +233,7 @@ class Store:
         *,
         version_id: int,
         task: str,
-        target: str,
+        target: str | None,
         spec: dict[str, Any],
         override_reason: str | None = None,
     ) -> records.Run:

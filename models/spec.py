@@ -1,12 +1,13 @@
 """A model is a frozen spec: every field has a default and a comment, and the spec saved with a run
-is enough to rebuild the model and the training exactly. No TensorFlow import here."""
+is enough to rebuild the model and the training exactly. One spec class per model family; the task
+picks the class. No TensorFlow import here (the dashboard reads presets through the backend)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 
 class SpecError(ValueError):
@@ -14,39 +15,209 @@ class SpecError(ValueError):
 
 
 @dataclass(frozen=True)
-class TabularSpec:
-    # Network: the reference baseline is one Dense(128, relu) layer before the output.
-    hidden_units: tuple[int, ...] = (128,)  # width of each hidden layer, input side first
-    dropout: float = 0.1  # share of units dropped after each hidden layer while training
-    batch_norm: bool = False  # batch normalisation after each hidden layer
-    # Optimisation.
+class TrainingSpec:
+    """What every family shares: optimisation, the split and the seed."""
+
     epochs: int = 30  # upper bound; early stopping usually ends sooner
     batch_size: int = 64
     learning_rate: float = 1e-3  # Adam; halved when validation loss plateaus
     early_stopping: bool = True  # stop when validation loss stops improving, keep the best weights
     patience: int = 5  # epochs without improvement before early stopping
-    # Data.
-    validation_split: float = 0.15  # share of rows for validation (early stopping, curves)
-    test_split: float = 0.15  # share of rows held out for the final metrics, never trained on
-    scale_target: str = "auto"  # regression: "auto" (log for skewed positive targets) | "standard" | "log" | "none"
-    max_categories: int = 100  # categorical columns with more values are hashed into this many bins
+    validation_split: float = 0.15  # share of examples for validation (early stopping, curves)
+    test_split: float = 0.15  # share of examples held out for the final metrics, never trained on
     seed: int = 42  # one seed for the split, the weights and the shuffling
+
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}  # string fields and the values they accept
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
+    def rules(self) -> list[tuple[bool, str]]:
+        return [
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (0 < self.learning_rate < 10, "learning_rate must be between 0 and 10 (try 0.001)"),
+            (self.patience >= 1, "patience must be at least 1"),
+            (0 < self.validation_split < 0.5, "validation_split must be between 0 and 0.5 (try 0.15)"),
+            (0 < self.test_split < 0.5, "test_split must be between 0 and 0.5 (try 0.15)"),
+        ]
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "fast": {"hidden_units": (64,), "epochs": 10, "batch_size": 128, "patience": 3},
-    "balanced": {},
-    "thorough": {"hidden_units": (256, 128), "epochs": 100, "batch_norm": True, "dropout": 0.2, "patience": 10},
+
+@dataclass(frozen=True)
+class TabularSpec(TrainingSpec):
+    """classification / regression on tables: an MLP over FeatureSpace preprocessing."""
+
+    # Network: the reference baseline is one Dense(128, relu) layer before the output.
+    hidden_units: tuple[int, ...] = (128,)  # width of each hidden layer, input side first
+    dropout: float = 0.1  # share of units dropped after each hidden layer while training
+    batch_norm: bool = False  # batch normalisation after each hidden layer
+    scale_target: str = "auto"  # regression: "auto" (log for skewed positive targets) | "standard" | "log" | "none"
+    max_categories: int = 100  # categorical columns with more values are hashed into this many bins
+
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"scale_target": ("auto", "standard", "log", "none")}
+
+    def rules(self) -> list[tuple[bool, str]]:
+        return super().rules() + [
+            (0 <= self.dropout < 1, "dropout must be in [0, 1) (try 0.1)"),
+            (self.max_categories >= 2, "max_categories must be at least 2"),
+        ]
+
+
+@dataclass(frozen=True)
+class TextSpec(TrainingSpec):
+    """text-classification: TextVectorization inside the model, then a bag of embeddings, a 1-D CNN or a
+    small Transformer encoder trained from scratch."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    architecture: str = "bag"  # "bag" (average of embeddings, fast) | "cnn" (1-D convolutions) | "transformer"
+    max_tokens: int = 20_000  # vocabulary size, most frequent words in the training texts
+    sequence_length: int = 200  # words kept per text (the rest is cut)
+    embedding_dim: int = 64
+    num_heads: int = 2  # transformer: attention heads
+    num_layers: int = 1  # transformer: encoder blocks
+    ff_dim: int = 128  # transformer: width of the feed-forward layer in each block
+    dropout: float = 0.2
+
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"architecture": ("bag", "cnn", "transformer")}
+
+    def rules(self) -> list[tuple[bool, str]]:
+        return super().rules() + [
+            (self.max_tokens >= 100, "max_tokens must be at least 100 (try 20000)"),
+            (self.sequence_length >= 4, "sequence_length must be at least 4 (try 200)"),
+            (self.embedding_dim >= 2, "embedding_dim must be at least 2 (try 64)"),
+            (self.embedding_dim % self.num_heads == 0, "embedding_dim must be a multiple of num_heads"),
+            (self.num_heads >= 1 and self.num_layers >= 1 and self.ff_dim >= 1, "transformer sizes must be positive"),
+            (0 <= self.dropout < 1, "dropout must be in [0, 1) (try 0.2)"),
+        ]
+
+
+@dataclass(frozen=True)
+class ImageSpec(TrainingSpec):
+    """image-classification: resizing, rescaling and augmentation inside the model, then a small CNN or a
+    small ResNet-style network."""
+
+    epochs: int = 15
+    architecture: str = "cnn"  # "cnn" (conv blocks) | "resnet" (residual blocks)
+    image_size: int = 32  # images are resized to image_size x image_size inside the model
+    channels: str = "auto"  # "auto" (grey when every training image is grey) | "grayscale" | "rgb"
+    filters: tuple[int, ...] = (32, 64)  # filters per block; each block halves the resolution
+    augment: bool = True  # random flips, small rotations and zooms while training
+    dropout: float = 0.3
+
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "architecture": ("cnn", "resnet"),
+        "channels": ("auto", "grayscale", "rgb"),
+    }
+
+    def rules(self) -> list[tuple[bool, str]]:
+        return super().rules() + [
+            (8 <= self.image_size <= 512, "image_size must be between 8 and 512 (try 32)"),
+            (0 <= self.dropout < 1, "dropout must be in [0, 1) (try 0.3)"),
+        ]
+
+
+@dataclass(frozen=True)
+class GptSpec(TrainingSpec):
+    """text-generation: a small GPT-style decoder-only Transformer (causal self-attention, learned positions)."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    tokenizer: str = "char"  # "char" (every character a token) | "subword" (frequent word pieces)
+    vocab_size: int = 2_000  # subword: pieces kept; char: characters kept (the rest map to one unknown token)
+    block_size: int = 128  # context length in tokens
+    n_layer: int = 2  # decoder blocks
+    n_head: int = 4
+    n_embd: int = 128  # embedding width
+    dropout: float = 0.1
+    max_new_tokens: int = 200  # default length of a generation (the serving signature takes it per request)
+
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"tokenizer": ("char", "subword")}
+
+    def rules(self) -> list[tuple[bool, str]]:
+        return super().rules() + [
+            (self.block_size >= 8, "block_size must be at least 8 (try 128)"),
+            (self.n_embd % self.n_head == 0, "n_embd must be a multiple of n_head"),
+            (self.n_layer >= 1 and self.n_head >= 1, "n_layer and n_head must be at least 1"),
+            (self.vocab_size >= 32, "vocab_size must be at least 32"),
+            (0 <= self.dropout < 1, "dropout must be in [0, 1) (try 0.1)"),
+            (self.max_new_tokens >= 1, "max_new_tokens must be at least 1"),
+        ]
+
+
+@dataclass(frozen=True)
+class RecommenderSpec(TrainingSpec):
+    """recommendation: matrix factorisation with user and item biases, or a two-tower network."""
+
+    epochs: int = 20
+    batch_size: int = 1024
+    learning_rate: float = 5e-3
+    patience: int = 3
+    architecture: str = "mf"  # "mf" (dot product plus biases) | "two-tower" (an MLP tower per side)
+    embedding_dim: int = 32
+    l2: float = 1e-4  # weight decay on the embeddings
+    top_k: int = 10  # how many items a recommendation returns, and the k of precision/recall/NDCG@k
+
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"architecture": ("mf", "two-tower")}
+
+    def rules(self) -> list[tuple[bool, str]]:
+        return super().rules() + [
+            (self.embedding_dim >= 1, "embedding_dim must be at least 1 (try 32)"),
+            (self.l2 >= 0, "l2 must not be negative (try 0.0001)"),
+            (1 <= self.top_k <= 100, "top_k must be between 1 and 100 (try 10)"),
+        ]
+
+
+SPECS: dict[str, type[TrainingSpec]] = {
+    "classification": TabularSpec,
+    "regression": TabularSpec,
+    "text-classification": TextSpec,
+    "image-classification": ImageSpec,
+    "text-generation": GptSpec,
+    "recommendation": RecommenderSpec,
 }
 
-_FIELDS = {f.name: f for f in dataclasses.fields(TabularSpec)}
+# Presets per family: "fast" to see something within a minute, "balanced" for the defaults, "thorough" for
+# the best model a laptop gives in a few minutes more.
+PRESETS: dict[type[TrainingSpec], dict[str, dict[str, Any]]] = {
+    TabularSpec: {
+        "fast": {"hidden_units": (64,), "epochs": 10, "batch_size": 128, "patience": 3},
+        "balanced": {},
+        "thorough": {"hidden_units": (256, 128), "epochs": 100, "batch_norm": True, "dropout": 0.2, "patience": 10},
+    },
+    TextSpec: {
+        "fast": {"epochs": 5, "sequence_length": 100, "patience": 2},
+        "balanced": {},
+        "thorough": {"architecture": "transformer", "epochs": 20, "embedding_dim": 64, "num_layers": 2},
+    },
+    ImageSpec: {
+        "fast": {"epochs": 5, "filters": (16, 32), "augment": False, "patience": 2},
+        "balanced": {},
+        "thorough": {"architecture": "resnet", "epochs": 40, "filters": (32, 64, 128), "patience": 8},
+    },
+    GptSpec: {
+        "fast": {"epochs": 3, "n_layer": 1, "n_embd": 64, "block_size": 64},
+        "balanced": {},
+        "thorough": {"epochs": 30, "n_layer": 4, "n_embd": 192, "n_head": 6, "block_size": 256},
+    },
+    RecommenderSpec: {
+        "fast": {"epochs": 5, "embedding_dim": 16},
+        "balanced": {},
+        "thorough": {"architecture": "two-tower", "epochs": 40, "embedding_dim": 64, "patience": 5},
+    },
+}
+PRESET_NAMES = ("fast", "balanced", "thorough")
 
 
-def _coerce(name: str, value: Any) -> Any:
-    default = getattr(TabularSpec(), name)
+def spec_class(task: str) -> type[TrainingSpec]:
+    if task not in SPECS:
+        raise SpecError(f"Unknown task '{task}'. Expected one of: {', '.join(SPECS)}.")
+    return SPECS[task]
+
+
+def _coerce(cls: type[TrainingSpec], name: str, value: Any) -> Any:
+    default = getattr(cls(), name)
     try:
         if isinstance(default, bool):
             if isinstance(value, bool):
@@ -63,48 +234,54 @@ def _coerce(name: str, value: Any) -> Any:
             if not units or any(u <= 0 for u in units):
                 raise ValueError(value)
             return units
+        if isinstance(default, str):
+            text = str(value).strip()
+            choices = cls.CHOICES.get(name)
+            if choices and text not in choices:
+                raise SpecError(f"'{value}' is not a valid value for {name}. Expected one of: {', '.join(choices)}.")
+            return text
+        if isinstance(default, int) and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
         return type(default)(value)
+    except SpecError:
+        raise
     except (TypeError, ValueError):
-        example = {tuple: "128,64", bool: "true", int: "20", float: "0.001", str: "auto"}[type(default)]
+        example = {tuple: "128,64", bool: "true", int: "20", float: "0.001"}[type(default)]
         raise SpecError(
             f"'{value}' is not a valid value for {name}. Expected something like {name}={example}."
         ) from None
 
 
-def _validate(spec: TabularSpec) -> TabularSpec:
-    rules = [
-        (spec.epochs >= 1, "epochs must be at least 1"),
-        (spec.batch_size >= 1, "batch_size must be at least 1"),
-        (0 < spec.learning_rate < 10, "learning_rate must be between 0 and 10 (try 0.001)"),
-        (0 <= spec.dropout < 1, "dropout must be in [0, 1) (try 0.1)"),
-        (spec.patience >= 1, "patience must be at least 1"),
-        (0 < spec.validation_split < 0.5, "validation_split must be between 0 and 0.5 (try 0.15)"),
-        (0 < spec.test_split < 0.5, "test_split must be between 0 and 0.5 (try 0.15)"),
-        (spec.scale_target in ("auto", "standard", "log", "none"), "scale_target must be auto, standard, log or none"),
-        (spec.max_categories >= 2, "max_categories must be at least 2"),
-    ]
-    for ok, message in rules:
+def _build(cls: type[TrainingSpec], values: dict[str, Any]) -> TrainingSpec:
+    spec = cls(**values)
+    for ok, message in spec.rules():
         if not ok:
             raise SpecError(f"{message}.")
     return spec
 
 
-def make_spec(preset: str = "balanced", overrides: dict[str, Any] | None = None) -> TabularSpec:
-    """A spec from a preset and KEY=VALUE overrides (values may be strings, as on the command line)."""
-    if preset not in PRESETS:
-        raise SpecError(f"Unknown preset '{preset}'. Expected one of: {', '.join(PRESETS)}.")
-    values = dict(PRESETS[preset])
+def make_spec(
+    preset: str = "balanced", overrides: dict[str, Any] | None = None, *, task: str = "classification"
+) -> Any:
+    """A spec for a task from a preset and KEY=VALUE overrides (values may be strings, as on the command line)."""
+    cls = spec_class(task)
+    if preset not in PRESETS[cls]:
+        raise SpecError(f"Unknown preset '{preset}'. Expected one of: {', '.join(PRESET_NAMES)}.")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    values = dict(PRESETS[cls][preset])
     for name, value in (overrides or {}).items():
-        if name not in _FIELDS:
-            raise SpecError(f"Unknown hyperparameter '{name}'. Expected one of: {', '.join(_FIELDS)}.")
-        values[name] = _coerce(name, value)
-    return _validate(TabularSpec(**values))
+        if name not in fields:
+            known = ", ".join(sorted(fields))
+            raise SpecError(f"Unknown hyperparameter '{name}' for {task}. Expected one of: {known}.")
+        values[name] = _coerce(cls, name, value)
+    return _build(cls, values)
 
 
-def spec_from_dict(data: dict[str, Any]) -> TabularSpec:
+def spec_from_dict(data: dict[str, Any], *, task: str = "classification") -> Any:
     """Rebuild the spec stored with a run."""
-    values = {k: _coerce(k, v) for k, v in data.items() if k in _FIELDS}
-    return _validate(TabularSpec(**values))
+    cls = spec_class(task)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return _build(cls, {k: _coerce(cls, k, v) for k, v in data.items() if k in fields})
 
 
 def parse_sets(pairs: list[str]) -> dict[str, str]:
@@ -118,4 +295,19 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
     return result
 
 
-__all__ = ["PRESETS", "SpecError", "TabularSpec", "make_spec", "parse_sets", "spec_from_dict"]
+__all__ = [
+    "PRESETS",
+    "PRESET_NAMES",
+    "SPECS",
+    "GptSpec",
+    "ImageSpec",
+    "RecommenderSpec",
+    "SpecError",
+    "TabularSpec",
+    "TextSpec",
+    "TrainingSpec",
+    "make_spec",
+    "parse_sets",
+    "spec_class",
+    "spec_from_dict",
+]

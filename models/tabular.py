@@ -18,7 +18,9 @@ import tensorflow as tf
 from keras.utils import FeatureSpace
 from sklearn.model_selection import train_test_split
 
+from models import metrics
 from models.spec import TabularSpec
+from models.task import Prepared, TaskData
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -197,3 +199,67 @@ def export(model: keras.Model, plan: Plan, path: Path) -> None:
     archive.track(model)
     archive.add_endpoint("serving_default", serve)
     archive.write_out(str(path), verbose=False)
+
+
+# 7. The family's entry point for the engine (models/task.py).
+def prepare(data: TaskData, *, spec: TabularSpec, batch_size: int) -> Prepared:
+    """Split, plan and adapt on the training rows; pipelines, network, export and evaluation for the engine."""
+    target = data.roles["target"]
+    assert target is not None
+    task = "regression" if data.task == "regression" else "classification"
+    train_rows, val_rows, test_rows = split(data.frame, target=target, task=task, spec=spec)
+    plan = make_plan(train_rows, columns=data.columns, target=target, task=task, spec=spec)
+    train_x = raw_inputs(train_rows, plan)
+    space = feature_space(plan, spec, train_x)  # adapted now, before any mixed precision policy: it stays float32
+    train_ds = dataset(
+        train_x, encode_target(train_rows[target], plan), space, batch_size=batch_size, shuffle_seed=spec.seed
+    )
+    val_ds = dataset(
+        raw_inputs(val_rows, plan),
+        encode_target(val_rows[target], plan),
+        space,
+        batch_size=max(batch_size, 1024),
+        shuffle_seed=None,
+    ).cache()
+    width = int(space.get_encoded_features().shape[-1])
+
+    def build() -> keras.Model:
+        net = network(width, plan, spec)
+        compile_network(net, plan, spec)
+        return net
+
+    def export_model(net: keras.Model, path: Path) -> None:
+        export(inference_model(space, net), plan, path)
+
+    def evaluate(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+        outputs = run_export(path, raw_inputs(test_rows, plan))
+        if task == "classification":
+            scores, details = metrics.classification(
+                test_rows[target].astype(str).tolist(), outputs["probabilities"], plan.classes
+            )
+        else:
+            scores, details = metrics.regression(test_rows[target].to_numpy(), outputs["value"])
+        details["rows"] = {"train": len(train_rows), "validation": len(val_rows), "test": len(test_rows)}
+        details["features"] = {"numeric": plan.numeric, "categorical": plan.categorical, "hashed": plan.hashed}
+        return scores, details
+
+    return Prepared(
+        plan=plan.to_dict(),
+        train=train_ds,
+        validation=val_ds,
+        train_examples=len(train_rows),
+        build=build,
+        export=export_model,
+        evaluate=evaluate,
+    )
+
+
+def run_export(path: Path, inputs: dict[str, np.ndarray], batch: int = 8192) -> dict[str, np.ndarray]:
+    """The export's `serving_default` on raw inputs, with plain TensorFlow, batch by batch."""
+    fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+    size = len(next(iter(inputs.values()))) if inputs else 0
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, size, batch):
+        for key, value in fn(**{k: tf.constant(v[start : start + batch]) for k, v in inputs.items()}).items():
+            parts.setdefault(key, []).append(value.numpy())
+    return {k: np.concatenate(v) for k, v in parts.items()}

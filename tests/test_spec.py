@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.spec import SpecError, TabularSpec, make_spec, parse_sets, spec_from_dict
+from models.spec import SPECS, SpecError, TabularSpec, make_spec, parse_sets, spec_from_dict
 
 
 def test_the_default_network_is_the_reference_baseline() -> None:
@@ -33,7 +33,7 @@ def test_a_spec_round_trips_through_json_dict() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"nope": "1"}, r"Unknown hyperparameter 'nope'\. Expected one of: hidden_units"),
+        ({"nope": "1"}, r"Unknown hyperparameter 'nope' for classification\. Expected one of: batch_norm, batch_size"),
         ({"epochs": "many"}, r"'many' is not a valid value for epochs\. Expected something like epochs=20\."),
         ({"hidden_units": "0"}, r"'0' is not a valid value for hidden_units"),
         ({"dropout": "1.5"}, r"dropout must be in \[0, 1\)"),
@@ -54,3 +54,31 @@ def test_a_malformed_set_argument_shows_the_form() -> None:
 def test_an_unknown_preset_lists_the_presets() -> None:
     with pytest.raises(SpecError, match=r"Unknown preset 'huge'\. Expected one of: fast, balanced, thorough\."):
         make_spec("huge")
+
+
+@pytest.mark.parametrize("task", list(SPECS))
+def test_every_preset_of_every_task_round_trips_through_json(task: str) -> None:
+    for preset in ("fast", "balanced", "thorough"):
+        spec = make_spec(preset, task=task)
+        assert spec_from_dict(spec.to_dict(), task=task) == spec
+
+
+def test_each_task_gets_its_family_spec() -> None:
+    assert [type(make_spec(task=t)).__name__ for t in SPECS] == [
+        "TabularSpec",
+        "TabularSpec",
+        "TextSpec",
+        "ImageSpec",
+        "GptSpec",
+        "RecommenderSpec",
+    ]
+
+
+def test_a_choice_field_lists_its_choices() -> None:
+    with pytest.raises(SpecError, match=r"'rnn' is not a valid value for architecture\. Expected one of: bag, cnn"):
+        make_spec("balanced", {"architecture": "rnn"}, task="text-classification")
+
+
+def test_a_field_of_another_family_is_refused() -> None:
+    with pytest.raises(SpecError, match=r"Unknown hyperparameter 'hidden_units' for text-generation"):
+        make_spec("balanced", {"hidden_units": "64"}, task="text-generation")

@@ -1,4 +1,4 @@
-"""Metrics on held-out rows, from an exported model's outputs. scikit-learn does the arithmetic."""
+"""Metrics on held-out examples, from an exported model's outputs. scikit-learn does the arithmetic; no TensorFlow."""
 
 from __future__ import annotations
 

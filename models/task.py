@@ -1,0 +1,52 @@
+"""What every model family gives the training engine, and the data the engine gives it.
+
+A family is a module in `models/` with one entry point,
+
+    prepare(data: TaskData, *, spec, batch_size: int) -> Prepared
+
+that splits the data reproducibly (with `spec.seed`), adapts its preprocessing on the training part
+only, and returns tf.data pipelines plus three closures: build the compiled network, export it in
+TensorFlow Serving's layout, and score the export on the held-out part. The engine
+(`backend/training.py`) owns everything around that: seeds and op determinism, the device and
+distribution strategy, callbacks (progress, cancel, backups, early stopping, TensorBoard), the run
+record, and the diagnostics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A dataset version as the engine hands it to a family.
+
+    `frame` is the version's table. For images it has an `image` column (the original file bytes),
+    `label` (class name, or missing) and `split` ("train" / "val" / "test" where the upload had split
+    folders, else missing). `roles` names the columns that play a part: `target` (the label or value
+    to predict), `text`, `user`, `item`, `rating`; a role the data lacks is None. `columns` is the
+    version's column profile (name, kind, dtype, …) for families that pick inputs by kind.
+    """
+
+    frame: pd.DataFrame
+    roles: dict[str, str | None]
+    columns: list[dict[str, Any]] = field(default_factory=list)
+    task: str = ""  # the run's task, for families that serve two (classification / regression)
+
+
+@dataclass
+class Prepared:
+    """A family's data and model, ready for the engine's `fit`."""
+
+    plan: dict[str, Any]  # JSON-safe, saved with the run: what preprocessing learned; classifiers put "classes" here
+    train: Any  # tf.data.Dataset of batched (inputs, targets), shuffled with the spec's seed, prefetched
+    validation: Any  # tf.data.Dataset of batched (inputs, targets), not shuffled
+    train_examples: int  # examples in one epoch of `train` (steps and samples per second come from it)
+    build: Callable[[], Any]  # returns the compiled keras.Model; the engine calls it under the strategy scope
+    export: Callable[[Any, Path], None]  # (trained model, folder) -> a SavedModel with a named `serving_default`
+    evaluate: Callable[[Path], tuple[dict[str, Any], dict[str, Any]]]  # export folder -> (metrics, details)

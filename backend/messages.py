@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend import check_messages, image_check_messages, kind_check_messages
+from backend import check_messages, image_check_messages, kind_check_messages, task_messages
 
 EN: dict[str, str] = {
     # Navigation and sidebar
@@ -150,7 +150,6 @@ EN: dict[str, str] = {
     "datakind.ratings": "Ratings",
     "datakind.images": "Images",
     "data.gallery": "Examples per class",
-    "task.image-classification": "Image classification",
     "data.v_version": "Version",
     "data.v_parent": "Made from",
     "data.v_note": "What changed",
@@ -386,7 +385,6 @@ ZH: dict[str, str] = {
     "datakind.ratings": "评分",
     "datakind.images": "图片",
     "data.gallery": "各类别示例",
-    "task.image-classification": "图像分类",
     "data.v_version": "版本",
     "data.v_parent": "来源版本",
     "data.v_note": "变更内容",
@@ -489,8 +487,8 @@ ZH: dict[str, str] = {
     "playground.served_by": "由模型 {name} 版本 {version} 通过 TensorFlow Serving 的 REST API 提供预测。",
 }
 
-EN |= check_messages.EN | kind_check_messages.EN | image_check_messages.EN
-ZH |= check_messages.ZH | kind_check_messages.ZH | image_check_messages.ZH
+EN |= check_messages.EN | kind_check_messages.EN | image_check_messages.EN | task_messages.EN
+ZH |= check_messages.ZH | kind_check_messages.ZH | image_check_messages.ZH | task_messages.ZH
 CATALOG: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}
 
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import shlex
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from backend import datasets, kinds, quality
+from backend import config, datasets, kinds, quality
 from backend.errors import BadInput, InvalidState, NotFound, QualityGateBlocked
 from backend.worker import has_live_worker, reap_dead_workers
 from db import DatasetVersion, Run, Store
-from models.spec import SpecError, make_spec
+from models.spec import SpecError, TrainingSpec, make_spec, spec_class
 
 FINISHED = ("succeeded", "failed", "cancelled")
 
@@ -216,6 +219,31 @@ def worker_if_needed(store: Store, *, home: str) -> Iterator[None]:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def spec_form(task: str, preset: str) -> list[dict[str, Any]]:
+    """The hyperparameters of a task's family as form fields, filled from a preset: `name`, `value`, `type`
+    (bool | int | float | text | list | choice) and, for a choice, its `choices`."""
+    values = preset_values(preset, task=task)
+    cls = spec_class(task)
+    shared = {f.name for f in dataclasses.fields(TrainingSpec)}
+    fields = []
+    for f in sorted(dataclasses.fields(cls), key=lambda f: f.name in shared):  # the family's own fields first
+        value = values[f.name]
+        kind = {bool: "bool", int: "int", float: "float", list: "list"}.get(type(value), "text")
+        field: dict[str, Any] = {"name": f.name, "value": value, "type": kind}
+        if f.name in cls.CHOICES:
+            field |= {"type": "choice", "choices": list(cls.CHOICES[f.name])}
+        fields.append(field)
+    return fields
+
+
+def tensorboard_command(run: Run) -> str:
+    """The shell command that opens the run's TensorBoard logs."""
+    logs = config.paths().run_dir(run.id).resolve() / "tensorboard"
+    installed = Path(sys.executable).parent / "tensorboard"  # the virtual environment's, when there is one
+    program = shlex.quote(str(installed)) if installed.exists() else "tensorboard"
+    return f"{program} --logdir {shlex.quote(str(logs))} --port 6006"
 
 
 def preset_values(preset: str, *, task: str = "classification") -> dict[str, Any]:

@@ -44,6 +44,34 @@ def price_frame(rows: int = 240, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"size": size, "city": city, "price": price.round(0)})
 
 
+POSITIVE = ["great", "tasty", "lovely", "fresh", "perfect", "delicious", "excellent", "happy"]
+NEGATIVE = ["awful", "stale", "bland", "broken", "terrible", "soggy", "disappointing", "bad"]
+FILLER = ["the", "tea", "box", "arrived", "and", "it", "was", "really", "quite", "coffee", "flavour", "price"]
+
+
+def reviews_frame(rows: int = 240, seed: int = 0) -> pd.DataFrame:
+    """Text data: short reviews whose sentiment words decide the label (great / other)."""
+    rng = np.random.default_rng(seed)
+    label = rng.choice(["great", "other"], rows)
+    texts = []
+    for good in label == "great":
+        words = list(rng.choice(FILLER, 8)) + list(rng.choice(POSITIVE if good else NEGATIVE, 2))
+        rng.shuffle(words)
+        texts.append(" ".join(words).capitalize() + ".")
+    return pd.DataFrame({"product": rng.choice(["tea", "coffee"], rows), "review": texts, "score": label})
+
+
+def ratings_frame(users: int = 40, items: int = 30, per_user: int = 12, seed: int = 0) -> pd.DataFrame:
+    """Ratings data with taste groups: users like the items of their own group (4–5) and not the others (1–2)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for user in range(users):
+        for item in rng.choice(items, per_user, replace=False):
+            liked = user % 3 == item % 3
+            rows.append((f"u{user}", f"i{item}", float(rng.integers(4, 6) if liked else rng.integers(1, 3))))
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "rating"])
+
+
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False).encode()
 

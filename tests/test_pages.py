@@ -288,7 +288,7 @@ def test_training_start_queues_a_run(home: Path, store: Any) -> None:
         "queued",
         "classification",
         "churn",
-        at.number_input(key="ep_balanced").value,
+        at.number_input(key="hp_classification_balanced_epochs").value,
     )
     assert (values(at.subheader), values(at.info)) == (
         [f"Run {run.id}: queued"],
@@ -591,3 +591,40 @@ def test_quality_page_offers_filling_in_a_mostly_empty_column(home: Path, store:
     ]
     one(at.button, "Fill in missing values of charges").click().run()
     assert datasets.load_frame(store.list_versions(dataset.id)[-1])["charges"].isna().sum() == 0
+
+
+@pytest.mark.parametrize(
+    ("make", "kind", "tasks"),
+    [
+        (lambda: factories.churn_frame(), "tabular", ["Classification", "Regression"]),
+        (lambda: factories.reviews_frame(), "text", ["Text classification", "Text generation"]),
+        (lambda: factories.ratings_frame(), "ratings", ["Recommendation"]),
+    ],
+)
+def test_training_offers_the_tasks_that_fit_the_kind_of_data(home: Path, store: Any, make, kind, tasks) -> None:
+    frame = make()
+    dataset, _ = factories.add_frame(store, frame, name=kind, target=frame.columns[-1] if kind != "ratings" else None)
+    at = open_page("views/training.py")
+    assert not at.exception
+    assert (store.find_dataset(dataset.id).kind, one(at.radio, "Task").options) == (kind, tasks)
+
+
+def test_training_form_shows_the_chosen_family_s_hyperparameters(home: Path, store: Any) -> None:
+    factories.add_frame(store, factories.reviews_frame(), name="reviews", target="score")
+    at = open_page("views/training.py")
+    one(at.radio, "Task").set_value("text-generation").run()
+    assert not at.exception
+    assert (one(at.selectbox, "Tokens").value, at.number_input(key="hp_text-generation_balanced_block_size").value) == (
+        "char",
+        128,
+    )
+
+
+def test_training_start_on_images_queues_image_classification(home: Path, store: Any) -> None:
+    datasets.add_sample(store, paths=config.paths(), sample="digits")
+    at = open_page("views/training.py")
+    one(at.button, "Start training").click().run()
+    assert not at.exception
+    assert [(r.task, r.target, r.spec["architecture"]) for r in store.list_runs()] == [
+        ("image-classification", "label", "cnn")
+    ]

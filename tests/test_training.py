@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -196,3 +197,17 @@ def test_the_gpu_settings_train_on_the_cpu_when_forced(tmp_path, monkeypatch) ->
         "strategy": "mirrored",
     }
     assert 0 <= out["metrics"]["accuracy"] <= 1
+
+
+def test_run_again_reproduces_the_metrics_and_curves_exactly_on_the_cpu(churn_run, tmp_path) -> None:
+    home, first = tmp_path / "home", churn_run["run_id"]
+    shutil.copytree(churn_run["home"], home)  # paths in the DB are relative to the home: the copy is complete
+    again = factories.cli_json(home, "runs", "again", str(first), "--wait")
+    store = _store(home)
+    original, repeat = store.get_run(first), store.get_run(again["run_id"])
+    assert (repeat.status, repeat.version_id, repeat.spec) == ("succeeded", original.version_id, original.spec)
+    assert repeat.metrics == original.metrics
+    assert [(m.name, m.epoch, m.value) for m in store.run_metrics(repeat.id)] == [
+        (m.name, m.epoch, m.value) for m in store.run_metrics(original.id)
+    ]
+    assert repeat.model_version == original.model_version + 1  # a new version of the same model

@@ -12,13 +12,28 @@ from dashboard.i18n import check_text, t
 
 ACTIVE = ("queued", "running")
 PRESETS = ["fast", "balanced", "thorough"]
+CURVE_METRICS = ("accuracy", "mae", "rmse")  # the second chart: the first of these the run logs
 
 st.title(t("training.title"))
 dataset, version = require_dataset()
-require_target(version)
-st.caption(t("training.for", name=dataset.name, target=version.target, task=t(f"task.{version.task}")))
+if dataset.kind == "tabular":
+    require_target(version)
 
-# 1. The gate: a failing blocker disables Start unless the user types a reason to override it.
+# 1. The task: what this kind of data can train (a table: what the Data page chose first).
+tasks = list(runs.tasks_for(dataset.kind))
+preferred = version.task if version.task in tasks else tasks[0]
+task = st.radio(
+    t("training.task"), tasks, index=tasks.index(preferred), horizontal=True, format_func=lambda x: t(f"task.{x}")
+)
+if task in ("classification", "regression", "text-classification") and version.target is None:
+    require_target(version)
+target = {"text-generation": None, "recommendation": None}.get(task, version.target)
+if target:
+    st.caption(t("training.for", name=dataset.name, target=target, task=t(f"task.{task}")))
+else:
+    st.caption(t("training.for_task", name=dataset.name, task=t(f"task.{task}")))
+
+# 2. The gate: a failing blocker disables Start unless the user types a reason to override it.
 blockers = [
     c
     for c in report(version.id, version.target, version.task)["checks"]
@@ -29,31 +44,37 @@ if blockers:
     st.error(t("training.blocked", reason=check_text(blockers[0], "message")), icon=":material/block:")
     override = st.text_input(t("training.override"), placeholder=t("training.override_hint"))
 
-# 2. Hyperparameters: a preset fills the form; every field can be edited.
+# 3. Hyperparameters: a preset fills the form (the family's own fields first); every field can be edited.
 preset = st.radio(t("training.preset"), PRESETS, index=1, horizontal=True, format_func=lambda p: t(f"preset.{p}"))
-values = runs.preset_values(preset)
+overrides: dict[str, object] = {}
 with st.expander(t("training.hyperparameters"), expanded=False):
-    a, b, c = st.columns(3)
-    hidden = a.text_input(t("hp.hidden_units"), ",".join(map(str, values["hidden_units"])), key=f"hu_{preset}")
-    epochs = b.number_input(t("hp.epochs"), 1, 1000, values["epochs"], key=f"ep_{preset}")
-    batch = c.number_input(t("hp.batch_size"), 1, 65536, values["batch_size"], key=f"bs_{preset}")
-    lr = a.number_input(t("hp.learning_rate"), 1e-6, 1.0, values["learning_rate"], format="%.5f", key=f"lr_{preset}")
-    dropout = b.slider(t("hp.dropout"), 0.0, 0.9, float(values["dropout"]), 0.05, key=f"do_{preset}")
-    early = c.checkbox(t("hp.early_stopping"), values["early_stopping"], key=f"es_{preset}")
+    columns = st.columns(3)
+    for i, field in enumerate(runs.spec_form(task, preset)):
+        col, name, value = columns[i % 3], field["name"], field["value"]
+        label, key = t(f"hp.{name}"), f"hp_{task}_{preset}_{name}"
+        if field["type"] == "bool":
+            overrides[name] = col.checkbox(label, value, key=key)
+        elif field["type"] == "choice":
+            overrides[name] = col.selectbox(label, field["choices"], index=field["choices"].index(value), key=key)
+        elif field["type"] == "int":
+            overrides[name] = col.number_input(label, 0, 1_000_000, value, key=key)
+        elif field["type"] == "float":
+            overrides[name] = col.number_input(label, 0.0, 10.0, float(value), format="%.5g", key=key)
+        else:
+            overrides[name] = col.text_input(
+                label, ",".join(map(str, value)) if isinstance(value, list) else value, key=key
+            )
     st.caption(t("training.cli_hint"))
 
 if st.button(t("training.start"), type="primary", disabled=bool(blockers) and not override.strip()):
-    overrides = {
-        "hidden_units": hidden,
-        "epochs": epochs,
-        "batch_size": batch,
-        "learning_rate": lr,
-        "dropout": dropout,
-        "early_stopping": early,
-    }
     try:
         run = runs.start_training(
-            store(), version=version, preset=preset, overrides=overrides, override_reason=override or None
+            store(),
+            version=version,
+            task=task,
+            preset=preset,
+            overrides=overrides,
+            override_reason=override or None,
         )
     except ModelDeckError as exc:
         show_error(exc)
@@ -61,7 +82,7 @@ if st.button(t("training.start"), type="primary", disabled=bool(blockers) and no
         st.session_state[state.RUN] = run.id
         st.rerun()
 
-# 3. The run: the one just started, or after a reload the newest run on this dataset.
+# 4. The run: the one just started, or after a reload the newest run on this dataset.
 version_ids = [v.id for v in store().list_versions(dataset.id)]
 run = store().get_run(st.session_state[state.RUN]) if st.session_state[state.RUN] else None
 if run is None or run.version_id not in version_ids:
@@ -78,11 +99,12 @@ def duration(seconds: float | None) -> str:
     return f"{minutes}:{secs:02d}" if minutes < 60 else f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
-def curves_figure(run_id: int, task: str):
+def curves_figure(run_id: int):
     data = runs.curves(store(), run_id=run_id)
-    metric = "accuracy" if task == "classification" else "mae"
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(t("training.loss"), t(f"metric.{metric}")))
-    for col, name, title in ((1, "loss", t("training.loss")), (2, metric, t(f"metric.{metric}"))):
+    metric = next((m for m in CURVE_METRICS if m in data), None)
+    charts = [("loss", t("training.loss"))] + ([(metric, t(f"metric.{metric}"))] if metric else [])
+    fig = make_subplots(rows=1, cols=len(charts), subplot_titles=[title for _, title in charts])
+    for col, (name, title) in enumerate(charts, start=1):
         for prefix, dash in (("", "solid"), ("val_", "dot")):
             points = data.get(prefix + name, [])
             if points:
@@ -100,6 +122,17 @@ def curves_figure(run_id: int, task: str):
     fig.update_xaxes(title_text=t("training.epoch"), dtick=1)
     fig.update_layout(height=340, margin={"t": 40, "b": 10}, legend={"orientation": "h", "y": -0.25})
     return fig
+
+
+def headline(run) -> str:
+    m = run.metrics
+    if run.task == "regression":
+        return t("training.done_reg", rmse=m.get("rmse", 0), r2=m.get("r2") or 0)
+    if run.task == "recommendation":
+        return t("training.done_rec", k=m.get("k", 10), ndcg=m.get("ndcg_at_k") or 0, p=m.get("precision_at_k") or 0)
+    if run.task == "text-generation":
+        return t("training.done_gen", ppl=m.get("perplexity", 0))
+    return t("training.done_cls", acc=m.get("accuracy", 0), auc=m.get("roc_auc") or 0)
 
 
 def show(run_id: int) -> None:
@@ -137,19 +170,21 @@ def show(run_id: int) -> None:
     elif run.status == "cancelled":
         st.info(t("training.cancelled", epochs=run.epochs_done))
     elif run.status == "succeeded":
-        m = run.metrics
-        headline = (
-            t("training.done_cls", acc=m.get("accuracy", 0), auc=m.get("roc_auc") or 0)
-            if run.task == "classification"
-            else t("training.done_reg", rmse=m.get("rmse", 0), r2=m.get("r2") or 0)
-        )
-        st.success(headline + " " + t("training.done_time", time=duration(run.duration_s), device=run.device))
+        st.success(headline(run) + " " + t("training.done_time", time=duration(run.duration_s), device=run.device))
         for finding in run.evaluation.get("diagnostics", []):
             st.warning(t(f"diagnosis.{finding['id']}", **finding["params"]), icon=":material/troubleshoot:")
         st.page_link("views/evaluation.py", label=t("training.see_evaluation"), icon=":material/analytics:")
     if run.epochs_done:
-        st.plotly_chart(curves_figure(run.id, run.task), width="stretch", key=f"curves_{run.id}")
+        st.plotly_chart(curves_figure(run.id), width="stretch", key=f"curves_{run.id}")
     st.caption(t("training.device", device=run.device or "…", spec=", ".join(f"{k}={v}" for k, v in run.spec.items())))
+    if run.epochs_done:
+        st.caption(t("training.tensorboard"))
+        st.code(runs.tensorboard_command(run), language="bash")
+    if run.status not in ACTIVE and buttons.button(
+        t("training.again"), key=f"again_{run.id}", help=t("training.again_help")
+    ):
+        st.session_state[state.RUN] = runs.run_again(store(), run_id=run.id).id
+        st.rerun()
     if run.status not in ACTIVE and st.session_state.get(state.LIVE_RUN) == run.id:
         st.session_state[state.LIVE_RUN] = None
         st.rerun(scope="app")  # drop the timer once the run is over

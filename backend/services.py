@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from backend import config, datasets
+from backend import config, datasets, images, kinds
 from backend.worker import has_live_worker
 from db import Run, Store, open_store
 
@@ -78,6 +78,69 @@ def example_row(store: Store, run: Run, index: int) -> dict[str, Any]:
     return {k: (None if pd.isna(v) else v) for k, v in row.items() if k != run.target}
 
 
+def _frame_and_roles(store: Store, run: Run) -> tuple[pd.DataFrame, dict[str, str | None]]:
+    version = store.get_version(run.version_id)
+    assert version is not None
+    return datasets.load_frame(version), kinds.roles(version.columns)
+
+
+def example_text(store: Store, run: Run, index: int) -> str:
+    """A real text of the dataset, to fill the playground."""
+    frame, roles = _frame_and_roles(store, run)
+    texts = frame[roles["text"]].dropna().astype(str)
+    return texts.iloc[index % len(texts)] if len(texts) else ""
+
+
+def example_image(store: Store, run: Run, index: int) -> bytes:
+    """The original bytes of a real image of the dataset, to try the model on."""
+    frame, _ = _frame_and_roles(store, run)
+    files = frame["file"].astype(str)
+    return (config.paths().datasets / files.iloc[index % len(files)]).read_bytes()
+
+
+def known_users(store: Store, run: Run, limit: int = 500) -> list[str]:
+    """The users with the most ratings first: the ones a recommendation demo is most telling for."""
+    frame, roles = _frame_and_roles(store, run)
+    return frame[roles["user"]].astype(str).value_counts().index[:limit].tolist()
+
+
+def _name_column(frame: pd.DataFrame, roles: dict[str, str | None]) -> str | None:
+    taken = set(roles.values())
+    return next(
+        (c for c in frame.columns if c.lower() in ("title", "name", "item_name", "product") and c not in taken), None
+    )
+
+
+def item_names(store: Store, run: Run) -> dict[str, str]:
+    """Item id -> a readable name (a title or name column), where the data has one."""
+    frame, roles = _frame_and_roles(store, run)
+    column = _name_column(frame, roles)
+    if column is None:
+        return {}
+    pairs = frame[[roles["item"], column]].dropna().drop_duplicates(roles["item"])
+    return dict(zip(pairs[roles["item"]].astype(str), pairs[column].astype(str), strict=True))
+
+
+def user_history(store: Store, run: Run, user: str, limit: int = 10) -> pd.DataFrame:
+    """What a user rated in the data, best first: columns item (its name where known) and rating."""
+    frame, roles = _frame_and_roles(store, run)
+    rows = frame[frame[roles["user"]].astype(str) == user]
+    if roles["rating"]:
+        rows = rows.sort_values(roles["rating"], ascending=False)
+    names = item_names(store, run)
+    items = [names.get(i, i) for i in rows[roles["item"]].astype(str).head(limit)]
+    ratings = rows[roles["rating"]].head(limit).tolist() if roles["rating"] else [None] * len(items)
+    return pd.DataFrame({"item": items, "rating": ratings})
+
+
+def image_thumbnails(store: Store, run: Run, rows: list[int], *, size: int = 128) -> list[bytes]:
+    """PNG thumbnails of the images at these row positions of the run's image version."""
+    version = store.get_version(run.version_id)
+    assert version is not None
+    files = datasets.load_frame(version)["file"].astype(str)
+    return [images.thumbnail(config.paths().datasets, files.iloc[row], size=size) for row in rows]
+
+
 def runs_table(store: Store) -> list[dict[str, Any]]:
     rows = []
     for run in store.list_runs():
@@ -93,6 +156,8 @@ def runs_table(store: Store) -> list[dict[str, Any]]:
                 "roc_auc": m.get("roc_auc"),
                 "rmse": m.get("rmse"),
                 "r2": m.get("r2"),
+                "ndcg_at_k": m.get("ndcg_at_k"),
+                "perplexity": m.get("perplexity"),
                 "epochs": run.epochs_done,
                 "duration_s": round(run.duration_s, 1),
                 "device": run.device,

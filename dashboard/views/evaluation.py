@@ -17,11 +17,17 @@ run = pick_finished_run(
 m, ev = run.metrics, run.evaluation
 st.caption(t("evaluation.split", test=ev.get("rows", {}).get("test", "?"), train=ev.get("rows", {}).get("train", "?")))
 
-if run.task == "classification":
-    cols = st.columns(4)
-    for col, key in zip(cols, ("accuracy", "f1_macro", "roc_auc", "log_loss"), strict=True):
+CLASSIFIERS = ("classification", "text-classification", "image-classification")
+
+
+def metric_row(keys: tuple[str, ...], fmt: str = "{:.3f}") -> None:
+    for col, key in zip(st.columns(len(keys)), keys, strict=True):
         value = m.get(key)
-        col.metric(t(f"metric.{key}"), "—" if value is None else f"{value:.3f}")
+        col.metric(t(f"metric.{key}"), "—" if value is None else fmt.format(value))
+
+
+def classifier() -> None:
+    metric_row(("accuracy", "f1_macro", "roc_auc", "log_loss"))
     base = ev.get("baseline", {}).get("accuracy")
     if base is not None:
         st.caption(t("evaluation.baseline_cls", acc=base))
@@ -52,11 +58,10 @@ if run.task == "classification":
         title=t("evaluation.roc"), xaxis_title=t("evaluation.fpr"), yaxis_title=t("evaluation.tpr"), height=420
     )
     right.plotly_chart(roc, width="stretch")
-else:
-    cols = st.columns(3)
-    for col, key in zip(cols, ("rmse", "mae", "r2"), strict=True):
-        value = m.get(key)
-        col.metric(t(f"metric.{key}"), "—" if value is None else f"{value:,.3f}")
+
+
+def regressor() -> None:
+    metric_row(("rmse", "mae", "r2"), "{:,.3f}")
     base = ev.get("baseline", {}).get("rmse")
     if base is not None:
         st.caption(t("evaluation.baseline_reg", rmse=base))
@@ -82,6 +87,66 @@ else:
         height=460,
     )
     st.plotly_chart(fig, width="stretch")
+
+
+def text_examples() -> None:
+    examples = ev.get("examples", [])
+    if examples:
+        st.subheader(t("evaluation.examples"))
+        table = pd.DataFrame(examples).rename(columns=lambda c: t(f"evaluation.col_{c}"))
+        st.dataframe(table, width="stretch", hide_index=True)
+
+
+def image_mistakes() -> None:
+    mistakes = ev.get("mistakes", [])
+    if not mistakes:
+        return
+    st.subheader(t("evaluation.mistakes"))
+    thumbs = services.image_thumbnails(store(), run, [item["index"] for item in mistakes])
+    columns = st.columns(6)
+    for i, (item, thumb) in enumerate(zip(mistakes, thumbs, strict=True)):
+        caption = t("evaluation.mistake", label=item["label"], predicted=item["predicted"], conf=item["confidence"])
+        columns[i % 6].image(thumb, caption=caption, width="stretch")
+
+
+def recommender() -> None:
+    k = m.get("k", 10)
+    st.caption(t("evaluation.rec_split", users=m.get("test_users", "?"), k=k))
+    metric_row(("ndcg_at_k", "precision_at_k", "recall_at_k", "rmse"))
+    base = ev.get("baseline", {})
+    keys = [key for key in ("ndcg_at_k", "precision_at_k", "recall_at_k") if base.get(key) is not None]
+    if keys:
+        fig = go.Figure()
+        for name, values in ((t("evaluation.this_model"), m), (t("evaluation.popularity"), base)):
+            fig.add_trace(
+                go.Bar(x=[t(f"metric.{key}") for key in keys], y=[values.get(key) for key in keys], name=name)
+            )
+        fig.update_layout(title=t("evaluation.vs_popularity", k=k), barmode="group", height=380)
+        st.plotly_chart(fig, width="stretch")
+
+
+def generator() -> None:
+    ppl, base = m.get("perplexity"), ev.get("baseline", {}).get("perplexity")
+    left, right = st.columns(2)
+    left.metric(t("metric.perplexity"), "—" if ppl is None else f"{ppl:,.2f}")
+    if base is not None:
+        right.metric(t("evaluation.unigram"), f"{base:,.2f}")
+    st.caption(t("evaluation.perplexity_help"))
+    for sample in ev.get("samples", []):
+        with st.container(border=True):
+            st.markdown(f"**{sample['prompt']}**{sample['text']}")
+
+
+if run.task in CLASSIFIERS:
+    classifier()
+    text_examples()
+    image_mistakes()
+elif run.task == "regression":
+    regressor()
+elif run.task == "recommendation":
+    recommender()
+else:
+    generator()
 
 st.subheader(t("evaluation.history"))
 table = pd.DataFrame(services.runs_table(store())).dropna(axis=1, how="all")  # e.g. no RMSE without regression

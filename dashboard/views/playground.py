@@ -1,5 +1,8 @@
 """Playground: try a trained model on one example, through the inference server, as a client would."""
 
+import base64
+
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -13,65 +16,179 @@ st.caption(t("playground.intro"))
 run = pick_finished_run(
     label=t("playground.model"),
     describe=lambda r: t(
-        "playground.model_label", name=r.model_name, version=r.model_version, id=r.id, target=r.target
+        "playground.model_label", name=r.model_name, version=r.model_version, id=r.id, task=t(f"task.{r.task}")
     ),
     none_text=t("playground.none"),
 )
-fields = services.playground_fields(store(), run)
+CLASSIFIERS = ("classification", "text-classification", "image-classification")
 
-example_key = f"example_{run.id}"
-if st.button(t("playground.example"), help=t("playground.example_help")):
-    st.session_state[example_key] = st.session_state.get(example_key, -1) + 1
-example = services.example_row(store(), run, st.session_state[example_key]) if example_key in st.session_state else {}
 
-with st.form(f"predict_{run.id}"):
-    st.markdown(t("playground.form", target=run.target))
-    row, columns = {}, st.columns(3)
-    for i, field in enumerate(fields):
-        col, name = columns[i % 3], field["name"]
-        value = example.get(name, field["default"])
-        widget_key = f"f_{run.id}_{name}_{st.session_state.get(example_key, -1)}"
-        if field["kind"] == "numeric":
-            number = float(value) if value is not None else field["default"]
-            if field["integer"]:
-                row[name] = col.number_input(field["label"], value=int(round(number)), step=1, key=widget_key)
-            else:
-                row[name] = col.number_input(field["label"], value=number, format="%.4g", key=widget_key)
-        else:
-            options = field["options"] if str(value) in field["options"] else [str(value), *field["options"]]
-            row[name] = col.selectbox(field["label"], options, index=options.index(str(value)), key=widget_key)
-    submitted = st.form_submit_button(t("playground.predict"), type="primary")
-
-if submitted:
+def ask(rows: list[dict], signature: str | None = None) -> dict:
+    """One prediction through the inference server, with its latency shown; stops the page on an error."""
     try:
-        predictions, latency = client.predict([row], model=run.model_name, version=run.model_version)
+        predictions, latency = client.predict(
+            rows, model=run.model_name, version=run.model_version, signature=signature
+        )
     except ModelDeckError as exc:
         show_error(exc)
         st.stop()
-    prediction = predictions[0]
-    left, right = st.columns([1, 2])
-    if run.task == "classification":
-        probabilities = dict(zip(prediction["classes"], prediction["probabilities"], strict=True))
-        left.metric(t("playground.label", target=run.target), str(prediction["label"]))
-        left.metric(t("playground.confidence"), f"{max(probabilities.values()):.1%}")
-        fig = go.Figure(
-            go.Bar(
-                x=list(probabilities.values()),
-                y=list(probabilities),
-                orientation="h",
-                text=[f"{p:.1%}" for p in probabilities.values()],
-                textposition="auto",
-            )
-        )
-        fig.update_layout(
-            title=t("playground.probabilities"),
-            xaxis_range=[0, 1],
-            xaxis_tickformat=".0%",
-            height=120 + 40 * len(probabilities),
-            margin={"t": 40, "b": 10},
-        )
-        right.plotly_chart(fig, width="stretch")
-    else:
-        left.metric(t("playground.value", target=run.target), f"{float(prediction['value']):,.2f}")
-    left.metric(t("playground.latency"), f"{latency:.1f} ms")
+    st.session_state[f"latency_{run.id}"] = latency
+    return predictions[0]
+
+
+def footer() -> None:
+    st.metric(t("playground.latency"), f"{st.session_state.get(f'latency_{run.id}', 0):.1f} ms")
     st.caption(t("playground.served_by", name=run.model_name, version=run.model_version))
+
+
+def show_classes(prediction: dict, target: str | None) -> None:
+    probabilities = dict(zip(prediction["classes"], prediction["probabilities"], strict=True))
+    left, right = st.columns([1, 2])
+    left.metric(t("playground.label", target=target or ""), str(prediction["label"]))
+    left.metric(t("playground.confidence"), f"{max(probabilities.values()):.1%}")
+    fig = go.Figure(
+        go.Bar(
+            x=list(probabilities.values()),
+            y=list(probabilities),
+            orientation="h",
+            text=[f"{p:.1%}" for p in probabilities.values()],
+            textposition="auto",
+        )
+    )
+    fig.update_layout(
+        title=t("playground.probabilities"),
+        xaxis_range=[0, 1],
+        xaxis_tickformat=".0%",
+        height=120 + 30 * min(len(probabilities), 20),
+        margin={"t": 40, "b": 10},
+    )
+    right.plotly_chart(fig, width="stretch")
+
+
+def next_example() -> int | None:
+    """The row the "fill with real data" button points at (None before the first click)."""
+    key = f"example_{run.id}"
+    if st.button(t("playground.example"), help=t("playground.example_help")):
+        st.session_state[key] = st.session_state.get(key, -1) + 1
+    return st.session_state.get(key)
+
+
+def table_form() -> None:
+    fields = services.playground_fields(store(), run)
+    index = next_example()
+    example = services.example_row(store(), run, index) if index is not None else {}
+    with st.form(f"predict_{run.id}"):
+        st.markdown(t("playground.form", target=run.target))
+        row, columns = {}, st.columns(3)
+        for i, field in enumerate(fields):
+            col, name = columns[i % 3], field["name"]
+            value = example.get(name, field["default"])
+            widget_key = f"f_{run.id}_{name}_{index}"
+            if field["kind"] == "numeric":
+                number = float(value) if value is not None else field["default"]
+                if field["integer"]:
+                    row[name] = col.number_input(field["label"], value=int(round(number)), step=1, key=widget_key)
+                else:
+                    row[name] = col.number_input(field["label"], value=number, format="%.4g", key=widget_key)
+            else:
+                options = field["options"] if str(value) in field["options"] else [str(value), *field["options"]]
+                row[name] = col.selectbox(field["label"], options, index=options.index(str(value)), key=widget_key)
+        submitted = st.form_submit_button(t("playground.predict"), type="primary")
+    if submitted:
+        prediction = ask([row])
+        if run.task == "classification":
+            show_classes(prediction, run.target)
+        else:
+            st.metric(t("playground.value", target=run.target), f"{float(prediction['value']):,.2f}")
+        footer()
+
+
+def text_form() -> None:
+    index = next_example()
+    text = services.example_text(store(), run, index) if index is not None else ""
+    with st.form(f"predict_{run.id}"):
+        typed = st.text_area(t("playground.text"), text, height=150, key=f"text_{run.id}_{index}")
+        submitted = st.form_submit_button(t("playground.predict"), type="primary")
+    if submitted:
+        if not typed.strip():
+            st.warning(t("playground.text_empty"))
+            st.stop()
+        show_classes(ask([{"text": typed}]), run.target)
+        footer()
+
+
+def image_form() -> None:
+    index = next_example()
+    upload = st.file_uploader(t("playground.image"), type=["png", "jpg", "jpeg", "gif", "bmp"])
+    data = upload.getvalue() if upload is not None else None
+    if data is None and index is not None:
+        data = services.example_image(store(), run, index)
+    if data is None:
+        st.info(t("playground.image_hint"))
+        st.stop()
+    left, right = st.columns([1, 3])
+    left.image(data, width="stretch")
+    with right:
+        show_classes(ask([{"image": {"b64": base64.b64encode(data).decode()}}]), run.target)
+    footer()
+
+
+def generation_form() -> None:
+    with st.form(f"generate_{run.id}"):
+        prompt = st.text_area(t("playground.prompt"), t("playground.prompt_default"), height=100)
+        a, b, c, d = st.columns(4)
+        temperature = a.slider(t("playground.temperature"), 0.0, 2.0, 0.8, 0.05, help=t("playground.temperature_help"))
+        top_k = b.slider(t("playground.top_k"), 0, 100, 40, help=t("playground.top_k_help"))
+        top_p = c.slider(t("playground.top_p"), 0.05, 1.0, 0.95, 0.05, help=t("playground.top_p_help"))
+        length = d.slider(t("playground.length"), 10, 500, int(run.spec.get("max_new_tokens", 200)), 10)
+        seed = a.number_input(t("playground.seed"), 0, 2**31 - 1, 0, help=t("playground.seed_help"))
+        submitted = st.form_submit_button(t("playground.generate"), type="primary")
+    if submitted:
+        row = {
+            "prompt": prompt,
+            "max_new_tokens": length,
+            "temperature": temperature,
+            "top_k": top_k,
+            "top_p": top_p,
+            "seed": seed,
+        }
+        text = ask([row], signature="generate")["text"]
+        with st.container(border=True):
+            st.markdown(f"**{prompt}**{text}")
+        footer()
+
+
+def recommendation_form() -> None:
+    users = services.known_users(store(), run)
+    left, right = st.columns(2)
+    user = left.selectbox(t("playground.user"), users, help=t("playground.user_help"))
+    typed = right.text_input(t("playground.new_user"), placeholder=t("playground.new_user_hint"))
+    user = typed.strip() or user
+    prediction = ask([{"user": str(user)}])
+    if not prediction["known"]:
+        st.info(t("playground.cold_start", user=user))
+    names = services.item_names(store(), run)
+    picks = pd.DataFrame(
+        {
+            t("playground.rank"): range(1, len(prediction["items"]) + 1),
+            t("playground.item"): [names.get(i, i) for i in prediction["items"]],
+            t("playground.score"): prediction["scores"],
+        }
+    )
+    history = services.user_history(store(), run, str(user))
+    left, right = st.columns(2)
+    left.subheader(t("playground.recommended"))
+    left.dataframe(picks, hide_index=True, width="stretch")
+    right.subheader(t("playground.history"))
+    right.dataframe(history.rename(columns=lambda c: t(f"playground.h_{c}")), hide_index=True, width="stretch")
+    footer()
+
+
+{
+    "classification": table_form,
+    "regression": table_form,
+    "text-classification": text_form,
+    "image-classification": image_form,
+    "text-generation": generation_form,
+    "recommendation": recommendation_form,
+}[run.task]()

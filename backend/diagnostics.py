@@ -11,6 +11,7 @@ from typing import Any
 STUCK_SHARE = 0.95  # a loss within 5% of ln(classes) is what guessing scores
 OVERFIT_RISE = 0.10  # validation loss 10% above its best while training loss still falls
 BASELINE_MARGIN = 0.005
+EXPLODED = 3.0  # a classifier's loss this many times what guessing scores, or a loss that ends this far above its start
 CLASSIFIERS = ("classification", "text-classification", "image-classification")
 
 
@@ -19,23 +20,36 @@ def _finding(id: str, severity: str, **params: Any) -> dict[str, Any]:
 
 
 def diagnose(
-    curves: dict[str, list[float]], *, task: str, classes: int, metrics: dict[str, Any], baseline: dict[str, Any]
+    curves: dict[str, list[float]],
+    *,
+    task: str,
+    classes: int,
+    metrics: dict[str, Any],
+    baseline: dict[str, Any],
+    learning_rate: float | None = None,
 ) -> list[dict[str, Any]]:
-    """What a newcomer should know about a run: not learning, overfitting, or beaten by a trivial rule."""
+    """What a newcomer should know about a run: exploding or stuck, overfitting, or beaten by a trivial rule."""
     findings = []
     loss, val_loss = curves.get("loss", []), curves.get("val_loss", [])
-    # 1. Stuck near chance: the loss of a classifier that spreads its bets evenly is ln(classes).
-    if task in CLASSIFIERS and loss and classes >= 2:
-        chance = math.log(classes)
-        if loss[-1] >= STUCK_SHARE * chance:
-            findings.append(_finding("not_learning", "warning", loss=round(loss[-1], 4), chance=round(chance, 4)))
-    # 2. Overfitting: validation loss rising from its best while the training loss keeps falling.
+    chance = math.log(classes) if task in CLASSIFIERS and classes >= 2 else None
+    # 1. Exploding: far above what guessing scores, or ending far above where it started (too big a step).
+    exploded = bool(loss) and (
+        (chance is not None and loss[-1] > EXPLODED * chance) or (len(loss) >= 2 and loss[-1] > EXPLODED * loss[0])
+    )
+    if exploded:
+        findings.append(
+            _finding("exploding", "warning", first=round(loss[0], 4), last=round(loss[-1], 4), lr=learning_rate or 0)
+        )
+    # 2. Stuck near chance: the loss of a classifier that spreads its bets evenly is ln(classes).
+    elif chance is not None and loss and loss[-1] >= STUCK_SHARE * chance:
+        findings.append(_finding("not_learning", "warning", loss=round(loss[-1], 4), chance=round(chance, 4)))
+    # 3. Overfitting: validation loss rising from its best while the training loss keeps falling.
     if len(val_loss) >= 3 and len(loss) == len(val_loss):
         best = min(range(len(val_loss)), key=val_loss.__getitem__)
         rose = val_loss[-1] > val_loss[best] * (1 + OVERFIT_RISE)
         if best < len(val_loss) - 1 and rose and loss[-1] < loss[best]:
             findings.append(_finding("overfitting", "warning", best=best + 1, epochs=len(val_loss)))
-    # 3. A trivial rule does as well: the majority class, or the mean.
+    # 4. A trivial rule does as well: the majority class, or the mean.
     if task in CLASSIFIERS and "accuracy" in metrics and "accuracy" in baseline:
         if metrics["accuracy"] <= baseline["accuracy"] + BASELINE_MARGIN:
             findings.append(

@@ -5,6 +5,7 @@
 # ruff: noqa: E501
 
 EN: dict[str, str] = {
+    "diagnosis.exploding": "The loss exploded: it went from {first:,.4g} in the first epoch to {last:,.4g}. The learning rate ({lr:g}) is probably too high; try 0.001.",
     "task.text-classification": "Text classification",
     "task.image-classification": "Image classification",
     "task.text-generation": "Text generation",
@@ -93,6 +94,7 @@ EN: dict[str, str] = {
 }
 
 ZH: dict[str, str] = {
+    "diagnosis.exploding": "损失发散了：从第一轮的 {first:,.4g} 升到 {last:,.4g}。学习率（{lr:g}）可能过高；请尝试 0.001。",
     "task.text-classification": "文本分类",
     "task.image-classification": "图像分类",
     "task.text-generation": "文本生成",

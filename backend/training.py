@@ -110,7 +110,7 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
 
     from backend import diagnostics
     from models import devices
-    from models.callbacks import Reporter
+    from models.callbacks import Reporter, async_safe
     from models.spec import spec_from_dict
 
     run_dir = paths.run_dir(run.id)
@@ -148,12 +148,11 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
         steps_per_epoch=steps,
         batch_size=batch,
     )
-    callbacks: list[keras.callbacks.Callback] = [
+    callbacks: list[keras.callbacks.Callback] = [  # no synchronous batch hook: the steps stay pipelined
         reporter,
-        keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints")),
+        async_safe(keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints"))),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, spec.patience // 2)),
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
-        keras.callbacks.TerminateOnNaN(),
+        async_safe(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False)),
     ]
     if spec.early_stopping:
         callbacks.append(
@@ -170,10 +169,9 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
     trained = reporter.progress(0) | {"fraction": 1.0}  # before export and evaluation, which are not training
     if reporter.stopped_by_request:
         return "cancelled", {}
-    losses = history.history.get("loss", [])
-    if losses and not all(map(lambda v: v == v and abs(v) != float("inf"), losses)):
+    if reporter.nan_epoch is not None:
         return "failed", {
-            "error": f"The loss became NaN or infinite in epoch {len(losses)}. Lower the "
+            "error": f"The loss became NaN or infinite in epoch {reporter.nan_epoch}. Lower the "
             "learning_rate (e.g. 0.0001) or check the data for extreme values."
         }
 
@@ -194,5 +192,6 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
         classes=len(prepared.plan.get("classes", [])),
         metrics=scores,
         baseline=details.get("baseline", {}),
+        learning_rate=spec.learning_rate,
     )
     return "succeeded", {"metrics": scores, "evaluation": details, "progress": trained}

@@ -36,7 +36,7 @@ class TrainingSpec:
         return [
             (self.epochs >= 1, "epochs must be at least 1"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
-            (0 < self.learning_rate < 10, "learning_rate must be between 0 and 10 (try 0.001)"),
+            (0 < self.learning_rate <= 10, "learning_rate must be above 0 and at most 10 (try 0.001)"),
             (self.patience >= 1, "patience must be at least 1"),
             (0 < self.validation_split < 0.5, "validation_split must be between 0 and 0.5 (try 0.15)"),
             (0 < self.test_split < 0.5, "test_split must be between 0 and 0.5 (try 0.15)"),

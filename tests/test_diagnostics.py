@@ -51,8 +51,34 @@ def test_every_finding_reads_in_both_languages() -> None:
         baseline={"accuracy": 0.5},
     )
     findings += diagnose({"loss": [1.0]}, task="regression", classes=0, metrics={"rmse": 2.0}, baseline={"rmse": 1.0})
-    assert len(findings) == 3 + 1
+    findings += diagnose({"loss": [1.0, 9.0]}, task="regression", classes=0, metrics={}, baseline={}, learning_rate=10)
+    findings += diagnose(
+        {"loss": [1.0]},
+        task="recommendation",
+        classes=0,
+        metrics={"ndcg_at_k": 0.1, "k": 10},
+        baseline={"ndcg_at_k": 0.2},
+    )
+    findings += diagnose(
+        {"loss": [1.0]}, task="text-generation", classes=0, metrics={"perplexity": 9.0}, baseline={"perplexity": 8.0}
+    )
+    assert [f["id"] for f in findings] == [
+        "not_learning",
+        "overfitting",
+        "worse_than_baseline",
+        "worse_than_baseline_reg",
+        "exploding",
+        "worse_than_popularity",
+        "worse_than_unigram",
+    ]
     for finding in findings:
         for lang in ("en", "zh"):
             text = messages.render(lang, f"diagnosis.{finding['id']}", **finding["params"])
             assert "{" not in text and not text.startswith("diagnosis.")
+
+
+def test_a_loss_far_above_guessing_is_exploding_not_stuck() -> None:
+    findings = diagnose(
+        {"loss": [0.9, 400.0, 912.4]}, task="text-classification", classes=2, metrics={}, baseline={}, learning_rate=10
+    )
+    assert findings == [{"id": "exploding", "severity": "warning", "params": {"first": 0.9, "last": 912.4, "lr": 10}}]

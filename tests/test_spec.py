@@ -37,7 +37,7 @@ def test_a_spec_round_trips_through_json_dict() -> None:
         ({"epochs": "many"}, r"'many' is not a valid value for epochs\. Expected something like epochs=20\."),
         ({"hidden_units": "0"}, r"'0' is not a valid value for hidden_units"),
         ({"dropout": "1.5"}, r"dropout must be in \[0, 1\)"),
-        ({"learning_rate": "0"}, r"learning_rate must be between 0 and 10"),
+        ({"learning_rate": "0"}, r"learning_rate must be above 0 and at most 10"),
         ({"early_stopping": "maybe"}, r"'maybe' is not a valid value for early_stopping"),
     ],
 )

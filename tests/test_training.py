@@ -211,3 +211,26 @@ def test_run_again_reproduces_the_metrics_and_curves_exactly_on_the_cpu(churn_ru
         (m.name, m.epoch, m.value) for m in store.run_metrics(original.id)
     ]
     assert repeat.model_version == original.model_version + 1  # a new version of the same model
+
+
+def test_shuffled_labels_get_a_plain_words_diagnosis(tmp_path) -> None:
+    frame = factories.churn_frame()
+    frame["churn"] = frame["churn"].sample(frac=1.0, random_state=1).to_numpy()  # no relation left to learn
+    csv = tmp_path / "shuffled.csv"
+    frame.to_csv(csv, index=False)
+    home = tmp_path / "home"
+    factories.cli_json(home, "data", "add", str(csv), "--name", "shuffled", "--target", "churn")
+    result = factories.cli_json(home, "train", "shuffled", "--epochs", "3", "--wait")
+    info = factories.cli_json(home, "runs", "show", str(result["run_id"]))
+    assert info["status"] == "succeeded"
+    assert {"not_learning", "worse_than_baseline"} & {d["id"] for d in info["diagnostics"]}
+
+
+def test_a_learning_rate_of_ten_is_diagnosed_as_exploding(tmp_path) -> None:
+    csv = tmp_path / "churn.csv"
+    factories.churn_frame().to_csv(csv, index=False)
+    home = tmp_path / "home"
+    factories.cli_json(home, "data", "add", str(csv), "--target", "churn")
+    factories.cli(home, "train", "churn", "--epochs", "3", "--set", "learning_rate=10", "--wait")
+    info = factories.cli_json(home, "runs", "show", "1")
+    assert (info["status"], [d["id"] for d in info["diagnostics"]][:1]) == ("succeeded", ["exploding"])

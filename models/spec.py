@@ -70,9 +70,11 @@ class TextSpec(TrainingSpec):
 
     epochs: int = 10
     batch_size: int = 32
+    learning_rate: float = 3e-3  # a bag of embeddings converges in 3-4 epochs at this rate
     architecture: str = "bag"  # "bag" (average of embeddings, fast) | "cnn" (1-D convolutions) | "transformer"
-    max_tokens: int = 20_000  # vocabulary size, most frequent words in the training texts
-    sequence_length: int = 200  # words kept per text (the rest is cut)
+    max_tokens: int = 20_000  # vocabulary size, most frequent words (and word pairs) in the training texts
+    sequence_length: int = 300  # tokens kept per text (the rest is cut); word pairs come after the words
+    ngrams: int = 2  # bag: also learn word pairs ("not good"); 1 = single words only
     embedding_dim: int = 64
     num_heads: int = 2  # transformer: attention heads
     num_layers: int = 1  # transformer: encoder blocks
@@ -84,7 +86,8 @@ class TextSpec(TrainingSpec):
     def rules(self) -> list[tuple[bool, str]]:
         return super().rules() + [
             (self.max_tokens >= 100, "max_tokens must be at least 100 (try 20000)"),
-            (self.sequence_length >= 4, "sequence_length must be at least 4 (try 200)"),
+            (self.sequence_length >= 4, "sequence_length must be at least 4 (try 300)"),
+            (1 <= self.ngrams <= 3, "ngrams must be 1, 2 or 3"),
             (self.embedding_dim >= 2, "embedding_dim must be at least 2 (try 64)"),
             (self.embedding_dim % self.num_heads == 0, "embedding_dim must be a multiple of num_heads"),
             (self.num_heads >= 1 and self.num_layers >= 1 and self.ff_dim >= 1, "transformer sizes must be positive"),
@@ -187,9 +190,9 @@ PRESETS: dict[type[TrainingSpec], dict[str, dict[str, Any]]] = {
         "thorough": {"hidden_units": (256, 128), "epochs": 100, "batch_norm": True, "dropout": 0.2, "patience": 10},
     },
     TextSpec: {
-        "fast": {"epochs": 5, "sequence_length": 100, "patience": 2},
+        "fast": {"epochs": 5, "sequence_length": 100, "ngrams": 1, "patience": 2},
         "balanced": {},
-        "thorough": {"architecture": "transformer", "epochs": 20, "embedding_dim": 64, "num_layers": 2},
+        "thorough": {"architecture": "transformer", "epochs": 20, "sequence_length": 128, "learning_rate": 1e-3},
     },
     ImageSpec: {
         "fast": {"epochs": 5, "filters": (16, 32), "augment": False, "patience": 2},

@@ -161,6 +161,7 @@ class RecommenderSpec(TrainingSpec):
     embedding_dim: int = 32
     l2: float = 1e-4  # weight decay on the embeddings
     top_k: int = 10  # how many items a recommendation returns, and the k of precision/recall/NDCG@k
+    popularity_weight: float = 1.0  # explicit ratings: rank by predicted rating plus this x popularity (0-1 each)
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"architecture": ("mf", "two-tower")}
 
@@ -169,6 +170,7 @@ class RecommenderSpec(TrainingSpec):
             (self.embedding_dim >= 1, "embedding_dim must be at least 1 (try 32)"),
             (self.l2 >= 0, "l2 must not be negative (try 0.0001)"),
             (1 <= self.top_k <= 100, "top_k must be between 1 and 100 (try 10)"),
+            (self.popularity_weight >= 0, "popularity_weight must not be negative (try 1.0)"),
         ]
 
 
@@ -207,7 +209,7 @@ PRESETS: dict[type[TrainingSpec], dict[str, dict[str, Any]]] = {
     RecommenderSpec: {
         "fast": {"epochs": 5, "embedding_dim": 16},
         "balanced": {},
-        "thorough": {"architecture": "two-tower", "epochs": 40, "embedding_dim": 64, "patience": 5},
+        "thorough": {"epochs": 40, "embedding_dim": 64, "patience": 5},
     },
 }
 PRESET_NAMES = ("fast", "balanced", "thorough")

@@ -1,0 +1,224 @@
+"""The recommendation family: prepare -> build -> fit -> export -> plain-TF serving -> evaluate, on tiny seeded
+ratings where users and items fall into taste groups, plus the ranking-metric arithmetic by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from models import recommend
+from models.spec import RecommenderSpec
+from models.task import TaskData
+
+ROLES = {"user": "user_id", "item": "item_id", "rating": "rating"}
+
+
+def tastes(users: int = 60, items: int = 60, groups: int = 3, seed: int = 0) -> pd.DataFrame:
+    """Each user rates 12 items of their own taste group high (4-5) and 4 items of other groups low (1-2)."""
+    rng = np.random.default_rng(seed)
+    user_group = rng.integers(0, groups, users)
+    item_group = np.arange(items) % groups
+    rows = []
+    for u in range(users):
+        own = rng.choice(np.flatnonzero(item_group == user_group[u]), 12, replace=False)
+        other = rng.choice(np.flatnonzero(item_group != user_group[u]), 4, replace=False)
+        rows += [(u, int(i), float(rng.choice([4.0, 4.5, 5.0]))) for i in own]
+        rows += [(u, int(i), float(rng.choice([1.0, 1.5, 2.0]))) for i in other]
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "rating"])
+
+
+def spec(**overrides: Any) -> RecommenderSpec:
+    return RecommenderSpec(**({"learning_rate": 0.05, "embedding_dim": 8} | overrides))
+
+
+def trained(tmp: Path, frame: pd.DataFrame, roles: dict[str, str | None], *, epochs: int = 3, **overrides: Any) -> Any:
+    """prepare -> build -> fit -> export; returns (prepared, export folder)."""
+    keras.utils.set_random_seed(0)
+    prepared = recommend.prepare(TaskData(frame, roles), spec=spec(**overrides), batch_size=32)
+    model = prepared.build()
+    model.fit(prepared.train, validation_data=prepared.validation, epochs=epochs, verbose=0)
+    prepared.export(model, tmp / "export")
+    return prepared, tmp / "export"
+
+
+@pytest.fixture(scope="module")
+def mf(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return trained(tmp_path_factory.mktemp("mf"), tastes(), ROLES)
+
+
+def serve(export: Path, users: list[str]) -> dict[str, np.ndarray]:
+    signature = tf.saved_model.load(str(export)).signatures["serving_default"]
+    return {name: value.numpy() for name, value in signature(user=tf.constant(users)).items()}
+
+
+# Ranking-metric arithmetic, by hand.
+
+
+def test_ndcg_of_a_perfect_ranking_is_one() -> None:
+    assert recommend.ranking_metrics([["a", "b", "c"]], [{"a", "b"}], 3)["ndcg_at_k"] == pytest.approx(1.0)
+
+
+def test_ndcg_without_a_hit_is_zero() -> None:
+    assert recommend.ranking_metrics([["x", "y", "z"]], [{"a"}], 3) == {
+        "precision_at_k": 0.0,
+        "recall_at_k": 0.0,
+        "ndcg_at_k": 0.0,
+    }
+
+
+def test_one_hit_at_rank_two() -> None:
+    assert recommend.ranking_metrics([["x", "a", "y", "z"]], [{"a", "b"}], 4) == pytest.approx(
+        {
+            "precision_at_k": 1 / 4,
+            "recall_at_k": 1 / 2,
+            "ndcg_at_k": (1 / np.log2(3)) / (1 + 1 / np.log2(3)),
+        }
+    )
+
+
+def test_ranking_metrics_average_only_users_with_relevant_items() -> None:
+    assert recommend.ranking_metrics([["a"], ["b"], ["c"]], [{"a"}, set(), {"x"}], 1) == {
+        "precision_at_k": 0.5,
+        "recall_at_k": 0.5,
+        "ndcg_at_k": 0.5,
+    }
+
+
+# Data.
+
+
+def test_prepare_drops_incomplete_rows_and_keeps_the_last_duplicate() -> None:
+    frame = pd.DataFrame(
+        {
+            "user_id": [1.0, 1.0, 1.0, 2.0, None] + [1.0] * 4 + [2.0] * 5,
+            "item_id": [7, 7, 8, 9, 9] + [10, 11, 12, 13] + [20, 21, 22, 23, 24],
+            "rating": [1.0, 5.0, None, 4.0, 3.0] + [3.0] * 9,
+        }
+    )
+    frame, *_ = recommend.clean(TaskData(frame, ROLES))
+    assert frame[frame["item"].isin(["7", "8", "9"])].to_dict("records") == [
+        {"user": "1", "item": "7", "rating": 5.0},
+        {"user": "2", "item": "9", "rating": 4.0},
+    ]
+
+
+def test_split_holds_out_per_user_and_keeps_light_users_whole() -> None:
+    frame = pd.DataFrame(
+        {"user": ["heavy"] * 20 + ["light"] * 4, "item": [f"i{n}" for n in range(24)], "rating": np.float32(3.0)}
+    )
+    train, val, test = recommend.split(frame, spec())
+    counts = {name: part["user"].value_counts().to_dict() for name, part in (("t", train), ("v", val), ("x", test))}
+    assert counts == {"t": {"heavy": 14, "light": 4}, "v": {"heavy": 3}, "x": {"heavy": 3}}
+
+
+def test_missing_item_role_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="needs a user column and an item column"):
+        recommend.prepare(TaskData(tastes(), {"user": "user_id", "item": None}), spec=spec(), batch_size=32)
+
+
+def test_users_with_too_few_interactions_to_test_are_a_clear_error() -> None:
+    frame = pd.DataFrame({"user_id": [1, 1, 2, 2, 3, 3], "item_id": [1, 2, 1, 3, 2, 3], "rating": [4.0] * 6})
+    with pytest.raises(ValueError, match="Only 6 usable interactions"):
+        recommend.prepare(TaskData(frame, ROLES), spec=spec(), batch_size=32)
+    with pytest.raises(ValueError, match="No user has 5 or more interactions"):
+        recommend.prepare(
+            TaskData(pd.concat([frame] * 2, ignore_index=True).assign(item_id=range(12)), ROLES),
+            spec=spec(),
+            batch_size=32,
+        )
+
+
+# Training, export and serving.
+
+
+def test_export_signatures_take_string_ids_and_name_their_outputs(mf: Any) -> None:
+    signatures = tf.saved_model.load(str(mf[1])).signatures
+    outputs = signatures["serving_default"].structured_outputs
+    assert {name: (spec.dtype, spec.shape.as_list()) for name, spec in outputs.items()} == {
+        "items": (tf.string, [None, 10]),
+        "scores": (tf.float32, [None, 10]),
+        "known": (tf.bool, [None]),
+    }
+    assert {n: s.dtype for n, s in signatures["rating"].structured_input_signature[1].items()} == {
+        "user": tf.string,
+        "item": tf.string,
+    }
+
+
+def test_recommendations_for_a_known_user_exclude_items_seen_in_training(mf: Any) -> None:
+    prepared, export = mf
+    frame, *_ = recommend.clean(TaskData(tastes(), ROLES))
+    train, _, _ = recommend.split(frame, spec())
+    seen = set(train[train["user"] == "0"]["item"])
+    out = serve(export, ["0"])
+    items = [i.decode() for i in out["items"][0]]
+    assert (out["known"].tolist(), len(set(items)), seen & set(items)) == ([True], 10, set())
+
+
+def test_an_unknown_user_gets_the_popular_items(mf: Any) -> None:
+    prepared, export = mf
+    out = serve(export, ["nobody"])
+    assert (out["known"].tolist(), [i.decode() for i in out["items"][0]]) == ([False], prepared.plan["popular"])
+
+
+def test_rating_falls_back_to_the_global_mean_for_an_unknown_item(mf: Any) -> None:
+    prepared, export = mf
+    rate = tf.saved_model.load(str(export)).signatures["rating"]
+    out = rate(user=tf.constant(["0", "nobody"]), item=tf.constant(["no-such-item", "also-new"]))["rating"].numpy()
+    assert out.tolist() == pytest.approx([prepared.plan["global_mean"]] * 2)
+
+
+def test_mf_beats_the_popularity_baseline_on_taste_groups(mf: Any) -> None:
+    prepared, export = mf
+    scores, details = prepared.evaluate(export)
+    assert scores["ndcg_at_k"] > details["baseline"]["ndcg_at_k"] + 0.1
+    assert scores["rmse"] < details["baseline"]["rmse"]
+    assert sorted(scores) == [
+        "k",
+        "mae",
+        "ndcg_at_k",
+        "precision_at_k",
+        "recall_at_k",
+        "rmse",
+        "test_rows",
+        "test_users",
+    ]
+    assert (details["rows"], details["users"], details["items"]) == (
+        {"train": 720, "validation": 120, "test": 120},
+        60,
+        60,
+    )
+
+
+def test_two_tower_trains_exports_and_serves(tmp_path: Path) -> None:
+    prepared, export = trained(tmp_path, tastes(users=30), ROLES, epochs=1, architecture="two-tower")
+    scores, _ = prepared.evaluate(export)
+    out = serve(export, ["0", "nobody"])
+    assert (out["items"].shape, out["known"].tolist(), scores["test_users"] > 0) == ((2, 10), [True, False], True)
+
+
+def test_implicit_feedback_trains_and_evaluates(tmp_path: Path) -> None:
+    frame = tastes(users=30).drop(columns="rating")
+    prepared, export = trained(tmp_path, frame, ROLES | {"rating": None}, epochs=2)
+    scores, details = prepared.evaluate(export)
+    assert prepared.plan["implicit"] and prepared.train_examples == 30 * 12 * (1 + recommend.NEGATIVES)
+    assert sorted(scores) == ["k", "ndcg_at_k", "precision_at_k", "recall_at_k", "test_rows", "test_users"]
+    assert "rmse" not in details["baseline"]
+
+
+def test_mixed_precision_build_trains_a_step_with_float32_output() -> None:
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        prepared = recommend.prepare(TaskData(tastes(users=20), ROLES), spec=spec(), batch_size=32)
+        model = prepared.build()
+        history = model.fit(prepared.train, epochs=1, steps_per_epoch=1, verbose=0)
+        batch = next(iter(prepared.train))[0]
+        assert (model(batch).dtype, np.isfinite(history.history["loss"][0])) == ("float32", True)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

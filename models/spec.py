@@ -104,8 +104,8 @@ class ImageSpec(TrainingSpec):
     architecture: str = "cnn"  # "cnn" (conv blocks) | "resnet" (residual blocks)
     image_size: int = 32  # images are resized to image_size x image_size inside the model
     channels: str = "auto"  # "auto" (grey when every training image is grey) | "grayscale" | "rgb"
-    filters: tuple[int, ...] = (32, 64)  # filters per block; each block halves the resolution
-    augment: bool = True  # random flips, small rotations and zooms while training
+    filters: tuple[int, ...] = (32, 64, 128)  # filters per block; each block halves the resolution
+    augment: bool = False  # random shifts, small rotations and zooms (no flips) while training; helps real photos
     dropout: float = 0.3
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -197,9 +197,9 @@ PRESETS: dict[type[TrainingSpec], dict[str, dict[str, Any]]] = {
         "thorough": {"architecture": "transformer", "epochs": 20, "sequence_length": 128, "learning_rate": 1e-3},
     },
     ImageSpec: {
-        "fast": {"epochs": 5, "filters": (16, 32), "augment": False, "patience": 2},
+        "fast": {"epochs": 5, "filters": (16, 32), "patience": 2},
         "balanced": {},
-        "thorough": {"architecture": "resnet", "epochs": 40, "filters": (32, 64, 128), "patience": 8},
+        "thorough": {"architecture": "resnet", "epochs": 40, "patience": 8},
     },
     GptSpec: {
         "fast": {"epochs": 3, "n_layer": 1, "n_embd": 64, "block_size": 64},

@@ -1,32 +1,40 @@
-"""Training engine vs plain `model.fit`, on the same generated data, in the same run.
+"""Training engine vs plain `model.fit`, on the same generated data, in the same run: the tabular MLP,
+the text classifier and the image classifier.
 
-Prints samples per second of both and their ratio (target: at least 0.95), and the time from
-submitting a run to its first metric in the DB with a worker already running (what a user waits for
-between "Start" and the first point of the curve). Each side runs in a fresh process, alternately,
-ROUNDS times, and the best of each counts: this machine's speed drifts by 10-20% from minute to minute.
+For each model, prints samples per second of both and their ratio (target: at least 0.95), and the
+time from submitting a run to its first metric in the DB with a worker already running (what a user
+waits for between "Start" and the first point of the curve). Each side runs in a fresh process,
+alternately, ROUNDS times, and the best of each counts: this machine's speed drifts by 10-20% from
+minute to minute. The plain side builds the same network and tf.data pipelines through the family's
+own `prepare`, then calls a bare `fit` with no callbacks.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-ROUNDS = 2
-ROWS = 60_000
-EPOCHS = 4
-BATCH = 64
+ROUNDS = 3
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_data(rows: int = ROWS, seed: int = 0) -> pd.DataFrame:
+# -- generated data -------------------------------------------------------------------------------------------
+def table(rows: int = 60_000, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame({f"x{i}": rng.normal(size=rows) for i in range(10)})
     frame["region"] = rng.choice(["north", "south", "east", "west"], rows)
@@ -36,38 +44,148 @@ def make_data(rows: int = ROWS, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
-def plain_fit(frame: pd.DataFrame) -> float:
-    """The same network and input pipeline, trained by a bare `model.fit`: samples per second."""
-    import keras
+WORDS = {
+    "great": "great tasty lovely fresh perfect delicious excellent happy smooth rich".split(),
+    "other": "awful stale bland broken terrible soggy disappointing bad bitter weak".split(),
+}
+FILLER = "the tea box arrived and it was really quite coffee flavour price for my family every morning".split()
 
+
+def reviews(rows: int = 20_000, seed: int = 0) -> pd.DataFrame:
+    """Reviews of 20-60 words whose sentiment words decide the label."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(["great", "other"], rows)
+    texts = [
+        " ".join([*rng.choice(FILLER, int(rng.integers(18, 55))), *rng.choice(WORDS[label], 3)]) for label in labels
+    ]
+    return pd.DataFrame({"review": texts, "score": labels})
+
+
+def shapes(count: int = 4_000, size: int = 28, seed: int = 0) -> list[tuple[str, str, bytes]]:
+    """Grey PNGs of horizontal bars, vertical bars or a disc, with noise: (class, name, bytes)."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    result = []
+    for i in range(count):
+        kind = ("hbars", "vbars", "disc")[i % 3]
+        image = Image.fromarray(rng.integers(0, 60, (size, size), dtype=np.uint8), "L")
+        draw = ImageDraw.Draw(image)
+        offset = int(rng.integers(0, size // 4))
+        if kind == "disc":
+            draw.ellipse([offset, offset, offset + size // 2, offset + size // 2], fill=255)
+        else:
+            for line in range(offset, size, 4):
+                draw.rectangle([0, line, size, line + 1] if kind == "hbars" else [line, 0, line + 1, size], fill=255)
+        out = io.BytesIO()
+        image.save(out, "PNG")
+        result.append((kind, f"{i:05d}.png", out.getvalue()))
+    return result
+
+
+# -- the models -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    name: str
+    title: str
+    task: str
+    epochs: int
+    batch: int
+    sets: dict[str, Any]  # hyperparameters besides epochs and batch size
+    write: Callable[[Path], Path]  # writes the upload; returns its path
+    task_data: Callable[[], Any]  # the same data as the family receives it, for the plain fit
+
+
+def _write_csv(frame: Callable[[], pd.DataFrame], name: str) -> Callable[[Path], Path]:
+    def write(folder: Path) -> Path:
+        path = folder / name
+        frame().to_csv(path, index=False)
+        return path
+
+    return write
+
+
+def _write_zip(folder: Path) -> Path:
+    path = folder / "shapes.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for kind, name, data in shapes():
+            archive.writestr(f"{kind}/{name}", data)
+    return path
+
+
+def _table_data() -> Any:
     from backend.datasets import _normalise, profile
-    from models import tabular
+    from models.task import TaskData
+
+    frame, _ = _normalise(table())
+    columns = [c.to_dict() for c in profile(frame)]
+    return TaskData(frame=frame, roles={"target": "label"}, columns=columns, task="classification")
+
+
+def _text_data() -> Any:
+    from models.task import TaskData
+
+    return TaskData(frame=reviews(), roles={"target": "score", "text": "review"}, task="text-classification")
+
+
+def _image_data() -> Any:
+    from models.task import TaskData
+
+    items = shapes()
+    frame = pd.DataFrame(
+        {
+            "image": [data for _, _, data in items],
+            "label": [kind for kind, _, _ in items],
+            "split": pd.Series([None] * len(items), dtype="string"),
+            "mode": "L",
+            "width": 28,
+            "height": 28,
+        }
+    )
+    return TaskData(frame=frame, roles={"target": "label"}, task="image-classification")
+
+
+CASES = {
+    c.name: c
+    for c in [
+        Case("mlp", "tabular MLP, 60,000 rows", "classification", 4, 64, {}, _write_csv(table, "mlp.csv"), _table_data),
+        Case(
+            "text",
+            "text bag of embeddings, 20,000 reviews",
+            "text-classification",
+            3,
+            32,
+            {},
+            _write_csv(reviews, "text.csv"),
+            _text_data,
+        ),
+        Case("image", "image CNN, 4,000 images of 28 px", "image-classification", 3, 64, {}, _write_zip, _image_data),
+    ]
+}
+
+
+def _spec(case: Case) -> Any:
     from models.spec import make_spec
 
-    frame, _ = _normalise(frame)
-    spec = make_spec("balanced", {"epochs": EPOCHS, "batch_size": BATCH, "early_stopping": False})
+    values = {"epochs": case.epochs, "batch_size": case.batch, "early_stopping": False, **case.sets}
+    return make_spec("balanced", values, task=case.task)
+
+
+def plain_fit(case: Case) -> float:
+    """The family's network and pipelines, trained by a bare `model.fit`: samples per second."""
+    import importlib
+
+    import keras
+
+    from backend.training import FAMILIES
+
+    spec = _spec(case)
     keras.utils.set_random_seed(spec.seed)
-    train, val, _ = tabular.split(frame, target="label", task="classification", spec=spec)
-    plan = tabular.make_plan(
-        train, columns=[c.to_dict() for c in profile(frame)], target="label", task="classification", spec=spec
-    )
-    x = tabular.raw_inputs(train, plan)
-    space = tabular.feature_space(plan, spec, x)
-    train_ds = tabular.dataset(
-        x, tabular.encode_target(train["label"], plan), space, batch_size=BATCH, shuffle_seed=spec.seed
-    )
-    val_ds = tabular.dataset(
-        tabular.raw_inputs(val, plan),
-        tabular.encode_target(val["label"], plan),
-        space,
-        batch_size=1024,
-        shuffle_seed=None,
-    ).cache()
-    net = tabular.network(int(space.get_encoded_features().shape[-1]), plan, spec)
-    tabular.compile_network(net, plan, spec)
+    prepared = importlib.import_module(FAMILIES[case.task]).prepare(case.task_data(), spec=spec, batch_size=case.batch)
+    net = prepared.build()
     started = time.perf_counter()
-    net.fit(train_ds, validation_data=val_ds, epochs=EPOCHS, verbose=0, shuffle=False)  # tf.data shuffles
-    return len(train) * EPOCHS / (time.perf_counter() - started)
+    net.fit(prepared.train, validation_data=prepared.validation, epochs=case.epochs, verbose=0, shuffle=False)
+    return prepared.train_examples * case.epochs / (time.perf_counter() - started)
 
 
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -76,13 +194,15 @@ def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def engine_fit(frame: pd.DataFrame, home: Path) -> tuple[float, float]:
+def engine_fit(case: Case, home: Path) -> tuple[float, float]:
     """The engine: a worker job with callbacks and DB writes. Returns (samples/s, seconds to first metric)."""
     from db import open_store
 
-    csv = home / "bench.csv"
-    frame.to_csv(csv, index=False)
-    cli(home, "data", "add", str(csv), "--target", "label")
+    upload = case.write(home.parent)
+    target = {"classification": ["--target", "label"], "text-classification": ["--target", "score"]}
+    added = json.loads(
+        cli(home, "data", "add", str(upload), "--name", case.name, *target.get(case.task, []), "--json").stdout
+    )
     worker = subprocess.Popen(
         [sys.executable, "-m", "backend.cli", "--home", str(home), "worker"],
         stdout=subprocess.DEVNULL,
@@ -92,61 +212,57 @@ def engine_fit(frame: pd.DataFrame, home: Path) -> tuple[float, float]:
     try:
         while not store.live_workers(stale_after_s=30):
             time.sleep(0.2)
+        sets = [f"{k}={v}" for k, v in {**case.sets, "batch_size": case.batch, "early_stopping": "false"}.items()]
         submitted = time.perf_counter()
-        out = cli(
-            home,
-            "train",
-            "bench",
-            "--epochs",
-            str(EPOCHS),
-            "--set",
-            f"batch_size={BATCH}",
-            "--set",
-            "early_stopping=false",
-            "--json",
-        )
-        run_id = int(out.stdout.split('"run_id": ')[1].split(",")[0])
+        args = ["train", str(added["name"]), "--task", case.task, "--epochs", str(case.epochs), "--json"]
+        out = cli(home, *args, *[a for s in sets for a in ("--set", s)])
+        run_id = int(json.loads(out.stdout)["run_id"])
         while not store.run_metrics(run_id):
             time.sleep(0.05)
         first_metric = time.perf_counter() - submitted
         while store.get_run(run_id).status in ("queued", "running"):
             time.sleep(0.2)
         run = store.get_run(run_id)
-        assert run.status == "succeeded", run.error
+        assert run is not None and run.status == "succeeded", run.error if run else run_id
         return float(run.progress["samples_per_s"]), first_metric
     finally:
         worker.terminate()
         worker.wait(30)
 
 
-def plain_fit_in_child(home: Path) -> float:
+def plain_fit_in_child(case: Case) -> float:
     out = subprocess.run(
-        [sys.executable, "-m", "bench.training", "plain"],
+        [sys.executable, "-m", "bench.training", "plain", case.name],
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=ROOT,
     )
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    if sys.argv[1:] == ["plain"]:
-        print(plain_fit(make_data()))
-        return
-    frame = make_data()
+def compare(case: Case) -> None:
     engine, plain, first_metric = [], [], []
     for _ in range(ROUNDS):
         with tempfile.TemporaryDirectory() as tmp:
-            rate, first = engine_fit(frame, Path(tmp))
+            rate, first = engine_fit(case, Path(tmp) / "home")
             engine.append(rate)
             first_metric.append(first)
-            plain.append(plain_fit_in_child(Path(tmp)))
-    print(f"tabular MLP, {ROWS:,} rows, {EPOCHS} epochs, batch {BATCH}, CPU; best of {ROUNDS} alternating rounds")
+        plain.append(plain_fit_in_child(case))
+    print(f"{case.title}, {case.epochs} epochs, batch {case.batch}, CPU; best of {ROUNDS} alternating rounds")
     print(f"  plain model.fit      {max(plain):12,.0f} samples/s   (rounds: {', '.join(f'{p:,.0f}' for p in plain)})")
     print(f"  ModelDeck engine     {max(engine):12,.0f} samples/s   (rounds: {', '.join(f'{e:,.0f}' for e in engine)})")
     print(f"  ratio engine/plain   {max(engine) / max(plain):12.3f}   (target >= 0.95)")
     print(f"  Start -> first metric {min(first_metric):10.1f} s    (worker already running; includes TF import)")
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["plain"]:
+        print(plain_fit(CASES[sys.argv[2]]))
+        return
+    wanted = [a for a in sys.argv[1:] if a in CASES] or list(CASES)
+    for name in wanted:
+        compare(CASES[name])
 
 
 if __name__ == "__main__":

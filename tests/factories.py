@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,34 @@ def ratings_frame(users: int = 40, items: int = 30, per_user: int = 12, seed: in
             liked = user % 3 == item % 3
             rows.append((f"u{user}", f"i{item}", float(rng.integers(4, 6) if liked else rng.integers(1, 3))))
     return pd.DataFrame(rows, columns=["user_id", "item_id", "rating"])
+
+
+def shape_image(kind: str, seed: int, size: int = 24, fmt: str = "PNG") -> bytes:
+    """A grey picture of horizontal bars, vertical bars or a disc, at a random place, with noise."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    image = Image.fromarray(rng.integers(0, 60, (size, size), dtype=np.uint8), "L")
+    draw = ImageDraw.Draw(image)
+    offset = int(rng.integers(0, size // 4))
+    if kind == "disc":
+        draw.ellipse([offset, offset, offset + size // 2, offset + size // 2], fill=255)
+    for line in range(offset, size, 4) if kind != "disc" else []:
+        box = [0, line, size, line + 1] if kind == "hbars" else [line, 0, line + 1, size]
+        draw.rectangle(box, fill=255)
+    out = io.BytesIO()
+    image.save(out, fmt)
+    return out.getvalue()
+
+
+def shapes_zip(per_class: int = 30, seed: int = 0) -> bytes:
+    """A ZIP of PNGs in one folder per class: hbars/, vbars/, disc/."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for k, kind in enumerate(("hbars", "vbars", "disc")):
+            for i in range(per_class):
+                archive.writestr(f"{kind}/{i:03d}.png", shape_image(kind, seed * 10_000 + k * 1000 + i))
+    return out.getvalue()
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:

@@ -309,3 +309,54 @@ def test_user_uploads_images_fixes_a_duplicate_and_uploads_texts(
         page.get_by_text("Personal data — Texts with personal data: 1 (e-mail addresses: 1", exact=False)
     ).to_be_visible()
     shot(page, shots, "9-texts")
+
+
+def test_user_trains_a_sentiment_model_on_texts_and_tries_it(app: App, page: Page, shots: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "sentiment.csv"
+    factories.reviews_frame(rows=300).to_csv(csv, index=False)
+
+    # 1. Data: a table with a text column is text data; its label column is the target.
+    page.goto(app.url)
+    expect(page.get_by_role("heading", name="Data", exact=True)).to_be_visible(timeout=60_000)
+    settled(page)
+    page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(csv)
+    page.get_by_test_id("stButton").get_by_role("button", name="Add this dataset").click()
+    expect(page.get_by_role("heading", name="sentiment", exact=True)).to_be_visible()
+    settled(page)
+    expect(page.get_by_role("radio", name="Text")).to_be_checked()
+    if page.get_by_role("combobox", name="Target (the column to predict)").input_value() != "score":
+        choose(page, "Target (the column to predict)", "score")
+        settled(page)
+
+    # 2. Training: text data offers its two tasks; the fast preset trains a bag of embeddings.
+    go_to(page, "Training", "training", "Training")
+    expect(page.get_by_role("radio", name="Text classification")).to_be_checked()
+    expect(page.get_by_role("radio", name="Text generation")).to_be_visible()
+    page.get_by_test_id("stRadio").get_by_text("Fast", exact=True).click()
+    settled(page)
+    page.get_by_test_id("stButton").get_by_role("button", name="Start training").click()
+    expect(page.get_by_role("heading", name=re.compile(r"^Run \d+: succeeded$"))).to_be_visible(timeout=TRAINING_MS)
+    settled(page)
+    expect(page.get_by_text(re.compile(r"^Done: test accuracy \d+\.\d%"))).to_be_visible()
+    expect(page.get_by_text("TensorBoard logs of this run; open them with:")).to_be_visible()
+    expect(page.get_by_role("button", name="Run again")).to_be_visible()
+    shot(page, shots, "10-text-training")
+
+    # 3. Evaluation: the test texts it got wrong (or right), in a table.
+    go_to(page, "Evaluation", "evaluation", "Evaluation")
+    expect(page.get_by_role("heading", name="Test texts, the most confident mistakes first")).to_be_visible()
+    shot(page, shots, "11-text-evaluation")
+
+    # 4. Playground: type a review, get its sentiment from the inference server.
+    go_to(page, "Playground", "playground", "Playground")
+    page.get_by_role("textbox", name="A text to classify").fill("Lovely fresh tea, perfect and delicious.")
+    page.get_by_test_id("stFormSubmitButton").get_by_role("button", name="Predict", exact=True).click()
+    metrics = page.get_by_test_id("stMetric")
+    expect(metrics.filter(has_text="Predicted score")).to_contain_text(re.compile(r"Predicted score\s*(great|other)$"))
+    settled(page)
+    shot(page, shots, "12-text-playground")
+    choose(page, "Language", "简体中文")
+    expect(page.get_by_role("heading", name="体验场", exact=True)).to_be_visible()
+    settled(page)
+    expect(page.get_by_role("textbox", name="要分类的文本")).to_be_visible()
+    shot(page, shots, "13-text-playground-chinese")

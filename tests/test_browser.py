@@ -184,7 +184,7 @@ def test_user_goes_from_a_csv_to_a_prediction_and_reads_the_ui_in_chinese(
     expect(page.get_by_role("heading", name=re.compile(r"^Run \d+: succeeded$"))).to_be_visible(timeout=TRAINING_MS)
     settled(page)
     expect(page.get_by_text(re.compile(r"^Done: test accuracy \d+\.\d%, ROC AUC \d\.\d{3}\."))).to_be_visible()
-    expect(page.get_by_text(re.compile(r"^Device: \S+ · spec: hidden_units=\[64\], .*epochs=3, "))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Device: \S+ · spec: epochs=3, .*hidden_units=\[64\]"))).to_be_visible()
     chart = page.get_by_test_id("stPlotlyChart")
     expect(chart.locator(".js-plotly-plot")).to_be_visible()
     expect(chart.get_by_text("Loss", exact=True)).to_be_visible()  # the left subplot's title

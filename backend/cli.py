@@ -230,6 +230,35 @@ def cmd_train(store: Store, args: argparse.Namespace) -> int:
     return 0 if run.status in ("queued", "succeeded") else 1
 
 
+def cmd_tune(store: Store, args: argparse.Namespace) -> int:
+    _, version = datasets.resolve(store, args.dataset)
+    try:
+        overrides: dict[str, Any] = parse_sets(args.set or [])
+        space = parse_sets(args.search or []) or None
+    except SpecError as exc:
+        raise BadInput(str(exc)) from None
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    run = runs.start_search(
+        store,
+        version=version,
+        task=args.task,
+        method=args.method,
+        trials=args.trials,
+        space=space,
+        preset=args.preset,
+        overrides=overrides,
+        override_reason=args.override,
+    )
+    if args.wait:
+        with runs.worker_if_needed(store, home=str(config.home())):
+            run = runs.wait(store, run_id=run.id)
+    best = run.evaluation.get("search", {}).get("best_run")
+    payload = {"run_id": run.id, "status": run.status, "metrics": run.metrics, "task": run.task, "best_run": best}
+    _emit(args, payload, [f"search {run.id}: {run.status}" + (f", best trial: run {best}" if best else "")])
+    return 0 if run.status in ("queued", "succeeded") else 1
+
+
 def cmd_runs_list(store: Store, args: argparse.Namespace) -> int:
     items = [runs.describe(store, r) for r in store.list_runs()]
     _emit(
@@ -522,6 +551,20 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="a hyperparameter, e.g. dropout=0.2")
     train.add_argument("--override", metavar="REASON", help="train despite a quality blocker, for this reason")
     train.add_argument("--wait", action="store_true", help="wait for the run to finish")
+
+    tune = command(sub, "tune", cmd_tune, "search hyperparameters: every trial is a run")
+    tune.add_argument("dataset")
+    tune.add_argument("--task", choices=["auto", *SPECS])
+    tune.add_argument("--method", default="random", choices=["random", "bayesian"])
+    tune.add_argument("--trials", type=int, default=8)
+    tune.add_argument("--preset", default="balanced", choices=["fast", "balanced", "thorough"])
+    tune.add_argument("--epochs", type=int)
+    tune.add_argument("--set", action="append", metavar="KEY=VALUE", help="a fixed hyperparameter")
+    tune.add_argument(
+        "--search", action="append", metavar="KEY=LOW:HIGH|A|B", help="a searched one, e.g. learning_rate=0.0001:0.01"
+    )
+    tune.add_argument("--override", metavar="REASON", help="search despite a quality blocker, for this reason")
+    tune.add_argument("--wait", action="store_true", help="wait for the search to finish")
 
     run_cmds = sub.add_parser("runs", help="run history").add_subparsers(dest="runs_command", required=True)
     command(run_cmds, "list", cmd_runs_list, "list runs")

@@ -90,6 +90,30 @@ def start_training(
 
     Raises QualityGateBlocked when a blocker fails and no override reason is given.
     """
+    return store.create_run(
+        **_checked_run(
+            store,
+            version=version,
+            target=target,
+            task=task,
+            preset=preset,
+            overrides=overrides,
+            override_reason=override_reason,
+        )
+    )
+
+
+def _checked_run(
+    store: Store,
+    *,
+    version: DatasetVersion,
+    target: str | None,
+    task: str | None,
+    preset: str,
+    overrides: dict[str, Any] | None,
+    override_reason: str | None,
+) -> dict[str, Any]:
+    """What `create_run` needs, once the task fits the data, the spec is valid and the gate is passed."""
     dataset = store.find_dataset(version.dataset_id)
     kind = dataset.kind if dataset is not None else "tabular"
     task, target = _task_and_target(
@@ -109,12 +133,47 @@ def start_training(
         raise QualityGateBlocked(
             f"The quality gate blocks training: {blocking[0]['message']} Fix the data, or give a reason to override."
         )
-    return store.create_run(
-        version_id=version.id,
+    return {
+        "version_id": version.id,
+        "task": task,
+        "target": target,
+        "spec": spec.to_dict(),
+        "override_reason": reason if blocking else None,
+    }
+
+
+def start_search(
+    store: Store,
+    *,
+    version: DatasetVersion,
+    task: str | None = None,
+    method: str = "random",
+    trials: int = 8,
+    space: dict[str, str] | None = None,
+    preset: str = "balanced",
+    overrides: dict[str, Any] | None = None,
+    override_reason: str | None = None,
+) -> Run:
+    """Queue a hyperparameter search: `trials` runs over `space` (the family's default space when None)."""
+    from backend import tuning
+
+    if method not in tuning.METHODS:
+        raise BadInput(f"Unknown search method '{method}'. Expected one of: {', '.join(tuning.METHODS)}.")
+    if not 1 <= trials <= 100:
+        raise BadInput(f"{trials} trials is not a search. Ask for 1 to 100 trials (try 8).")
+    run = _checked_run(
+        store,
+        version=version,
+        target=None,
         task=task,
-        target=target,
-        spec=spec.to_dict(),
-        override_reason=reason if blocking else None,
+        preset=preset,
+        overrides=overrides,
+        override_reason=override_reason,
+    )
+    chosen = space or tuning.DEFAULT_SPACES[spec_class(run["task"]).__name__]
+    dims = tuning.parse_space(chosen, defaults=run["spec"])
+    return store.create_run(
+        **run | {"spec": {**run["spec"], "search": {"method": method, "trials": trials, "space": chosen, "dims": dims}}}
     )
 
 

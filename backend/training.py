@@ -66,7 +66,12 @@ def run_job(database_url: str, home: str, run_id: int) -> None:
     run = store.get_run(run_id)
     assert run is not None
     try:
-        status, values = train(store, paths=paths, run=run)
+        if "search" in run.spec:
+            from backend import tuning
+
+            status, values = tuning.search(store, paths=paths, run=run)
+        else:
+            status, values = train(store, paths=paths, run=run)
     except Exception as exc:  # the run fails; the worker stays up
         log.error("run %s failed:\n%s", run_id, traceback.format_exc())
         status, values = "failed", {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:500]}
@@ -114,10 +119,13 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
     from models.spec import spec_from_dict
 
     run_dir = paths.run_dir(run.id)
+    run_dir.mkdir(parents=True, exist_ok=True)
     spec = spec_from_dict(run.spec, task=run.task)
-    (run_dir / "spec.json").write_text(json.dumps(run.spec, indent=2))
 
-    # 1. Reproducible: one seed for everything, deterministic ops on the CPU.
+    # 1. Reproducible: one seed for everything, deterministic ops on the CPU; a fresh graph for each run (a
+    #    search trains its trials one after another in one process).
+    keras.backend.clear_session()
+    (run_dir / "spec.json").write_text(json.dumps(run.spec, indent=2))
     keras.utils.set_random_seed(spec.seed)
     tf.config.experimental.enable_op_determinism()
     setup = devices.detect()
@@ -143,7 +151,13 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
     reporter = Reporter(
         on_epoch=lambda epoch, logs, progress: store.record_epoch(run.id, epoch=epoch, logs=logs, progress=progress),
         on_progress=lambda progress: store.update_run(run.id, progress=progress),
-        should_stop=lambda: store.cancel_requested(run.id) or os.getppid() == 1,
+        should_stop=lambda: (
+            store.cancel_requested(run.id)
+            or (
+                run.parent_id is not None and store.cancel_requested(run.parent_id)
+            )  # a search's cancel stops its trial
+            or os.getppid() == 1
+        ),
         epochs=spec.epochs,
         steps_per_epoch=steps,
         batch_size=batch,

@@ -64,6 +64,7 @@ class Run:
     started_at: datetime | None
     finished_at: datetime | None
     duration_s: float
+    parent_id: int | None  # the hyperparameter search this run is a trial of
 
 
 @dataclass(frozen=True)

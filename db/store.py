@@ -236,8 +236,10 @@ class Store:
         target: str | None,
         spec: dict[str, Any],
         override_reason: str | None = None,
+        parent_id: int | None = None,
+        queue: bool = True,
     ) -> records.Run:
-        """A new run, queued for training in the same transaction."""
+        """A new run, queued for training in the same transaction (a search trains its trials itself)."""
         with self._write() as s:
             now = utcnow()
             run = RunRow(
@@ -245,8 +247,9 @@ class Store:
                 task=task,
                 target=target,
                 spec=spec,
-                status="queued",
+                status="queued" if queue else "running",
                 override_reason=override_reason,
+                parent_id=parent_id,
                 environment={},
                 progress={},
                 metrics={},
@@ -255,7 +258,8 @@ class Store:
             )
             s.add(run)
             s.flush()
-            s.add(JobRow(kind="train", run_id=run.id, status="queued", created_at=now))
+            if queue:
+                s.add(JobRow(kind="train", run_id=run.id, status="queued", created_at=now))
             s.flush()
             return _record(records.Run, run)
 
@@ -264,12 +268,16 @@ class Store:
             row = s.get(RunRow, run_id)
             return None if row is None else _record(records.Run, row)
 
-    def list_runs(self, *, version_ids: list[int] | None = None, limit: int = 500) -> list[records.Run]:
-        """Newest first."""
+    def list_runs(
+        self, *, version_ids: list[int] | None = None, parent_id: int | None = None, limit: int = 500
+    ) -> list[records.Run]:
+        """Newest first; with `parent_id`, the trials of that search."""
         with self._read() as s:
             q = select(RunRow).order_by(RunRow.id.desc()).limit(limit)
             if version_ids is not None:
                 q = q.where(RunRow.version_id.in_(version_ids))
+            if parent_id is not None:
+                q = q.where(RunRow.parent_id == parent_id)
             return [_record(records.Run, r) for r in s.scalars(q)]
 
     def update_run(self, run_id: int, *, only_if_status: str | None = None, **values: Any) -> records.Run:

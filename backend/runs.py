@@ -177,6 +177,20 @@ def start_search(
     )
 
 
+def default_space(task: str) -> dict[str, str]:
+    """The hyperparameters a search tries by default for a task, as KEY -> "LOW:HIGH" or "A|B"."""
+    from backend import tuning
+
+    return dict(tuning.DEFAULT_SPACES[spec_class(task).__name__])
+
+
+def search_trials(store: Store, *, run_id: int) -> list[dict[str, Any]]:
+    """The trials of a search so far, oldest first (see `tuning.summary`)."""
+    from backend import tuning
+
+    return tuning.summary(store, run_id)
+
+
 def run_again(store: Store, *, run_id: int) -> Run:
     """Queue a new run with the same version, task, target and spec: on a CPU it reproduces the metrics."""
     run = get_run(store, run_id)
@@ -314,5 +328,5 @@ def preset_values(preset: str, *, task: str = "classification") -> dict[str, Any
 
 
 def latest_run(store: Store, *, version_ids: list[int]) -> Run | None:
-    found = store.list_runs(version_ids=version_ids, limit=1)
-    return found[0] if found else None
+    """The newest run on these versions that is not a search's trial (the search shows its trials)."""
+    return next((r for r in store.list_runs(version_ids=version_ids, limit=200) if r.parent_id is None), None)

@@ -168,4 +168,5 @@ def search(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]
     best = min(trials, key=lambda t: best_validation_loss(store, t.id))
     evaluation = {"search": {"best_run": best.id, "objective": OBJECTIVE, "trials": summary(store, run.id)}}
     status = "cancelled" if store.cancel_requested(run.id) else "succeeded"
-    return status, {"metrics": best.metrics, "evaluation": evaluation, "epochs_done": best.epochs_done}
+    values = {"metrics": best.metrics, "evaluation": evaluation, "epochs_done": best.epochs_done, "device": best.device}
+    return status, values

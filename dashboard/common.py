@@ -82,7 +82,7 @@ def show_error(exc: ModelDeckError) -> None:
 
 def pick_finished_run(*, label: str, describe: Callable[[Any], str], none_text: str) -> Any:
     """Guard and picker for pages that need a trained model: the run chosen last, else the newest."""
-    done = {r.id: r for r in store().list_runs() if r.status == "succeeded"}
+    done = {r.id: r for r in store().list_runs() if r.status == "succeeded" and r.export_path}  # not searches
     if not done:
         st.info(none_text)
         st.page_link("views/training.py", label=t("nav.training"), icon=":material/model_training:")

@@ -628,3 +628,24 @@ def test_training_start_on_images_queues_image_classification(home: Path, store:
     assert [(r.task, r.target, r.spec["architecture"]) for r in store.list_runs()] == [
         ("image-classification", "label", "cnn")
     ]
+
+
+def test_training_starts_a_search_over_the_default_space(home: Path, store: Any) -> None:
+    factories.add_frame(store, factories.churn_frame(), name="churn", target="churn")
+    at = open_page("views/training.py")
+    one(at.number_input, "Trials").set_value(3).run()
+    one(at.button, "Start search").click().run()
+    assert not at.exception
+    (run,) = store.list_runs()
+    assert (
+        run.status,
+        run.spec["search"]["method"],
+        run.spec["search"]["trials"],
+        sorted(run.spec["search"]["space"]),
+    ) == (
+        "queued",
+        "random",
+        3,
+        ["dropout", "hidden_units", "learning_rate"],
+    )
+    assert "Hyperparameter search (random search): 0 of 3 trials done." in values(at.main.caption)

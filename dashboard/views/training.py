@@ -66,6 +66,39 @@ with st.expander(t("training.hyperparameters"), expanded=False):
             )
     st.caption(t("training.cli_hint"))
 
+with st.expander(t("search.title"), expanded=False):
+    st.caption(t("search.intro"))
+    a, b = st.columns(2)
+    method = a.radio(
+        t("search.method"), ["random", "bayesian"], horizontal=True, format_func=lambda m: t(f"search.{m}")
+    )
+    trials = b.number_input(t("search.trials"), 1, 100, 8)
+    space_text = st.text_area(
+        t("search.space"),
+        "\n".join(f"{k}={v}" for k, v in runs.default_space(task).items()),
+        help=t("search.space_help"),
+        key=f"space_{task}",
+    )
+    if st.button(t("search.start"), disabled=bool(blockers) and not override.strip()):
+        space = dict(line.split("=", 1) for line in space_text.splitlines() if "=" in line)
+        try:
+            search = runs.start_search(
+                store(),
+                version=version,
+                task=task,
+                method=method,
+                trials=int(trials),
+                space={k.strip(): v.strip() for k, v in space.items()},
+                preset=preset,
+                overrides=overrides,
+                override_reason=override or None,
+            )
+        except ModelDeckError as exc:
+            show_error(exc)
+        else:
+            st.session_state[state.RUN] = search.id
+            st.rerun()
+
 if st.button(t("training.start"), type="primary", disabled=bool(blockers) and not override.strip()):
     try:
         run = runs.start_training(
@@ -135,6 +168,45 @@ def headline(run) -> str:
     return t("training.done_cls", acc=m.get("accuracy", 0), auc=m.get("roc_auc") or 0)
 
 
+def search_view(run) -> None:
+    """A search: its trials so far, the best one, and a parallel-coordinates view of what was tried."""
+    settings, rows = run.spec["search"], runs.search_trials(store(), run_id=run.id)
+    st.caption(
+        t(
+            "search.progress",
+            done=sum(r["status"] == "succeeded" for r in rows),
+            trials=settings["trials"],
+            method=t(f"search.{settings['method']}"),
+        )
+    )
+    finished = [r for r in rows if r["status"] == "succeeded"]
+    if not finished:
+        return
+    best = min(finished, key=lambda r: r["val_loss"])
+    st.success(t("search.best", id=best["run"], loss=best["val_loss"]))
+    names = [*settings["dims"], "val_loss"]
+    dims = []
+    for name in names:
+        values = [r[name] for r in finished]
+        if all(isinstance(v, int | float) for v in values):
+            dims.append({"label": name, "values": values})
+        else:
+            labels = sorted({str(v) for v in values})
+            dims.append(
+                {
+                    "label": name,
+                    "values": [labels.index(str(v)) for v in values],
+                    "tickvals": list(range(len(labels))),
+                    "ticktext": labels,
+                }
+            )
+    losses = [r["val_loss"] for r in finished]
+    fig = go.Figure(go.Parcoords(line={"color": losses, "colorscale": "Viridis_r", "showscale": True}, dimensions=dims))
+    fig.update_layout(title=t("search.parallel"), height=380, margin={"t": 100, "l": 60, "r": 40})
+    st.plotly_chart(fig, width="stretch", key=f"parcoords_{run.id}")
+    st.dataframe(rows, hide_index=True, width="stretch")
+
+
 def show(run_id: int) -> None:
     run = runs.get_run(store(), run_id)
     head, buttons = st.columns([4, 1])
@@ -173,11 +245,20 @@ def show(run_id: int) -> None:
         st.success(headline(run) + " " + t("training.done_time", time=duration(run.duration_s), device=run.device))
         for finding in run.evaluation.get("diagnostics", []):
             st.warning(t(f"diagnosis.{finding['id']}", **finding["params"]), icon=":material/troubleshoot:")
-        st.page_link("views/evaluation.py", label=t("training.see_evaluation"), icon=":material/analytics:")
-    if run.epochs_done:
+        if "search" not in run.spec:
+            st.page_link("views/evaluation.py", label=t("training.see_evaluation"), icon=":material/analytics:")
+    if "search" in run.spec:
+        search_view(run)
+    elif run.epochs_done:
         st.plotly_chart(curves_figure(run.id), width="stretch", key=f"curves_{run.id}")
-    st.caption(t("training.device", device=run.device or "…", spec=", ".join(f"{k}={v}" for k, v in run.spec.items())))
-    if run.epochs_done:
+    st.caption(
+        t(
+            "training.device",
+            device=run.device or "…",
+            spec=", ".join(f"{k}={v}" for k, v in run.spec.items() if k != "search"),
+        )
+    )
+    if run.epochs_done and "search" not in run.spec:
         st.caption(t("training.tensorboard"))
         st.code(runs.tensorboard_command(run), language="bash")
     if run.status not in ACTIVE and buttons.button(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,29 @@ def test_a_bayesian_search_on_a_text_task_runs_its_trials(tmp_path: Path) -> Non
     )
     trials = open_store(f"sqlite:///{home / 'modeldeck.db'}").list_runs(parent_id=result["run_id"])
     assert (result["status"], [t.task for t in trials]) == ("succeeded", ["text-classification"] * 2)
+
+
+def test_a_cancelled_search_keeps_its_finished_trials_and_their_models(tmp_path: Path) -> None:
+    csv, home = tmp_path / "churn.csv", tmp_path / "home"
+    factories.churn_frame().to_csv(csv, index=False)
+    factories.cli_json(home, "data", "add", str(csv), "--target", "churn")
+    store = open_store(f"sqlite:///{home / 'modeldeck.db'}")
+    worker = factories.start_worker(home)
+    try:
+        search = factories.cli_json(home, "tune", "churn", "--trials", "20", "--epochs", "2")["run_id"]
+        deadline = time.monotonic() + 300
+        while not any(t.status == "succeeded" for t in store.list_runs(parent_id=search)):
+            assert time.monotonic() < deadline, "no trial finished"
+            time.sleep(0.5)
+        factories.cli(home, "runs", "cancel", str(search))
+        while store.get_run(search).status not in ("cancelled", "succeeded", "failed"):
+            assert time.monotonic() < deadline, "the search did not stop"
+            time.sleep(0.5)
+    finally:
+        factories.stop_process(worker)
+    finished = [t for t in store.list_runs(parent_id=search) if t.status == "succeeded"]
+    run = store.get_run(search)
+    assert (run.status, 1 <= len(finished) < 20) == ("cancelled", True)
+    best = run.evaluation["search"]["best_run"]
+    assert best in [t.id for t in finished] and run.metrics == store.get_run(best).metrics
+    assert factories.cli_json(home, "predict", str(best), "--row", '{"tenure": 3, "plan": "basic", "charges": 80}')

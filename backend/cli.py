@@ -202,26 +202,37 @@ def cmd_data_compare(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(store: Store, args: argparse.Namespace) -> int:
-    _, version = datasets.resolve(store, args.dataset)
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """`--set KEY=VALUE` and `--epochs N` as spec overrides."""
     try:
         overrides: dict[str, Any] = parse_sets(args.set or [])
     except SpecError as exc:
         raise BadInput(str(exc)) from None
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
+    return overrides
+
+
+def _waited(store: Store, args: argparse.Namespace, run: Any) -> Any:
+    """With `--wait`, the run once it has finished (a worker is started for the wait when none is alive)."""
+    if not args.wait:
+        return run
+    with runs.worker_if_needed(store, home=str(config.home())):
+        return runs.wait(store, run_id=run.id)
+
+
+def cmd_train(store: Store, args: argparse.Namespace) -> int:
+    _, version = datasets.resolve(store, args.dataset)
     run = runs.start_training(
         store,
         version=version,
         target=args.target,
         task=args.task,
         preset=args.preset,
-        overrides=overrides,
+        overrides=_overrides(args),
         override_reason=args.override,
     )
-    if args.wait:
-        with runs.worker_if_needed(store, home=str(config.home())):
-            run = runs.wait(store, run_id=run.id)
+    run = _waited(store, args, run)
     payload = {"run_id": run.id, "status": run.status, "metrics": run.metrics, "task": run.task}
     lines = [f"run {run.id}: {run.status}"] + [f"  {k}: {v}" for k, v in run.metrics.items()]
     if run.error:
@@ -232,13 +243,11 @@ def cmd_train(store: Store, args: argparse.Namespace) -> int:
 
 def cmd_tune(store: Store, args: argparse.Namespace) -> int:
     _, version = datasets.resolve(store, args.dataset)
+    overrides = _overrides(args)
     try:
-        overrides: dict[str, Any] = parse_sets(args.set or [])
         space = parse_sets(args.search or []) or None
     except SpecError as exc:
         raise BadInput(str(exc)) from None
-    if args.epochs is not None:
-        overrides["epochs"] = args.epochs
     run = runs.start_search(
         store,
         version=version,
@@ -250,9 +259,7 @@ def cmd_tune(store: Store, args: argparse.Namespace) -> int:
         overrides=overrides,
         override_reason=args.override,
     )
-    if args.wait:
-        with runs.worker_if_needed(store, home=str(config.home())):
-            run = runs.wait(store, run_id=run.id)
+    run = _waited(store, args, run)
     best = run.evaluation.get("search", {}).get("best_run")
     payload = {"run_id": run.id, "status": run.status, "metrics": run.metrics, "task": run.task, "best_run": best}
     _emit(args, payload, [f"search {run.id}: {run.status}" + (f", best trial: run {best}" if best else "")])
@@ -295,19 +302,13 @@ def cmd_runs_cancel(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_runs_resume(store: Store, args: argparse.Namespace) -> int:
-    run = runs.resume(store, run_id=int(args.run))
-    if args.wait:
-        with runs.worker_if_needed(store, home=str(config.home())):
-            run = runs.wait(store, run_id=run.id)
+    run = _waited(store, args, runs.resume(store, run_id=int(args.run)))
     _emit(args, {"run_id": run.id, "status": run.status, "metrics": run.metrics}, [f"run {run.id}: {run.status}"])
     return 0
 
 
 def cmd_runs_again(store: Store, args: argparse.Namespace) -> int:
-    run = runs.run_again(store, run_id=runs.get_run(store, args.run).id)
-    if args.wait:
-        with runs.worker_if_needed(store, home=str(config.home())):
-            run = runs.wait(store, run_id=run.id)
+    run = _waited(store, args, runs.run_again(store, run_id=runs.get_run(store, args.run).id))
     _emit(args, {"run_id": run.id, "status": run.status, "metrics": run.metrics}, [f"run {run.id}: {run.status}"])
     return 0 if run.status in ("queued", "succeeded") else 1
 

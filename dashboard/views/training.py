@@ -66,6 +66,18 @@ with st.expander(t("training.hyperparameters"), expanded=False):
             )
     st.caption(t("training.cli_hint"))
 
+
+def follow(start) -> None:
+    """Start a run (or a search) and follow it below; a refusal is shown in one line."""
+    try:
+        run = start()
+    except ModelDeckError as exc:
+        show_error(exc)
+    else:
+        st.session_state[state.RUN] = run.id
+        st.rerun()
+
+
 with st.expander(t("search.title"), expanded=False):
     st.caption(t("search.intro"))
     a, b = st.columns(2)
@@ -81,8 +93,8 @@ with st.expander(t("search.title"), expanded=False):
     )
     if st.button(t("search.start"), disabled=bool(blockers) and not override.strip()):
         space = dict(line.split("=", 1) for line in space_text.splitlines() if "=" in line)
-        try:
-            search = runs.start_search(
+        follow(
+            lambda: runs.start_search(
                 store(),
                 version=version,
                 task=task,
@@ -93,27 +105,14 @@ with st.expander(t("search.title"), expanded=False):
                 overrides=overrides,
                 override_reason=override or None,
             )
-        except ModelDeckError as exc:
-            show_error(exc)
-        else:
-            st.session_state[state.RUN] = search.id
-            st.rerun()
+        )
 
 if st.button(t("training.start"), type="primary", disabled=bool(blockers) and not override.strip()):
-    try:
-        run = runs.start_training(
-            store(),
-            version=version,
-            task=task,
-            preset=preset,
-            overrides=overrides,
-            override_reason=override or None,
+    follow(
+        lambda: runs.start_training(
+            store(), version=version, task=task, preset=preset, overrides=overrides, override_reason=override or None
         )
-    except ModelDeckError as exc:
-        show_error(exc)
-    else:
-        st.session_state[state.RUN] = run.id
-        st.rerun()
+    )
 
 # 4. The run: the one just started, or after a reload the newest run on this dataset.
 version_ids = [v.id for v in store().list_versions(dataset.id)]

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from backend.errors import BadInput
+from models.task import call_batched
 
 BATCH = 8192
 
@@ -47,13 +48,7 @@ class Predictor:
 
     def raw(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Named outputs as arrays, batch by batch."""
-        columns = self._columns(frame)
-        parts: dict[str, list[np.ndarray]] = {}
-        for start in range(0, len(frame), BATCH):
-            batch = {k: self._tf.constant(v[start : start + BATCH]) for k, v in columns.items()}
-            for key, value in self.fn(**batch).items():
-                parts.setdefault(key, []).append(value.numpy())
-        return {k: np.concatenate(v) for k, v in parts.items()}
+        return call_batched(self.fn, BATCH, **self._columns(frame))
 
     def predict(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
         """One readable prediction per row: `label` and `probabilities`, `value`, `text` or `items`."""

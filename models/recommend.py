@@ -19,7 +19,7 @@ import tensorflow as tf
 from keras import ops
 
 from models.spec import RecommenderSpec
-from models.task import Prepared, TaskData
+from models.task import Prepared, TaskData, call_batched
 
 AUTOTUNE = tf.data.AUTOTUNE
 MIN_HELD_OUT = 5  # users with fewer interactions stay wholly in training (too little to both learn and test)
@@ -514,16 +514,6 @@ def export(
     archive.write_out(str(path), verbose=False)
 
 
-def _call_batched(fn: Any, batch: int, **inputs: np.ndarray) -> dict[str, np.ndarray]:
-    n = len(next(iter(inputs.values())))
-    parts: dict[str, list[np.ndarray]] = {}
-    for start in range(0, n, batch):
-        out = fn(**{name: tf.constant(v[start : start + batch]) for name, v in inputs.items()})
-        for name, value in out.items():
-            parts.setdefault(name, []).append(value.numpy())
-    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
-
-
 def popular_baseline(train: pd.DataFrame, test_users: list[str], k: int) -> list[list[str]]:
     """Per user, the k most popular training items the user has not interacted with in training."""
     ranked = popularity(train)["item"].tolist()
@@ -550,7 +540,7 @@ def evaluate(path: Path, *, plan: Plan, train: pd.DataFrame, test: pd.DataFrame)
     # 1. Rating error, against predicting the item's mean training rating (the global mean for new items).
     if not plan.implicit:
         users, items = test["user"].to_numpy(str), test["item"].to_numpy(str)
-        predicted = _call_batched(loaded.signatures["rating"], 8 * SERVE_BATCH, user=users, item=items)["rating"]
+        predicted = call_batched(loaded.signatures["rating"], 8 * SERVE_BATCH, user=users, item=items)["rating"]
         actual = test["rating"].to_numpy("float64")
         error = predicted.astype("float64") - actual
         scores["rmse"] = float(np.sqrt(np.mean(error**2)))
@@ -565,7 +555,7 @@ def evaluate(path: Path, *, plan: Plan, train: pd.DataFrame, test: pd.DataFrame)
     relevant = [liked[u] for u in test_users]
     recommended: list[list[str]] = []
     if test_users:
-        out = _call_batched(loaded.signatures["serving_default"], SERVE_BATCH, user=np.array(test_users, dtype=str))
+        out = call_batched(loaded.signatures["serving_default"], SERVE_BATCH, user=np.array(test_users, dtype=str))
         recommended = [[i.decode() for i in row if i] for row in out["items"]]
     scores |= ranking_metrics(recommended, relevant, k)
     baseline |= ranking_metrics(popular_baseline(train, test_users, k), relevant, k)

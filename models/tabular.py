@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 
 from models import metrics
 from models.spec import TabularSpec
-from models.task import Prepared, TaskData
+from models.task import Prepared, TaskData, call_batched
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -232,7 +232,9 @@ def prepare(data: TaskData, *, spec: TabularSpec, batch_size: int) -> Prepared:
         export(inference_model(space, net), plan, path)
 
     def evaluate(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-        outputs = run_export(path, raw_inputs(test_rows, plan))
+        outputs = call_batched(
+            tf.saved_model.load(str(path)).signatures["serving_default"], 8192, **raw_inputs(test_rows, plan)
+        )
         if task == "classification":
             scores, details = metrics.classification(
                 test_rows[target].astype(str).tolist(), outputs["probabilities"], plan.classes
@@ -252,14 +254,3 @@ def prepare(data: TaskData, *, spec: TabularSpec, batch_size: int) -> Prepared:
         export=export_model,
         evaluate=evaluate,
     )
-
-
-def run_export(path: Path, inputs: dict[str, np.ndarray], batch: int = 8192) -> dict[str, np.ndarray]:
-    """The export's `serving_default` on raw inputs, with plain TensorFlow, batch by batch."""
-    fn = tf.saved_model.load(str(path)).signatures["serving_default"]
-    size = len(next(iter(inputs.values()))) if inputs else 0
-    parts: dict[str, list[np.ndarray]] = {}
-    for start in range(0, size, batch):
-        for key, value in fn(**{k: tf.constant(v[start : start + batch]) for k, v in inputs.items()}).items():
-            parts.setdefault(key, []).append(value.numpy())
-    return {k: np.concatenate(v) for k, v in parts.items()}

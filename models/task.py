@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 
@@ -50,3 +51,15 @@ class Prepared:
     build: Callable[[], Any]  # returns the compiled keras.Model; the engine calls it under the strategy scope
     export: Callable[[Any, Path], None]  # (trained model, folder) -> a SavedModel with a named `serving_default`
     evaluate: Callable[[Path], tuple[dict[str, Any], dict[str, Any]]]  # export folder -> (metrics, details)
+
+
+def call_batched(fn: Callable[..., Any], batch: int, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """A SavedModel signature on raw inputs, `batch` examples at a time: its named outputs as arrays."""
+    import tensorflow as tf
+
+    size = len(next(iter(inputs.values()))) if inputs else 0
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, size, batch):
+        for name, value in fn(**{k: tf.constant(v[start : start + batch]) for k, v in inputs.items()}).items():
+            parts.setdefault(name, []).append(value.numpy())
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}

@@ -1,0 +1,49 @@
+"""Tabular family: the training pipeline encodes the rows once when they fit, and that changes nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models import tabular
+from models.spec import TabularSpec
+from tests.factories import churn_frame
+
+
+@pytest.fixture(scope="module")
+def pieces() -> tuple[dict[str, np.ndarray], np.ndarray, object]:
+    frame = churn_frame(rows=300)
+    frame.loc[::7, "charges"] = np.nan  # missing values take the fill path too
+    columns = [{"name": "tenure", "kind": "numeric"}, {"name": "plan", "kind": "categorical"}]
+    columns += [{"name": "charges", "kind": "numeric"}, {"name": "churn", "kind": "categorical"}]
+    spec = TabularSpec()
+    plan = tabular.make_plan(frame, columns=columns, target="churn", task="classification", spec=spec)
+    inputs = tabular.raw_inputs(frame, plan)
+    return inputs, tabular.encode_target(frame["churn"], plan), tabular.feature_space(plan, spec, inputs)
+
+
+def _batches(inputs, y, space, *, shuffle_seed) -> list[tuple[np.ndarray, np.ndarray]]:
+    ds = tabular.dataset(inputs, y, space, batch_size=32, shuffle_seed=shuffle_seed)
+    return [(x.numpy(), t.numpy()) for x, t in ds]
+
+
+@pytest.mark.parametrize("shuffle_seed", [None, 3])
+def test_encoding_once_gives_the_batches_that_encoding_per_batch_gives(pieces, monkeypatch, shuffle_seed) -> None:
+    inputs, y, space = pieces
+    once = _batches(inputs, y, space, shuffle_seed=shuffle_seed)
+    monkeypatch.setattr(tabular, "ENCODED_BUDGET_BYTES", 0)  # too big to keep: encode per batch in tf.data
+    per_batch = _batches(inputs, y, space, shuffle_seed=shuffle_seed)
+    assert len(once) == len(per_batch) == 10
+    for (x1, t1), (x2, t2) in zip(once, per_batch, strict=True):
+        np.testing.assert_allclose(x1, x2, rtol=1e-6)
+        np.testing.assert_array_equal(t1, t2)
+    if shuffle_seed is not None:
+        assert not np.array_equal(np.concatenate([t for _, t in once]), y), "the training rows were not shuffled"
+
+
+def test_each_epoch_sees_the_rows_in_a_new_order(pieces) -> None:
+    inputs, y, space = pieces
+    ds = tabular.dataset(inputs, y, space, batch_size=32, shuffle_seed=3)
+    first, second = ([x.numpy() for x, _ in ds] for _ in range(2))
+    assert not np.array_equal(np.concatenate(first), np.concatenate(second))
+    assert np.allclose(np.sort(np.concatenate(first), axis=0), np.sort(np.concatenate(second), axis=0))

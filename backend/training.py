@@ -115,7 +115,7 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
 
     from backend import diagnostics
     from models import devices
-    from models.callbacks import Reporter, async_safe
+    from models.callbacks import EpochSummaries, Reporter, async_safe
     from models.spec import spec_from_dict
 
     run_dir = paths.run_dir(run.id)
@@ -166,7 +166,7 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
         reporter,
         async_safe(keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints"))),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, spec.patience // 2)),
-        async_safe(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False)),
+        EpochSummaries(run_dir / "tensorboard"),
     ]
     if spec.early_stopping:
         callbacks.append(

@@ -6,8 +6,10 @@ import time
 
 import keras
 import numpy as np
+import pytest
+import tensorflow as tf
 
-from models.callbacks import Reporter
+from models.callbacks import EpochSummaries, Reporter
 
 
 def _model(learning_rate: float = 0.01) -> keras.Model:
@@ -68,3 +70,25 @@ def test_an_exploding_loss_stops_training_and_names_the_epoch() -> None:
     x, y = _data(scale=1e3)
     history = _model(learning_rate=10.0).fit(x, y, batch_size=16, epochs=20, callbacks=[reporter], verbose=0)
     assert reporter.nan_epoch == len(history.history["loss"]) == 1
+
+
+def _scalars(folder) -> dict[str, list[tuple[int, float]]]:
+    """tag -> [(step, value)] from the TensorBoard event files in `folder`."""
+    found: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                found.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
+    return found
+
+
+def test_epoch_summaries_write_tensorboards_train_and_validation_curves(tmp_path) -> None:
+    x, y = _data()
+    history = _model().fit(
+        x, y, validation_split=0.25, batch_size=16, epochs=2, callbacks=[EpochSummaries(tmp_path)], verbose=0
+    )
+    train, validation = _scalars(tmp_path / "train"), _scalars(tmp_path / "validation")
+    assert [step for step, _ in train["epoch_loss"]] == [0, 1]
+    assert [v for _, v in train["epoch_loss"]] == pytest.approx(history.history["loss"])
+    assert [v for _, v in validation["epoch_loss"]] == pytest.approx(history.history["val_loss"])
+    assert "epoch_learning_rate" in train and "epoch_learning_rate" not in validation

@@ -21,7 +21,7 @@ from sklearn.model_selection import train_test_split
 
 from models import metrics
 from models.spec import TextSpec
-from models.task import Prepared, TaskData
+from models.task import Prepared, TaskData, call_batched
 
 AUTOTUNE = tf.data.AUTOTUNE
 MIN_ROWS = 10  # fewer labelled texts cannot fill a train, a validation and a test split
@@ -348,11 +348,8 @@ def evaluate(
     """Metrics from `models.metrics.classification`, plus `rows` per split and example predictions."""
     serve = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
     texts = test["text"].tolist()
-    parts = [
-        serve(text=tf.constant(texts[i : i + EVAL_BATCH]))["probabilities"].numpy()
-        for i in range(0, len(texts), EVAL_BATCH)
-    ]
-    probabilities = np.concatenate(parts).astype("float32")
+    outputs = call_batched(serve, EVAL_BATCH, text=np.array(texts, dtype=object))
+    probabilities = outputs.get("probabilities", np.zeros((0, len(classes)))).astype("float32")
     truth = test["label"].tolist()
     scores, details = metrics.classification(truth, probabilities, classes)
     details["rows"] = rows

@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 
 from models import metrics
 from models.spec import ImageSpec
-from models.task import Prepared, TaskData
+from models.task import Prepared, TaskData, call_batched
 
 AUTOTUNE = tf.data.AUTOTUNE
 IMAGE = "image"  # the column of encoded file bytes
@@ -260,11 +260,8 @@ def evaluate(
     """
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     images = [bytes(b) for b in test[IMAGE]]
-    parts = [
-        serve(image=tf.constant(images[i : i + EVAL_BATCH], dtype=tf.string))["probabilities"].numpy()
-        for i in range(0, len(images), EVAL_BATCH)
-    ]
-    probabilities = np.concatenate(parts) if parts else np.zeros((0, len(classes)), "float32")
+    outputs = call_batched(serve, EVAL_BATCH, image=np.array(images, dtype=object))
+    probabilities = outputs.get("probabilities", np.zeros((0, len(classes)), "float32"))
     truth = test["label"].astype(str).tolist()
     scores, details = metrics.classification(truth, probabilities, classes)
     # The mistakes the model was surest of first: the ones most worth a look (or a relabel).

@@ -9,8 +9,8 @@ batch's logs into Python numbers, a device sync per step, unless it says `async_
 has no batch hook at all: a watcher thread wakes once a second and reads the optimizer's step counter.
 `async_safe()` marks the stock checkpoint callback, whose batch hooks do nothing with per-epoch saves.
 For the same reason TensorBoard's logs come from `EpochSummaries`, not from Keras' TensorBoard callback:
-even with per-epoch summaries, that callback slowed each step of a small MLP by 17-25% on a 2-core CPU
-(`bench/training.py`), while writing the same scalars once per epoch costs about 1%.
+even with per-epoch summaries, that callback slowed each epoch of the bench's MLP by 17-25% on a 2-core
+CPU (fits interleaved in one process), while writing the same scalars once per epoch costs about 1%.
 """
 
 from __future__ import annotations

@@ -8,9 +8,12 @@ waits for between "Start" and the first point of the curve).
 The engine side uploads the data once and keeps one worker; each of its ROUNDS runs is a job in a fresh
 child process. The plain side, also in a fresh process each round, builds the same network and tf.data
 pipelines through the family's own `prepare`, then calls a bare `fit` with no callbacks. The two sides
-run in pairs whose order alternates. This machine's speed drifts by 10-30% from minute to minute, more
-than the difference measured, so two ratios are printed: the median of the pairs' ratios (each pair ran
-within half a minute of each other) and each side's best round against the other's.
+run side by side, round by round, in alternating order. A second plain side runs under op determinism,
+as every engine run does (so that "Run again" is exact): the engine against it is the engine's own cost
+(worker job, callbacks, DB writes); against the bare fit, that plus the price of determinism. This
+machine's speed drifts by 10-30% from minute to minute, more than the differences measured, so each ratio
+is printed twice: the median of the rounds' ratios (each round ran within a minute) and each side's best
+round against the other's.
 """
 
 from __future__ import annotations
@@ -175,16 +178,20 @@ def _spec(case: Case) -> Any:
     return make_spec("balanced", values, task=case.task)
 
 
-def plain_fit(case: Case) -> float:
-    """The family's network and pipelines, trained by a bare `model.fit`: samples per second."""
+def plain_fit(case: Case, *, deterministic: bool = False) -> float:
+    """The family's network and pipelines, trained by a bare `model.fit`: samples per second. With
+    `deterministic`, under op determinism, as every engine run is (so that "Run again" is exact)."""
     import importlib
 
     import keras
+    import tensorflow as tf
 
     from backend.training import FAMILIES
 
     spec = _spec(case)
     keras.utils.set_random_seed(spec.seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
     prepared = importlib.import_module(FAMILIES[case.task]).prepare(case.task_data(), spec=spec, batch_size=case.batch)
     net = prepared.build()
     started = time.perf_counter()
@@ -242,9 +249,9 @@ class Engine:
         self.store.close()
 
 
-def plain_fit_in_child(case: Case) -> float:
+def plain_fit_in_child(case: Case, *, deterministic: bool = False) -> float:
     out = subprocess.run(
-        [sys.executable, "-m", "bench.training", "plain", case.name],
+        [sys.executable, "-m", "bench.training", "plain", case.name, *(["--deterministic"] if deterministic else [])],
         capture_output=True,
         text=True,
         check=True,
@@ -254,32 +261,44 @@ def plain_fit_in_child(case: Case) -> float:
 
 
 def compare(case: Case) -> None:
-    engine, plain, first_metric = [], [], []
+    engine: list[float] = []
+    plain: dict[bool, list[float]] = {False: [], True: []}  # by op determinism
+    first_metric: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         runner = Engine(case, Path(tmp))
         try:
             for i in range(ROUNDS):
                 if i % 2:
-                    plain.append(plain_fit_in_child(case))
+                    plain[False].append(plain_fit_in_child(case))
                 rate, first = runner.fit()
                 engine.append(rate)
                 first_metric.append(first)
+                plain[True].append(plain_fit_in_child(case, deterministic=True))
                 if not i % 2:
-                    plain.append(plain_fit_in_child(case))
+                    plain[False].append(plain_fit_in_child(case))
         finally:
             runner.close()
-    paired = sorted(e / p for e, p in zip(engine, plain, strict=True))
-    print(f"{case.title}, {case.epochs} epochs, batch {case.batch}, CPU; {ROUNDS} paired rounds")
-    print(f"  plain model.fit      {max(plain):12,.0f} samples/s   (rounds: {', '.join(f'{p:,.0f}' for p in plain)})")
-    print(f"  ModelDeck engine     {max(engine):12,.0f} samples/s   (rounds: {', '.join(f'{e:,.0f}' for e in engine)})")
-    print(f"  ratio engine/plain   {paired[len(paired) // 2]:12.3f}   median of the pairs (target >= 0.95)")
-    print(f"                       {max(engine) / max(plain):12.3f}   best round against best round")
+
+    def rounds(values: list[float]) -> str:
+        return f"{max(values):12,.0f} samples/s   (rounds: {', '.join(f'{v:,.0f}' for v in values)})"
+
+    def ratios(baseline: list[float]) -> str:
+        paired = sorted(e / p for e, p in zip(engine, baseline, strict=True))
+        median, best = paired[len(paired) // 2], max(engine) / max(baseline)
+        return f"{median:12.3f} median of the rounds, {best:.3f} best against best"
+
+    print(f"{case.title}, {case.epochs} epochs, batch {case.batch}, CPU; {ROUNDS} rounds")
+    print(f"  plain model.fit                  {rounds(plain[False])}")
+    print(f"  plain, with op determinism       {rounds(plain[True])}")
+    print(f"  ModelDeck engine                 {rounds(engine)}")
+    print(f"  engine / plain                   {ratios(plain[False])}   (target >= 0.95)")
+    print(f"  engine / plain, op determinism   {ratios(plain[True])}   (the engine's own cost)")
     print(f"  Start -> first metric {min(first_metric):10.1f} s    (worker already running; includes TF import)")
 
 
 def main() -> None:
     if sys.argv[1:2] == ["plain"]:
-        print(plain_fit(CASES[sys.argv[2]]))
+        print(plain_fit(CASES[sys.argv[2]], deterministic="--deterministic" in sys.argv))
         return
     wanted = [a for a in sys.argv[1:] if a in CASES] or list(CASES)
     for name in wanted:

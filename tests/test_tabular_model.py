@@ -1,4 +1,5 @@
-"""Tabular family: the training pipeline encodes the rows once when they fit, and that changes nothing."""
+"""Tabular family: preprocessing statistics from the training rows, and a training pipeline that encodes the rows
+once when they fit, which changes nothing."""
 
 from __future__ import annotations
 
@@ -47,3 +48,28 @@ def test_each_epoch_sees_the_rows_in_a_new_order(pieces) -> None:
     first, second = ([x.numpy() for x, _ in ds] for _ in range(2))
     assert not np.array_equal(np.concatenate(first), np.concatenate(second))
     assert np.allclose(np.sort(np.concatenate(first), axis=0), np.sort(np.concatenate(second), axis=0))
+
+
+def test_numeric_columns_are_standardised_by_the_training_rows(pieces) -> None:
+    inputs, _, space = pieces
+    encoded = tabular.encode(inputs, space)
+    for name in ("tenure", "charges"):  # each a column of the encoding: mean 0, variance 1 on these rows
+        column = inputs[name][:, 0].astype("float64")
+        matches = [
+            i
+            for i in range(encoded.shape[1])
+            if np.allclose(encoded[:, i], (column - column.mean()) / column.std(), atol=1e-5)
+        ]
+        assert len(matches) == 1, name
+    assert encoded.shape[1] == 2 + 4  # and the plan column, one-hot: basic, plus, premium and an unknown slot
+
+
+def test_a_table_without_string_columns_gets_a_feature_space() -> None:
+    frame = churn_frame(rows=120).drop(columns=["plan"])
+    columns = [{"name": "tenure", "kind": "numeric"}, {"name": "charges", "kind": "numeric"}]
+    spec = TabularSpec()
+    plan = tabular.make_plan(frame, columns=columns, target="churn", task="classification", spec=spec)
+    inputs = tabular.raw_inputs(frame, plan)
+    encoded = tabular.encode(inputs, tabular.feature_space(plan, spec, inputs))
+    assert encoded.shape == (120, 2)
+    np.testing.assert_allclose(encoded.mean(axis=0), 0, atol=1e-5)

@@ -1,8 +1,11 @@
 """The worker: claims jobs from the DB and runs each in a child process.
 
 A child process per job means a crash or a GPU allocation never outlives the job, and the worker can
-stop a job that ignores a cancel. The worker records a heartbeat; on start (and every so often) it
-marks runs whose worker died as `interrupted`, which `runs resume` picks up from the last epoch.
+stop a job that ignores a cancel. While the worker waits for work, the next job's child is already
+started and has imported TensorFlow, the slowest part of the wait between "Start" and the first metric.
+
+The worker records a heartbeat; on start (and every so often) it marks runs whose worker died as
+`interrupted`, which `runs resume` picks up from the last epoch.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import socket
 import threading
 import time
 import uuid
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from db import Store
@@ -59,6 +64,34 @@ class Worker:
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
         self._ctx = multiprocessing.get_context("spawn")
+        self._next: tuple[BaseProcess, Connection] | None = None  # the child for the next job, waiting
+
+    def _start_child(self) -> tuple[BaseProcess, Connection]:
+        from backend import training
+
+        reading, writing = self._ctx.Pipe(duplex=False)  # the worker writes the run id of the child's job
+        child = self._ctx.Process(target=training.job_child, args=(reading, self.database_url, str(self.home)))
+        child.start()
+        reading.close()
+        return child, writing
+
+    def _take_child(self) -> tuple[BaseProcess, Connection]:
+        """The waiting child if it is still alive, else a new one."""
+        ready, self._next = self._next, None
+        if ready is not None and ready[0].is_alive():
+            return ready
+        if ready is not None:
+            ready[1].close()
+        return self._start_child()
+
+    def _discard_next(self) -> None:
+        if self._next is not None:
+            child, jobs = self._next
+            jobs.close()  # the child sees the pipe closed and exits
+            child.join(5)
+            if child.is_alive():
+                child.terminate()
+            self._next = None
 
     def stop(self, *_: object) -> None:
         self._stop.set()
@@ -80,6 +113,8 @@ class Worker:
         last_scan = time.monotonic()
         try:
             while not self._stop.is_set():
+                if self._next is None and not until_idle:
+                    self._next = self._start_child()
                 job = self.store.claim_job(self.id)
                 if job is None:
                     if until_idle:
@@ -92,15 +127,17 @@ class Worker:
                 self._run_job(job.id, job.run_id)
         finally:
             self._stop.set()
+            self._discard_next()
             self.store.stop_worker(self.id)
 
     def _run_job(self, job_id: int, run_id: int) -> None:
-        from backend import training
-
-        child = self._ctx.Process(
-            target=training.run_job, args=(self.database_url, str(self.home), run_id), name=f"run-{run_id}"
-        )
-        child.start()
+        child, jobs = self._take_child()
+        try:
+            jobs.send(run_id)
+        except OSError:  # it died just now: a new child imports TensorFlow itself
+            child, jobs = self._start_child()
+            jobs.send(run_id)
+        jobs.close()
         cancel_seen: float | None = None
         while child.is_alive():
             child.join(self.poll_s)

@@ -183,6 +183,46 @@ def test_a_killed_worker_leaves_a_run_that_resumes_from_its_last_epoch(tmp_path)
     assert sorted({m.epoch for m in store.run_metrics(run_id) if m.name == "loss"}) == list(range(6))
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _children_with_tensorflow(pid: int) -> list[int]:
+    """Live child processes of `pid` that have TensorFlow's library loaded."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            loaded = fields[1] == str(pid) and fields[0] != "Z" and "tensorflow" in (stat.parent / "maps").read_text()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue  # gone meanwhile
+        if loaded:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads process state from Linux's /proc")
+def test_the_worker_keeps_a_child_with_tensorflow_imported_for_the_next_job(tmp_path) -> None:
+    csv = tmp_path / "churn.csv"
+    factories.churn_frame().to_csv(csv, index=False)
+    factories.cli_json(tmp_path, "data", "add", str(csv), "--target", "churn")
+    worker = factories.start_worker(tmp_path)
+    try:
+        [waiting] = _wait_for(lambda: _children_with_tensorflow(worker.pid), 120, "a child with TensorFlow imported")
+        out = factories.cli_json(tmp_path, "train", "churn", "--epochs", "1", "--wait")
+        assert out["status"] == "succeeded"
+        _wait_for(lambda: not _alive(waiting), 30, "the job's child to exit with its job")
+        [following] = _wait_for(lambda: _children_with_tensorflow(worker.pid), 120, "a child for the next job")
+        assert following != waiting  # one process per job
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    _wait_for(lambda: not _alive(following), 30, "the waiting child to stop with the worker")
+
+
 def test_the_gpu_settings_train_on_the_cpu_when_forced(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MODELDECK_FORCE_DEVICE", "gpu")  # mixed precision + MirroredStrategy, as on a GPU box
     csv = tmp_path / "churn.csv"

@@ -190,6 +190,8 @@ def dataset(
     if shuffle_seed is not None:
         ds = ds.shuffle(min(len(y), 100_000), seed=shuffle_seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(lambda x, t: (space(x), t), num_parallel_calls=AUTOTUNE)
+    if shuffle_seed is None:  # the same batches every epoch (validation): encode them once, on the first pass
+        ds = ds.cache()
     return ds.prefetch(AUTOTUNE)
 
 
@@ -248,7 +250,7 @@ def prepare(data: TaskData, *, spec: TabularSpec, batch_size: int) -> Prepared:
         space,
         batch_size=max(batch_size, 1024),
         shuffle_seed=None,
-    ).cache()
+    )
     width = int(space.get_encoded_features().shape[-1])
 
     def build() -> keras.Model:

@@ -75,9 +75,7 @@ def job_child(jobs: Connection, database_url: str, home: str) -> None:
 
 
 def run_job(database_url: str, home: str, run_id: int) -> None:
-    """Run one job in this process."""
-    _die_with_parent()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Run one job in this process (a `job_child`)."""
     store = open_store(database_url)
     paths = Paths(Path(home))
     run_dir = paths.run_dir(run_id)

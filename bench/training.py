@@ -213,13 +213,14 @@ class Engine:
     callbacks and DB writes, as from the Training page."""
 
     def __init__(self, case: Case, folder: Path) -> None:
+        from backend import datasets
         from db import open_store
 
         self.case, self.home = case, folder / "home"
         target = {"classification": ["--target", "label"], "text-classification": ["--target", "score"]}
         upload = case.write(folder)
         args = ["data", "add", str(upload), "--name", case.name, *target.get(case.task, []), "--json"]
-        self.dataset = str(json.loads(cli(self.home, *args).stdout)["name"])
+        name = str(json.loads(cli(self.home, *args).stdout)["name"])
         self.worker = subprocess.Popen(
             [sys.executable, "-m", "backend.cli", "--home", str(self.home), "worker"],
             stdout=subprocess.DEVNULL,
@@ -227,19 +228,19 @@ class Engine:
         )
         self.store = open_store(f"sqlite:///{self.home / 'modeldeck.db'}")
         os.environ["MODELDECK_HOME"] = str(self.home)  # where `fit` submits runs from this process, as the page does
+        _, self.version = datasets.resolve(self.store, name)  # the page has the version at hand when Start is pressed
         while not self.store.live_workers(stale_after_s=30):
             time.sleep(0.2)
 
     def fit(self) -> tuple[float, float]:
         """Returns (samples/s, seconds from submitting, as the Training page's "Start" does, to the first metric
         in the DB)."""
-        from backend import datasets, runs
+        from backend import runs
 
         case, store = self.case, self.store
         sets = {**case.sets, "epochs": case.epochs, "batch_size": case.batch, "early_stopping": False}
         submitted = time.perf_counter()
-        _, version = datasets.resolve(store, self.dataset)
-        run_id = runs.start_training(store, version=version, task=case.task, overrides=sets).id
+        run_id = runs.start_training(store, version=self.version, task=case.task, overrides=sets).id
         while not store.run_metrics(run_id):
             time.sleep(0.2)  # about as often as the Training page looks; tighter polling steals a core share
         first_metric = time.perf_counter() - submitted

@@ -183,7 +183,8 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
     )
     callbacks: list[keras.callbacks.Callback] = [  # no synchronous batch hook: the steps stay pipelined
         reporter,
-        async_safe(keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints"))),
+        # double_checkpoint: a kill while the backup is written leaves the one before it to resume from
+        async_safe(keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints"), double_checkpoint=True)),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, spec.patience // 2)),
         EpochSummaries(run_dir / "tensorboard"),
     ]

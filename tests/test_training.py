@@ -190,9 +190,15 @@ def test_a_killed_worker_leaves_a_run_that_resumes_from_its_last_epoch(tmp_path,
     assert sorted({m.epoch for m in store.run_metrics(run_id) if m.name == "loss"}) == list(range(6))
 
 
+def _state_and_parent(stat: Path) -> tuple[str, str]:
+    """A process's state letter and parent pid, from its /proc/PID/stat (the name in parentheses may hold spaces)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return fields[0], fields[1]
+
+
 def _alive(pid: int) -> bool:
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return _state_and_parent(Path(f"/proc/{pid}/stat"))[0] != "Z"
     except FileNotFoundError:
         return False
 
@@ -202,8 +208,8 @@ def _children_with_tensorflow(pid: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            loaded = fields[1] == str(pid) and fields[0] != "Z" and "tensorflow" in (stat.parent / "maps").read_text()
+            state, parent = _state_and_parent(stat)
+            loaded = parent == str(pid) and state != "Z" and "tensorflow" in (stat.parent / "maps").read_text()
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue  # gone meanwhile
         if loaded:

@@ -19,7 +19,7 @@ rounds), which says whether this run could tell the target apart at all:
 - whole fit: samples over the whole `fit`, the first epoch's tracing included, as the run page reports them;
   beside it, each side's best round against the other's;
 - steady epoch: the median time of the epochs after the first, with their validation pass and every
-  epoch-end callback; a stall moves a median of four epochs much less than a total of five. The engine's
+  epoch-end callback; a stall moves a median of three or four epochs much less than a total. The engine's
   epoch ends come from the TensorBoard scalars its last callback writes.
 The rounds are even in number and alternate which side goes first, so an advantage for going first cancels
 out.
@@ -202,8 +202,7 @@ class Fit:
 
 def steady_epoch_s(ends: list[float]) -> float:
     """The median time between consecutive epoch ends: one epoch after the first, with its validation pass and
-    every epoch-end callback. The median shrugs off the half-second stalls this VM's host puts into random
-    epochs, which move a 4-epoch fit's overall rate by 10-15%."""
+    every epoch-end callback (the module docstring says why the median)."""
     return statistics.median(b - a for a, b in itertools.pairwise(ends))
 
 

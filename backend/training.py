@@ -134,7 +134,7 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
 
     from backend import diagnostics
     from models import devices
-    from models.callbacks import EpochSummaries, Reporter, async_safe
+    from models.callbacks import Backup, EpochSummaries, Reporter
     from models.spec import spec_from_dict
 
     run_dir = paths.run_dir(run.id)
@@ -182,9 +182,8 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
         batch_size=batch,
     )
     callbacks: list[keras.callbacks.Callback] = [  # no synchronous batch hook: the steps stay pipelined
+        Backup(run_dir / "checkpoints"),  # first, so an epoch the DB shows as done is always backed up
         reporter,
-        # double_checkpoint: a kill while the backup is written leaves the one before it to resume from
-        async_safe(keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints"), double_checkpoint=True)),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, spec.patience // 2)),
         EpochSummaries(run_dir / "tensorboard"),
     ]

@@ -1,4 +1,5 @@
-"""The reporter: progress from a watcher thread, cancel, and NaN detection, on tiny in-process fits."""
+"""The engine's callbacks on tiny in-process fits: the reporter (progress from a watcher thread, cancel, NaN
+detection), TensorBoard scalars, and the backup a resumed fit starts from."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.callbacks import EpochSummaries, Reporter
+from models.callbacks import Backup, EpochSummaries, Reporter
 
 
 def _model(learning_rate: float = 0.01) -> keras.Model:
@@ -92,3 +93,78 @@ def test_epoch_summaries_write_tensorboards_train_and_validation_curves(tmp_path
     assert [v for _, v in train["epoch_loss"]] == pytest.approx(history.history["loss"])
     assert [v for _, v in validation["epoch_loss"]] == pytest.approx(history.history["val_loss"])
     assert "epoch_learning_rate" in train and "epoch_learning_rate" not in validation
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Stands for a killed worker: raises as epoch `at` begins, after keeping the state the backup should hold."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+        self.state: list[np.ndarray] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if epoch == self.at:
+            self.state = [np.array(v) for v in [*self.model.weights, *self.model.optimizer.variables]]
+            raise KeyboardInterrupt
+
+
+class Begins(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[int, list[np.ndarray]]] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.seen.append((epoch, [np.array(v) for v in [*self.model.weights, *self.model.optimizer.variables]]))
+
+
+def _interrupted_fit(folder) -> tuple[Backup, list[np.ndarray]]:
+    """A fit killed as its fourth epoch begins, after three epochs' backups."""
+    x, y = _data()
+    model, backup, interrupt = _model(), Backup(folder), Interrupt(at=3)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=16, epochs=5, callbacks=[backup, interrupt], verbose=0)
+    return backup, interrupt.state
+
+
+def _resumed_fit(folder) -> tuple[keras.callbacks.History, Begins]:
+    x, y = _data()
+    begins = Begins()
+    history = _model().fit(x, y, batch_size=16, epochs=5, callbacks=[Backup(folder), begins], verbose=0)
+    return history, begins
+
+
+def test_a_fresh_model_resumes_after_the_last_backed_up_epoch_with_its_weights_and_optimizer(tmp_path) -> None:
+    backup, state = _interrupted_fit(tmp_path)
+    assert backup.path.is_file()
+    history, begins = _resumed_fit(tmp_path)
+    assert len(history.history["loss"]) == 2  # epochs 3 and 4
+    epoch, restored = begins.seen[0]
+    assert epoch == 3
+    assert len(restored) == len(state) and all(np.array_equal(a, b) for a, b in zip(restored, state, strict=True))
+    assert not backup.path.exists(), "a finished fit leaves no backup behind"
+
+
+def test_a_backup_killed_while_writing_leaves_the_last_one_whole(tmp_path, monkeypatch) -> None:
+    backup, state = _interrupted_fit(tmp_path)
+
+    def dies_midway(file, **arrays) -> None:
+        file.write(b"PK\x03\x04 half an archive")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        backup.on_epoch_end(3)
+    monkeypatch.undo()
+    _, begins = _resumed_fit(tmp_path)
+    epoch, restored = begins.seen[0]
+    assert epoch == 3 and all(np.array_equal(a, b) for a, b in zip(restored, state, strict=True))
+
+
+def test_a_backup_of_another_model_is_refused_with_a_way_out(tmp_path) -> None:
+    _interrupted_fit(tmp_path)
+    x, y = _data()
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+    other.compile(keras.optimizers.SGD(0.01), loss="mse")
+    with pytest.raises(ValueError, match="does not fit this run's model. Delete it"):
+        other.fit(x, y, epochs=1, callbacks=[Backup(tmp_path)], verbose=0)

@@ -19,7 +19,7 @@ import tensorflow as tf
 from keras import ops
 
 from models.spec import RecommenderSpec
-from models.task import Prepared, TaskData, call_batched
+from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched
 
 AUTOTUNE = tf.data.AUTOTUNE
 MIN_HELD_OUT = 5  # users with fewer interactions stay wholly in training (too little to both learn and test)
@@ -255,9 +255,15 @@ def compile_network(model: keras.Model, plan: Plan, spec: RecommenderSpec) -> No
             optimizer,
             loss="binary_crossentropy",
             metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
+            steps_per_execution=LIGHT_STEPS_PER_EXECUTION,
         )
     else:
-        model.compile(optimizer, loss="mse", metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
+        model.compile(
+            optimizer,
+            loss="mse",
+            metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
+            steps_per_execution=LIGHT_STEPS_PER_EXECUTION,
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------

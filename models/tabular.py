@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 
 from models import metrics
 from models.spec import TabularSpec
-from models.task import Prepared, TaskData, call_batched
+from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -157,9 +157,19 @@ def network(input_dim: int, plan: Plan, spec: TabularSpec) -> keras.Model:
 def compile_network(model: keras.Model, plan: Plan, spec: TabularSpec) -> None:
     optimizer = keras.optimizers.Adam(learning_rate=spec.learning_rate)
     if plan.task == "classification":
-        model.compile(optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(
+            optimizer,
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            steps_per_execution=LIGHT_STEPS_PER_EXECUTION,
+        )
     else:
-        model.compile(optimizer, loss="mse", metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
+        model.compile(
+            optimizer,
+            loss="mse",
+            metrics=[keras.metrics.MeanAbsoluteError(name="mae")],
+            steps_per_execution=LIGHT_STEPS_PER_EXECUTION,
+        )
 
 
 ENCODED_BUDGET_BYTES = 512 * 2**20  # encoded training features up to this size are computed once and kept

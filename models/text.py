@@ -21,7 +21,7 @@ from sklearn.model_selection import train_test_split
 
 from models import metrics
 from models.spec import TextSpec
-from models.task import Prepared, TaskData, call_batched
+from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched
 
 AUTOTUNE = tf.data.AUTOTUNE
 MIN_ROWS = 10  # fewer labelled texts cannot fill a train, a validation and a test split
@@ -224,7 +224,13 @@ def network(vocabulary_size: int, num_classes: int, spec: TextSpec) -> keras.Mod
 
 def compile_network(model: keras.Model, spec: TextSpec) -> None:
     optimizer = keras.optimizers.Adam(learning_rate=spec.learning_rate)
-    model.compile(optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    light = spec.architecture in ("bag", "cnn")  # see LIGHT_STEPS_PER_EXECUTION
+    model.compile(
+        optimizer,
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=LIGHT_STEPS_PER_EXECUTION if light else 1,
+    )
 
 
 # 4. Check the data and keep the usable rows: a text and a label.

@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-# Training steps per call from Python into TensorFlow (Keras' `steps_per_execution`), for networks whose steps are
-# light. Such a step spends most of its time in Python and dispatch, not arithmetic: 32 steps per call train the
-# bench's MLP 3x as fast on a 2-core CPU, its bag-of-embeddings text model 1.8x and its small CNN 1.2x, with the
-# same results. Heavy steps (the Transformers', the ResNet's and GPT's take 100-160 ms there) gain little, and a
-# cancel or a progress update waits for the whole call, so those networks keep one step per call.
+# Training steps per call from Python into TensorFlow (Keras' `steps_per_execution`), for networks whose steps take
+# a few milliseconds: most of such a step is Python and dispatch, not arithmetic. 32 steps per call train the
+# bench's MLP 3x as fast on a 2-core CPU and its bag-of-embeddings text model 1.8x, with bitwise the same weights.
+# Steps of tens of milliseconds or more (the text and image CNNs' 35-45 ms, the Transformers', the ResNet's and
+# GPT's 100-160 ms) gained nothing clear, and a cancel or a progress update waits for the whole call, so those
+# networks keep one step per call.
 LIGHT_STEPS_PER_EXECUTION = 32
 
 

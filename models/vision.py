@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 
 from models import metrics
 from models.spec import ImageSpec
-from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched
+from models.task import Prepared, TaskData, call_batched
 
 AUTOTUNE = tf.data.AUTOTUNE
 IMAGE = "image"  # the column of encoded file bytes
@@ -204,13 +204,7 @@ def network(*, classes: int, channels: int, spec: ImageSpec) -> keras.Model:
 
 def compile_network(model: keras.Model, spec: ImageSpec) -> None:
     optimizer = keras.optimizers.Adam(learning_rate=spec.learning_rate)
-    light = spec.architecture == "cnn"  # see LIGHT_STEPS_PER_EXECUTION
-    model.compile(
-        optimizer,
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        steps_per_execution=LIGHT_STEPS_PER_EXECUTION if light else 1,
-    )
+    model.compile(optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
 # -- 7. tf.data pipelines ------------------------------------------------------------------------------------

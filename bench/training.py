@@ -13,9 +13,9 @@ determinism. The two sides run round by round, in alternating order.
 This 2-core VM loses a varying share of its CPU to its host: the same fit runs at 12-40k samples/s from one
 minute to the next, and two identical plain fits, run as the two sides of this bench for 8 rounds, gave
 ratios from 0.84 to 1.37 and a geometric mean of 1.12. Within a fit the host shows up as half-second stalls
-in random epochs (the MLP's epochs take 0.72-0.80 s, and 1.2-1.4 s in about one in six). So each ratio is
-printed as the geometric mean of the rounds' paired ratios with its 95% interval (Student's t over the
-rounds), which says whether this run could tell the target apart at all:
+in random epochs (at one step per call, the MLP's epochs took 0.72-0.80 s, and 1.2-1.4 s in one in six).
+So each ratio is printed as the geometric mean of the rounds' paired ratios with its 95% interval
+(Student's t over the rounds), which says whether this run could tell the target apart at all:
 - whole fit: samples over the whole `fit`, the first epoch's tracing included, as the run page reports them;
   beside it, each side's best round against the other's;
 - steady epoch: the median time of the epochs after the first, with their validation pass and every
@@ -24,8 +24,9 @@ rounds), which says whether this run could tell the target apart at all:
 The rounds are even in number and alternate which side goes first, so an advantage for going first cancels
 out.
 
-Op determinism, on in every engine run so that "Run again" is exact, costs the MLP and the text model under
-1% per epoch (epochs of the two settings interleaved in one process), so the plain side does without it.
+Op determinism, on in every engine run so that "Run again" is exact, costs the MLP 0-5% (two copies of the
+network, each traced under its setting, trained in 600-step chunks that take turns in one process), and the
+plain side does without it.
 """
 
 from __future__ import annotations

@@ -311,6 +311,20 @@ def test_training_cancel_marks_a_queued_run_cancelled(home: Path, store: Any) ->
     )
 
 
+def test_training_resume_queues_an_interrupted_run_again(home: Path, store: Any) -> None:
+    factories.add_frame(store, factories.churn_frame(), name="churn", target="churn")
+    at = open_page("views/training.py")
+    one(at.button, "Start training").click().run()
+    (run,) = store.list_runs()
+    store.update_run(run.id, status="interrupted")  # as when its worker died
+    at.run()
+    assert "The worker stopped after 0 epochs. Resume continues from the last epoch." in values(at.warning)
+    one(at.button, "Resume").click().run()
+
+    assert not at.exception
+    assert (store.get_run(run.id).status, values(at.subheader)) == ("queued", [f"Run {run.id}: queued"])
+
+
 def test_training_page_shows_the_trained_run_succeeded_with_its_curves(
     churn_run: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -134,7 +134,6 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
 
     from backend import diagnostics
     from models import devices
-    from models.callbacks import Backup, EpochSummaries, Reporter
     from models.spec import spec_from_dict
 
     run_dir = paths.run_dir(run.id)
@@ -166,31 +165,9 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
         net = prepared.build()
 
     # 4. Fit. The reporter writes curves and progress to the DB and carries a cancel request in.
-    steps = -(-prepared.train_examples // batch)
-    reporter = Reporter(
-        on_epoch=lambda epoch, logs, progress: store.record_epoch(run.id, epoch=epoch, logs=logs, progress=progress),
-        on_progress=lambda progress: store.update_run(run.id, progress=progress),
-        should_stop=lambda: (
-            store.cancel_requested(run.id)
-            or (
-                run.parent_id is not None and store.cancel_requested(run.parent_id)
-            )  # a search's cancel stops its trial
-            or os.getppid() == 1
-        ),
-        epochs=spec.epochs,
-        steps_per_epoch=steps,
-        batch_size=batch,
+    reporter, callbacks = fit_callbacks(
+        store, run, spec, run_dir=run_dir, train_examples=prepared.train_examples, batch=batch
     )
-    callbacks: list[keras.callbacks.Callback] = [  # no synchronous batch hook: the steps stay pipelined
-        Backup(run_dir / "checkpoints"),  # first, so an epoch the DB shows as done is always backed up
-        reporter,
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, spec.patience // 2)),
-        EpochSummaries(run_dir / "tensorboard"),
-    ]
-    if spec.early_stopping:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience, restore_best_weights=True)
-        )
     history = net.fit(
         prepared.train,
         validation_data=prepared.validation,
@@ -228,3 +205,39 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
         learning_rate=spec.learning_rate,
     )
     return "succeeded", {"metrics": scores, "evaluation": details, "progress": trained}
+
+
+def fit_callbacks(
+    store: Store, run: Run, spec: Any, *, run_dir: Path, train_examples: int, batch: int
+) -> tuple[Any, list[Any]]:
+    """The engine's callbacks for one run's `fit`, its reporter first: the backup, the reporter (curves and
+    progress to the DB, a cancel request in), the learning-rate schedule, TensorBoard scalars, early stopping."""
+    import keras
+
+    from models.callbacks import Backup, EpochSummaries, Reporter
+
+    reporter = Reporter(
+        on_epoch=lambda epoch, logs, progress: store.record_epoch(run.id, epoch=epoch, logs=logs, progress=progress),
+        on_progress=lambda progress: store.update_run(run.id, progress=progress),
+        should_stop=lambda: (
+            store.cancel_requested(run.id)
+            or (
+                run.parent_id is not None and store.cancel_requested(run.parent_id)
+            )  # a search's cancel stops its trial
+            or os.getppid() == 1
+        ),
+        epochs=spec.epochs,
+        steps_per_epoch=-(-train_examples // batch),
+        batch_size=batch,
+    )
+    callbacks: list[keras.callbacks.Callback] = [  # no synchronous batch hook: the steps stay pipelined
+        Backup(run_dir / "checkpoints"),  # first, so an epoch the DB shows as done is always backed up
+        reporter,
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, spec.patience // 2)),
+        EpochSummaries(run_dir / "tensorboard"),
+    ]
+    if spec.early_stopping:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience, restore_best_weights=True)
+        )
+    return reporter, callbacks

@@ -1,9 +1,9 @@
 """Training engine vs plain `model.fit`, on the same generated data, in the same run: the tabular MLP,
 the text classifier and the image classifier.
 
-For each model, prints samples per second of both and their ratio (target: at least 0.95) two ways, and the
-time from submitting a run to its first metric in the DB with a worker already running (what a user waits for
-between "Start" and the first point of the curve).
+For each model, prints samples per second of both and their ratio (target: at least 0.95) two ways, a third
+ratio for the engine's callbacks alone, and the time from submitting a run to its first metric in the DB with a
+worker already running (what a user waits for between "Start" and the first point of the curve).
 
 The engine side uploads the data once and keeps one worker; each of its ROUNDS runs is a job in a fresh
 child process. The plain side, also in a fresh process each round, builds the same network and tf.data
@@ -22,7 +22,11 @@ So each ratio is printed as the geometric mean of the rounds' paired ratios with
   epoch-end callback; a stall moves a median of three or four epochs much less than a total. The engine's
   epoch ends come from the TensorBoard scalars its last callback writes.
 The rounds are even in number and alternate which side goes first, so an advantage for going first cancels
-out.
+out. A third ratio narrows the engine's own share down:
+- engine callbacks, in-process: the engine's callbacks with their DB writes against none, on two copies of the
+  run's network in one fresh process that train an epoch each in turn. Slow minutes of the host fall on both
+  copies alike, so this ratio resolves a few percent. It leaves out what only the worker adds: the job's own
+  process, and the worker's and the page's polling of the DB.
 
 Op determinism, on in every engine run so that "Run again" is exact, costs the MLP 0-5% (two copies of the
 network, each traced under its setting, trained in 600-step chunks that take turns in one process), and the
@@ -254,6 +258,73 @@ def engine_epoch_ends(run_dir: Path) -> list[float]:
     return [ends[step] for step in sorted(ends)]
 
 
+def callbacks_in_one_process(home: Path, run_id: int, rounds: int) -> list[float]:
+    """Bare epoch time / epoch time with the engine's callbacks, DB writes included, per round: two copies of the
+    run's network in one process, trained an epoch each in turn, so the host's slow minutes fall on both alike.
+    An epoch is timed from its first callback's start to its last callback's end: steps, validation and every
+    epoch-end callback, without a fit's own setup."""
+    import importlib
+
+    import keras
+    import tensorflow as tf
+
+    from backend.config import Paths
+    from backend.training import FAMILIES, fit_callbacks, task_data
+    from db import open_store
+    from models.spec import spec_from_dict
+
+    class Mark(keras.callbacks.Callback):  # first among a fit's callbacks ("begin") or last ("end")
+        def __init__(self, at: str, marks: list[float]) -> None:
+            super().__init__()
+            self.at, self.marks = at, marks
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            if self.at == "begin":
+                self.marks.append(time.perf_counter())
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            if self.at == "end":
+                self.marks.append(time.perf_counter())
+
+    store, paths = open_store(f"sqlite:///{home / 'modeldeck.db'}"), Paths(home)
+    run = store.get_run(run_id)
+    assert run is not None
+    spec = spec_from_dict(run.spec, task=run.task)
+    keras.utils.set_random_seed(spec.seed)
+    tf.config.experimental.enable_op_determinism()  # on for both copies, as in every engine run
+    prepared = importlib.import_module(FAMILIES[run.task]).prepare(
+        task_data(store, paths=paths, run=run), spec=spec, batch_size=spec.batch_size
+    )
+    bare, engine = prepared.build(), prepared.build()
+    begins: dict[str, list[float]] = {"bare": [], "engine": []}
+    ends: dict[str, list[float]] = {"bare": [], "engine": []}
+    for epoch in range(rounds + 1):  # the first epoch of each copy traces its functions: left out
+        for side in ("bare", "engine") if epoch % 2 else ("engine", "bare"):
+            extra = []
+            if side == "engine":
+                extra = fit_callbacks(
+                    store,
+                    run,
+                    spec,
+                    run_dir=paths.run_dir(run.id),
+                    train_examples=prepared.train_examples,
+                    batch=spec.batch_size,
+                )[1]
+            net = bare if side == "bare" else engine
+            clocks = [Mark("begin", begins[side]), *extra, Mark("end", ends[side])]
+            net.fit(
+                prepared.train,
+                validation_data=prepared.validation,
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                callbacks=clocks,
+                verbose=0,
+                shuffle=False,
+            )
+    bare_s, engine_s = ([e - b for b, e in zip(begins[k], ends[k], strict=True)][1:] for k in ("bare", "engine"))
+    return [b / e for b, e in zip(bare_s, engine_s, strict=True)]
+
+
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "backend.cli", "--home", str(home), *args], capture_output=True, text=True, check=True
@@ -291,9 +362,8 @@ class Engine:
         from backend.config import Paths
 
         case, store = self.case, self.store
-        sets = {**case.sets, "epochs": case.epochs, "batch_size": case.batch, "early_stopping": False}
         submitted = time.perf_counter()
-        run_id = runs.start_training(store, version=self.version, task=case.task, overrides=sets).id
+        run_id = runs.start_training(store, version=self.version, task=case.task, overrides=self._overrides()).id
         while not store.run_metrics(run_id):
             time.sleep(0.2)  # about as often as the Training page looks; tighter polling steals a core share
         first_metric = time.perf_counter() - submitted
@@ -304,6 +374,20 @@ class Engine:
         ends = engine_epoch_ends(Paths(self.home).run_dir(run_id))
         return Fit(float(run.progress["samples_per_s"]), steady_epoch_s(ends)), first_metric
 
+    def _overrides(self) -> dict[str, Any]:
+        case = self.case
+        return {**case.sets, "epochs": case.epochs, "batch_size": case.batch, "early_stopping": False}
+
+    def unclaimed_run(self) -> int:
+        """Stops the worker and queues a run that nobody takes: the in-process comparison's."""
+        from backend import runs
+
+        self.worker.terminate()
+        self.worker.wait(30)
+        return runs.start_training(
+            self.store, version=self.version, task=self.case.task, overrides=self._overrides()
+        ).id
+
     def close(self) -> None:
         os.environ.pop("MODELDECK_HOME", None)
         self.worker.terminate()
@@ -311,15 +395,16 @@ class Engine:
         self.store.close()
 
 
-def plain_fit_in_child(case: Case) -> Fit:
+def _bench_child(*args: str) -> str:
+    """The last line a fresh `python -m bench.training ARGS` prints."""
     out = subprocess.run(
-        [sys.executable, "-m", "bench.training", "plain", case.name],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
+        [sys.executable, "-m", "bench.training", *args], capture_output=True, text=True, check=True, cwd=ROOT
     )
-    return Fit(**json.loads(out.stdout.strip().splitlines()[-1]))
+    return out.stdout.strip().splitlines()[-1]
+
+
+def plain_fit_in_child(case: Case) -> Fit:
+    return Fit(**json.loads(_bench_child("plain", case.name)))
 
 
 def geometric_mean_interval(ratios: list[float]) -> tuple[float, float, float]:
@@ -355,6 +440,7 @@ def compare(case: Case) -> None:
                 first_metric.append(first)
                 if not i % 2:
                     plain.append(plain_fit_in_child(case))
+            in_process = json.loads(_bench_child("callbacks", str(runner.home), str(runner.unclaimed_run())))
         finally:
             runner.close()
 
@@ -376,6 +462,7 @@ def compare(case: Case) -> None:
     whole = [e.samples_per_s / p.samples_per_s for e, p in zip(engine, plain, strict=True)]
     ratio("engine / plain, whole fit", whole, f", {best:.3f} best vs best")
     ratio("engine / plain, steady epoch", [p.epoch_s / e.epoch_s for e, p in zip(engine, plain, strict=True)])
+    ratio("engine callbacks, in-process", in_process, " (epochs of two copies taking turns)")
     first, first_median = min(first_metric), statistics.median(first_metric)
     print(f"  Start -> first metric       {first:8.1f} s, median {first_median:.1f} s   (worker already running)")
 
@@ -383,6 +470,9 @@ def compare(case: Case) -> None:
 def main() -> None:
     if sys.argv[1:2] == ["plain"]:
         print(json.dumps(plain_fit(CASES[sys.argv[2]]).__dict__))
+        return
+    if sys.argv[1:2] == ["callbacks"]:
+        print(json.dumps(callbacks_in_one_process(Path(sys.argv[2]), int(sys.argv[3]), ROUNDS * 2)))
         return
     wanted = [a for a in sys.argv[1:] if a in CASES] or list(CASES)
     for name in wanted:

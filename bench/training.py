@@ -28,9 +28,10 @@ out. A third ratio narrows the engine's own share down:
   copies alike, so this ratio resolves a few percent. It leaves out what only the worker adds: the job's own
   process, and the worker's and the page's polling of the DB.
 
-Op determinism, on in every engine run so that "Run again" is exact, costs the MLP 0-5% (two copies of the
-network, each traced under its setting, trained in 600-step chunks that take turns in one process), and the
-plain side does without it.
+Op determinism, on in every engine run so that "Run again" is exact, costs the MLP 0-5% within one process (two
+copies of the network, each traced under its setting, trained in 600-step chunks that take turns). Set before a
+process's first op, as the engine sets it, it cost 12-17% in fresh-process pairs of plain fits. The plain side
+does without it, so that cost counts against the engine here.
 """
 
 from __future__ import annotations

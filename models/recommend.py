@@ -251,19 +251,11 @@ def network(plan: Plan, spec: RecommenderSpec) -> keras.Model:
 def compile_network(model: keras.Model, plan: Plan, spec: RecommenderSpec) -> None:
     optimizer = keras.optimizers.Adam(learning_rate=spec.learning_rate)
     if plan.implicit:
-        model.compile(
-            optimizer,
-            loss="binary_crossentropy",
-            metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
-            steps_per_execution=LIGHT_STEPS_PER_EXECUTION,
-        )
+        loss = "binary_crossentropy"
+        metrics = [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")]
     else:
-        model.compile(
-            optimizer,
-            loss="mse",
-            metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
-            steps_per_execution=LIGHT_STEPS_PER_EXECUTION,
-        )
+        loss, metrics = "mse", [keras.metrics.RootMeanSquaredError(name="rmse")]
+    model.compile(optimizer, loss=loss, metrics=metrics, steps_per_execution=LIGHT_STEPS_PER_EXECUTION)
 
 
 # ---------------------------------------------------------------------------------------------------------

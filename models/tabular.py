@@ -157,19 +157,10 @@ def network(input_dim: int, plan: Plan, spec: TabularSpec) -> keras.Model:
 def compile_network(model: keras.Model, plan: Plan, spec: TabularSpec) -> None:
     optimizer = keras.optimizers.Adam(learning_rate=spec.learning_rate)
     if plan.task == "classification":
-        model.compile(
-            optimizer,
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-            steps_per_execution=LIGHT_STEPS_PER_EXECUTION,
-        )
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
     else:
-        model.compile(
-            optimizer,
-            loss="mse",
-            metrics=[keras.metrics.MeanAbsoluteError(name="mae")],
-            steps_per_execution=LIGHT_STEPS_PER_EXECUTION,
-        )
+        loss, metrics = "mse", [keras.metrics.MeanAbsoluteError(name="mae")]
+    model.compile(optimizer, loss=loss, metrics=metrics, steps_per_execution=LIGHT_STEPS_PER_EXECUTION)
 
 
 ENCODED_BUDGET_BYTES = 512 * 2**20  # encoded training features up to this size are computed once and kept

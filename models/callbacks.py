@@ -162,6 +162,7 @@ class Backup(keras.callbacks.Callback):
     def __init__(self, folder: Path) -> None:
         super().__init__()
         self.path = folder / "backup.npz"
+        self.partial = folder / "backup.npz.partial"  # the next backup while it is written
 
     def _variables(self) -> list[Any]:
         return [*self.model.weights, *self.model.optimizer.variables]
@@ -186,11 +187,10 @@ class Backup(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         values = {f"v{i}": keras.ops.convert_to_numpy(variable) for i, variable in enumerate(self._variables())}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(self.path.name + ".partial")
-        with partial.open("wb") as file:
+        with self.partial.open("wb") as file:
             np.savez(file, epoch=np.int64(epoch + 1), **values)
-        os.replace(partial, self.path)  # atomic: a reader sees the old file or the new one, never half of one
+        os.replace(self.partial, self.path)  # atomic: a reader sees the old file or the new one, never half of one
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self.path.unlink(missing_ok=True)
-        self.path.with_name(self.path.name + ".partial").unlink(missing_ok=True)
+        self.partial.unlink(missing_ok=True)

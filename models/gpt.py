@@ -21,7 +21,7 @@ import tensorflow as tf
 from sklearn.model_selection import train_test_split
 
 from models.spec import GptSpec
-from models.task import Prepared, TaskData
+from models.task import Prepared, TaskData, prefetched
 
 AUTOTUNE = tf.data.AUTOTUNE
 PAD, UNK = 0, 1  # reserved ids: padding (decodes to "") and unknown (a character the vocabulary lacks)
@@ -363,7 +363,7 @@ def training_dataset(stream: np.ndarray, *, block_size: int, batch_size: int, se
     offsets = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     ds = tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True)
     ds = tf.data.Dataset.zip(ds, offsets).map(window, num_parallel_calls=AUTOTUNE)
-    return ds.batch(batch_size).map(lambda w: (w[:, :-1], w[:, 1:]), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    return prefetched(ds.batch(batch_size).map(lambda w: (w[:, :-1], w[:, 1:]), num_parallel_calls=AUTOTUNE))
 
 
 def held_out_dataset(stream: np.ndarray, *, block_size: int, batch_size: int) -> tf.data.Dataset:
@@ -628,10 +628,11 @@ def prepare(data: TaskData, *, spec: GptSpec, batch_size: int) -> Prepared:
         "tokens": {name: int(len(s)) for name, s in streams.items()},
         "windows": {name: window_count(s, spec.block_size) for name, s in streams.items()},
     }
+    validation = held_out_dataset(streams["val"], block_size=spec.block_size, batch_size=held_out_batch)
     return Prepared(
         plan=plan,
         train=training_dataset(streams["train"], block_size=spec.block_size, batch_size=batch_size, seed=spec.seed),
-        validation=held_out_dataset(streams["val"], block_size=spec.block_size, batch_size=held_out_batch).cache(),
+        validation=prefetched(validation.cache()),
         train_examples=train_windows,
         build=build,
         export=export_model,

@@ -19,7 +19,7 @@ import tensorflow as tf
 from keras import ops
 
 from models.spec import RecommenderSpec
-from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched
+from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched, prefetched
 
 AUTOTUNE = tf.data.AUTOTUNE
 MIN_HELD_OUT = 5  # users with fewer interactions stay wholly in training (too little to both learn and test)
@@ -364,12 +364,21 @@ def lookups(train: pd.DataFrame) -> tuple[keras.layers.StringLookup, keras.layer
 
 
 def indexed(frame: pd.DataFrame, users: keras.layers.StringLookup, items: keras.layers.StringLookup) -> tf.data.Dataset:
-    """(user index, item index, rating) per row, looked up in tf.data with the layers the export uses."""
-    ds = tf.data.Dataset.from_tensor_slices(
-        (frame["user"].to_numpy(str), frame["item"].to_numpy(str), frame["rating"].to_numpy("float32"))
+    """(user index, item index, rating) per row, looked up once with the layers the export uses. Not in a tf.data
+    map: a lookup is a stateful op, and under op determinism (on in every run) tf.data then turns the whole
+    pipeline's prefetch and parallel maps off."""
+
+    def look_up(layer: keras.layers.StringLookup, ids: np.ndarray) -> np.ndarray:
+        chunks = [layer(ids[i : i + 65536]) for i in range(0, max(len(ids), 1), 65536)]
+        return np.concatenate([np.asarray(c, "int64") for c in chunks])
+
+    return tf.data.Dataset.from_tensor_slices(
+        (
+            look_up(users, frame["user"].to_numpy(str)),
+            look_up(items, frame["item"].to_numpy(str)),
+            frame["rating"].to_numpy("float32"),
+        )
     )
-    ds = ds.batch(8192).map(lambda u, i, r: (users(u), items(i), r), num_parallel_calls=AUTOTUNE)
-    return ds.unbatch().apply(tf.data.experimental.assert_cardinality(len(frame))).cache()
 
 
 def with_negatives(u: tf.Tensor, i: tf.Tensor, seed: tf.Tensor, n_items: int) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
@@ -400,7 +409,7 @@ def dataset(
         )
     else:
         ds = ds.map(lambda u, i, r: ({"user": u, "item": i}, r), num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    return prefetched(ds)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 
 from models import metrics
 from models.spec import TabularSpec
-from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched
+from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched, prefetched
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -186,14 +186,14 @@ def dataset(
         ds = tf.data.Dataset.from_tensor_slices((encode(inputs, space), y))
         if shuffle_seed is not None:
             ds = ds.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
-        return ds.batch(batch_size).prefetch(AUTOTUNE)
+        return prefetched(ds.batch(batch_size))
     ds = tf.data.Dataset.from_tensor_slices((inputs, y))
     if shuffle_seed is not None:
         ds = ds.shuffle(min(len(y), 100_000), seed=shuffle_seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(lambda x, t: (space(x), t), num_parallel_calls=AUTOTUNE)
     if shuffle_seed is None:  # the same batches every epoch (validation): encode them once, on the first pass
         ds = ds.cache()
-    return ds.prefetch(AUTOTUNE)
+    return prefetched(ds)
 
 
 def inference_model(space: FeatureSpace, net: keras.Model) -> keras.Model:

@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 
 from models import metrics
 from models.spec import ImageSpec
-from models.task import Prepared, TaskData, call_batched
+from models.task import Prepared, TaskData, call_batched, prefetched
 
 AUTOTUNE = tf.data.AUTOTUNE
 IMAGE = "image"  # the column of encoded file bytes
@@ -220,7 +220,7 @@ def _pixels(frame: pd.DataFrame, classes: list[str], *, channels: int, size: int
 
 def _batched(ds: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
     ds = ds.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    return prefetched(ds)
 
 
 # -- 8. Export: encoded bytes in, named outputs out ------------------------------------------------------------

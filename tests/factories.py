@@ -231,3 +231,23 @@ def serve_command(home: Path, rest_port: int, grpc_port: int) -> list[str]:
         "--grpc-port",
         str(grpc_port),
     ]
+
+
+def pipeline_slowdowns(ds: Any) -> list[str]:
+    """What would slow a training pipeline in every run: a stateful op in one of its functions (under op
+    determinism tf.data then turns the pipeline's prefetch and parallel maps off) and tf.data's autotuner (which
+    stalls the start of some epochs)."""
+    import tensorflow as tf
+    from tensorflow.python.framework import op_def_registry
+
+    graph = tf.compat.v1.GraphDef.FromString(ds._as_serialized_graph().numpy())
+    calls = {"StatefulPartitionedCall", "If", "While"}  # tf.data looks inside these instead
+    found = {
+        f"stateful op {node.op} in a tf.data function"
+        for function in graph.library.function
+        for node in function.node_def
+        if node.op not in calls and (op := op_def_registry.get(node.op)) is not None and op.is_stateful
+    }
+    if ds.options().autotune.enabled is not False:
+        found.add("tf.data's autotuner is on")
+    return sorted(found)

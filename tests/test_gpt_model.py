@@ -15,6 +15,7 @@ import tensorflow as tf
 from models import gpt
 from models.spec import GptSpec
 from models.task import TaskData
+from tests.factories import pipeline_slowdowns
 
 ANIMALS = ["cat", "dog", "rat", "cow", "hen", "pig"]
 TINY = GptSpec(block_size=32, n_layer=1, n_head=2, n_embd=32, dropout=0.0, learning_rate=0.005, vocab_size=64)
@@ -222,3 +223,8 @@ def test_mixed_precision_builds_and_trains_a_step(tmp_path: Path) -> None:
         keras.mixed_precision.set_global_policy("float32")
     logits = net(tf.constant([[2, 3, 4]]))
     assert (logits.dtype, bool(np.isfinite(history.history["loss"][0]))) == (tf.float32, True)
+
+
+def test_the_pipelines_keep_their_prefetch_under_op_determinism() -> None:
+    p = gpt.prepare(task(corpus()), spec=TINY, batch_size=16)
+    assert (pipeline_slowdowns(p.train), pipeline_slowdowns(p.validation)) == ([], [])

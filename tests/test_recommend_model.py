@@ -15,6 +15,7 @@ import tensorflow as tf
 from models import recommend
 from models.spec import RecommenderSpec
 from models.task import TaskData
+from tests.factories import pipeline_slowdowns
 
 ROLES = {"user": "user_id", "item": "item_id", "rating": "rating"}
 
@@ -222,3 +223,10 @@ def test_mixed_precision_build_trains_a_step_with_float32_output() -> None:
         assert (model(batch).dtype, np.isfinite(history.history["loss"][0])) == ("float32", True)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("rating", ["rating", None])
+def test_the_pipelines_keep_their_prefetch_under_op_determinism(rating: str | None) -> None:
+    frame = tastes(users=20) if rating else tastes(users=20).drop(columns="rating")
+    p = recommend.prepare(TaskData(frame, ROLES | {"rating": rating}), spec=spec(), batch_size=32)
+    assert (pipeline_slowdowns(p.train), pipeline_slowdowns(p.validation)) == ([], [])

@@ -8,7 +8,7 @@ import pytest
 
 from models import tabular
 from models.spec import TabularSpec
-from tests.factories import churn_frame
+from tests.factories import churn_frame, pipeline_slowdowns
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +73,12 @@ def test_a_table_without_string_columns_gets_a_feature_space() -> None:
     encoded = tabular.encode(inputs, tabular.feature_space(plan, spec, inputs))
     assert encoded.shape == (120, 2)
     np.testing.assert_allclose(encoded.mean(axis=0), 0, atol=1e-5)
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_the_pipelines_keep_their_prefetch_under_op_determinism(pieces, monkeypatch, kept) -> None:
+    if not kept:
+        monkeypatch.setattr(tabular, "ENCODED_BUDGET_BYTES", 0)  # encoded per batch: a lookup in a map, as expected
+    inputs, y, space = pieces
+    problems = pipeline_slowdowns(tabular.dataset(inputs, y, space, batch_size=32, shuffle_seed=3))
+    assert problems == ([] if kept else ["stateful op LookupTableFindV2 in a tf.data function"])

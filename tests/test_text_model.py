@@ -14,6 +14,7 @@ import tensorflow as tf
 from models import text
 from models.spec import TextSpec
 from models.task import Prepared, TaskData
+from tests.factories import pipeline_slowdowns
 
 POSITIVE = ["great", "love", "tasty", "excellent", "wonderful", "fresh", "delicious", "perfect"]
 NEGATIVE = ["awful", "hate", "stale", "bland", "terrible", "broken", "rotten", "disappointing"]
@@ -242,3 +243,8 @@ def test_mixed_precision_build_trains_a_step_with_float32_probabilities(architec
 def test_a_bag_with_word_pairs_learns_pairs_into_its_vocabulary() -> None:
     p = prepared(sentiment_frame(), tiny_spec(ngrams=2, max_tokens=1000, sequence_length=32))
     assert p.plan["vocabulary_size"] > 2 + len(POSITIVE) + len(NEGATIVE) + len(FILLER)
+
+
+def test_the_pipelines_keep_their_prefetch_under_op_determinism() -> None:
+    p = prepared(sentiment_frame(40), tiny_spec())
+    assert (pipeline_slowdowns(p.train), pipeline_slowdowns(p.validation)) == ([], [])

@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 from models import vision
 from models.spec import ImageSpec
 from models.task import TaskData
+from tests.factories import pipeline_slowdowns
 
 KINDS = ("circle", "horizontal", "vertical")
 SMALL = ImageSpec(image_size=16, filters=(8, 16), augment=False, learning_rate=1e-2, dropout=0.1)
@@ -293,3 +294,8 @@ def test_evaluate_reports_rows_and_the_most_confident_mistakes_first(tmp_path: P
     assert confidences == sorted(confidences, reverse=True) and 0 < len(mistakes) <= 14
     assert all(frame["label"][m["index"]] == m["label"] != m["predicted"] for m in mistakes)
     assert set(details) >= {"classes", "confusion_matrix", "roc", "baseline", "rows", "mistakes"}
+
+
+def test_the_pipelines_keep_their_prefetch_under_op_determinism() -> None:
+    p = prepare(shapes_frame(30))
+    assert (pipeline_slowdowns(p.train), pipeline_slowdowns(p.validation)) == ([], [])

@@ -15,8 +15,8 @@ The sides run round by round, in an order that alternates for each pair compared
 
 This 2-core VM loses a varying share of its CPU to its host: the same fit runs at 12-40k samples/s from one
 minute to the next, and two identical plain fits, run as the two sides of this bench for 8 rounds, gave
-ratios from 0.84 to 1.37 and a geometric mean of 1.12. Within a fit the host shows up as half-second stalls
-in random epochs (at one step per call, the MLP's epochs took 0.72-0.80 s, and 1.2-1.4 s in one in six).
+ratios from 0.84 to 1.37 and a geometric mean of 1.12. (Stalls of 0.1-1.3 s at the start of random epochs,
+once blamed on the host, were tf.data's autotuner, now off: `models.task.prefetched`.)
 So each ratio is printed as the geometric mean of the rounds' paired ratios with its 95% interval
 (Student's t over the rounds), which says whether this run could tell the target apart at all:
 - whole fit: samples over the whole `fit`, the first epoch's tracing included, as the run page reports them;

@@ -66,7 +66,7 @@ def prefetched(ds: Any) -> Any:
 
     The pipelines read arrays already in memory, so there is little to tune, and the tuner stalled the start of
     one epoch in three or four on a 2-core CPU before its first batch: 0.1-0.3 s for the bench's MLP, 0.6-0.9 s for
-    its image CNN, 1.0-1.3 s for its text model, whose epochs take 0.3-1.5 s. Off, 46 epochs showed no stall. A
+    its image CNN, 1.0-1.3 s for its text model, whose epochs take 0.3-1.5 s. Off, 82 epochs showed none. A
     parallel map then keeps one call per core, and the prefetch grows its own buffer when it runs dry."""
     import tensorflow as tf
 

@@ -19,7 +19,7 @@ import tensorflow as tf
 from keras import ops
 
 from models.spec import RecommenderSpec
-from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched, prefetched
+from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched, in_chunks, prefetched
 
 AUTOTUNE = tf.data.AUTOTUNE
 MIN_HELD_OUT = 5  # users with fewer interactions stay wholly in training (too little to both learn and test)
@@ -367,15 +367,10 @@ def indexed(frame: pd.DataFrame, users: keras.layers.StringLookup, items: keras.
     """(user index, item index, rating) per row, looked up once with the layers the export uses. Not in a tf.data
     map: a lookup is a stateful op, and under op determinism (on in every run) tf.data then turns the whole
     pipeline's prefetch and parallel maps off."""
-
-    def look_up(layer: keras.layers.StringLookup, ids: np.ndarray) -> np.ndarray:
-        chunks = [layer(ids[i : i + 65536]) for i in range(0, max(len(ids), 1), 65536)]
-        return np.concatenate([np.asarray(c, "int64") for c in chunks])
-
     return tf.data.Dataset.from_tensor_slices(
         (
-            look_up(users, frame["user"].to_numpy(str)),
-            look_up(items, frame["item"].to_numpy(str)),
+            in_chunks(users, frame["user"].to_numpy(str)).astype("int64"),
+            in_chunks(items, frame["item"].to_numpy(str)).astype("int64"),
             frame["rating"].to_numpy("float32"),
         )
     )

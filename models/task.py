@@ -75,6 +75,11 @@ def prefetched(ds: Any) -> Any:
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
+def in_chunks(fn: Callable[[np.ndarray], Any], values: np.ndarray, size: int = 8192) -> np.ndarray:
+    """`fn` (a Keras preprocessing layer, say) on `values`, `size` rows at a time, its outputs as one array."""
+    return np.concatenate([np.asarray(fn(values[i : i + size])) for i in range(0, max(len(values), 1), size)])
+
+
 def call_batched(fn: Callable[..., Any], batch: int, **inputs: np.ndarray) -> dict[str, np.ndarray]:
     """A SavedModel signature on raw inputs, `batch` examples at a time: its named outputs as arrays."""
     import tensorflow as tf

@@ -21,7 +21,7 @@ from sklearn.model_selection import train_test_split
 
 from models import metrics
 from models.spec import TextSpec
-from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched, prefetched
+from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched, in_chunks, prefetched
 
 AUTOTUNE = tf.data.AUTOTUNE
 MIN_ROWS = 10  # fewer labelled texts cannot fill a train, a validation and a test split
@@ -303,8 +303,7 @@ def vectorize(texts: np.ndarray, vectorizer: keras.layers.TextVectorization) -> 
     """Raw texts -> int32 token ids, in large chunks, once. Not in a tf.data map: the vocabulary lookup is a
     stateful op, and under op determinism (on in every run) tf.data then turns the whole pipeline's prefetch off,
     which cost the bench's text model 14-18% per epoch."""
-    chunks = [vectorizer(texts[i : i + 8192]) for i in range(0, max(len(texts), 1), 8192)]
-    return np.concatenate([tf.cast(c, tf.int32).numpy() for c in chunks], axis=0)
+    return in_chunks(vectorizer, texts).astype("int32")
 
 
 def dataset(

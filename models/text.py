@@ -23,7 +23,6 @@ from models import metrics
 from models.spec import TextSpec
 from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched, in_chunks, prefetched
 
-AUTOTUNE = tf.data.AUTOTUNE
 MIN_ROWS = 10  # fewer labelled texts cannot fill a train, a validation and a test split
 EXAMPLES = 20  # test texts shown on the Evaluation page
 EXAMPLE_CHARS = 300

@@ -296,16 +296,13 @@ class Store:
     def record_epoch(self, run_id: int, *, epoch: int, logs: dict[str, float], progress: dict[str, Any]) -> None:
         """One epoch's metrics and the run's progress, in one transaction (re-recording replaces)."""
         with self._write() as s:
+            rows = s.scalars(select(MetricRow).where(MetricRow.run_id == run_id, MetricRow.epoch == epoch))
+            existing = {row.name: row for row in rows}  # one query: an epoch is recorded once, unless resumed
             for name, value in logs.items():
-                existing = s.scalar(
-                    select(MetricRow).where(
-                        MetricRow.run_id == run_id, MetricRow.epoch == epoch, MetricRow.name == name
-                    )
-                )
-                if existing is None:
-                    s.add(MetricRow(run_id=run_id, epoch=epoch, name=name, value=float(value)))
+                if name in existing:
+                    existing[name].value = float(value)
                 else:
-                    existing.value = float(value)
+                    s.add(MetricRow(run_id=run_id, epoch=epoch, name=name, value=float(value)))
             s.execute(update(RunRow).where(RunRow.id == run_id).values(epochs_done=epoch + 1, progress=progress))
 
     def run_metrics(self, run_id: int) -> list[records.Metric]:

@@ -215,8 +215,9 @@ def fit_callbacks(
     TensorBoard scalars and early stopping."""
     import keras
 
-    from models.callbacks import Backup, EpochSummaries, Reporter
+    from models.callbacks import Backup, EpochSummaries, Reporter, Writes
 
+    writes = Writes()  # the epoch-end writes, off the training thread, in the order of the callbacks below
     reporter = Reporter(
         on_epoch=lambda epoch, logs, progress: store.record_epoch(run.id, epoch=epoch, logs=logs, progress=progress),
         on_progress=lambda progress: store.update_run(run.id, progress=progress),
@@ -230,12 +231,13 @@ def fit_callbacks(
         epochs=spec.epochs,
         steps_per_epoch=-(-train_examples // batch),
         batch_size=batch,
+        writes=writes,
     )
     callbacks: list[keras.callbacks.Callback] = [  # no synchronous batch hook: the steps stay pipelined
-        Backup(run_dir / "checkpoints"),  # first, so an epoch the DB shows as done is always backed up
+        Backup(run_dir / "checkpoints", writes=writes),  # first, so an epoch the DB shows as done is backed up
         reporter,
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, spec.patience // 2)),
-        EpochSummaries(run_dir / "tensorboard"),
+        EpochSummaries(run_dir / "tensorboard", writes=writes),
     ]
     if spec.early_stopping:
         callbacks.append(

@@ -1,8 +1,10 @@
 """The engine's callbacks on tiny in-process fits: the reporter (progress from a watcher thread, cancel, NaN
-detection), TensorBoard scalars, and the backup a resumed fit starts from."""
+detection), TensorBoard scalars, the backup a resumed fit starts from, and the background thread that writes
+them."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import keras
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.callbacks import Backup, EpochSummaries, Reporter
+from models.callbacks import Backup, EpochSummaries, Reporter, Writes
 
 
 def _model(learning_rate: float = 0.01) -> keras.Model:
@@ -168,3 +170,41 @@ def test_a_backup_of_another_model_is_refused_with_a_way_out(tmp_path) -> None:
     other.compile(keras.optimizers.SGD(0.01), loss="mse")
     with pytest.raises(ValueError, match="does not fit this run's model. Delete it"):
         other.fit(x, y, epochs=1, callbacks=[Backup(tmp_path)], verbose=0)
+
+
+def test_writes_leave_the_training_thread_and_are_all_done_when_fit_returns(tmp_path) -> None:
+    writes = Writes()
+    threads: list[tuple[int, str]] = []
+
+    def record(epoch: int, logs: dict, progress: dict) -> None:
+        threads.append((epoch, threading.current_thread().name))
+
+    reporter, _ = _reporter(epochs=3, writes=writes, on_epoch=record)
+    x, y = _data()
+    callbacks = [Backup(tmp_path / "checkpoints", writes=writes), reporter, EpochSummaries(tmp_path, writes=writes)]
+    history = _model().fit(x, y, validation_split=0.25, batch_size=16, epochs=3, callbacks=callbacks, verbose=0)
+    assert threads == [(0, "modeldeck-writes"), (1, "modeldeck-writes"), (2, "modeldeck-writes")]
+    assert [v for _, v in _scalars(tmp_path / "train")["epoch_loss"]] == pytest.approx(history.history["loss"])
+    assert not (tmp_path / "checkpoints" / "backup.npz").exists(), "the backup was removed after its last write"
+
+
+def test_a_failed_backup_drops_its_epochs_record_and_fails_the_fit_with_its_own_error(tmp_path, monkeypatch) -> None:
+    writes = Writes()
+    recorded: list[int] = []
+    reporter, _ = _reporter(epochs=5, writes=writes, on_epoch=lambda epoch, logs, p: recorded.append(epoch))
+    backup = Backup(tmp_path, writes=writes)
+    save = backup._save
+
+    def disk_full_at_epoch_2(epoch: int, values: dict) -> None:
+        if epoch == 2:
+            raise OSError("No space left on device")
+        save(epoch, values)
+
+    monkeypatch.setattr(backup, "_save", disk_full_at_epoch_2)
+    x, y = _data()
+    with pytest.raises(OSError, match="No space left on device"):
+        _model().fit(x, y, batch_size=16, epochs=5, callbacks=[backup, reporter], verbose=0)
+    writes.wait()
+    assert recorded == [0], "an epoch whose backup failed is not recorded as done"
+    with np.load(backup.path) as saved:
+        assert int(saved["epoch"]) == 1, "the last whole backup stays"

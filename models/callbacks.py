@@ -199,6 +199,9 @@ class EpochSummaries(keras.callbacks.Callback):
         self._writers: dict[str, Any] = {}
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        _write(self.writes, self._open)  # the first writers of a process take 20-50 ms to open
+
+    def _open(self) -> None:
         self._writers = {run: tf.summary.create_file_writer(str(self.log_dir / run)) for run in ("train", "validation")}
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -216,7 +219,10 @@ class EpochSummaries(keras.callbacks.Callback):
             writer.flush()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        _write(self.writes, self._close)
         _wait(self.writes)
+
+    def _close(self) -> None:
         for writer in self._writers.values():
             writer.close()
 

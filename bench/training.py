@@ -4,6 +4,7 @@ the text classifier and the image classifier.
 For each model, prints samples per second of both and their ratio (target: at least 0.95) two ways, a third
 ratio for the engine's callbacks alone, and the time from submitting a run to its first metric in the DB with a
 worker already running (what a user waits for between "Start" and the first point of the curve).
+`python -m bench.training [mlp] [text] [image] [--rounds N]` runs some of the models, or more rounds.
 
 The engine side uploads the data once and keeps one worker; each of its ROUNDS runs is a job in a fresh
 child process. The plain side, also in a fresh process each round, builds the same network and tf.data
@@ -60,7 +61,7 @@ import pandas as pd
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-ROUNDS = 8  # even, so that each side goes first equally often
+ROUNDS = 8  # even, so that each side goes first equally often; `--rounds N` sets another even number
 TARGET = 0.95  # engine / plain samples per second, at least
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -434,13 +435,13 @@ def verdict(low: float, high: float) -> str:
     return f"cannot tell, at this run's noise, whether it meets the target of {TARGET}"
 
 
-def compare(case: Case) -> None:
+def compare(case: Case, rounds: int = ROUNDS) -> None:
     fits: dict[str, list[Fit]] = {"engine": [], "plain": [], "free": []}
     first_metric: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         runner = Engine(case, Path(tmp))
         try:
-            for i in range(ROUNDS):
+            for i in range(rounds):
                 # Each compared pair (engine and plain; plain and free) runs back to back, first one, then the other.
                 for side in ("engine", "plain", "free") if i % 2 == 0 else ("free", "plain", "engine"):
                     if side == "engine":
@@ -449,7 +450,9 @@ def compare(case: Case) -> None:
                     else:
                         fit = plain_fit_in_child(case, determinism=side == "plain")
                     fits[side].append(fit)
-            in_process = json.loads(_bench_child("callbacks", str(runner.home), str(runner.unclaimed_run())))
+            in_process = json.loads(
+                _bench_child("callbacks", str(runner.home), str(runner.unclaimed_run()), str(rounds * 2))
+            )
         finally:
             runner.close()
 
@@ -473,7 +476,7 @@ def compare(case: Case) -> None:
 
     engine, plain, free = fits["engine"], fits["plain"], fits["free"]
     best = max(e.samples_per_s for e in engine) / max(p.samples_per_s for p in plain)
-    print(f"{case.title}, {case.epochs} epochs, batch {case.batch}, CPU; {ROUNDS} rounds")
+    print(f"{case.title}, {case.epochs} epochs, batch {case.batch}, CPU; {rounds} rounds")
     side("plain model.fit", plain)
     side("ModelDeck engine", engine)
     side("plain, no op determinism", free)
@@ -491,11 +494,15 @@ def main() -> None:
         print(json.dumps(plain_fit(CASES[sys.argv[2]], determinism=sys.argv[3] == "determinism").__dict__))
         return
     if sys.argv[1:2] == ["callbacks"]:
-        print(json.dumps(callbacks_in_one_process(Path(sys.argv[2]), int(sys.argv[3]), ROUNDS * 2)))
+        print(json.dumps(callbacks_in_one_process(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))))
         return
-    wanted = [a for a in sys.argv[1:] if a in CASES] or list(CASES)
+    args = sys.argv[1:]
+    rounds = int(args[args.index("--rounds") + 1]) if "--rounds" in args else ROUNDS
+    if rounds < 2 or rounds % 2:
+        sys.exit(f"--rounds {rounds}: give an even number of rounds, 2 or more, so that each side goes first as often.")
+    wanted = [a for a in args if a in CASES] or list(CASES)
     for name in wanted:
-        compare(CASES[name])
+        compare(CASES[name], rounds)
 
 
 if __name__ == "__main__":

@@ -173,6 +173,7 @@ def test_a_backup_of_another_model_is_refused_with_a_way_out(tmp_path) -> None:
 
 
 def test_writes_leave_the_training_thread_and_are_all_done_when_fit_returns(tmp_path) -> None:
+    before = set(threading.enumerate())
     writes = Writes()
     threads: list[tuple[int, str]] = []
 
@@ -186,6 +187,7 @@ def test_writes_leave_the_training_thread_and_are_all_done_when_fit_returns(tmp_
     assert threads == [(0, "modeldeck-writes"), (1, "modeldeck-writes"), (2, "modeldeck-writes")]
     assert [v for _, v in _scalars(tmp_path / "train")["epoch_loss"]] == pytest.approx(history.history["loss"])
     assert not (tmp_path / "checkpoints" / "backup.npz").exists(), "the backup was removed after its last write"
+    assert "modeldeck-writes" not in [t.name for t in set(threading.enumerate()) - before], "the writes thread ended"
 
 
 def test_a_failed_backup_drops_its_epochs_record_and_fails_the_fit_with_its_own_error(tmp_path, monkeypatch) -> None:

@@ -43,7 +43,7 @@ def trained(tmp: Path, frame: pd.DataFrame, roles: dict[str, str | None], *, epo
     keras.utils.set_random_seed(0)
     prepared = recommend.prepare(TaskData(frame, roles), spec=spec(**overrides), batch_size=32)
     model = prepared.build()
-    model.fit(prepared.train, validation_data=prepared.validation, epochs=epochs, verbose=0)
+    model.fit(prepared.train, validation_data=prepared.validation, epochs=epochs, verbose=0, shuffle=False)
     prepared.export(model, tmp / "export")
     return prepared, tmp / "export"
 
@@ -218,7 +218,7 @@ def test_mixed_precision_build_trains_a_step_with_float32_output() -> None:
     try:
         prepared = recommend.prepare(TaskData(tastes(users=20), ROLES), spec=spec(), batch_size=32)
         model = prepared.build()
-        history = model.fit(prepared.train, epochs=1, steps_per_epoch=1, verbose=0)
+        history = model.fit(prepared.train, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
         batch = next(iter(prepared.train))[0]
         assert (model(batch).dtype, np.isfinite(history.history["loss"][0])) == ("float32", True)
     finally:

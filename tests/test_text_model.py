@@ -61,7 +61,7 @@ def trained(frame: pd.DataFrame, spec: TextSpec, epochs: int) -> tuple[Prepared,
     keras.utils.set_random_seed(spec.seed)
     p = prepared(frame, spec)
     model = p.build()
-    model.fit(p.train, validation_data=p.validation, epochs=epochs, verbose=0)
+    model.fit(p.train, validation_data=p.validation, epochs=epochs, verbose=0, shuffle=False)
     return p, model
 
 
@@ -231,7 +231,7 @@ def test_mixed_precision_build_trains_a_step_with_float32_probabilities(architec
     try:
         p = prepared(sentiment_frame(rows=80), tiny_spec(architecture=architecture))
         model = p.build()
-        history = model.fit(p.train.take(1), epochs=1, verbose=0)
+        history = model.fit(p.train.take(1), epochs=1, verbose=0, shuffle=False)
         tokens, _ = next(iter(p.validation))
         assert model.get_layer("embedding").compute_dtype == "float16"
         assert model(tokens).dtype == "float32"

@@ -78,7 +78,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     frame = shapes_frame(40)
     p = prepare(frame)
     model = p.build()
-    model.fit(p.train, validation_data=p.validation, epochs=8, verbose=0)
+    model.fit(p.train, validation_data=p.validation, epochs=8, verbose=0, shuffle=False)
     path = tmp_path_factory.mktemp("vision") / "export"
     p.export(model, path)
     return {"frame": frame, "prepared": p, "model": model, "path": path}
@@ -224,7 +224,7 @@ def test_resnet_trains_an_epoch_and_its_export_serves(tmp_path: Path) -> None:
     frame = shapes_frame(10, colour=True)
     p = prepare(frame, ImageSpec(architecture="resnet", image_size=16, filters=(8, 16), augment=False))
     model = p.build()
-    history = model.fit(p.train, validation_data=p.validation, epochs=1, verbose=0)
+    history = model.fit(p.train, validation_data=p.validation, epochs=1, verbose=0, shuffle=False)
     p.export(model, tmp_path / "export")
     out = serve(tmp_path / "export", frame["image"].tolist()[:3])
     assert (sorted(history.history), out["probabilities"].shape) == (
@@ -238,7 +238,7 @@ def test_mixed_precision_build_trains_a_step() -> None:
     try:
         p = prepare(shapes_frame(10), ImageSpec(image_size=16, filters=(8,), augment=True))
         model = p.build()
-        history = model.fit(p.train, epochs=1, steps_per_epoch=1, verbose=0)
+        history = model.fit(p.train, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
         x = next(iter(p.validation))[0]
         assert (model.get_layer("conv1").compute_dtype, model(x).dtype) == ("float16", "float32")
         assert np.isfinite(history.history["loss"][0])

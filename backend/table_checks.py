@@ -19,6 +19,7 @@ import pandas as pd
 
 from backend import messages
 from models.spec import TabularSpec
+from models.splits import cut
 
 MIN_ROWS = 30
 MIN_ROWS_PER_CLASS = 2
@@ -204,24 +205,16 @@ def _labelled(frame: pd.DataFrame, target: str | None, task: str | None) -> tupl
 def trainer_split(frame: pd.DataFrame, *, target: str, task: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Row positions of the (training + validation) rows and of the test rows the trainer will use.
 
-    The same split as `models.tabular.split` (whose module imports TensorFlow, so it is not imported here):
-    rows with a target, then `train_test_split(test_size=0.15, random_state=42)`, stratified by the target as
-    text for classification and unstratified when a class is too rare to stratify. The defaults come from
-    `TabularSpec`; a run with another `seed` or `test_split` splits differently. Two shortcuts give the same
-    rows for a fraction of the time: splitting positions instead of the frame (the shuffle depends only on
-    the row count and the strata), and strata as sorted class codes instead of text (the stratified shuffle
-    uses only each row's index into the sorted classes; sorting a million strings took a second).
+    The first cut of `models.tabular.split` (whose module imports TensorFlow, so it is not imported here): the
+    rows with a target, `models.splits.cut` with `TabularSpec`'s defaults, stratified by the target as text for
+    classification. A run with another `seed` or `test_split` splits differently. The strata are sorted class
+    codes, which pick the same rows as the text (`cut`'s docstring) in a fraction of the time: sorting a
+    million strings took a second.
     """
-    from sklearn.model_selection import train_test_split  # heavy import, only when this check runs
-
     spec = TabularSpec()
     labelled = np.flatnonzero(frame[target].notna().to_numpy())
-    positions = np.arange(len(labelled))
     strata = pd.factorize(frame[target].iloc[labelled].astype(str), sort=True)[0] if task == "classification" else None
-    try:
-        rest, test = train_test_split(positions, test_size=spec.test_split, random_state=spec.seed, stratify=strata)
-    except ValueError:  # a class too rare to stratify
-        rest, test = train_test_split(positions, test_size=spec.test_split, random_state=spec.seed)
+    rest, test = cut(len(labelled), spec.test_split, spec.seed, strata=strata)
     return labelled[rest], labelled[test]
 
 

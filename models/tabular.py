@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 from keras.utils import FeatureSpace
-from sklearn.model_selection import train_test_split
 
 from models import metrics
 from models.spec import TabularSpec
+from models.splits import cut_frame
 from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched, prefetched
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -86,11 +86,7 @@ def split(
     frame = frame[frame[target].notna()].reset_index(drop=True)
 
     def cut(data: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-        strata = data[target].astype(str) if task == "classification" else None
-        try:
-            a, b = train_test_split(data, test_size=share, random_state=seed, stratify=strata)
-        except ValueError:  # a class too rare to stratify
-            a, b = train_test_split(data, test_size=share, random_state=seed)
+        a, b = cut_frame(data, share, seed, by=data[target].astype(str) if task == "classification" else None)
         return a.reset_index(drop=True), b.reset_index(drop=True)
 
     rest, test = cut(frame, spec.test_split, spec.seed)

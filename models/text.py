@@ -17,10 +17,10 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from sklearn.model_selection import train_test_split
 
 from models import metrics
 from models.spec import TextSpec
+from models.splits import cut_frame
 from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched, in_chunks, prefetched
 
 MIN_ROWS = 10  # fewer labelled texts cannot fill a train, a validation and a test split
@@ -266,10 +266,7 @@ def usable_rows(data: TaskData) -> tuple[pd.DataFrame, str, str, int]:
 # 5. Split once, reproducibly: train / validation / test, stratified by label where every class allows it.
 def split(rows: pd.DataFrame, spec: TextSpec) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     def cut(data: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-        try:
-            a, b = train_test_split(data, test_size=share, random_state=seed, stratify=data["label"])
-        except ValueError:  # a class too rare to stratify
-            a, b = train_test_split(data, test_size=share, random_state=seed)
+        a, b = cut_frame(data, share, seed, by=data["label"])
         return a.reset_index(drop=True), b.reset_index(drop=True)
 
     rest, test = cut(rows, spec.test_split, spec.seed)

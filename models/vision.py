@@ -15,10 +15,10 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from sklearn.model_selection import train_test_split
 
 from models import metrics
 from models.spec import ImageSpec
+from models.splits import cut_frame
 from models.task import Prepared, TaskData, call_batched, prefetched
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -100,15 +100,6 @@ def check_formats(frame: pd.DataFrame) -> None:
 
 
 # -- 3. The split: train / validation / test ----------------------------------------------------------------
-def _cut(data: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split off `share` of the rows, stratified by label where every class has enough images."""
-    try:
-        a, b = train_test_split(data, test_size=share, random_state=seed, stratify=data["label"])
-    except ValueError:  # a class too rare to stratify, or fewer held-out rows than classes
-        a, b = train_test_split(data, test_size=share, random_state=seed)
-    return a, b
-
-
 def split(frame: pd.DataFrame, *, spec: ImageSpec) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Train, validation and test rows of the labeled images.
 
@@ -120,10 +111,10 @@ def split(frame: pd.DataFrame, *, spec: ImageSpec) -> tuple[pd.DataFrame, pd.Dat
     pool, val, test = frame[where.isin(["", "train"])], frame[where == "val"], frame[where == "test"]
     cut_test = test.empty
     if cut_test:
-        pool, test = _cut(pool, spec.test_split, spec.seed)
+        pool, test = cut_frame(pool, spec.test_split, spec.seed, by=pool["label"])
     if val.empty:
         share = spec.validation_split / (1 - spec.test_split) if cut_test else spec.validation_split
-        pool, val = _cut(pool, share, spec.seed + 1)
+        pool, val = cut_frame(pool, share, spec.seed + 1, by=pool["label"])
     return pool, val, test
 
 

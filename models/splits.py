@@ -32,3 +32,20 @@ def cut_frame(
     """The rows kept and the `share` of them cut off (`cut`), in the shuffled order, with their index."""
     kept, off = cut(len(data), share, seed, strata=by)
     return data.iloc[kept], data.iloc[off]
+
+
+def three_way(
+    data: pd.DataFrame, *, test_split: float, validation_split: float, seed: int, by: pd.Series | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Train, validation and test rows, each part with a fresh index: the test share cut off first with `seed`,
+    then from the rest the validation rows, their share of the whole, with `seed + 1`; stratified by `by`."""
+    strata = None if by is None else by.to_numpy()
+    rest, test = cut(len(data), test_split, seed, strata=strata)
+    train, val = cut(
+        len(rest), validation_split / (1 - test_split), seed + 1, strata=None if strata is None else strata[rest]
+    )
+
+    def part(rows: np.ndarray) -> pd.DataFrame:
+        return data.iloc[rows].reset_index(drop=True)
+
+    return part(rest[train]), part(rest[val]), part(test)

@@ -19,7 +19,7 @@ from keras.utils import FeatureSpace
 
 from models import metrics
 from models.spec import TabularSpec
-from models.splits import cut_frame
+from models.splits import three_way
 from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched, prefetched
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -84,14 +84,10 @@ def split(
     frame: pd.DataFrame, *, target: str, task: str, spec: TabularSpec
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     frame = frame[frame[target].notna()].reset_index(drop=True)
-
-    def cut(data: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-        a, b = cut_frame(data, share, seed, by=data[target].astype(str) if task == "classification" else None)
-        return a.reset_index(drop=True), b.reset_index(drop=True)
-
-    rest, test = cut(frame, spec.test_split, spec.seed)
-    train, val = cut(rest, spec.validation_split / (1 - spec.test_split), spec.seed + 1)
-    return train, val, test
+    strata = frame[target].astype(str) if task == "classification" else None
+    return three_way(
+        frame, test_split=spec.test_split, validation_split=spec.validation_split, seed=spec.seed, by=strata
+    )
 
 
 # 3. Raw columns as the exported model receives them: [N, 1] float32 or string.

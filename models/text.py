@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from models import metrics
 from models.spec import TextSpec
-from models.splits import cut_frame
+from models.splits import three_way
 from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched, in_chunks, prefetched
 
 MIN_ROWS = 10  # fewer labelled texts cannot fill a train, a validation and a test split
@@ -265,13 +265,9 @@ def usable_rows(data: TaskData) -> tuple[pd.DataFrame, str, str, int]:
 
 # 5. Split once, reproducibly: train / validation / test, stratified by label where every class allows it.
 def split(rows: pd.DataFrame, spec: TextSpec) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    def cut(data: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-        a, b = cut_frame(data, share, seed, by=data["label"])
-        return a.reset_index(drop=True), b.reset_index(drop=True)
-
-    rest, test = cut(rows, spec.test_split, spec.seed)
-    train, val = cut(rest, spec.validation_split / (1 - spec.test_split), spec.seed + 1)
-    return train, val, test
+    return three_way(
+        rows, test_split=spec.test_split, validation_split=spec.validation_split, seed=spec.seed, by=rows["label"]
+    )
 
 
 # 6. The vectorizer, adapted on the training texts only: the vocabulary is their most frequent words.

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from models.splits import cut, cut_frame
+from models.splits import cut, cut_frame, three_way
 
 
 def _labelled(rows: int = 500) -> pd.DataFrame:
@@ -26,3 +26,15 @@ def test_a_class_too_rare_to_stratify_gets_an_unstratified_cut() -> None:
     kept, off = cut_frame(frame, 0.15, 42, by=frame["label"])
     plain_kept, plain_off = train_test_split(frame, test_size=0.15, random_state=42)
     assert (kept.index.tolist(), off.index.tolist()) == (plain_kept.index.tolist(), plain_off.index.tolist())
+
+
+def test_three_way_parts_hold_every_row_once_in_the_shares_asked_with_the_classes_in_proportion() -> None:
+    frame = _labelled(1000).assign(position=range(1000))
+    parts = three_way(frame, test_split=0.15, validation_split=0.15, seed=42, by=frame["label"])
+    positions = [p["position"].tolist() for p in parts]
+    assert ([len(p) for p in positions], sorted(sum(positions, []))) == ([700, 150, 150], list(range(1000)))
+    share = frame["label"].value_counts(normalize=True)
+    for part in parts:  # stratified: each class within one row of its share of the part
+        counts = part["label"].value_counts()
+        assert ((counts - share * len(part)).abs().round(6) <= 1).all(), counts
+    assert all(p.index.tolist() == list(range(len(p))) for p in parts)

@@ -17,10 +17,11 @@ from typing import Any
 
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
-from sklearn.model_selection import train_test_split
 
 from models.spec import GptSpec
+from models.splits import three_way
 from models.task import Prepared, TaskData, prefetched
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -328,11 +329,11 @@ def documents(data: TaskData) -> list[str]:
 
 def split(docs: list[str], spec: GptSpec) -> tuple[list[str], list[str], list[str]]:
     """Whole documents to train / validation / test, reproducibly."""
-    rest, test = train_test_split(docs, test_size=spec.test_split, random_state=spec.seed)
-    train, val = train_test_split(
-        rest, test_size=spec.validation_split / (1 - spec.test_split), random_state=spec.seed + 1
+    parts = three_way(
+        pd.DataFrame({"doc": docs}), test_split=spec.test_split, validation_split=spec.validation_split, seed=spec.seed
     )
-    return list(train), list(val), list(test)
+    train, val, test = (part["doc"].tolist() for part in parts)
+    return train, val, test
 
 
 def token_stream(tokenizer: GptTokenizer, docs: list[str]) -> np.ndarray:

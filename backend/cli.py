@@ -10,16 +10,13 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from backend import config, datasets, fixes, ingest, messages, quality, runs  # noqa: E402
+from backend import config, data, i18n, jobs, quality, serving, ui  # noqa: E402
 from backend.errors import BadInput, ModelDeckError  # noqa: E402
 from db import Store, open_store  # noqa: E402
 from models.spec import SPECS, SpecError, parse_sets  # noqa: E402
@@ -55,11 +52,9 @@ def _version_json(dataset: Any, version: Any) -> dict[str, Any]:
 
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_samples(store: Store, args: argparse.Namespace) -> int:
-    from backend.samples import SAMPLES
-
     if args.load:
-        for name in SAMPLES:
-            datasets.add_sample(store, paths=config.paths(), sample=name)
+        for name in data.SAMPLES:
+            data.add_sample(store, paths=config.paths(), sample=name)
     payload = {
         "samples": [
             {
@@ -70,13 +65,15 @@ def cmd_samples(store: Store, args: argparse.Namespace) -> int:
                 "source": s.source,
                 "licence": s.licence,
             }
-            for s in SAMPLES.values()
+            for s in data.SAMPLES.values()
         ]
     }
     _emit(
         args,
         payload,
-        _table([[s.name, s.task, s.target, s.title] for s in SAMPLES.values()], ["NAME", "TASK", "TARGET", "TITLE"]),
+        _table(
+            [[s.name, s.task, s.target, s.title] for s in data.SAMPLES.values()], ["NAME", "TASK", "TARGET", "TITLE"]
+        ),
     )
     return 0
 
@@ -87,7 +84,7 @@ def cmd_data_add(store: Store, args: argparse.Namespace) -> int:
         missing = [str(p) for p in (table, archive) if not p.is_file()]
         if missing:
             raise BadInput(f"No file at '{missing[0]}'. Give a table of image paths and labels, and --images ZIP.")
-        dataset, version = datasets.add_image_table(
+        dataset, version = data.add_image_table(
             store,
             paths=config.paths(),
             table=table,
@@ -97,11 +94,11 @@ def cmd_data_add(store: Store, args: argparse.Namespace) -> int:
             name=args.name,
         )
     else:
-        dataset, version = datasets.add_source(
+        dataset, version = data.add_source(
             store, paths=config.paths(), source=args.source, name=args.name, target=args.target, task=args.task
         )
     if args.kind and args.kind != dataset.kind:
-        dataset = datasets.set_kind(store, dataset=dataset, kind=args.kind)
+        dataset = data.set_kind(store, dataset=dataset, kind=args.kind)
     _emit(
         args,
         _version_json(dataset, version),
@@ -127,7 +124,7 @@ def cmd_data_list(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_data_show(store: Store, args: argparse.Namespace) -> int:
-    dataset, version = datasets.resolve(store, args.dataset)
+    dataset, version = data.resolve(store, args.dataset)
     payload = _version_json(dataset, version) | {"column_details": version.columns, "source": dataset.source}
     lines = [f"{dataset.name} ({dataset.kind}), version {version.hash[:12]}, {version.rows} rows"]
     lines += _table(
@@ -139,11 +136,11 @@ def cmd_data_show(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_data_check(store: Store, args: argparse.Namespace) -> int:
-    dataset, version = datasets.resolve(store, args.dataset)
+    dataset, version = data.resolve(store, args.dataset)
     report = quality.check_version(store, version=version, target=args.target or version.target)
     checks = [
         {k: c[k] for k in ("id", "severity", "passed", "message", "evidence")}
-        | {"why": messages.render("en", f"check.{c['id']}.why"), "fix": messages.render("en", f"check.{c['id']}.fix")}
+        | {"why": i18n.render("en", f"check.{c['id']}.why"), "fix": i18n.render("en", f"check.{c['id']}.fix")}
         | ({"remedy": c["remedy"]} if c.get("remedy") else {})
         for c in report.checks
     ]
@@ -165,8 +162,8 @@ def cmd_data_check(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_data_fix(store: Store, args: argparse.Namespace) -> int:
-    dataset, version = datasets.resolve(store, args.dataset)
-    new = fixes.apply_check(store, version=version, check_id=args.check)
+    dataset, version = data.resolve(store, args.dataset)
+    new = quality.apply_check_fix(store, version=version, check_id=args.check)
     _emit(
         args,
         _version_json(dataset, new) | {"parent": version.hash[:12], "note": new.note},
@@ -176,8 +173,8 @@ def cmd_data_fix(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_data_versions(store: Store, args: argparse.Namespace) -> int:
-    dataset, _ = datasets.resolve(store, args.dataset)
-    items = fixes.lineage(store, dataset_id=dataset.id)
+    dataset, _ = data.resolve(store, args.dataset)
+    items = quality.lineage(store, dataset_id=dataset.id)
     _emit(
         args,
         {"dataset": dataset.name, "versions": items},
@@ -190,14 +187,14 @@ def cmd_data_versions(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_data_compare(store: Store, args: argparse.Namespace) -> int:
-    dataset, _ = datasets.resolve(store, args.dataset)
+    dataset, _ = data.resolve(store, args.dataset)
     by_hash = {v.hash[:12]: v for v in store.list_versions(dataset.id)}
     missing = [v for v in (args.old, args.new) if v[:12] not in by_hash]
     if missing:
         raise BadInput(
             f"No version {missing[0]} of {dataset.name}. List them with `modeldeck data versions {dataset.name}`."
         )
-    diff = fixes.compare(by_hash[args.old[:12]], by_hash[args.new[:12]])
+    diff = quality.compare_versions(by_hash[args.old[:12]], by_hash[args.new[:12]])
     _emit(args, diff, [f"{k}: {v}" for k, v in diff.items()])
     return 0
 
@@ -217,13 +214,13 @@ def _waited(store: Store, args: argparse.Namespace, run: Any) -> Any:
     """With `--wait`, the run once it has finished (a worker is started for the wait when none is alive)."""
     if not args.wait:
         return run
-    with runs.worker_if_needed(store, home=str(config.home())):
-        return runs.wait(store, run_id=run.id)
+    with jobs.worker_if_needed(store, home=str(config.home())):
+        return jobs.wait(store, run_id=run.id)
 
 
 def cmd_train(store: Store, args: argparse.Namespace) -> int:
-    _, version = datasets.resolve(store, args.dataset)
-    run = runs.start_training(
+    _, version = data.resolve(store, args.dataset)
+    run = jobs.start_training(
         store,
         version=version,
         target=args.target,
@@ -242,13 +239,13 @@ def cmd_train(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_tune(store: Store, args: argparse.Namespace) -> int:
-    _, version = datasets.resolve(store, args.dataset)
+    _, version = data.resolve(store, args.dataset)
     overrides = _overrides(args)
     try:
         space = parse_sets(args.search or []) or None
     except SpecError as exc:
         raise BadInput(str(exc)) from None
-    run = runs.start_search(
+    run = jobs.start_search(
         store,
         version=version,
         task=args.task,
@@ -267,7 +264,7 @@ def cmd_tune(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_runs_list(store: Store, args: argparse.Namespace) -> int:
-    items = [runs.describe(store, r) for r in store.list_runs()]
+    items = [jobs.describe(store, r) for r in store.list_runs()]
     _emit(
         args,
         {"runs": items},
@@ -290,34 +287,27 @@ def _headline(metrics: dict[str, Any]) -> str:
 
 
 def cmd_runs_show(store: Store, args: argparse.Namespace) -> int:
-    info = runs.describe(store, runs.get_run(store, args.run))
+    info = jobs.describe(store, jobs.get_run(store, args.run))
     _emit(args, info, [f"{k}: {v}" for k, v in info.items() if k not in ("spec", "environment")])
     return 0
 
 
 def cmd_runs_cancel(store: Store, args: argparse.Namespace) -> int:
-    run = runs.cancel(store, run_id=int(args.run))
+    run = jobs.cancel(store, run_id=int(args.run))
     _emit(args, {"run_id": run.id, "status": run.status}, [f"run {run.id}: cancel requested ({run.status})"])
     return 0
 
 
 def cmd_runs_resume(store: Store, args: argparse.Namespace) -> int:
-    run = _waited(store, args, runs.resume(store, run_id=int(args.run)))
+    run = _waited(store, args, jobs.resume(store, run_id=int(args.run)))
     _emit(args, {"run_id": run.id, "status": run.status, "metrics": run.metrics}, [f"run {run.id}: {run.status}"])
     return 0
 
 
 def cmd_runs_again(store: Store, args: argparse.Namespace) -> int:
-    run = _waited(store, args, runs.run_again(store, run_id=runs.get_run(store, args.run).id))
+    run = _waited(store, args, jobs.run_again(store, run_id=jobs.get_run(store, args.run).id))
     _emit(args, {"run_id": run.id, "status": run.status, "metrics": run.metrics}, [f"run {run.id}: {run.status}"])
     return 0 if run.status in ("queued", "succeeded") else 1
-
-
-def _export_dir(store: Store, run_ref: str) -> tuple[Any, Path]:
-    run = runs.get_run(store, run_ref)
-    if run.status != "succeeded" or not run.export_path:
-        raise BadInput(f"Run {run.id} has no exported model (status {run.status}). Train it to completion first.")
-    return run, config.paths().resolve(run.export_path) / str(run.model_version)
 
 
 def _read_rows(args: argparse.Namespace) -> Any:
@@ -332,33 +322,15 @@ def _read_rows(args: argparse.Namespace) -> Any:
     path = Path(args.input)
     if not path.is_file():
         raise BadInput(f"No file at '{args.input}'. Give the path to a CSV file.")
-    return datasets.read_table(path, path.name).frame
+    return data.read_table(path, path.name).frame
 
 
 def cmd_eval(store: Store, args: argparse.Namespace) -> int:
-    run, export_dir = _export_dir(store, args.run)
+    run, export_dir = jobs.exported_model(store, args.run)
     metrics = run.metrics
     if args.input:
-        from backend.predictor import Predictor
-        from models import metrics as evaluation
-
-        if run.task not in ("classification", "regression", "text-classification"):
-            raise BadInput(
-                f"eval --input scores table and text models; a {run.task} run reports its held-out metrics "
-                f"without --input: modeldeck eval {run.id}"
-            )
-        frame = _read_rows(args)
-        if run.target not in frame.columns:
-            raise BadInput(f"'{args.input}' has no '{run.target}' column. Evaluation needs the true labels.")
-        frame = frame[frame[run.target].notna()]
-        outputs = Predictor(export_dir).raw(frame)
-        if run.task != "regression":
-            classes = [c.decode() for c in outputs["classes"][0]] if len(frame) else []
-            metrics, _ = evaluation.classification(
-                frame[run.target].astype(str).tolist(), outputs["probabilities"], classes
-            )
-        else:
-            metrics, _ = evaluation.regression(frame[run.target].to_numpy(), outputs["value"])
+        predict = serving.Predictor(export_dir).raw
+        metrics = jobs.score_labelled(run, _read_rows(args), predict=predict, source=args.input)
     _emit(
         args,
         {"run_id": run.id, "task": run.task, "metrics": metrics},
@@ -374,12 +346,10 @@ def _prediction_rows(run: Any, args: argparse.Namespace) -> tuple[Any, str]:
     """The rows to predict and the signature to run: images from files, generation settings when given."""
     import pandas as pd
 
-    from backend import images
-
     if run.task == "image-classification":
         if not args.input:
             raise BadInput("Give the images with --input: an image file, a folder of images or a ZIP.")
-        found = images.images_to_predict(Path(args.input))
+        found = data.images_to_predict(Path(args.input))
         return pd.DataFrame({"file": [n for n, _ in found], "image": [b for _, b in found]}), "serving_default"
     frame = _read_rows(args)
     if run.task == "text-generation" and set(frame.columns) & {"max_new_tokens", *GENERATION_DEFAULTS}:
@@ -391,11 +361,9 @@ def _prediction_rows(run: Any, args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def cmd_predict(store: Store, args: argparse.Namespace) -> int:
-    from backend.predictor import Predictor
-
-    run, export_dir = _export_dir(store, args.run)
+    run, export_dir = jobs.exported_model(store, args.run)
     frame, signature = _prediction_rows(run, args)
-    predictions = Predictor(export_dir, signature).predict(frame)
+    predictions = serving.Predictor(export_dir, signature).predict(frame)
     if "file" in frame.columns:
         predictions = [{"file": name, **p} for name, p in zip(frame["file"], predictions, strict=True)]
     _emit(args, {"predictions": predictions}, [json.dumps(p, ensure_ascii=False) for p in predictions])
@@ -403,7 +371,7 @@ def cmd_predict(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_export(store: Store, args: argparse.Namespace) -> int:
-    run, export_dir = _export_dir(store, args.run)
+    run, export_dir = jobs.exported_model(store, args.run)
     target = Path(args.out) / str(run.model_name) / str(run.model_version)
     if args.format == "savedmodel":
         if target.exists():
@@ -422,76 +390,21 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(store: Store, args: argparse.Namespace) -> int:
-    from backend.worker import serve_forever
-
-    serve_forever(store, database_url=config.database_url(), home=config.home(), until_idle=args.until_idle)
+    jobs.serve_forever(store, database_url=config.database_url(), home=config.home(), until_idle=args.until_idle)
     return 0
 
 
 def cmd_serve(store: Store, args: argparse.Namespace) -> int:
-    from backend.serving import serve
-
-    serve(home=config.home(), rest_port=args.port, grpc_port=args.grpc_port, host=args.host)
+    serving.serve(home=config.home(), rest_port=args.port, grpc_port=args.grpc_port, host=args.host)
     return 0
 
 
 def cmd_ui(store: Store, args: argparse.Namespace) -> int:
     """Dashboard, worker and inference server together; Ctrl-C stops all three."""
-    me = [sys.executable, "-m", "backend.cli", "--home", str(config.home())]
-    env = os.environ | {
-        "MODELDECK_HOME": str(config.home()),
-        "MODELDECK_SERVING_URL": config.serving_url_for(args.serve_port),
-    }
-    app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
-    procs = [
-        subprocess.Popen([*me, "worker"], env=env),
-        subprocess.Popen(
-            [*me, "serve", "--port", str(args.serve_port), "--grpc-port", str(args.grpc_port), "--host", args.host],
-            env=env,
-        ),
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                str(app),
-                "--server.port",
-                str(args.port),
-                "--server.headless",
-                "true",
-                "--client.toolbarMode",
-                "minimal",
-                "--browser.gatherUsageStats",
-                "false",
-                "--server.address",
-                args.host,
-                "--server.maxUploadSize",
-                str(max(1, ingest.Limits.from_env().max_upload_bytes // 2**20)),
-            ],
-            env=env,
-        ),
-    ]
     print(f"ModelDeck: http://localhost:{args.port}  (inference server on :{args.serve_port}, gRPC :{args.grpc_port})")
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    while not stopping and all(p.poll() is None for p in procs):
-        time.sleep(0.5)
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-    return 0 if stopping else 1
+    return ui.run(
+        home=config.home(), port=args.port, serve_port=args.serve_port, grpc_port=args.grpc_port, host=args.host
+    )
 
 
 # -- parser -----------------------------------------------------------------------------------------
@@ -521,24 +434,24 @@ def parser() -> argparse.ArgumentParser:
     samples = command(sub, "samples", cmd_samples, "built-in sample datasets")
     samples.add_argument("--load", action="store_true", help="add every sample to the dataset list")
 
-    data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
-    add = command(data, "add", cmd_data_add, "add a file or sample:NAME")
+    data_cmds = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
+    add = command(data_cmds, "add", cmd_data_add, "add a file or sample:NAME")
     add.add_argument("source")
     add.add_argument("--name")
     add.add_argument("--target")
-    add.add_argument("--task", choices=["auto", *datasets.TASKS])
+    add.add_argument("--task", choices=["auto", *data.TASKS])
     add.add_argument("--kind", choices=["tabular", "text", "ratings"], help="override the inferred kind of data")
     add.add_argument("--images", metavar="ZIP", help="SOURCE is a table of image paths and labels; ZIP holds the files")
-    command(data, "list", cmd_data_list, "list datasets")
-    command(data, "show", cmd_data_show, "show a dataset").add_argument("dataset")
-    check = command(data, "check", cmd_data_check, "quality report (exit 3 when blocked)")
+    command(data_cmds, "list", cmd_data_list, "list datasets")
+    command(data_cmds, "show", cmd_data_show, "show a dataset").add_argument("dataset")
+    check = command(data_cmds, "check", cmd_data_check, "quality report (exit 3 when blocked)")
     check.add_argument("dataset")
     check.add_argument("--target")
-    fix = command(data, "fix", cmd_data_fix, "apply a check's one-click fix, as a new version")
+    fix = command(data_cmds, "fix", cmd_data_fix, "apply a check's one-click fix, as a new version")
     fix.add_argument("dataset")
     fix.add_argument("--check", required=True, metavar="ID", help="the check id, e.g. duplicate_rows")
-    command(data, "versions", cmd_data_versions, "versions with their lineage").add_argument("dataset")
-    compare = command(data, "compare", cmd_data_compare, "rows and columns changed between two versions")
+    command(data_cmds, "versions", cmd_data_versions, "versions with their lineage").add_argument("dataset")
+    compare = command(data_cmds, "compare", cmd_data_compare, "rows and columns changed between two versions")
     compare.add_argument("dataset")
     compare.add_argument("old")
     compare.add_argument("new")

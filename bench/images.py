@@ -28,7 +28,8 @@ def make_zip(count: int = IMAGES, seed: int = 0) -> bytes:
 
 
 def main() -> None:
-    from backend import image_checks, images
+    from backend.data import images
+    from backend.quality.gate import images as image_checks
 
     data = make_zip()
     started = time.perf_counter()

@@ -121,8 +121,8 @@ def _peak_mb() -> float:
 
 def ours(csv: Path) -> dict[str, float | str]:
     """The app's path: read the CSV, normalise it as an upload is before storing, run every check."""
-    from backend.datasets import _normalise
-    from backend.quality import run_checks
+    from backend.data.datasets import _normalise
+    from backend.quality.gate import run_checks
 
     started = time.perf_counter()
     frame, _ = _normalise(pd.read_csv(csv))

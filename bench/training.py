@@ -148,7 +148,7 @@ def _write_zip(folder: Path) -> Path:
 
 
 def _table_data() -> Any:
-    from backend.datasets import _normalise, profile
+    from backend.data.datasets import _normalise, profile
     from models.task import TaskData
 
     frame, _ = _normalise(table())
@@ -236,7 +236,7 @@ def plain_fit(case: Case, *, determinism: bool) -> Fit:
     import keras
     import tensorflow as tf
 
-    from backend.training import FAMILIES
+    from backend.jobs.training import FAMILIES
 
     class EpochEnds(keras.callbacks.Callback):  # no batch hook, so the steps stay pipelined as in a bare fit
         def __init__(self) -> None:
@@ -290,7 +290,7 @@ def callbacks_in_one_process(home: Path, run_id: int, rounds: int) -> list[float
     import tensorflow as tf
 
     from backend.config import Paths
-    from backend.training import FAMILIES, fit_callbacks, task_data
+    from backend.jobs.training import FAMILIES, fit_callbacks, task_data
     from db import open_store
     from models.spec import spec_from_dict
 
@@ -357,7 +357,7 @@ class Engine:
     callbacks and DB writes, as from the Training page."""
 
     def __init__(self, case: Case, folder: Path) -> None:
-        from backend import datasets
+        from backend.data import datasets
         from db import open_store
 
         self.case, self.home = case, folder / "home"
@@ -379,8 +379,8 @@ class Engine:
     def fit(self) -> tuple[Fit, float]:
         """Returns the fit and the seconds from submitting, as the Training page's "Start" does, to the first
         metric in the DB."""
-        from backend import runs
         from backend.config import Paths
+        from backend.jobs import runs
 
         case, store = self.case, self.store
         submitted = time.perf_counter()
@@ -401,7 +401,7 @@ class Engine:
 
     def unclaimed_run(self) -> int:
         """Stops the worker and queues a run that nobody takes: the in-process comparison's."""
-        from backend import runs
+        from backend.jobs import runs
 
         self.worker.terminate()
         self.worker.wait(30)

@@ -42,7 +42,7 @@ with st.sidebar:
     if chosen is not None:
         dataset, version = chosen
         st.caption(t("sidebar.dataset", name=dataset.name, version=version.hash[:8], rows=version.rows))
-    from backend.services import worker_alive
+    from backend.playground import worker_alive
 
     if not worker_alive(store()):
         st.warning(t("sidebar.no_worker"), icon=":material/pause_circle:")

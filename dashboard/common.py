@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from backend import config, datasets, quality, services
+from backend import config, data, playground, quality
 from backend.errors import ModelDeckError
 from dashboard import state
 from dashboard.i18n import t
@@ -15,7 +15,7 @@ from dashboard.i18n import t
 
 @st.cache_resource(show_spinner=False)
 def _store(url: str) -> Any:
-    return services.open_default_store()
+    return playground.open_default_store()
 
 
 def store() -> Any:
@@ -30,7 +30,7 @@ def paths() -> config.Paths:
 def frame(version_id: int, path: str) -> Any:
     """A version's rows; versions never change, so the id is a complete cache key."""
     version = store().get_version(version_id)
-    return datasets.load_frame(version)
+    return data.load_frame(version)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -1,4 +1,4 @@
-"""`t(key, **params)`: UI text in the language chosen in the sidebar (backend/messages.py holds both)."""
+"""`t(key, **params)`: UI text in the language chosen in the sidebar (backend/i18n holds both languages)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from backend import messages
+from backend import i18n as catalog
 from dashboard import state
 
 LANGUAGES = {"en": "English", "zh": "简体中文"}
@@ -18,14 +18,14 @@ def lang() -> str:
 
 
 def t(key: str, **params: Any) -> str:
-    return messages.render(lang(), key, **params)
+    return catalog.render(lang(), key, **params)
 
 
 def check_text(check: dict[str, Any], part: str) -> str:
     """A quality check's message ('message'), explanation ('why') or fix ('fix') in the UI language."""
     if part == "message":
         return (
-            messages.render(lang(), check.get("key", ""), **check.get("params", {}))
+            catalog.render(lang(), check.get("key", ""), **check.get("params", {}))
             if "key" in check
             else check["message"]
         )

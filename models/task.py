@@ -7,7 +7,7 @@ A family is a module in `models/` with one entry point,
 that splits the data reproducibly (with `spec.seed`), adapts its preprocessing on the training part
 only, and returns tf.data pipelines plus three closures: build the compiled network, export it in
 TensorFlow Serving's layout, and score the export on the held-out part. The engine
-(`backend/training.py`) owns everything around that: seeds and op determinism, the device and
+(`backend/jobs/training.py`) owns everything around that: seeds and op determinism, the device and
 distribution strategy, callbacks (progress, cancel, backups, early stopping, TensorBoard), the run
 record, and the diagnostics.
 """

@@ -14,6 +14,7 @@ from db import open_store
 from tests import factories
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ["MODELDECK_STRICT_MESSAGES"] = "1"  # a catalog template that fails fails the test (and the app under test)
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend import config, datasets
+from backend import config
+from backend.data import datasets
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,5 @@
-"""The arrows in DESIGN.md hold: the dashboard never loads TensorFlow, and the catalog is complete."""
+"""The arrows in DESIGN.md hold: the dashboard never loads TensorFlow, the backend has no import circle,
+and the catalog is complete."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from backend import messages
+import grimp
+import pytest
+
+from backend import i18n as messages
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,6 +57,66 @@ def test_import_linter_contracts_are_kept() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert "0 broken" in result.stdout
+
+
+def _circles(imports: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of more than one module (Tarjan's algorithm): each holds a circle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for other in imports.get(module, ()):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in on_stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                group.append(top)
+                if top == module:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for module in sorted(imports):
+        if module not in index:
+            visit(module)
+    return groups
+
+
+def _backend_imports() -> dict[str, set[str]]:
+    graph = grimp.build_graph("backend", cache_dir=None)
+    return {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+
+
+def test_the_backend_has_no_import_circle() -> None:
+    assert _circles(_backend_imports()) == []
+
+
+def test_the_circle_finder_finds_a_circle() -> None:
+    imports = _backend_imports()
+    imports["backend.jobs.training"] = imports["backend.jobs.training"] | {"backend.jobs.tuning"}  # the old circle
+    assert ["backend.jobs.training", "backend.jobs.tuning"] in _circles(imports)
+
+
+def test_a_bad_template_raises_in_tests_and_renders_raw_for_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(messages.TemplateError, match="cannot be filled"):
+        messages.render("en", "check.too_few_rows.fail", rows=3)  # {min} is missing
+    with pytest.raises(messages.TemplateError, match="No message 'no.such.key'"):
+        messages.render("zh", "no.such.key")
+    monkeypatch.delenv("MODELDECK_STRICT_MESSAGES")
+    assert messages.render("en", "check.too_few_rows.fail", rows=3) == messages.EN["check.too_few_rows.fail"]
+    assert messages.render("zh", "no.such.key") == "no.such.key"
 
 
 def _placeholders(template: str) -> set[str]:

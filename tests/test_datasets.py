@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from backend import config, datasets
+from backend import config
+from backend.data import datasets
 from backend.errors import BadInput, NotFound
 from tests import factories
 
@@ -99,7 +100,7 @@ def test_a_sample_is_read_from_an_installed_package(store) -> None:
 
 
 def test_every_sample_has_a_data_card() -> None:
-    from backend.samples import SAMPLES
+    from backend.data.samples import SAMPLES
 
     assert {"breast-cancer", "wine", "telco-churn", "diamonds"} <= set(SAMPLES)
     assert all(s.source and s.licence and s.target_meaning for s in SAMPLES.values())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from backend import messages
-from backend.diagnostics import diagnose
+from backend import i18n as messages
+from backend.jobs.diagnostics import diagnose
 
 
 def _ids(findings: list[dict]) -> list[str]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from backend import datasets, fixes
+from backend.data import datasets
 from backend.errors import BadInput
+from backend.quality import fixes
 from tests import factories
 
 
@@ -19,7 +20,7 @@ def _version_with_defects(store):
 
 def test_a_fix_makes_a_child_version_and_leaves_the_parent_untouched(store) -> None:
     parent = _version_with_defects(store)
-    child = fixes.apply(store, version=parent, action="drop_duplicate_rows")
+    child = fixes.apply_remedy(store, version=parent, action="drop_duplicate_rows")
     assert (child.parent_id, child.rows, child.note) == (
         parent.id,
         240,
@@ -31,8 +32,8 @@ def test_a_fix_makes_a_child_version_and_leaves_the_parent_untouched(store) -> N
 
 def test_dropping_columns_and_imputing_missing_values(store) -> None:
     parent = _version_with_defects(store)
-    dropped = fixes.apply(store, version=parent, action="drop_columns", params={"columns": ["country"]})
-    filled = fixes.apply(store, version=dropped, action="impute_missing", params={"columns": ["charges"]})
+    dropped = fixes.apply_remedy(store, version=parent, action="drop_columns", params={"columns": ["country"]})
+    filled = fixes.apply_remedy(store, version=dropped, action="impute_missing", params={"columns": ["charges"]})
     frame = datasets.load_frame(filled)
     assert "country" not in frame.columns
     assert frame["charges"].isna().sum() == 0
@@ -41,16 +42,16 @@ def test_dropping_columns_and_imputing_missing_values(store) -> None:
 
 def test_dropping_rows_with_missing_values(store) -> None:
     parent = _version_with_defects(store)
-    child = fixes.apply(store, version=parent, action="drop_missing_rows", params={"columns": ["charges"]})
+    child = fixes.apply_remedy(store, version=parent, action="drop_missing_rows", params={"columns": ["charges"]})
     assert (child.rows, child.note) == (239, "Dropped 5 rows with missing charges.")
 
 
 def test_an_unknown_column_or_action_is_refused(store) -> None:
     parent = _version_with_defects(store)
     with pytest.raises(BadInput, match=r"Cannot fix columns \['nope'\]: not in this version"):
-        fixes.apply(store, version=parent, action="drop_columns", params={"columns": ["nope"]})
+        fixes.apply_remedy(store, version=parent, action="drop_columns", params={"columns": ["nope"]})
     with pytest.raises(BadInput, match=r"Unknown fix 'explode'\. Expected one of: drop_duplicate_rows"):
-        fixes.apply(store, version=parent, action="explode")
+        fixes.apply_remedy(store, version=parent, action="explode")
     assert len(store.list_versions(parent.dataset_id)) == 1
 
 
@@ -60,7 +61,7 @@ def test_relabelling_makes_a_version_and_compare_counts_the_relabelled_rows(stor
     flips = {r: ("yes" if frame["churn"].iloc[r] == "no" else "no") for r in (3, 7, 11)}
     child = fixes.relabel(store, version=parent, labels=flips)
     assert child.note == "Relabelled 3 rows of churn."
-    assert fixes.compare(parent, child) == {
+    assert fixes.compare_versions(parent, child) == {
         "rows_before": 240,
         "rows_after": 240,
         "rows_removed": 0,
@@ -80,15 +81,15 @@ def test_relabelling_to_the_same_label_changes_nothing(store) -> None:
 
 def test_compare_counts_removed_rows_and_columns(store) -> None:
     parent = _version_with_defects(store)
-    child = fixes.apply(store, version=parent, action="drop_duplicate_rows")
-    grandchild = fixes.apply(store, version=child, action="drop_columns", params={"columns": ["country"]})
-    diff = fixes.compare(parent, grandchild)
+    child = fixes.apply_remedy(store, version=parent, action="drop_duplicate_rows")
+    grandchild = fixes.apply_remedy(store, version=child, action="drop_columns", params={"columns": ["country"]})
+    diff = fixes.compare_versions(parent, grandchild)
     assert (diff["rows_removed"], diff["rows_added"], diff["columns_removed"]) == (4, 0, ["country"])
 
 
 def test_lineage_lists_every_version_with_its_parent_and_note(store) -> None:
     parent = _version_with_defects(store)
-    child = fixes.apply(store, version=parent, action="drop_duplicate_rows")
+    child = fixes.apply_remedy(store, version=parent, action="drop_duplicate_rows")
     lineage = fixes.lineage(store, dataset_id=parent.dataset_id)
     assert [(v["version"], v["parent"], v["rows"]) for v in lineage] == [
         (parent.hash[:12], None, 244),
@@ -101,7 +102,7 @@ def test_a_column_of_numbers_with_stray_text_is_made_numeric(store) -> None:
     frame["charges"] = frame["charges"].astype(str)
     frame.loc[[2, 5, 9], "charges"] = ["n/a", "-", "unknown"]
     parent = factories.add_frame(store, frame)[1]
-    child = fixes.apply_check(store, version=parent, check_id="mixed_types")
+    child = fixes.apply_check_fix(store, version=parent, check_id="mixed_types")
     charges = datasets.load_frame(child)["charges"]
     assert (pd.api.types.is_numeric_dtype(charges), int(charges.isna().sum())) == (True, 3)
     assert child.note == "Made charges numeric; 3 values that were not numbers are now missing."

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import re
-import string
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from backend import image_check_messages, image_checks, images
+from backend import i18n
+from backend.data import images, samples
 from backend.errors import BadInput
+from backend.quality import images as image_checks
 
 # -- building uploads ---------------------------------------------------------------------------------------
 
@@ -398,7 +399,7 @@ def test_near_pairs_finds_what_comparing_every_pair_finds() -> None:
 
 # -- samples ------------------------------------------------------------------------------------------------
 def test_the_digits_sample_reads_and_passes_the_gate() -> None:
-    read = images.read_image_zip(images.sklearn_digits_zip(), "digits.zip")
+    read = images.read_image_zip(samples.sklearn_digits_zip(), "digits.zip")
     checks = run(read.index)
     assert (len(read.index), read.index["label"].nunique(), [i for i, c in checks.items() if not c["passed"]]) == (
         1797,
@@ -408,42 +409,32 @@ def test_the_digits_sample_reads_and_passes_the_gate() -> None:
 
 
 @pytest.mark.skipif(
-    not (images.FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
+    not (samples.FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
     reason="Debian's dataset-fashion-mnist is not installed",
 )
 def test_the_fashion_sample_has_ten_classes_and_passes_the_gate() -> None:
-    read = images.read_image_zip(images.fashion_mnist_zip(limit_per_class=50), "fashion.zip")
+    read = images.read_image_zip(samples.fashion_mnist_zip(limit_per_class=50), "fashion.zip")
     counts = read.index["label"].value_counts().to_dict()
     assert (counts, [i for i, c in run(read.index).items() if not c["passed"]]) == (
-        dict.fromkeys(images.FASHION_CLASSES, 50),
+        dict.fromkeys(samples.FASHION_CLASSES, 50),
         [],
     )
 
 
 def test_the_fashion_sample_without_the_package_says_how_to_install_it(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="Install Debian's dataset-fashion-mnist package"):
-        images.fashion_mnist_zip(root=tmp_path)
+        samples.fashion_mnist_zip(root=tmp_path)
 
 
 # -- catalog ------------------------------------------------------------------------------------------------
-def _placeholders(template: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
-
-
-def test_both_languages_have_the_same_keys_and_placeholders() -> None:
-    en, zh = image_check_messages.EN, image_check_messages.ZH
-    assert (set(en) - set(zh), set(zh) - set(en)) == (set(), set())
-    assert [k for k in en if _placeholders(en[k]) != _placeholders(zh[k])] == []
-
-
 def test_every_check_has_a_title_why_and_fix() -> None:
     ids = [check.__name__ for check in image_checks.CHECKS]
     missing = [f"check.{i}.{part}" for i in ids for part in ("title", "why", "fix")]
-    assert [k for k in missing if k not in image_check_messages.EN] == []
+    assert [k for k in missing if k not in i18n.EN] == []
 
 
 def test_every_outcome_renders_with_its_params(planted: images.ImageSet) -> None:
     frames = [planted.index, images.read_image_zip(clean_zip(), "clean.zip").index]
     results = [c for frame in frames for c in run(frame).values()]
-    rendered = [image_check_messages.ZH[c["key"]].format(**c["params"]) for c in results]
+    rendered = [i18n.ZH[c["key"]].format(**c["params"]) for c in results]
     assert [t for t in rendered if re.search(r"\{\w+", t)] == []

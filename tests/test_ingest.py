@@ -19,8 +19,8 @@ import openpyxl
 import pandas as pd
 import pytest
 
+from backend.data.ingest import Limits, TableRead, ZipMember, iter_zip, read_table
 from backend.errors import BadInput
-from backend.ingest import Limits, TableRead, ZipMember, iter_zip, read_table
 
 # -- builders ---------------------------------------------------------------------------------------
 

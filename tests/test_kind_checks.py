@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from backend import kinds, quality
-from backend.text_checks import luhn_ok, near_duplicate_pairs
+from backend.data import kinds
+from backend.quality import gate as quality
+from backend.quality.texts import luhn_ok, near_duplicate_pairs
 from tests import factories
 
 WORDS = "good great bad awful tasty bland fresh stale sweet salty cheap pricey quick slow fine poor".split()
@@ -125,7 +126,7 @@ def test_roles_are_found_by_column_name() -> None:
 
 
 def test_copies_between_the_training_and_test_split_are_counted() -> None:
-    from backend.table_checks import trainer_split
+    from backend.quality.common import trainer_split
 
     frame = reviews(rows=400)
     rest, test = trainer_split(frame, target="label", task="classification")

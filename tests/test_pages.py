@@ -18,7 +18,10 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from backend import client, config, datasets, fixes
+from backend import config
+from backend.data import datasets
+from backend.quality import fixes
+from backend.serving import client
 from db import open_store
 from tests import factories
 
@@ -571,7 +574,7 @@ def test_data_page_changes_the_kind_of_data(home: Path, store: Any) -> None:
 def test_data_page_compares_versions(home: Path, store: Any) -> None:
     frame = factories.churn_frame()
     _, parent = factories.add_frame(store, pd.concat([frame, frame.head(3)], ignore_index=True))
-    fixes.apply(store, version=parent, action="drop_duplicate_rows")
+    fixes.apply_remedy(store, version=parent, action="drop_duplicate_rows")
     at = open_page()
     assert ("Rows removed", "3") in metrics(at)
 
@@ -587,9 +590,9 @@ def test_an_image_dataset_shows_a_gallery_and_its_checks(home: Path, store: Any)
 
 def test_an_image_fix_reuses_the_stored_files(home: Path, store: Any) -> None:
     dataset, parent = datasets.add_sample(store, paths=config.paths(), sample="digits")
-    child = fixes.apply(store, version=parent, action="drop_rows", params={"rows": [0, 1, 2]})
+    child = fixes.apply_remedy(store, version=parent, action="drop_rows", params={"rows": [0, 1, 2]})
     index = datasets.load_frame(child)
-    assert (child.rows, child.parent_id, fixes.compare(parent, child)["rows_removed"]) == (1794, parent.id, 3)
+    assert (child.rows, child.parent_id, fixes.compare_versions(parent, child)["rows_removed"]) == (1794, parent.id, 3)
     assert all((config.paths().datasets / f).is_file() for f in index["file"].head(20))
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from backend import messages, quality, runs
+from backend import i18n as messages
 from backend.errors import QualityGateBlocked
+from backend.jobs import runs
+from backend.quality import gate as quality
 from tests import factories
 
 

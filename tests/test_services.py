@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from backend import services
+from backend import playground as services
 from tests import factories
 
 

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from backend import client
 from backend.errors import BadInput, NotFound, ServingUnavailable
+from backend.serving import client
 from tests import factories
 
 REPO = Path(__file__).resolve().parents[1]
@@ -360,7 +360,7 @@ def test_client_is_not_up_when_nothing_listens() -> None:
 
 
 def test_client_does_not_import_tensorflow() -> None:
-    code = "import sys, backend.client; print(sorted(m for m in sys.modules if m.startswith('tensorflow')))"
+    code = "import sys, backend.serving; print(sorted(m for m in sys.modules if m.startswith('tensorflow')))"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout == "[]\n"
 

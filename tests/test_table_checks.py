@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend import messages, quality, table_checks
-from backend.table_checks import result
+from backend import i18n as messages
+from backend.quality import gate as quality
+from backend.quality import tables as table_checks
+from backend.quality.common import result
 from tests import factories
 
 

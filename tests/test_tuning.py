@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backend import tuning
 from backend.errors import BadInput
+from backend.jobs import tuning
 from db import open_store
 from tests import factories
 

@@ -3,18 +3,17 @@
 import pandas as pd
 import streamlit as st
 
-from backend import datasets, fixes, images
+from backend import data, quality
 from backend.errors import ModelDeckError
-from backend.samples import SAMPLES
 from dashboard import state
 from dashboard.common import current, frame, paths, show_error, store
 from dashboard.i18n import t
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def excel_sheets(data: bytes, filename: str) -> list[str]:
+def excel_sheets(raw: bytes, filename: str) -> list[str]:
     try:
-        return datasets.read_table(data, filename).sheets
+        return data.read_table(raw, filename).sheets
     except ModelDeckError:
         return []  # adding it shows the reason
 
@@ -24,13 +23,13 @@ def show_gallery(index) -> None:
     st.markdown(f"**{t('data.gallery')}**")
     for label, group in list(index.groupby("label", dropna=False))[:12]:
         st.caption(f"{label} · {len(group):,}")
-        st.image([images.thumbnail(paths().datasets, f, size=96) for f in group["file"].head(8)], width=96)
+        st.image([data.thumbnail(paths().datasets, f, size=96) for f in group["file"].head(8)], width=96)
 
 
 def show_versions() -> None:
     """Every fix or relabel made a new version; compare any two."""
     st.subheader(t("data.versions"))
-    lineage = fixes.lineage(store(), dataset_id=dataset.id)
+    lineage = quality.lineage(store(), dataset_id=dataset.id)
     st.dataframe(
         pd.DataFrame(
             [
@@ -56,7 +55,7 @@ def show_versions() -> None:
         left, right = st.columns(2)
         old = left.selectbox(t("data.compare_old"), hashes, index=len(hashes) - 2)
         new = right.selectbox(t("data.compare_new"), hashes, index=len(hashes) - 1)
-        diff = fixes.compare(by_hash[old], by_hash[new])
+        diff = quality.compare_versions(by_hash[old], by_hash[new])
         a, b, c, d = st.columns(4)
         a.metric(t("data.rows_removed"), f"{diff['rows_removed']:,}")
         b.metric(t("data.rows_added"), f"{diff['rows_added']:,}")
@@ -90,7 +89,7 @@ with upload_tab:
     if uploaded is not None and st.button(t("data.add_upload"), type="primary"):
         try:
             if archive is not None:
-                dataset, _ = datasets.add_image_table(
+                dataset, _ = data.add_image_table(
                     store(),
                     paths=paths(),
                     table=uploaded.getvalue(),
@@ -99,7 +98,7 @@ with upload_tab:
                     archive_filename=archive.name,
                 )
             else:
-                dataset, _ = datasets.add_dataset(
+                dataset, _ = data.add_dataset(
                     store(), paths=paths(), data=uploaded.getvalue(), filename=uploaded.name, sheet=sheet
                 )
         except ModelDeckError as exc:
@@ -110,8 +109,8 @@ with upload_tab:
             st.toast(t("data.added", name=dataset.name))
             st.rerun()
 with sample_tab:
-    name = st.selectbox(t("data.sample_label"), list(SAMPLES), format_func=lambda n: SAMPLES[n].title)
-    sample = SAMPLES[name]
+    name = st.selectbox(t("data.sample_label"), list(data.SAMPLES), format_func=lambda n: data.SAMPLES[n].title)
+    sample = data.SAMPLES[name]
     st.markdown(
         t(
             "data.card",
@@ -123,7 +122,7 @@ with sample_tab:
     )
     if st.button(t("data.add_sample"), type="primary"):
         with st.spinner(t("data.loading")):
-            dataset, _ = datasets.add_sample(store(), paths=paths(), sample=name)
+            dataset, _ = data.add_sample(store(), paths=paths(), sample=name)
         state.set_dataset(dataset.id)
         st.rerun()
 
@@ -132,7 +131,7 @@ if chosen is None:
     st.info(t("data.empty"))
     st.stop()
 
-# 2. Choose among stored datasets.
+# 2. Choose among stored data.
 all_datasets = store().list_datasets()
 ids = [d.id for d in all_datasets]
 dataset, version = chosen
@@ -169,7 +168,7 @@ kind = st.radio(
     help=t("data.kind_help"),
 )
 if kind != dataset.kind:
-    datasets.set_kind(store(), dataset=dataset, kind=kind)
+    data.set_kind(store(), dataset=dataset, kind=kind)
     st.rerun()
 names = [col["name"] for col in version.columns]
 left, right = st.columns(2)
@@ -190,7 +189,7 @@ task = right.radio(
 )
 if target != version.target or (target is not None and task != version.task):
     new_task = "auto" if target != version.target else task
-    version = datasets.set_target(store(), version=version, target=target, task=new_task)
+    version = data.set_target(store(), version=version, target=target, task=new_task)
     st.rerun()
 if target is not None:
     st.success(t("data.task_inferred", target=target, task=t(f"task.{version.task}")))

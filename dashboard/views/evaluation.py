@@ -4,14 +4,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend import services
+from backend import playground
 from dashboard.common import pick_finished_run, store
 from dashboard.i18n import t
 
 st.title(t("evaluation.title"))
 run = pick_finished_run(
     label=t("evaluation.run"),
-    describe=lambda r: t("evaluation.run_label", id=r.id, dataset=services.dataset_label(store(), r)),
+    describe=lambda r: t("evaluation.run_label", id=r.id, dataset=playground.dataset_label(store(), r)),
     none_text=t("evaluation.none"),
 )
 m, ev = run.metrics, run.evaluation
@@ -102,7 +102,7 @@ def image_mistakes() -> None:
     if not mistakes:
         return
     st.subheader(t("evaluation.mistakes"))
-    thumbs = services.image_thumbnails(store(), run, [item["index"] for item in mistakes])
+    thumbs = playground.image_thumbnails(store(), run, [item["index"] for item in mistakes])
     columns = st.columns(6)
     for i, (item, thumb) in enumerate(zip(mistakes, thumbs, strict=True)):
         caption = t("evaluation.mistake", label=item["label"], predicted=item["predicted"], conf=item["confidence"])
@@ -149,7 +149,7 @@ else:
     generator()
 
 st.subheader(t("evaluation.history"))
-table = pd.DataFrame(services.runs_table(store())).dropna(axis=1, how="all")  # e.g. no RMSE without regression
+table = pd.DataFrame(playground.runs_table(store())).dropna(axis=1, how="all")  # e.g. no RMSE without regression
 table["status"] = table["status"].map(lambda s: t(f"status.{s}"))
 table["task"] = table["task"].map(lambda s: t(f"task.{s}"))
 st.dataframe(table.rename(columns=lambda c: t(f"runs.{c}")), width="stretch", hide_index=True)

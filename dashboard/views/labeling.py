@@ -4,7 +4,7 @@ save the changes as a new dataset version."""
 import pandas as pd
 import streamlit as st
 
-from backend import fixes, images
+from backend import data, quality
 from backend.errors import ModelDeckError
 from dashboard import state
 from dashboard.common import frame, paths, report, require_dataset, require_target, show_error, store
@@ -48,7 +48,7 @@ left, right = st.columns([2, 1])
 with left:
     st.markdown(t("labeling.row", row=item["row"]))
     if dataset.kind == "images":
-        st.image(images.thumbnail(paths().datasets, rows["file"].iloc[item["row"]], size=256))
+        st.image(data.thumbnail(paths().datasets, rows["file"].iloc[item["row"]], size=256))
     else:
         st.dataframe(
             rows.drop(columns=[target]).iloc[[item["row"]]].T.rename(columns=lambda _: t("labeling.value")),
@@ -104,7 +104,7 @@ if pending:
     )
 if st.button(t("labeling.save", n=len(pending)), disabled=not pending, type="primary", icon=":material/save:"):
     try:
-        new = fixes.relabel(store(), version=version, labels=dict(pending))
+        new = quality.relabel(store(), version=version, labels=dict(pending))
     except ModelDeckError as exc:
         show_error(exc)
     else:

@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend import client, services
+from backend import playground, serving
 from backend.errors import ModelDeckError
 from dashboard.common import pick_finished_run, show_error, store
 from dashboard.i18n import t
@@ -26,7 +26,7 @@ CLASSIFIERS = ("classification", "text-classification", "image-classification")
 def ask(rows: list[dict], signature: str | None = None) -> dict:
     """One prediction through the inference server, with its latency shown; stops the page on an error."""
     try:
-        predictions, latency = client.predict(
+        predictions, latency = serving.predict(
             rows, model=run.model_name, version=run.model_version, signature=signature
         )
     except ModelDeckError as exc:
@@ -74,9 +74,9 @@ def next_example() -> int | None:
 
 
 def table_form() -> None:
-    fields = services.playground_fields(store(), run)
+    fields = playground.playground_fields(store(), run)
     index = next_example()
-    example = services.example_row(store(), run, index) if index is not None else {}
+    example = playground.example_row(store(), run, index) if index is not None else {}
     with st.form(f"predict_{run.id}"):
         st.markdown(t("playground.form", target=run.target))
         row, columns = {}, st.columns(3)
@@ -105,7 +105,7 @@ def table_form() -> None:
 
 def text_form() -> None:
     index = next_example()
-    text = services.example_text(store(), run, index) if index is not None else ""
+    text = playground.example_text(store(), run, index) if index is not None else ""
     with st.form(f"predict_{run.id}"):
         typed = st.text_area(t("playground.text"), text, height=150, key=f"text_{run.id}_{index}")
         submitted = st.form_submit_button(t("playground.predict"), type="primary")
@@ -122,7 +122,7 @@ def image_form() -> None:
     upload = st.file_uploader(t("playground.image"), type=["png", "jpg", "jpeg", "gif", "bmp"])
     data = upload.getvalue() if upload is not None else None
     if data is None and index is not None:
-        data = services.example_image(store(), run, index)
+        data = playground.example_image(store(), run, index)
     if data is None:
         st.info(t("playground.image_hint"))
         st.stop()
@@ -159,7 +159,7 @@ def generation_form() -> None:
 
 
 def recommendation_form() -> None:
-    users = services.known_users(store(), run)
+    users = playground.known_users(store(), run)
     left, right = st.columns(2)
     user = left.selectbox(t("playground.user"), users, help=t("playground.user_help"))
     typed = right.text_input(t("playground.new_user"), placeholder=t("playground.new_user_hint"))
@@ -167,7 +167,7 @@ def recommendation_form() -> None:
     prediction = ask([{"user": str(user)}])
     if not prediction["known"]:
         st.info(t("playground.cold_start", user=user))
-    names = services.item_names(store(), run)
+    names = playground.item_names(store(), run)
     picks = pd.DataFrame(
         {
             t("playground.rank"): range(1, len(prediction["items"]) + 1),
@@ -175,7 +175,7 @@ def recommendation_form() -> None:
             t("playground.score"): prediction["scores"],
         }
     )
-    history = services.user_history(store(), run, str(user))
+    history = playground.user_history(store(), run, str(user))
     left, right = st.columns(2)
     left.subheader(t("playground.recommended"))
     left.dataframe(picks, hide_index=True, width="stretch")

@@ -3,7 +3,7 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend import fixes, images, messages, quality
+from backend import data, i18n, quality
 from backend.errors import ModelDeckError
 from dashboard import state
 from dashboard.common import frame, paths, report, require_dataset, require_target, show_error, store
@@ -34,7 +34,7 @@ def show_evidence(check: dict) -> None:
     """Counts per column or class as a bar chart, example rows as a table, anything else as JSON."""
     evidence = check.get("evidence") or {}
     for key, value in evidence.items():
-        charted = f"evidence.{key}" in messages.EN  # only counts that have a title in the catalog
+        charted = f"evidence.{key}" in i18n.EN  # only counts that have a title in the catalog
         numbers = isinstance(value, dict) and all(isinstance(v, int | float) for v in value.values())
         if charted and numbers and len(value) >= 2:
             fig = go.Figure(go.Bar(x=list(value), y=list(value.values())))
@@ -46,7 +46,7 @@ def show_evidence(check: dict) -> None:
         examples = frame(version.id, version.path).iloc[rows]
         if dataset.kind == "images":
             st.image(
-                [images.thumbnail(paths().datasets, f, size=96) for f in examples["file"]],
+                [data.thumbnail(paths().datasets, f, size=96) for f in examples["file"]],
                 width=96,
                 caption=[str(label) for label in examples["label"]],
             )
@@ -63,7 +63,7 @@ def offer_fix(check: dict) -> None:
         if action == "review_labels":
             st.page_link("views/labeling.py", label=t("quality.review_labels"), icon=":material/edit_note:")
             continue
-        if action not in fixes.ACTIONS:
+        if action not in quality.REMEDY_ACTIONS:
             continue
         label = t(f"remedy.{action}", columns=", ".join(params.get("columns", [])), n=len(params.get("rows", [])))
         if st.button(
@@ -73,7 +73,7 @@ def offer_fix(check: dict) -> None:
             icon=":material/build:",
         ):
             try:
-                fixed = fixes.apply(store(), version=version, action=action, params=params)
+                fixed = quality.apply_remedy(store(), version=version, action=action, params=params)
             except ModelDeckError as exc:
                 show_error(exc)
             else:

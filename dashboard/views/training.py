@@ -4,7 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from backend import runs
+from backend import jobs
 from backend.errors import ModelDeckError
 from dashboard import state
 from dashboard.common import report, require_dataset, require_target, show_error, store
@@ -20,7 +20,7 @@ if dataset.kind == "tabular":
     require_target(version)
 
 # 1. The task: what this kind of data can train (a table: what the Data page chose first).
-tasks = list(runs.tasks_for(dataset.kind))
+tasks = list(jobs.tasks_for(dataset.kind))
 preferred = version.task if version.task in tasks else tasks[0]
 task = st.radio(
     t("training.task"), tasks, index=tasks.index(preferred), horizontal=True, format_func=lambda x: t(f"task.{x}")
@@ -49,7 +49,7 @@ preset = st.radio(t("training.preset"), PRESETS, index=1, horizontal=True, forma
 overrides: dict[str, object] = {}
 with st.expander(t("training.hyperparameters"), expanded=False):
     columns = st.columns(3)
-    for i, field in enumerate(runs.spec_form(task, preset)):
+    for i, field in enumerate(jobs.spec_form(task, preset)):
         col, name, value = columns[i % 3], field["name"], field["value"]
         label, key = t(f"hp.{name}"), f"hp_{task}_{preset}_{name}"
         if field["type"] == "bool":
@@ -87,14 +87,14 @@ with st.expander(t("search.title"), expanded=False):
     trials = b.number_input(t("search.trials"), 1, 100, 8)
     space_text = st.text_area(
         t("search.space"),
-        "\n".join(f"{k}={v}" for k, v in runs.default_space(task).items()),
+        "\n".join(f"{k}={v}" for k, v in jobs.default_space(task).items()),
         help=t("search.space_help"),
         key=f"space_{task}",
     )
     if st.button(t("search.start"), disabled=bool(blockers) and not override.strip()):
         space = dict(line.split("=", 1) for line in space_text.splitlines() if "=" in line)
         follow(
-            lambda: runs.start_search(
+            lambda: jobs.start_search(
                 store(),
                 version=version,
                 task=task,
@@ -109,7 +109,7 @@ with st.expander(t("search.title"), expanded=False):
 
 if st.button(t("training.start"), type="primary", disabled=bool(blockers) and not override.strip()):
     follow(
-        lambda: runs.start_training(
+        lambda: jobs.start_training(
             store(), version=version, task=task, preset=preset, overrides=overrides, override_reason=override or None
         )
     )
@@ -118,7 +118,7 @@ if st.button(t("training.start"), type="primary", disabled=bool(blockers) and no
 version_ids = [v.id for v in store().list_versions(dataset.id)]
 run = store().get_run(st.session_state[state.RUN]) if st.session_state[state.RUN] else None
 if run is None or run.version_id not in version_ids:
-    run = runs.latest_run(store(), version_ids=version_ids)
+    run = jobs.latest_run(store(), version_ids=version_ids)
 if run is None:
     st.info(t("training.no_runs"))
     st.stop()
@@ -132,7 +132,7 @@ def duration(seconds: float | None) -> str:
 
 
 def curves_figure(run_id: int):
-    data = runs.curves(store(), run_id=run_id)
+    data = jobs.curves(store(), run_id=run_id)
     metric = next((m for m in CURVE_METRICS if m in data), None)
     charts = [("loss", t("training.loss"))] + ([(metric, t(f"metric.{metric}"))] if metric else [])
     fig = make_subplots(rows=1, cols=len(charts), subplot_titles=[title for _, title in charts])
@@ -169,7 +169,7 @@ def headline(run) -> str:
 
 def search_view(run) -> None:
     """A search: its trials so far, the best one, and a parallel-coordinates view of what was tried."""
-    settings, rows = run.spec["search"], runs.search_trials(store(), run_id=run.id)
+    settings, rows = run.spec["search"], jobs.search_trials(store(), run_id=run.id)
     st.caption(
         t(
             "search.progress",
@@ -207,7 +207,7 @@ def search_view(run) -> None:
 
 
 def show(run_id: int) -> None:
-    run = runs.get_run(store(), run_id)
+    run = jobs.get_run(store(), run_id)
     head, buttons = st.columns([4, 1])
     head.subheader(t("training.run", id=run.id, status=t(f"status.{run.status}")))
     if run.override_reason:
@@ -215,7 +215,7 @@ def show(run_id: int) -> None:
     p = run.progress
     if run.status in ACTIVE:
         if buttons.button(t("training.cancel"), key=f"cancel_{run.id}"):
-            runs.cancel(store(), run_id=run.id)
+            jobs.cancel(store(), run_id=run.id)
             st.rerun()  # the whole app: scope="fragment" raises when the click lands in a full-app run
         if run.status == "queued":
             st.info(t("training.queued"))
@@ -234,7 +234,7 @@ def show(run_id: int) -> None:
     elif run.status == "interrupted":
         st.warning(t("training.interrupted", epochs=run.epochs_done))
         if buttons.button(t("training.resume"), key=f"resume_{run.id}", type="primary"):
-            runs.resume(store(), run_id=run.id)
+            jobs.resume(store(), run_id=run.id)
             st.rerun()
     elif run.status == "failed":
         st.error(t("training.failed", error=run.error or ""))
@@ -259,11 +259,11 @@ def show(run_id: int) -> None:
     )
     if run.epochs_done and "search" not in run.spec:
         st.caption(t("training.tensorboard"))
-        st.code(runs.tensorboard_command(run), language="bash")
+        st.code(jobs.tensorboard_command(run), language="bash")
     if run.status not in ACTIVE and buttons.button(
         t("training.again"), key=f"again_{run.id}", help=t("training.again_help")
     ):
-        st.session_state[state.RUN] = runs.run_again(store(), run_id=run.id).id
+        st.session_state[state.RUN] = jobs.run_again(store(), run_id=run.id).id
         st.rerun()
     if run.status not in ACTIVE and st.session_state.get(state.LIVE_RUN) == run.id:
         st.session_state[state.LIVE_RUN] = None

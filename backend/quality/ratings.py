@@ -1,5 +1,5 @@
 """Quality checks on ratings: user, item and rating (or implicit interaction) columns. Same contract as
-backend/table_checks.py; the columns are found by name (backend/kinds.py)."""
+the table checks (quality/tables.py); the columns are found by name (`data.roles`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backend import kinds
-from backend.table_checks import result, too_few_rows
+from backend import data
+from backend.quality.common import drop_rows, result, too_few_rows
 
 MIN_PER_USER = 5
 MIN_PER_ITEM = 5
@@ -21,7 +21,7 @@ def _roles(frame: pd.DataFrame) -> dict[str, str | None]:
     columns = [
         {"name": c, "kind": "numeric" if pd.api.types.is_numeric_dtype(frame[c]) else "other"} for c in frame.columns
     ]
-    return kinds.roles(columns)
+    return data.roles(columns)
 
 
 def ratings_columns(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def duplicate_ratings(frame: pd.DataFrame, target: str | None, task: str | None)
             "fail",
             evidence,
             n=int(len(rows)),
-            remedy={"action": "drop_rows", "params": {"rows": rows.tolist()}},
+            remedy=drop_rows(rows),
         )
     return result("duplicate_ratings", "warning", True, "ok", evidence)
 

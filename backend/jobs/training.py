@@ -6,32 +6,18 @@ with early stopping, backups and the reporter → export → evaluate the export
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
 import platform
 import re
-import signal
-import time
-import traceback
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from backend.config import Paths
-from db import Run, Store, open_store
-from db.store import utcnow
+from db import Run, Store
 
 log = logging.getLogger(__name__)
-
-
-def _die_with_parent() -> None:
-    """Linux: get SIGTERM when the worker dies, so a killed worker leaves no orphan training."""
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def model_name_for(dataset_name: str) -> str:
@@ -54,52 +40,6 @@ def environment() -> dict[str, Any]:
     }
 
 
-def job_child(jobs: Connection, database_url: str, home: str) -> None:
-    """Entry point of the child process: import TensorFlow, then wait for the one job this process runs.
-
-    The worker starts the next child while it waits for work, so the 5-8 s of importing TensorFlow is over
-    before a user presses "Start". A closed pipe (the worker stopping) ends the child without a job.
-    Ctrl-C is the worker's to handle: it stops the job and marks the run interrupted."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras  # noqa: F401  (the slow imports, done ahead of the job)
-    import tensorflow  # noqa: F401
-
-    try:
-        run_id = jobs.recv()
-    except EOFError:
-        return
-    jobs.close()
-    run_job(database_url, home, run_id)
-
-
-def run_job(database_url: str, home: str, run_id: int) -> None:
-    """Run one job in this process (a `job_child`)."""
-    store = open_store(database_url)
-    paths = Paths(Path(home))
-    run_dir = paths.run_dir(run_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(filename=run_dir / "log.txt", level=logging.INFO)
-    started = time.monotonic()
-    run = store.get_run(run_id)
-    assert run is not None
-    try:
-        if "search" in run.spec:
-            from backend import tuning
-
-            status, values = tuning.search(store, paths=paths, run=run)
-        else:
-            status, values = train(store, paths=paths, run=run)
-    except Exception as exc:  # the run fails; the worker stays up
-        log.error("run %s failed:\n%s", run_id, traceback.format_exc())
-        status, values = "failed", {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:500]}
-    store.update_run(
-        run_id, status=status, finished_at=utcnow(), duration_s=run.duration_s + time.monotonic() - started, **values
-    )
-    store.close()
-
-
 FAMILIES = {  # task -> the module in models/ that builds it (see models/task.py)
     "classification": "models.tabular",
     "regression": "models.tabular",
@@ -112,17 +52,16 @@ FAMILIES = {  # task -> the module in models/ that builds it (see models/task.py
 
 def task_data(store: Store, *, paths: Paths, run: Run) -> Any:
     """The run's dataset version as a family receives it: the table (images with their bytes) and the roles."""
-    from backend import kinds
-    from backend.datasets import load_frame
+    from backend import data
     from models.task import TaskData
 
     version = store.get_version(run.version_id)
     assert version is not None
-    frame = load_frame(version)
+    frame = data.load_frame(version)
     if "file" in frame.columns and run.task == "image-classification":
         root = paths.datasets.resolve()
         frame = frame.assign(image=[(root / f).read_bytes() for f in frame["file"].astype(str)])
-    roles: dict[str, str | None] = {**kinds.roles(version.columns), "target": run.target}
+    roles: dict[str, str | None] = {**data.roles(version.columns), "target": run.target}
     return TaskData(frame=frame, roles=roles, columns=version.columns, task=run.task)
 
 
@@ -132,7 +71,7 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
     import keras
     import tensorflow as tf
 
-    from backend import diagnostics
+    from backend.jobs import diagnostics
     from models import devices
     from models.spec import spec_from_dict
 

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from backend import config, datasets, kinds, quality
+from backend import config, data, quality
 from backend.errors import BadInput, InvalidState, NotFound, QualityGateBlocked
-from backend.worker import has_live_worker, reap_dead_workers
+from backend.jobs import tuning
+from backend.jobs.worker import has_live_worker, reap_dead_workers
 from db import DatasetVersion, Run, Store
 from models.spec import SpecError, TrainingSpec, make_spec, spec_class
 
@@ -39,14 +40,14 @@ def _task_and_target(
 ) -> tuple[str, str | None]:
     """Check that the task fits the data and that the columns it needs are there."""
     offered = tasks_for(kind)
-    roles = kinds.roles(version.columns)
+    roles = data.roles(version.columns)
     if kind == "tabular":
         target = target or version.target
         if target is None:
             raise BadInput("No target column chosen. Pick the column to predict on the Data page (or pass --target).")
         if task in (None, "auto") and target == version.target and version.task in offered:
             return str(version.task), target  # chosen on the Data page already
-        found = datasets.checked_task(datasets.load_frame(version), target, None if task == "auto" else task)
+        found = data.checked_task(data.load_frame(version), target, None if task == "auto" else task)
         task = found
     elif task in (None, "auto", "classification", "regression"):
         task = "text-generation" if kind == "text" and not (target or version.target) else offered[0]
@@ -59,7 +60,7 @@ def _task_and_target(
         target = target or version.target
         if target is None:
             raise BadInput("No label column chosen. Pick the column with each text's class on the Data page.")
-        datasets.checked_task(datasets.load_frame(version), target, None)
+        data.checked_task(data.load_frame(version), target, None)
     if task in ("text-classification", "text-generation") and roles["text"] is None:
         raise BadInput(f"'{name}' has no text column. Upload a table with a column of free text.")
     if task == "image-classification":
@@ -155,8 +156,6 @@ def start_search(
     override_reason: str | None = None,
 ) -> Run:
     """Queue a hyperparameter search: `trials` runs over `space` (the family's default space when None)."""
-    from backend import tuning
-
     if method not in tuning.METHODS:
         raise BadInput(f"Unknown search method '{method}'. Expected one of: {', '.join(tuning.METHODS)}.")
     if not 1 <= trials <= 100:
@@ -179,15 +178,11 @@ def start_search(
 
 def default_space(task: str) -> dict[str, str]:
     """The hyperparameters a search tries by default for a task, as KEY -> "LOW:HIGH" or "A|B"."""
-    from backend import tuning
-
     return dict(tuning.DEFAULT_SPACES[spec_class(task).__name__])
 
 
 def search_trials(store: Store, *, run_id: int) -> list[dict[str, Any]]:
     """The trials of a search so far, oldest first (see `tuning.summary`)."""
-    from backend import tuning
-
     return tuning.summary(store, run_id)
 
 
@@ -201,6 +196,19 @@ def run_again(store: Store, *, run_id: int) -> Run:
         spec=run.spec,
         override_reason=run.override_reason,
     )
+
+
+def exported_model(store: Store, run_id: int | str) -> tuple[Run, Path]:
+    """A finished run and the folder of its exported SavedModel (`<model>/<version>/`).
+
+    Raises:
+        NotFound: there is no such run.
+        BadInput: the run has not exported a model (it has not succeeded).
+    """
+    run = get_run(store, run_id)
+    if run.status != "succeeded" or not run.export_path:
+        raise BadInput(f"Run {run.id} has no exported model (status {run.status}). Train it to completion first.")
+    return run, config.paths().resolve(run.export_path) / str(run.model_version)
 
 
 def get_run(store: Store, run_id: int | str) -> Run:

@@ -7,8 +7,9 @@ from typing import Any
 
 import pandas as pd
 
-from backend import config, datasets, quality
+from backend import config, data
 from backend.errors import BadInput, NotFound
+from backend.quality import gate
 from db import DatasetVersion, Store
 
 
@@ -16,7 +17,14 @@ def _rows(n: int) -> str:
     return f"{n:,} row" if n == 1 else f"{n:,} rows"
 
 
-ACTIONS = ("drop_duplicate_rows", "drop_columns", "impute_missing", "drop_missing_rows", "drop_rows", "coerce_numeric")
+REMEDY_ACTIONS = (
+    "drop_duplicate_rows",
+    "drop_columns",
+    "impute_missing",
+    "drop_missing_rows",
+    "drop_rows",
+    "coerce_numeric",
+)
 
 
 # Each action takes the frame and its params and returns the new frame and a note of what it did.
@@ -92,7 +100,7 @@ def _new_version(store: Store, version: DatasetVersion, frame: pd.DataFrame, not
     if dataset is None:
         raise NotFound(f"Dataset {version.dataset_id} no longer exists.")
     if dataset.kind == "images":
-        _, new = datasets.add_image_index(
+        _, new = data.add_image_index(
             store,
             paths=config.paths(),
             index=frame,
@@ -103,7 +111,7 @@ def _new_version(store: Store, version: DatasetVersion, frame: pd.DataFrame, not
         )
         return new
     target = version.target if version.target in frame.columns else None
-    _, new = datasets.add_frame(
+    _, new = data.add_frame(
         store,
         paths=config.paths(),
         frame=frame.reset_index(drop=True),
@@ -117,19 +125,19 @@ def _new_version(store: Store, version: DatasetVersion, frame: pd.DataFrame, not
     return new
 
 
-def apply(
+def apply_remedy(
     store: Store, *, version: DatasetVersion, action: str, params: dict[str, Any] | None = None
 ) -> DatasetVersion:
     """Apply one fix to a version and store the result as a new version."""
     if action not in _APPLY:
-        raise BadInput(f"Unknown fix '{action}'. Expected one of: {', '.join(ACTIONS)}.")
-    frame, note = _APPLY[action](datasets.load_frame(version), params or {})
+        raise BadInput(f"Unknown fix '{action}'. Expected one of: {', '.join(REMEDY_ACTIONS)}.")
+    frame, note = _APPLY[action](data.load_frame(version), params or {})
     return _new_version(store, version, frame, note)
 
 
-def apply_check(store: Store, *, version: DatasetVersion, check_id: str) -> DatasetVersion:
+def apply_check_fix(store: Store, *, version: DatasetVersion, check_id: str) -> DatasetVersion:
     """The CLI's `data fix DATASET --check ID`: the remedy the quality report suggests for that check."""
-    report = quality.check_version(store, version=version)
+    report = gate.check_version(store, version=version)
     check = next((c for c in report.checks if c["id"] == check_id), None)
     if check is None:
         ids = ", ".join(c["id"] for c in report.checks)
@@ -143,14 +151,14 @@ def apply_check(store: Store, *, version: DatasetVersion, check_id: str) -> Data
             or "none"
         )
         raise BadInput(f"Check '{check_id}' has no one-click fix here. Checks with one: {fixable}.")
-    return apply(store, version=version, action=remedy["action"], params=remedy.get("params"))
+    return apply_remedy(store, version=version, action=remedy["action"], params=remedy.get("params"))
 
 
 def relabel(store: Store, *, version: DatasetVersion, labels: dict[int, str]) -> DatasetVersion:
     """New version with the target of the given rows (positions) set to new labels."""
     if version.target is None:
         raise BadInput("This version has no target column to relabel. Choose the target on the Data page.")
-    frame = datasets.load_frame(version)
+    frame = data.load_frame(version)
     changed = {int(r): str(v) for r, v in labels.items() if 0 <= int(r) < len(frame)}
     changed = {r: v for r, v in changed.items() if str(frame[version.target].iloc[r]) != v}
     if not changed:
@@ -170,11 +178,11 @@ def _row_keys(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
     return pd.util.hash_pandas_object(frame[columns], index=False)
 
 
-def compare(old: DatasetVersion, new: DatasetVersion) -> dict[str, Any]:
+def compare_versions(old: DatasetVersion, new: DatasetVersion) -> dict[str, Any]:
     """What changed between two versions: columns, rows added and removed, rows relabelled.
 
     Rows are matched by the content of the columns both versions share, target aside."""
-    a, b = datasets.load_frame(old), datasets.load_frame(new)
+    a, b = data.load_frame(old), data.load_frame(new)
     target = old.target if old.target == new.target else None
     shared = (
         ["file"]

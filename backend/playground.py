@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from backend import config, datasets, images, kinds
-from backend.worker import has_live_worker
+from backend import config, data
+from backend.jobs import has_live_worker
 from db import Run, Store, open_store
 
 MAX_OPTIONS = 50
@@ -33,7 +33,7 @@ def playground_fields(store: Store, run: Run) -> list[dict[str, Any]]:
     the column's name as uploaded (model inputs need ASCII-safe names, people read the original)."""
     version = store.get_version(run.version_id)
     assert version is not None
-    frame = datasets.load_frame(version)
+    frame = data.load_frame(version)
     features = run.evaluation.get("features", {})
     fields = []
     for col in version.columns:
@@ -73,7 +73,7 @@ def example_row(store: Store, run: Run, index: int) -> dict[str, Any]:
     """A real row of the dataset (without its target), to fill the playground form."""
     version = store.get_version(run.version_id)
     assert version is not None
-    frame = datasets.load_frame(version)
+    frame = data.load_frame(version)
     row = frame.iloc[index % len(frame)]
     return {k: (None if pd.isna(v) else v) for k, v in row.items() if k != run.target}
 
@@ -81,7 +81,7 @@ def example_row(store: Store, run: Run, index: int) -> dict[str, Any]:
 def _frame_and_roles(store: Store, run: Run) -> tuple[pd.DataFrame, dict[str, str | None]]:
     version = store.get_version(run.version_id)
     assert version is not None
-    return datasets.load_frame(version), kinds.roles(version.columns)
+    return data.load_frame(version), data.roles(version.columns)
 
 
 def example_text(store: Store, run: Run, index: int) -> str:
@@ -137,8 +137,8 @@ def image_thumbnails(store: Store, run: Run, rows: list[int], *, size: int = 128
     """PNG thumbnails of the images at these row positions of the run's image version."""
     version = store.get_version(run.version_id)
     assert version is not None
-    files = datasets.load_frame(version)["file"].astype(str)
-    return [images.thumbnail(config.paths().datasets, files.iloc[row], size=size) for row in rows]
+    files = data.load_frame(version)["file"].astype(str)
+    return [data.thumbnail(config.paths().datasets, files.iloc[row], size=size) for row in rows]
 
 
 def runs_table(store: Store) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Quality checks on text data: a text column and a label. Same contract as backend/table_checks.py.
+"""Quality checks on text data: a text column and a label. Same contract as the table checks (quality/tables.py).
 
 Near-duplicates are found with SimHash over words and word pairs (64-bit fingerprints cut into 6 bands of
 10 bits: two texts whose fingerprints differ in at most 5 bits share a band, so only texts sharing a band
@@ -15,8 +15,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backend import kinds
-from backend.table_checks import result, target_usable, too_few_classes, too_few_rows, trainer_split
+from backend import data
+from backend.quality.common import (
+    drop_rows,
+    remedy,
+    result,
+    target_usable,
+    too_few_classes,
+    too_few_rows,
+    trainer_split,
+)
 
 SHORT_CHARS = 10
 LONG_CHARS = 5000
@@ -49,7 +57,7 @@ def _text_column(frame: pd.DataFrame, target: str | None) -> str | None:
         }
         for c in frame.columns
     ]
-    return kinds.roles(columns)["text"]
+    return data.roles(columns)["text"]
 
 
 def _texts(frame: pd.DataFrame, target: str | None) -> tuple[str | None, pd.Series]:
@@ -122,7 +130,7 @@ def text_length(frame: pd.DataFrame, target: str | None, task: str | None) -> di
             long=int(long.sum()),
             min=SHORT_CHARS,
             max=LONG_CHARS,
-            remedy={"action": "drop_rows", "params": {"rows": np.flatnonzero(short).tolist()}} if short.any() else None,
+            remedy=drop_rows(np.flatnonzero(short)) if short.any() else None,
         )
     return result("text_length", "warning", True, "ok", evidence, median=int(lengths.median()))
 
@@ -156,7 +164,7 @@ def duplicate_texts(frame: pd.DataFrame, target: str | None, task: str | None) -
             exact=int(exact.sum()),
             near=len(near_rows),
             across=evidence["across_splits"],
-            remedy={"action": "drop_rows", "params": {"rows": drop}},
+            remedy=drop_rows(drop),
         )
     return result("duplicate_texts", "warning", True, "ok", evidence)
 
@@ -195,7 +203,7 @@ def conflicting_text_labels(frame: pd.DataFrame, target: str | None, task: str |
             "fail",
             evidence,
             n=int(len(rows)),
-            remedy={"action": "review_labels"},
+            remedy=remedy("review_labels"),
         )
     return result("conflicting_text_labels", "warning", True, "ok", evidence)
 
@@ -225,7 +233,7 @@ def personal_data(frame: pd.DataFrame, target: str | None, task: str | None) -> 
             email=counts["email"],
             phone=counts["phone"],
             card=counts["card"],
-            remedy={"action": "drop_rows", "params": {"rows": rows.tolist()}},
+            remedy=drop_rows(rows),
         )
     return result("personal_data", "warning", True, "ok", evidence)
 

@@ -1,5 +1,5 @@
-"""Quality checks on image data. Same contract as backend/table_checks.py: each takes the index frame of a
-version (index.parquet, one row per image: see `backend.images.INDEX_COLUMNS`), the label column ("label")
+"""Quality checks on image data. Same contract as the table checks (quality/tables.py): each takes the index frame of a
+version (index.parquet, one row per image: see `data.INDEX_COLUMNS`), the label column ("label")
 and the task, and returns one `result()`. The images were decoded when they were read; the checks only
 read the index, so 10,000 images are checked in a fraction of a second.
 
@@ -25,8 +25,8 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from backend import images
-from backend.table_checks import MIN_ROWS, result
+from backend import data
+from backend.quality.common import MIN_ROWS, drop_rows, listed, remedy, result, share
 
 MIN_SIDE = 32  # pixels: an image narrower or lower than this is tiny
 MIN_PER_CLASS = 2  # a class with fewer images cannot be both learned and tested
@@ -53,18 +53,6 @@ def _labels(frame: pd.DataFrame, target: str | None) -> pd.Series:
 
 def _decodable(frame: pd.DataFrame) -> np.ndarray:
     return frame["decodable"].to_numpy(dtype=bool, na_value=False)
-
-
-def _names(items: list[str], limit: int = 5) -> str:
-    return ", ".join(items[:limit]) + (", …" if len(items) > limit else "")
-
-
-def _share(part: float, whole: float) -> str:
-    return f"{part / max(1, whole):.1%}"
-
-
-def _drop(rows: np.ndarray | list[int]) -> dict[str, Any]:
-    return {"action": "drop_rows", "params": {"rows": [int(r) for r in rows]}}
 
 
 # -- duplicates: hashes, bands, groups --------------------------------------------------------------------
@@ -152,7 +140,7 @@ def _similar(frame: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return similar
     rows = np.unique(np.r_[a, b])
     values = frame["signature"].iloc[rows].tolist()
-    size = images.SIGNATURE_SIDE**2
+    size = data.SIGNATURE_SIDE**2
     has = np.zeros(len(frame), dtype=bool)
     has[rows] = [isinstance(v, bytes) and len(v) == size for v in values]
     matrix = np.zeros((len(frame), size), dtype=np.uint8)
@@ -267,9 +255,9 @@ def undecodable_images(frame: pd.DataFrame, target: str | None, task: str | None
         False,
         "fail",
         evidence,
-        remedy=_drop(bad),
+        remedy=drop_rows(bad),
         n=len(bad),
-        names=_names(list(errors)),
+        names=listed(list(errors)),
     )
 
 
@@ -299,10 +287,10 @@ def image_class_balance(frame: pd.DataFrame, target: str | None, task: str | Non
             False,
             "rare",
             evidence,
-            remedy=_drop(rows),
+            remedy=drop_rows(rows),
             n=len(rare),
             min=MIN_PER_CLASS,
-            names=_names(rare),
+            names=listed(rare),
         )
     smallest, largest = int(counts.iloc[-1]), int(counts.iloc[0])
     params: dict[str, Any] = {
@@ -311,7 +299,7 @@ def image_class_balance(frame: pd.DataFrame, target: str | None, task: str | Non
         "smallest": smallest,
         "largest_name": str(counts.index[0]),
         "largest": largest,
-        "ratio": _share(smallest, largest),
+        "ratio": share(smallest, largest),
     }
     if smallest < IMBALANCE_RATIO * largest:
         small = counts.index[counts < IMBALANCE_RATIO * largest]
@@ -333,9 +321,9 @@ def unlabeled_images(frame: pd.DataFrame, target: str | None, task: str | None) 
         False,
         "fail",
         evidence,
-        remedy={"action": "review_labels"},
+        remedy=remedy("review_labels"),
         n=len(rows),
-        share=_share(len(rows), len(frame)),
+        share=share(len(rows), len(frame)),
     )
 
 
@@ -356,7 +344,7 @@ def tiny_images(frame: pd.DataFrame, target: str | None, task: str | None) -> di
         return result("tiny_images", "info", True, "all_small", {"largest": largest}, largest=largest, min=MIN_SIDE)
     sizes = {int(r): f"{int(width[r])}×{int(height[r])}" for r in rows[:EXAMPLES]}
     evidence = {"tiny": len(rows), "sizes": sizes, "example_rows": rows[:EXAMPLES].tolist()}
-    return result("tiny_images", "warning", False, "fail", evidence, remedy=_drop(rows), n=len(rows), min=MIN_SIDE)
+    return result("tiny_images", "warning", False, "fail", evidence, remedy=drop_rows(rows), n=len(rows), min=MIN_SIDE)
 
 
 def duplicate_images(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
@@ -381,10 +369,10 @@ def duplicate_images(frame: pd.DataFrame, target: str | None, task: str | None) 
         False,
         "fail",
         evidence,
-        remedy=_drop(copies),
+        remedy=drop_rows(copies),
         exact=int(exact.sum()),
         near=int((~exact).sum()),
-        share=_share(len(copies), len(frame)),
+        share=share(len(copies), len(frame)),
     )
 
 
@@ -412,7 +400,7 @@ def duplicates_across_classes(frame: pd.DataFrame, target: str | None, task: str
         False,
         "fail",
         evidence,
-        remedy={"action": "review_labels"},
+        remedy=remedy("review_labels"),
         n=len(rows),
         groups=len(clashing),
     )
@@ -443,9 +431,9 @@ def duplicates_across_splits(frame: pd.DataFrame, target: str | None, task: str 
         False,
         "fail",
         evidence,
-        remedy=_drop(np.sort(leaked)),
+        remedy=drop_rows(np.sort(leaked)),
         n=len(leaked),
-        splits=_names(list(by_split)),
+        splits=listed(list(by_split)),
     )
 
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from backend import config, images, ingest, kinds, samples, storage
+from backend import config
 from backend.config import Paths
+from backend.data import images, ingest, kinds, samples, storage
 from backend.errors import BadInput, NotFound
 from db import Dataset, DatasetVersion, Store
 

@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+import gzip
+import io
+import struct
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from PIL import Image
+
+from backend.errors import BadInput
+
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+FASHION_CLASSES = (
+    "t-shirt_top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle_boot",
+)
 
 
 @dataclass(frozen=True)
@@ -45,19 +68,63 @@ def _rdataset(package: str, item: str, drop: tuple[str, ...] = ()) -> Callable[[
     return load
 
 
-def _images(loader_name: str) -> Callable[[], bytes]:
-    def load() -> bytes:
-        from backend import images
-
-        return bytes(getattr(images, loader_name)())
-
-    return load
-
-
 def _penguins() -> pd.DataFrame:
     import palmerpenguins
 
     return palmerpenguins.load_penguins()
+
+
+# -- image samples: zips of PNGs built from installed packages --------------------------------------------
+def _zip_of_pngs(images: list[tuple[str, np.ndarray]]) -> bytes:
+    """A ZIP (stored, PNG is compressed already) of grey images given as (path, uint8 array)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
+        for path, pixels in images:
+            png = io.BytesIO()
+            Image.fromarray(pixels, mode="L").save(png, "PNG")
+            zf.writestr(path, png.getvalue())
+    return out.getvalue()
+
+
+def sklearn_digits_zip() -> bytes:
+    """scikit-learn's bundled handwritten digits (1,797 images, 8 x 8 grey) as PNGs in folders 0 … 9."""
+    from sklearn.datasets import load_digits  # heavy import, only for this sample
+
+    digits = load_digits()
+    pixels = np.rint(digits.images * (255 / 16)).astype(np.uint8)  # 0-16 ink levels → 0-255 grey
+    return _zip_of_pngs(
+        [(f"{label}/{i:04d}.png", image) for i, (label, image) in enumerate(zip(digits.target, pixels, strict=True))]
+    )
+
+
+def _idx(path: Path, magic: int) -> np.ndarray:
+    """An IDX file (MNIST's format: a big-endian magic number, the dimensions, then uint8 values)."""
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    found, *dims = struct.unpack_from(f">{1 + (magic & 0xFF)}I", raw)
+    if found != magic:
+        raise BadInput(f"'{path}' is not an IDX file of the expected kind. Reinstall dataset-fashion-mnist.")
+    offset = 4 * (1 + len(dims))
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+def fashion_mnist_zip(limit_per_class: int = 200, *, root: Path = FASHION_MNIST) -> bytes:
+    """Fashion-MNIST (Zalando, MIT): the first `limit_per_class` training images of each of the 10 clothing
+    classes, 28 x 28 grey, as PNGs in one folder per class; read from Debian's dataset-fashion-mnist.
+
+    Raises:
+        BadInput: the package is not installed.
+    """
+    images_path, labels_path = root / "train-images-idx3-ubyte.gz", root / "train-labels-idx1-ubyte.gz"
+    if not images_path.is_file() or not labels_path.is_file():
+        raise BadInput(
+            f"Fashion-MNIST is not installed ({images_path} is missing). Install Debian's dataset-fashion-mnist "
+            "package (`apt install dataset-fashion-mnist`, or `make install`), or pick another sample."
+        )
+    pixels, labels = _idx(images_path, 0x803), _idx(labels_path, 0x801)
+    chosen = np.concatenate([np.flatnonzero(labels == k)[:limit_per_class] for k in range(len(FASHION_CLASSES))])
+    chosen.sort()
+    return _zip_of_pngs([(f"{FASHION_CLASSES[labels[i]]}/{i:05d}.png", pixels[i]) for i in chosen])
 
 
 SAMPLES: dict[str, Sample] = {
@@ -135,7 +202,7 @@ SAMPLES: dict[str, Sample] = {
             target_meaning="Which digit, 0 to 9, an 8x8 grey scan shows.",
             load=pd.DataFrame,
             kind="images",
-            load_zip=_images("sklearn_digits_zip"),
+            load_zip=sklearn_digits_zip,
         ),
         Sample(
             name="fashion",
@@ -147,7 +214,7 @@ SAMPLES: dict[str, Sample] = {
             target_meaning="Which of 10 kinds of clothing a 28x28 grey product photo shows: product image tagging.",
             load=pd.DataFrame,
             kind="images",
-            load_zip=_images("fashion_mnist_zip"),
+            load_zip=fashion_mnist_zip,
         ),
         Sample(
             name="penguins",

@@ -17,6 +17,7 @@ from typing import Any
 
 from backend.config import Paths
 from backend.errors import BadInput
+from backend.jobs import training
 from db import Run, Store
 from db.store import utcnow
 
@@ -119,8 +120,6 @@ def summary(store: Store, search_id: int) -> list[dict[str, Any]]:
 
 def search(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]:
     """The body of a search job: propose, train and score trials until `trials` are done or a cancel."""
-    from backend import training
-
     spec = dict(run.spec)
     settings = spec.pop("search")
     folder = str(paths.run_dir(run.id))

@@ -1,8 +1,7 @@
 """Quality checks on tables. Each takes the frame, the target column (or None) and the task, and returns
-one result made by `result()`: its message is rendered from the catalog (backend/check_messages.py), so
-the CLI's English and the dashboard's Chinese come from one place.
+one result made by `common.result()`.
 
-Leaves first: thresholds, `result()`, helpers (sampling, what a column is, the trainer's split, one-column
+Leaves first: thresholds, helpers (sampling, what a column is, the trainer's split, one-column
 scores), then the checks, then `CHECKS` with the blockers first. Everything is vectorised over rows; the
 checks that fit models (leakage, label errors, drift) work on a seeded sample and say so in the evidence
 (`sampled_rows`). `example_rows` in the evidence are row positions (`frame.iloc`), at most `EXAMPLES`.
@@ -17,16 +16,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backend import messages
+from backend.quality.common import (
+    EXAMPLES,
+    MAX_REMEDY_ROWS,
+    MIN_ROWS,
+    drop_rows,
+    listed,
+    remedy,
+    result,
+    share,
+    target_usable,
+    too_few_classes,
+    too_few_rows,
+    trainer_split,
+)
 from models.spec import TabularSpec
-from models.splits import cut
 
-MIN_ROWS = 30
-MIN_ROWS_PER_CLASS = 2
 MISSING_WARN_SHARE = 0.2
 SEED = 0  # every sample and fold assignment in here, so a report is reproducible
-EXAMPLES = 10  # example rows shown per check
-MAX_REMEDY_ROWS = 1_000  # a drop_rows fix is offered only for this many rows or fewer
 KIND_SAMPLE = 4_000  # values looked at to tell what a text column holds (free text, codes, numbers)
 NEAR_CONSTANT_SHARE = 0.99  # one value in at least this share of the non-missing rows
 ID_MIN_ROWS = 20  # with fewer rows, "every value distinct" says nothing
@@ -63,48 +70,6 @@ _ID = re.compile(
     r"|^[0-9a-fA-F]{8,}$"  # hex digest
     r"|^(?=.*\d)[A-Za-z0-9][A-Za-z0-9_\-#/:.]{1,39}$"  # a code with a digit and no spaces: CUST-00123, 7590-VHVEG
 )
-
-
-def result(
-    id: str,
-    severity: str,
-    passed: bool,
-    outcome: str,
-    evidence: dict[str, Any] | None = None,
-    *,
-    remedy: dict[str, Any] | None = None,
-    alternatives: list[dict[str, Any]] | None = None,
-    **params: Any,
-) -> dict[str, Any]:
-    """One check's result; `remedy` (a one-click fix: `{"action": …, "params": {…}}`) only when given, and
-    `alternatives`, other one-click fixes the user may prefer (e.g. fill in rather than drop)."""
-    key = f"check.{id}.{outcome}"
-    out = {
-        "id": id,
-        "severity": severity,
-        "passed": passed,
-        "message": messages.render("en", key, **params),
-        "key": key,
-        "params": params,
-        "evidence": evidence or {},
-    }
-    if remedy is not None:
-        out["remedy"] = remedy
-    if alternatives:
-        out["alternatives"] = alternatives
-    return out
-
-
-def _names(items: list[str], limit: int = 5) -> str:
-    return ", ".join(items[:limit]) + (", …" if len(items) > limit else "")
-
-
-def _share(part: float, whole: float) -> str:
-    return f"{part / max(1, whole):.1%}"
-
-
-def _drop_columns(columns: list[str]) -> dict[str, Any]:
-    return {"action": "drop_columns", "params": {"columns": columns}}
 
 
 def _plain(value: Any) -> Any:
@@ -200,22 +165,6 @@ def _labelled(frame: pd.DataFrame, target: str | None, task: str | None) -> tupl
     else:
         return None
     return (positions, y.reset_index(drop=True)) if y.nunique() >= 2 else None
-
-
-def trainer_split(frame: pd.DataFrame, *, target: str, task: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Row positions of the (training + validation) rows and of the test rows the trainer will use.
-
-    The first cut of `models.tabular.split` (whose module imports TensorFlow, so it is not imported here): the
-    rows with a target, `models.splits.cut` with `TabularSpec`'s defaults, stratified by the target as text for
-    classification. A run with another `seed` or `test_split` splits differently. The strata are sorted class
-    codes, which pick the same rows as the text (`cut`'s docstring) in a fraction of the time: sorting a
-    million strings took a second.
-    """
-    spec = TabularSpec()
-    labelled = np.flatnonzero(frame[target].notna().to_numpy())
-    strata = pd.factorize(frame[target].iloc[labelled].astype(str), sort=True)[0] if task == "classification" else None
-    rest, test = cut(len(labelled), spec.test_split, spec.seed, strata=strata)
-    return labelled[rest], labelled[test]
 
 
 def _bins(col: pd.Series) -> np.ndarray:
@@ -331,61 +280,6 @@ def _is_constant(col: pd.Series) -> bool:
 
 
 # -- the checks, blockers first ---------------------------------------------------------------------------
-def too_few_rows(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
-    n = len(frame)
-    ok = n >= MIN_ROWS
-    return result("too_few_rows", "blocker", ok, "ok" if ok else "fail", {"rows": n}, rows=n, min=MIN_ROWS)
-
-
-def target_usable(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
-    if target is None:
-        return result("target_usable", "blocker", False, "none")
-    col = frame[target]
-    if col.dropna().empty:
-        return result("target_usable", "blocker", False, "empty", target=target)
-    if task == "regression" and not pd.api.types.is_numeric_dtype(col):
-        return result("target_usable", "blocker", False, "not_numeric", target=target)
-    missing = int(col.isna().sum())
-    if missing:
-        return result(
-            "target_usable",
-            "warning",
-            False,
-            "missing",
-            {"missing": missing, "example_rows": np.flatnonzero(col.isna().to_numpy())[:EXAMPLES].tolist()},
-            remedy={"action": "drop_missing_rows", "params": {"columns": [target]}},
-            target=target,
-            n=missing,
-        )
-    return result("target_usable", "blocker", True, "ok", target=target)
-
-
-def too_few_classes(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
-    if target is None or task != "classification":
-        return result("too_few_classes", "blocker", True, "na")
-    labels = frame[target].astype(str).where(frame[target].notna())
-    counts = labels.value_counts()
-    evidence: dict[str, Any] = {"classes": {str(k): int(v) for k, v in counts.head(50).items()}}
-    if len(counts) < 2:
-        return result("too_few_classes", "blocker", False, "one", evidence, target=target, n=len(counts))
-    rare = counts.index[counts < MIN_ROWS_PER_CLASS].astype(str).tolist()
-    if rare:
-        rows = np.flatnonzero(labels.isin(rare).to_numpy())
-        evidence["example_rows"] = rows[:EXAMPLES].tolist()
-        return result(
-            "too_few_classes",
-            "blocker",
-            False,
-            "rare",
-            evidence,
-            remedy={"action": "drop_rows", "params": {"rows": rows.tolist()}} if len(rows) <= MAX_REMEDY_ROWS else None,
-            n=len(rare),
-            min=MIN_ROWS_PER_CLASS,
-            names=_names(rare),
-        )
-    return result("too_few_classes", "blocker", True, "ok", evidence, n=len(counts), smallest=int(counts.min()))
-
-
 def target_leakage(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
     """One column that alone predicts the target (out of fold, on a sample) gives the answer away."""
     labelled = _labelled(frame, target, task)
@@ -416,10 +310,10 @@ def target_leakage(frame: pd.DataFrame, target: str | None, task: str | None) ->
             False,
             "fail",
             evidence | {"columns": leaking},
-            remedy=_drop_columns(leaking),
+            remedy=remedy("drop_columns", columns=leaking),
             n=len(leaking),
             target=target,
-            names=_names(leaking),
+            names=listed(leaking),
         )
     return result("target_leakage", "blocker", True, "ok", evidence, target=target)
 
@@ -436,14 +330,14 @@ def missing_values(frame: pd.DataFrame, target: str | None, task: str | None) ->
             False,
             "heavy",
             evidence,
-            remedy=_drop_columns(heavy),
+            remedy=remedy("drop_columns", columns=heavy),
             alternatives=[
-                {"action": "impute_missing", "params": {"columns": heavy}},
-                {"action": "drop_missing_rows", "params": {"columns": heavy}},
+                remedy("impute_missing", columns=heavy),
+                remedy("drop_missing_rows", columns=heavy),
             ],
             n=len(heavy),
             share=f"{MISSING_WARN_SHARE:.0%}",
-            names=_names(heavy),
+            names=listed(heavy),
         )
     some = len(evidence["missing_by_column"])
     return result("missing_values", "warning", True, "some" if some else "ok", evidence, n=some)
@@ -463,9 +357,9 @@ def duplicate_rows(frame: pd.DataFrame, target: str | None, task: str | None) ->
             False,
             "fail",
             evidence,
-            remedy={"action": "drop_duplicate_rows"},
+            remedy=remedy("drop_duplicate_rows"),
             n=n,
-            share=_share(n, len(frame)),
+            share=share(n, len(frame)),
         )
     return result("duplicate_rows", "warning", True, "ok", evidence)
 
@@ -498,9 +392,7 @@ def conflicting_labels(frame: pd.DataFrame, target: str | None, task: str | None
         False,
         "fail",
         evidence,
-        remedy={"action": "drop_rows", "params": {"rows": conflicting.tolist()}}
-        if len(conflicting) <= MAX_REMEDY_ROWS
-        else None,
+        remedy=drop_rows(conflicting),
         n=len(conflicting),
         groups=groups,
         target=target,
@@ -518,9 +410,9 @@ def id_like_columns(frame: pd.DataFrame, target: str | None, task: str | None) -
         False,
         "fail",
         {"columns": ids, "examples": examples, "example_rows": list(range(min(len(frame), 5)))},
-        remedy=_drop_columns(ids),
+        remedy=remedy("drop_columns", columns=ids),
         n=len(ids),
-        names=_names(ids),
+        names=listed(ids),
     )
 
 
@@ -564,9 +456,9 @@ def mixed_types(frame: pd.DataFrame, target: str | None, task: str | None) -> di
         False,
         "fail",
         evidence,
-        remedy={"action": "coerce_numeric", "params": {"columns": names}},
+        remedy=remedy("coerce_numeric", columns=names),
         n=len(names),
-        names=_names(names),
+        names=listed(names),
     )
 
 
@@ -582,10 +474,10 @@ def class_imbalance(frame: pd.DataFrame, target: str | None, task: str | None) -
     params: dict[str, Any] = {
         "name": str(counts.index[-1]),
         "smallest": smallest,
-        "share": _share(smallest, rows),
+        "share": share(smallest, rows),
         "largest_name": str(counts.index[0]),
         "largest": largest,
-        "ratio": _share(smallest, largest),
+        "ratio": share(smallest, largest),
     }
     if smallest < IMBALANCE_RATIO * largest or rare:
         return result("class_imbalance", "warning", False, "fail", evidence, **params)
@@ -664,9 +556,9 @@ def label_errors(frame: pd.DataFrame, target: str | None, task: str | None) -> d
         "suspects": suspects,
         "example_rows": [s["row"] for s in suspects[:EXAMPLES]],
     }
-    params: dict[str, Any] = {"n": n, "share": _share(n, len(rows)), "sampled": len(rows)}
+    params: dict[str, Any] = {"n": n, "share": share(n, len(rows)), "sampled": len(rows)}
     if n >= LABEL_WARN_SHARE * len(rows):
-        return result("label_errors", "warning", False, "fail", evidence, remedy={"action": "review_labels"}, **params)
+        return result("label_errors", "warning", False, "fail", evidence, remedy=remedy("review_labels"), **params)
     return result("label_errors", "warning", True, "few" if n else "ok", evidence, **params)
 
 
@@ -722,7 +614,7 @@ def split_drift(frame: pd.DataFrame, target: str | None, task: str | None) -> di
         "sampled_rows": len(rest) + len(test),
     }
     if drifted:
-        return result("split_drift", "warning", False, "fail", evidence, n=len(drifted), names=_names(drifted))
+        return result("split_drift", "warning", False, "fail", evidence, n=len(drifted), names=listed(drifted))
     return result("split_drift", "warning", True, "ok", evidence, n=len(details))
 
 
@@ -745,7 +637,7 @@ def high_cardinality(frame: pd.DataFrame, target: str | None, task: str | None) 
         return result("high_cardinality", "info", True, "ok")
     names = list(found)
     evidence = {"values_by_column": found, "rows": len(frame)}
-    return result("high_cardinality", severity, False, "fail", evidence, n=len(names), names=_names(names))
+    return result("high_cardinality", severity, False, "fail", evidence, n=len(names), names=listed(names))
 
 
 def constant_columns(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
@@ -757,9 +649,9 @@ def constant_columns(frame: pd.DataFrame, target: str | None, task: str | None) 
             False,
             "fail",
             {"columns": constant},
-            remedy=_drop_columns(constant),
+            remedy=remedy("drop_columns", columns=constant),
             n=len(constant),
-            names=_names(constant),
+            names=listed(constant),
         )
     return result("constant_columns", "info", True, "ok")
 
@@ -790,10 +682,10 @@ def near_constant_columns(frame: pd.DataFrame, target: str | None, task: str | N
         False,
         "fail",
         {"columns": found, "example_rows": example_rows},
-        remedy=_drop_columns(names),
+        remedy=remedy("drop_columns", columns=names),
         n=len(names),
         share=f"{NEAR_CONSTANT_SHARE:.0%}",
-        names=_names(names),
+        names=listed(names),
     )
 
 
@@ -835,7 +727,7 @@ def numeric_outliers(frame: pd.DataFrame, target: str | None, task: str | None) 
     }
     total = int(counts[flagged].sum())
     return result(
-        "numeric_outliers", "info", False, "fail", evidence, rows=total, n=len(flagged), names=_names(flagged)
+        "numeric_outliers", "info", False, "fail", evidence, rows=total, n=len(flagged), names=listed(flagged)
     )
 
 

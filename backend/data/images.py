@@ -14,26 +14,22 @@ folder. A fix or a relabel writes only a new index that points at the files alre
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
 import posixpath
 import re
-import struct
 import warnings
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import imagehash
-import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
-from backend import ingest, storage
+from backend.data import ingest, storage
 from backend.errors import BadInput, NotFound
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".bmp", ".dib", ".gif")
@@ -58,19 +54,6 @@ INDEX_COLUMNS = {  # the columns of index.parquet, in order, with their dtypes
     "decodable": "bool",
     "error": "string",  # why the image does not decode
 }
-FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-FASHION_CLASSES = (
-    "t-shirt_top",
-    "trouser",
-    "pullover",
-    "dress",
-    "coat",
-    "sandal",
-    "shirt",
-    "sneaker",
-    "bag",
-    "ankle_boot",
-)
 _LAYOUT = (
     "Upload a ZIP archive with one folder per class, e.g. cats/001.jpg and dogs/002.png (PNG, JPEG, WebP, BMP or GIF)"
 )
@@ -519,59 +502,6 @@ def thumbnail(datasets_root: Path, file: str, *, size: int = 128) -> bytes:
     out = io.BytesIO()
     image.resize(fitted, resample).save(out, "PNG")
     return out.getvalue()
-
-
-# -- samples: read from installed packages, never downloaded ------------------------------------------------
-def _zip_of_pngs(images: list[tuple[str, np.ndarray]]) -> bytes:
-    """A ZIP (stored, PNG is compressed already) of grey images given as (path, uint8 array)."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
-        for path, pixels in images:
-            png = io.BytesIO()
-            Image.fromarray(pixels, mode="L").save(png, "PNG")
-            zf.writestr(path, png.getvalue())
-    return out.getvalue()
-
-
-def sklearn_digits_zip() -> bytes:
-    """scikit-learn's bundled handwritten digits (1,797 images, 8 x 8 grey) as PNGs in folders 0 … 9."""
-    from sklearn.datasets import load_digits  # heavy import, only for this sample
-
-    digits = load_digits()
-    pixels = np.rint(digits.images * (255 / 16)).astype(np.uint8)  # 0-16 ink levels → 0-255 grey
-    return _zip_of_pngs(
-        [(f"{label}/{i:04d}.png", image) for i, (label, image) in enumerate(zip(digits.target, pixels, strict=True))]
-    )
-
-
-def _idx(path: Path, magic: int) -> np.ndarray:
-    """An IDX file (MNIST's format: a big-endian magic number, the dimensions, then uint8 values)."""
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    found, *dims = struct.unpack_from(f">{1 + (magic & 0xFF)}I", raw)
-    if found != magic:
-        raise BadInput(f"{_q(path)} is not an IDX file of the expected kind. Reinstall dataset-fashion-mnist.")
-    offset = 4 * (1 + len(dims))
-    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
-
-
-def fashion_mnist_zip(limit_per_class: int = 200, *, root: Path = FASHION_MNIST) -> bytes:
-    """Fashion-MNIST (Zalando, MIT): the first `limit_per_class` training images of each of the 10 clothing
-    classes, 28 x 28 grey, as PNGs in one folder per class; read from Debian's dataset-fashion-mnist.
-
-    Raises:
-        BadInput: the package is not installed.
-    """
-    images_path, labels_path = root / "train-images-idx3-ubyte.gz", root / "train-labels-idx1-ubyte.gz"
-    if not images_path.is_file() or not labels_path.is_file():
-        raise BadInput(
-            f"Fashion-MNIST is not installed ({images_path} is missing). Install Debian's dataset-fashion-mnist "
-            "package (`apt install dataset-fashion-mnist`, or `make install`), or pick another sample."
-        )
-    pixels, labels = _idx(images_path, 0x803), _idx(labels_path, 0x801)
-    chosen = np.concatenate([np.flatnonzero(labels == k)[:limit_per_class] for k in range(len(FASHION_CLASSES))])
-    chosen.sort()
-    return _zip_of_pngs([(f"{FASHION_CLASSES[labels[i]]}/{i:05d}.png", pixels[i]) for i in chosen])
 
 
 # -- images to predict ------------------------------------------------------------------------------------

@@ -13,8 +13,11 @@ from typing import Any
 
 import pandas as pd
 
-from backend import image_checks, ratings_checks, table_checks, text_checks
-from backend.datasets import load_frame
+from backend.data import load_frame
+from backend.quality import images as image_checks
+from backend.quality import ratings as ratings_checks
+from backend.quality import tables as table_checks
+from backend.quality import texts as text_checks
 from db import DatasetVersion, QualityReport, Store
 
 CHECKS_BY_KIND = {

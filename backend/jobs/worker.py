@@ -67,10 +67,10 @@ class Worker:
         self._next: tuple[BaseProcess, Connection] | None = None  # the child for the next job, waiting
 
     def _start_child(self) -> tuple[BaseProcess, Connection]:
-        from backend import training
+        from backend.jobs.child import job_child
 
         reading, writing = self._ctx.Pipe(duplex=False)  # the worker writes the run id of the child's job
-        child = self._ctx.Process(target=training.job_child, args=(reading, self.database_url, str(self.home)))
+        child = self._ctx.Process(target=job_child, args=(reading, self.database_url, str(self.home)))
         child.start()
         reading.close()
         return child, writing

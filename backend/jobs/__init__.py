@@ -1,0 +1,63 @@
+"""The jobs wing: runs queued in the DB, claimed by workers, each run in a child process.
+
+- `runs.py`: start, watch, cancel, resume and describe runs; the Training page's form and the task checks.
+- `worker.py`: claims jobs and supervises their child processes; heartbeats; interrupted runs.
+- `child.py`: the child process that runs one job (imports go child -> tuning -> training, never back).
+- `training.py`: the body of a training job (split, fit under the device strategy, export, evaluate).
+- `tuning.py`: a hyperparameter search, every trial a run of its own.
+- `diagnostics.py`: plain-words findings about a finished run's curves.
+- `evaluation.py`: metrics of a trained model on labelled rows the user brings.
+
+Other wings and the faces import from here only. Nothing here imports TensorFlow at import time.
+"""
+
+from backend.jobs.evaluation import SCORABLE, score_labelled
+from backend.jobs.runs import (
+    FINISHED,
+    cancel,
+    curves,
+    default_space,
+    describe,
+    exported_model,
+    get_run,
+    latest_run,
+    preset_values,
+    resume,
+    run_again,
+    search_trials,
+    spec_form,
+    start_search,
+    start_training,
+    tasks_for,
+    tensorboard_command,
+    wait,
+    worker_if_needed,
+)
+from backend.jobs.worker import has_live_worker, reap_dead_workers, serve_forever
+
+__all__ = [
+    "FINISHED",
+    "SCORABLE",
+    "cancel",
+    "curves",
+    "default_space",
+    "describe",
+    "exported_model",
+    "get_run",
+    "has_live_worker",
+    "latest_run",
+    "preset_values",
+    "reap_dead_workers",
+    "resume",
+    "run_again",
+    "score_labelled",
+    "search_trials",
+    "serve_forever",
+    "spec_form",
+    "start_search",
+    "start_training",
+    "tasks_for",
+    "tensorboard_command",
+    "wait",
+    "worker_if_needed",
+]

@@ -1,0 +1,76 @@
+"""The child process that runs one job: the worker starts it ahead of time, it imports TensorFlow while it
+waits, then runs the job it is sent (a training run, or a search whose trials are runs) and exits.
+
+A process per job means a crash or a GPU allocation never outlives the job. The imports go one way:
+child -> tuning -> training, and child -> training.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import time
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from backend.config import Paths
+from backend.jobs import training, tuning
+from db import open_store
+from db.store import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGTERM when the worker dies, so a killed worker leaves no orphan training."""
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def job_child(jobs: Connection, database_url: str, home: str) -> None:
+    """Entry point of the child process: import TensorFlow, then wait for the one job this process runs.
+
+    The worker starts the next child while it waits for work, so the 5-8 s of importing TensorFlow is over
+    before a user presses "Start". A closed pipe (the worker stopping) ends the child without a job.
+    Ctrl-C is the worker's to handle: it stops the job and marks the run interrupted."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras  # noqa: F401  (the slow imports, done ahead of the job)
+    import tensorflow  # noqa: F401
+
+    try:
+        run_id = jobs.recv()
+    except EOFError:
+        return
+    jobs.close()
+    run_job(database_url, home, run_id)
+
+
+def run_job(database_url: str, home: str, run_id: int) -> None:
+    """Run one job in this process (a `job_child`)."""
+    store = open_store(database_url)
+    paths = Paths(Path(home))
+    run_dir = paths.run_dir(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(filename=run_dir / "log.txt", level=logging.INFO)
+    started = time.monotonic()
+    run = store.get_run(run_id)
+    assert run is not None
+    try:
+        if "search" in run.spec:
+            status, values = tuning.search(store, paths=paths, run=run)
+        else:
+            status, values = training.train(store, paths=paths, run=run)
+    except Exception as exc:  # the run fails; the worker stays up
+        log.error("run %s failed:\n%s", run_id, traceback.format_exc())
+        status, values = "failed", {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:500]}
+    store.update_run(
+        run_id, status=status, finished_at=utcnow(), duration_s=run.duration_s + time.monotonic() - started, **values
+    )
+    store.close()

@@ -1,0 +1,25 @@
+"""The serving wing: TensorFlow Serving's REST and gRPC APIs over the exported models, and ways to call them.
+
+- `client.py`: the inference server's REST client (no TensorFlow: the dashboard uses it).
+- `predictor.py`: run an exported SavedModel in this process with plain TensorFlow (the CLI's predict, eval).
+- `repository.py`, `rest.py`, `grpc_service.py`, `server.py`: the inference server behind `modeldeck serve`.
+
+Importing this door loads no TensorFlow: the predictor loads it when it is built, the server when it starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from backend.serving.client import is_up, model_metadata, model_status, model_url, predict
+from backend.serving.predictor import Predictor
+
+
+def serve(*, home: Path, rest_port: int, grpc_port: int, host: str) -> None:
+    """Serve every exported model under `home` over REST and gRPC until Ctrl-C (see `server.serve`)."""
+    from backend.serving.server import serve as serve_models  # imports TensorFlow
+
+    serve_models(home=home, rest_port=rest_port, grpc_port=grpc_port, host=host)
+
+
+__all__ = ["Predictor", "is_up", "model_metadata", "model_status", "model_url", "predict", "serve"]

@@ -1,0 +1,135 @@
+"""gRPC: TensorFlow Serving's `PredictionService` (Predict and GetModelMetadata)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
+
+from backend.errors import BadInput, NotFound, ServingUnavailable
+from backend.serving.repository import DEFAULT_SIGNATURE, ModelRepository, Servable, error_status, run_signature
+
+log = logging.getLogger(__name__)
+
+
+# -- gRPC: TensorFlow Serving's PredictionService ------------------------------------------------------------
+def _grpc_code(exc: Exception) -> grpc.StatusCode:
+    if isinstance(exc, NotFound):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(exc, BadInput):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    return grpc.StatusCode.INTERNAL
+
+
+def _servable_for(repository: ModelRepository, model_spec: Any) -> Servable:
+    version = model_spec.version.value if model_spec.HasField("version") else None
+    return repository.resolve(model_spec.name, version)
+
+
+def _read_tensor(name: str, proto: Any) -> np.ndarray:
+    try:
+        return tf.make_ndarray(proto)
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"Input '{name}' is not a readable TensorProto ({exc}).") from exc
+
+
+def grpc_predict(repository: ModelRepository, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+    """Answers a TensorFlow Serving gRPC Predict request, honouring `output_filter`.
+
+    Raises:
+        NotFound: No such model or version.
+        BadInput: The inputs do not fit the signature, or the filter names an unknown output.
+    """
+    servable = _servable_for(repository, request.model_spec)
+    signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+    signature = repository.signature(servable, signature_name)
+    inputs = {name: _read_tensor(name, proto) for name, proto in request.inputs.items()}
+    outputs = run_signature(signature, inputs)
+    wanted = list(request.output_filter) or list(outputs)
+    unknown = [name for name in wanted if name not in outputs]
+    if unknown:
+        raise BadInput(f"output_filter names unknown output '{unknown[0]}'; outputs: {', '.join(outputs)}.")
+    response = predict_pb2.PredictResponse()
+    response.model_spec.name = servable.name
+    response.model_spec.version.value = servable.version
+    response.model_spec.signature_name = signature_name
+    for name in wanted:
+        response.outputs[name].CopyFrom(tf.make_tensor_proto(outputs[name]))
+    return response
+
+
+def grpc_metadata(
+    repository: ModelRepository, request: get_model_metadata_pb2.GetModelMetadataRequest
+) -> get_model_metadata_pb2.GetModelMetadataResponse:
+    """Answers a TensorFlow Serving gRPC GetModelMetadata request (`metadata_field: "signature_def"`).
+
+    Raises:
+        NotFound: No such model or version.
+        BadInput: The request does not ask for `signature_def`.
+    """
+    if "signature_def" not in request.metadata_field:
+        raise BadInput('GetModelMetadata needs metadata_field: ["signature_def"], the only metadata served.')
+    servable = _servable_for(repository, request.model_spec)
+    response = get_model_metadata_pb2.GetModelMetadataResponse()
+    response.model_spec.name = servable.name
+    response.model_spec.version.value = servable.version
+    defs = get_model_metadata_pb2.SignatureDefMap(signature_def=repository.signature_defs(servable))
+    response.metadata["signature_def"].Pack(defs)
+    return response
+
+
+class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """TensorFlow Serving's PredictionService (Predict and GetModelMetadata) over a ModelRepository."""
+
+    def __init__(self, repository: ModelRepository) -> None:
+        self.repository = repository
+
+    def _call(self, handler: Callable[[ModelRepository, Any], Any], request: Any, context: Any) -> Any:
+        try:
+            return handler(self.repository, request)
+        except Exception as exc:
+            status = _grpc_code(exc)
+            context.abort(status, error_status(exc)[1])
+
+    def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 (gRPC's name)
+        """Runs a model signature on TensorProto inputs."""
+        return self._call(grpc_predict, request, context)
+
+    def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        """Returns the model's SignatureDefs."""
+        return self._call(grpc_metadata, request, context)
+
+
+def host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def create_grpc_server(repository: ModelRepository, host: str, port: int) -> grpc.Server:
+    """Builds (and binds, but does not start) the gRPC server.
+
+    Raises:
+        ServingUnavailable: The port cannot be bound.
+    """
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=8),
+        options=[
+            ("grpc.so_reuseport", 0),  # fail loudly, rather than share the port with another server
+            ("grpc.max_receive_message_length", -1),
+            ("grpc.max_send_message_length", -1),
+        ],
+    )
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(repository), server)
+    try:
+        bound = server.add_insecure_port(host_port(host, port))
+    except RuntimeError:
+        bound = 0
+    if not bound:
+        address = host_port(host, port)
+        raise ServingUnavailable(f"Cannot listen for gRPC on {address}; free the port or pass --grpc-port.")
+    return server

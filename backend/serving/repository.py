@@ -1,0 +1,275 @@
+"""The models the inference server serves, and how a request's inputs meet a signature.
+
+Exports live at `<home>/runs/<run-id>/export/<model>/<version>/saved_model.pb` (TensorFlow Serving's
+layout). The folder is rescanned at most once a second, and at once when a request names a model or
+version it has not seen, so a new export is served without a restart. A SavedModel is loaded on first use
+and kept. Every version found is servable; "latest" is the highest version number."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+
+from backend.config import Paths
+from backend.errors import BadInput, ModelDeckError, NotFound, ServingUnavailable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIGNATURE = "serving_default"
+RESCAN_SECONDS = 1.0
+GRPC_STOP_GRACE_SECONDS = 5.0
+_EXPORT_GLOB = "*/export/*/*/saved_model.pb"
+_VERSION = re.compile(r"[0-9]+")
+_INTERNAL_ERROR = "Internal error while serving the request; the server's log has the details."
+
+
+# -- the model repository ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Servable:
+    """One version of one model, and the folder its SavedModel is in."""
+
+    name: str
+    version: int
+    path: Path
+
+
+def _not_found(name: str, version: int | None) -> NotFound:
+    request = f"Latest({name})" if version is None else f"Specific({name}, {version})"
+    return NotFound(f"Servable not found for request: {request}")
+
+
+def scan_exports(runs: Path) -> dict[str, dict[int, Path]]:
+    """Finds every exported SavedModel under the runs folder.
+
+    Args:
+        runs: The `<home>/runs` folder.
+
+    Returns:
+        Model name -> version -> the version's folder.
+    """
+    index: dict[str, dict[int, Path]] = {}
+    for saved_model in sorted(runs.glob(_EXPORT_GLOB)):
+        folder = saved_model.parent
+        if not _VERSION.fullmatch(folder.name) or int(folder.name) < 1:
+            continue
+        versions = index.setdefault(folder.parent.name, {})
+        version = int(folder.name)
+        if version in versions:
+            log.warning("Ignoring %s: %s already holds that model version", folder, versions[version])
+            continue
+        versions[version] = folder
+    return index
+
+
+class ModelRepository:
+    """The exported models under a ModelDeck home, loaded lazily and cached. Safe to share across threads."""
+
+    def __init__(self, home: Path, rescan_seconds: float = RESCAN_SECONDS) -> None:
+        """Creates a repository over `<home>/runs`; nothing is scanned or loaded yet.
+
+        Args:
+            home: The ModelDeck home folder.
+            rescan_seconds: How old the last scan may be before a request triggers a new one.
+        """
+        self.runs = Paths(Path(home)).runs
+        self._rescan_seconds = rescan_seconds
+        self._lock = threading.Lock()
+        self._index: dict[str, dict[int, Path]] = {}
+        self._scanned_at = float("-inf")
+        self._loaded: dict[Path, Any] = {}
+        self._load_locks: dict[Path, threading.Lock] = {}
+
+    def _refresh(self, *, force: bool = False) -> dict[str, dict[int, Path]]:
+        with self._lock:
+            if force or time.monotonic() - self._scanned_at >= self._rescan_seconds:
+                self._index = scan_exports(self.runs)
+                self._scanned_at = time.monotonic()
+                present = {path for versions in self._index.values() for path in versions.values()}
+                self._loaded = {path: model for path, model in self._loaded.items() if path in present}
+            return self._index
+
+    def models(self) -> dict[str, list[int]]:
+        """Returns model name -> its versions, highest first."""
+        return {name: sorted(versions, reverse=True) for name, versions in sorted(self._refresh().items())}
+
+    def versions(self, name: str) -> list[int]:
+        """Returns a model's versions, highest first.
+
+        Raises:
+            NotFound: No export of that model exists.
+        """
+        versions = self._refresh().get(name) or self._refresh(force=True).get(name)
+        if not versions:
+            raise _not_found(name, None)
+        return sorted(versions, reverse=True)
+
+    def resolve(self, name: str, version: int | None = None) -> Servable:
+        """Finds a model version; `None` means the latest.
+
+        Raises:
+            NotFound: No such model or version, in TensorFlow Serving's words.
+        """
+        for force in (False, True):
+            versions = self._refresh(force=force).get(name, {})
+            chosen = max(versions, default=None) if version is None else version
+            if chosen in versions:
+                return Servable(name, chosen, versions[chosen])
+        raise _not_found(name, version)
+
+    def _load(self, servable: Servable) -> Any:
+        with self._lock:
+            lock = self._load_locks.setdefault(servable.path, threading.Lock())
+        with lock:
+            loaded = self._loaded.get(servable.path)
+            if loaded is None:
+                log.info("Loading %s version %d from %s", servable.name, servable.version, servable.path)
+                try:
+                    loaded = tf.saved_model.load(str(servable.path))
+                except Exception as exc:
+                    log.exception("Cannot load %s", servable.path)
+                    raise ServingUnavailable(
+                        f"Model {servable.name} version {servable.version} at {servable.path} cannot be "
+                        f"loaded ({type(exc).__name__}); export it again."
+                    ) from exc
+                with self._lock:
+                    self._loaded[servable.path] = loaded
+            return loaded
+
+    def signature(self, servable: Servable, signature_name: str = DEFAULT_SIGNATURE) -> Any:
+        """Loads the model if needed and returns one of its signatures (a concrete function).
+
+        Raises:
+            BadInput: The model has no signature of that name.
+        """
+        signatures = self._load(servable).signatures
+        name = signature_name or DEFAULT_SIGNATURE
+        if name not in signatures:
+            raise BadInput(
+                f'Serving signature name: "{name}" not found in signature def; '
+                f"this model has: {', '.join(sorted(signatures))}."
+            )
+        return signatures[name]
+
+    def signature_defs(self, servable: Servable) -> dict[str, meta_graph_pb2.SignatureDef]:
+        """Reads the SignatureDefs from `saved_model.pb`, as TensorFlow Serving reports them."""
+        saved_model = saved_model_pb2.SavedModel()
+        saved_model.ParseFromString((servable.path / "saved_model.pb").read_bytes())
+        return dict(saved_model.meta_graphs[0].signature_def)
+
+
+# -- inputs: JSON or TensorProtos -> arrays that fit the signature -------------------------------------------
+def input_specs(signature: Any) -> dict[str, tf.TensorSpec]:
+    """Returns a signature's keyword inputs: name -> TensorSpec."""
+    return dict(signature.structured_input_signature[1])
+
+
+def _shape_text(shape: tf.TensorShape) -> str:
+    if shape.rank is None:
+        return "any shape"
+    return "[" + ", ".join("-1" if size is None else str(size) for size in shape.as_list()) + "]"
+
+
+def check_names(given: Any, expected: list[str], where: str) -> None:
+    missing = [name for name in expected if name not in given]
+    if missing:
+        raise BadInput(f"{where} is missing input '{missing[0]}'; the model needs: {', '.join(expected)}.")
+    unknown = sorted(set(given) - set(expected))
+    if unknown:
+        raise BadInput(f"{where} has unknown input '{unknown[0]}'; the model takes: {', '.join(expected)}.")
+
+
+def _to_bytes(name: str, value: Any) -> Any:
+    if isinstance(value, list):
+        return [_to_bytes(name, item) for item in value]
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str):
+        return base64.b64decode(value["b64"])
+    raise BadInput(f"Input '{name}' takes strings, but got {value!r}; send text in quotes.")
+
+
+def _to_array(name: str, value: Any, spec: tf.TensorSpec) -> np.ndarray:
+    if spec.dtype == tf.string:
+        items = _to_bytes(name, value.tolist() if isinstance(value, np.ndarray) else value)
+        array = np.array(items, dtype=object)
+        if not all(isinstance(item, bytes) for item in array.flat):
+            raise BadInput(f"Input '{name}' is ragged; every example must have the same number of values.")
+        return array
+    try:
+        return np.asarray(value, dtype=spec.dtype.as_numpy_dtype)
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"Input '{name}' takes {spec.dtype.name} values, but {exc}.") from exc
+
+
+def _fit_shape(name: str, array: np.ndarray, spec: tf.TensorSpec) -> np.ndarray:
+    shape = spec.shape
+    if shape.rank is not None and array.ndim == shape.rank - 1 and shape[-1] == 1:
+        array = array.reshape(array.shape + (1,))
+    if not shape.is_compatible_with(array.shape):
+        raise BadInput(
+            f"Input '{name}' has shape {list(array.shape)} but the model takes {_shape_text(shape)} (-1 = any size)."
+        )
+    return array
+
+
+def _check_batch_sizes(arrays: dict[str, np.ndarray], specs: dict[str, tf.TensorSpec]) -> None:
+    sizes = {name: len(array) for name, array in arrays.items() if specs[name].shape[:1].as_list() == [None]}
+    if len(set(sizes.values())) > 1:
+        counts = ", ".join(f"{name}: {size}" for name, size in sorted(sizes.items()))
+        raise BadInput(f"Inputs have different numbers of examples ({counts}); send as many values for each.")
+
+
+def _tf_message(exc: tf.errors.OpError) -> str:
+    noise = ("Graph execution error", "Detected at node", "<stack traces")
+    lines = [line for line in exc.message.splitlines() if line.strip() and not line[0].isspace()]
+    useful = [line for line in lines if not line.startswith(noise)] or lines or ["unknown error"]
+    return re.sub(r"\s*\[Op:[^\]]*\]\s*$", "", useful[0]).strip()
+
+
+def run_signature(signature: Any, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Checks and converts named inputs, runs the signature and returns its named outputs.
+
+    Args:
+        signature: A loaded SavedModel signature (keyword inputs, dict of outputs).
+        inputs: Input name -> a value per example (JSON lists, or arrays from TensorProtos).
+
+    Returns:
+        Output name -> NumPy array.
+
+    Raises:
+        BadInput: An input is missing, unknown, of the wrong type or shape, or the model rejects it.
+    """
+    specs = input_specs(signature)
+    check_names(inputs, sorted(specs), "The request")
+    arrays = {name: _fit_shape(name, _to_array(name, inputs[name], spec), spec) for name, spec in specs.items()}
+    _check_batch_sizes(arrays, specs)
+    tensors = {name: tf.constant(array, dtype=specs[name].dtype) for name, array in arrays.items()}
+    try:
+        outputs = signature(**tensors)
+    except tf.errors.InvalidArgumentError as exc:
+        raise BadInput(f"The model rejected the inputs: {_tf_message(exc)}.") from exc
+    return {name: tensor.numpy() for name, tensor in outputs.items()}
+
+
+def error_status(exc: Exception) -> tuple[int, str]:
+    """The HTTP status and the one-line message for an error while serving (gRPC maps the same errors)."""
+    if isinstance(exc, NotFound):
+        return 404, str(exc)
+    if isinstance(exc, BadInput):
+        return 400, str(exc)
+    if isinstance(exc, ModelDeckError):
+        return 500, str(exc)
+    log.error("Unexpected error while serving", exc_info=exc)
+    return 500, _INTERNAL_ERROR

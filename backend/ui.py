@@ -1,0 +1,65 @@
+"""`modeldeck ui`: the dashboard, a worker and the inference server as three processes, stopped together.
+
+Each role runs in a process of its own (`modeldeck worker`, `modeldeck serve`, `streamlit run`), so a crash
+in one is seen by the others' supervisor here: when any of them exits, or on Ctrl-C or SIGTERM, all three
+are stopped, politely first.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from backend import config
+from backend.data import Limits
+
+STOP_GRACE_S = 20.0  # how long a process may take to stop before it is killed
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+
+
+def commands(*, home: Path, port: int, serve_port: int, grpc_port: int, host: str) -> list[list[str]]:
+    """The three command lines: worker, inference server, dashboard."""
+    me = [sys.executable, "-m", "backend.cli", "--home", str(home)]
+    upload_mb = max(1, Limits.from_env().max_upload_bytes // 2**20)
+    dashboard = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)]
+    dashboard += ["--server.headless", "true", "--client.toolbarMode", "minimal", "--browser.gatherUsageStats", "false"]
+    dashboard += ["--server.address", host, "--server.maxUploadSize", str(upload_mb)]
+    return [
+        [*me, "worker"],
+        [*me, "serve", "--port", str(serve_port), "--grpc-port", str(grpc_port), "--host", host],
+        dashboard,
+    ]
+
+
+def run(*, home: Path, port: int, serve_port: int, grpc_port: int, host: str) -> int:
+    """Start the three processes and supervise them.
+
+    Returns:
+        0 after Ctrl-C or SIGTERM, 1 when one of the processes exited on its own (the others are stopped).
+    """
+    env = os.environ | {"MODELDECK_HOME": str(home), "MODELDECK_SERVING_URL": config.serving_url_for(serve_port)}
+    lines = commands(home=home, port=port, serve_port=serve_port, grpc_port=grpc_port, host=host)
+    procs = [subprocess.Popen(line, env=env) for line in lines]
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while not stopping and all(p.poll() is None for p in procs):
+        time.sleep(0.5)
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    return 0 if stopping else 1

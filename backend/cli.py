@@ -19,7 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from backend import config, data, i18n, jobs, quality, serving, ui  # noqa: E402
 from backend.errors import BadInput, ModelDeckError  # noqa: E402
 from db import Store, open_store  # noqa: E402
-from models.spec import SPECS, SpecError, parse_sets  # noqa: E402
+from models.spec import SpecError, parse_sets
+from models.tasks import TASKS, task_info  # noqa: E402
 
 
 # -- output -----------------------------------------------------------------------------------------
@@ -339,9 +340,6 @@ def cmd_eval(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-GENERATION_DEFAULTS = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "seed": 0}
-
-
 def _prediction_rows(run: Any, args: argparse.Namespace) -> tuple[Any, str]:
     """The rows to predict and the signature to run: images from files, generation settings when given."""
     import pandas as pd
@@ -352,8 +350,9 @@ def _prediction_rows(run: Any, args: argparse.Namespace) -> tuple[Any, str]:
         found = data.images_to_predict(Path(args.input))
         return pd.DataFrame({"file": [n for n, _ in found], "image": [b for _, b in found]}), "serving_default"
     frame = _read_rows(args)
-    if run.task == "text-generation" and set(frame.columns) & {"max_new_tokens", *GENERATION_DEFAULTS}:
-        defaults = GENERATION_DEFAULTS | {"max_new_tokens": run.spec.get("max_new_tokens", 200)}
+    sampling = task_info(run.task).sampling
+    if sampling and set(frame.columns) & {"max_new_tokens", *sampling}:
+        defaults = dict(sampling) | {"max_new_tokens": run.spec.get("max_new_tokens", 200)}
         for name, value in defaults.items():
             frame[name] = frame[name].fillna(value) if name in frame.columns else value
         return frame, "generate"
@@ -459,7 +458,7 @@ def parser() -> argparse.ArgumentParser:
     train = command(sub, "train", cmd_train, "train a model")
     train.add_argument("dataset")
     train.add_argument("--target")
-    train.add_argument("--task", choices=["auto", *SPECS])
+    train.add_argument("--task", choices=["auto", *TASKS])
     train.add_argument("--preset", default="balanced", choices=["fast", "balanced", "thorough"])
     train.add_argument("--epochs", type=int)
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="a hyperparameter, e.g. dropout=0.2")
@@ -468,7 +467,7 @@ def parser() -> argparse.ArgumentParser:
 
     tune = command(sub, "tune", cmd_tune, "search hyperparameters: every trial is a run")
     tune.add_argument("dataset")
-    tune.add_argument("--task", choices=["auto", *SPECS])
+    tune.add_argument("--task", choices=["auto", *TASKS])
     tune.add_argument("--method", default="random", choices=["random", "bayesian"])
     tune.add_argument("--trials", type=int, default=8)
     tune.add_argument("--preset", default="balanced", choices=["fast", "balanced", "thorough"])

@@ -209,7 +209,7 @@ CASES = {
 
 
 def _spec(case: Case) -> Any:
-    from models.spec import make_spec
+    from models.tasks import make_spec
 
     values = {"epochs": case.epochs, "batch_size": case.batch, "early_stopping": False, **case.sets}
     return make_spec("balanced", values, task=case.task)
@@ -236,7 +236,7 @@ def plain_fit(case: Case, *, determinism: bool) -> Fit:
     import keras
     import tensorflow as tf
 
-    from backend.jobs.training import FAMILIES
+    from models.tasks import task_info
 
     class EpochEnds(keras.callbacks.Callback):  # no batch hook, so the steps stay pipelined as in a bare fit
         def __init__(self) -> None:
@@ -250,7 +250,9 @@ def plain_fit(case: Case, *, determinism: bool) -> Fit:
     keras.utils.set_random_seed(spec.seed)
     if determinism:
         tf.config.experimental.enable_op_determinism()
-    prepared = importlib.import_module(FAMILIES[case.task]).prepare(case.task_data(), spec=spec, batch_size=case.batch)
+    prepared = importlib.import_module(task_info(case.task).family).prepare(
+        case.task_data(), spec=spec, batch_size=case.batch
+    )
     net = prepared.build()
     clock = EpochEnds()
     started = time.perf_counter()
@@ -290,9 +292,9 @@ def callbacks_in_one_process(home: Path, run_id: int, rounds: int) -> list[float
     import tensorflow as tf
 
     from backend.config import Paths
-    from backend.jobs.training import FAMILIES, fit_callbacks, task_data
+    from backend.jobs.training import fit_callbacks, task_data
     from db import open_store
-    from models.spec import spec_from_dict
+    from models.tasks import spec_from_dict, task_info
 
     class Mark(keras.callbacks.Callback):  # first among a fit's callbacks ("begin") or last ("end")
         def __init__(self, at: str, marks: list[float]) -> None:
@@ -313,7 +315,7 @@ def callbacks_in_one_process(home: Path, run_id: int, rounds: int) -> list[float
     spec = spec_from_dict(run.spec, task=run.task)
     keras.utils.set_random_seed(spec.seed)
     tf.config.experimental.enable_op_determinism()  # on for both copies, as in every engine run
-    prepared = importlib.import_module(FAMILIES[run.task]).prepare(
+    prepared = importlib.import_module(task_info(run.task).family).prepare(
         task_data(store, paths=paths, run=run), spec=spec, batch_size=spec.batch_size
     )
     bare, engine = prepared.build(), prepared.build()

@@ -1,6 +1,7 @@
 """A model is a frozen spec: every field has a default and a comment, and the spec saved with a run
 is enough to rebuild the model and the training exactly. One spec class per model family; the task
-picks the class. No TensorFlow import here (the dashboard reads presets through the backend)."""
+registry (models/tasks.py) picks the class for a task. No TensorFlow import here (the dashboard reads
+presets through the backend)."""
 
 from __future__ import annotations
 
@@ -174,15 +175,6 @@ class RecommenderSpec(TrainingSpec):
         ]
 
 
-SPECS: dict[str, type[TrainingSpec]] = {
-    "classification": TabularSpec,
-    "regression": TabularSpec,
-    "text-classification": TextSpec,
-    "image-classification": ImageSpec,
-    "text-generation": GptSpec,
-    "recommendation": RecommenderSpec,
-}
-
 # Presets per family: "fast" to see something within a minute, "balanced" for the defaults, "thorough" for
 # the best model a laptop gives in a few minutes more.
 PRESETS: dict[type[TrainingSpec], dict[str, dict[str, Any]]] = {
@@ -213,12 +205,6 @@ PRESETS: dict[type[TrainingSpec], dict[str, dict[str, Any]]] = {
     },
 }
 PRESET_NAMES = ("fast", "balanced", "thorough")
-
-
-def spec_class(task: str) -> type[TrainingSpec]:
-    if task not in SPECS:
-        raise SpecError(f"Unknown task '{task}'. Expected one of: {', '.join(SPECS)}.")
-    return SPECS[task]
 
 
 def _coerce(cls: type[TrainingSpec], name: str, value: Any) -> Any:
@@ -265,11 +251,11 @@ def _build(cls: type[TrainingSpec], values: dict[str, Any]) -> TrainingSpec:
     return spec
 
 
-def make_spec(
-    preset: str = "balanced", overrides: dict[str, Any] | None = None, *, task: str = "classification"
+def build_spec(
+    cls: type[TrainingSpec], preset: str = "balanced", overrides: dict[str, Any] | None = None, *, task: str
 ) -> Any:
-    """A spec for a task from a preset and KEY=VALUE overrides (values may be strings, as on the command line)."""
-    cls = spec_class(task)
+    """A spec of a family from a preset and KEY=VALUE overrides (values may be strings, as on the command line);
+    `task` names the task in messages. `models.tasks.make_spec` picks the family by task."""
     if preset not in PRESETS[cls]:
         raise SpecError(f"Unknown preset '{preset}'. Expected one of: {', '.join(PRESET_NAMES)}.")
     fields = {f.name for f in dataclasses.fields(cls)}
@@ -282,9 +268,8 @@ def make_spec(
     return _build(cls, values)
 
 
-def spec_from_dict(data: dict[str, Any], *, task: str = "classification") -> Any:
-    """Rebuild the spec stored with a run."""
-    cls = spec_class(task)
+def rebuild_spec(cls: type[TrainingSpec], data: dict[str, Any]) -> Any:
+    """Rebuild a spec of a family from what was stored with a run (unknown keys are ignored)."""
     fields = {f.name for f in dataclasses.fields(cls)}
     return _build(cls, {k: _coerce(cls, k, v) for k, v in data.items() if k in fields})
 
@@ -303,7 +288,6 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
 __all__ = [
     "PRESETS",
     "PRESET_NAMES",
-    "SPECS",
     "GptSpec",
     "ImageSpec",
     "RecommenderSpec",
@@ -311,8 +295,7 @@ __all__ = [
     "TabularSpec",
     "TextSpec",
     "TrainingSpec",
-    "make_spec",
+    "build_spec",
     "parse_sets",
-    "spec_class",
-    "spec_from_dict",
+    "rebuild_spec",
 ]

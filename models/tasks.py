@@ -58,7 +58,9 @@ class TaskInfo:
                 raise SpecError(f"Task '{self.name}': {name} '{value}' is not one of {', '.join(allowed)}.")
         unknown = [c for c in self.charts if c not in CHARTS]
         if unknown:
-            raise SpecError(f"Task '{self.name}': unknown charts {', '.join(unknown)}. Use some of {', '.join(CHARTS)}.")
+            raise SpecError(
+                f"Task '{self.name}': unknown charts {', '.join(unknown)}. Use some of {', '.join(CHARTS)}."
+            )
         object.__setattr__(self, "search_space", MappingProxyType(dict(self.search_space)))
         object.__setattr__(self, "sampling", MappingProxyType(dict(self.sampling)))
 
@@ -171,7 +173,9 @@ def classifiers() -> tuple[str, ...]:
     return tuple(name for name, info in TASKS.items() if info.classifier)
 
 
-def make_spec(preset: str = "balanced", overrides: dict[str, Any] | None = None, *, task: str = "classification") -> Any:
+def make_spec(
+    preset: str = "balanced", overrides: dict[str, Any] | None = None, *, task: str = "classification"
+) -> Any:
     """A spec for a task from a preset and KEY=VALUE overrides (values may be strings, as on the command line)."""
     return build_spec(task_info(task).spec, preset, overrides, task=task)
 

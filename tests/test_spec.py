@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from models.spec import SPECS, SpecError, TabularSpec, make_spec, parse_sets, spec_from_dict
+from models.spec import SpecError, TabularSpec, parse_sets
+from models.tasks import TASKS, make_spec, spec_from_dict
 
 
 def test_the_default_network_is_the_reference_baseline() -> None:
@@ -56,7 +57,7 @@ def test_an_unknown_preset_lists_the_presets() -> None:
         make_spec("huge")
 
 
-@pytest.mark.parametrize("task", list(SPECS))
+@pytest.mark.parametrize("task", list(TASKS))
 def test_every_preset_of_every_task_round_trips_through_json(task: str) -> None:
     for preset in ("fast", "balanced", "thorough"):
         spec = make_spec(preset, task=task)
@@ -64,7 +65,7 @@ def test_every_preset_of_every_task_round_trips_through_json(task: str) -> None:
 
 
 def test_each_task_gets_its_family_spec() -> None:
-    assert [type(make_spec(task=t)).__name__ for t in SPECS] == [
+    assert [type(make_spec(task=t)).__name__ for t in TASKS] == [
         "TabularSpec",
         "TabularSpec",
         "TextSpec",

@@ -22,8 +22,9 @@ from backend.config import Paths
 from backend.data import images, ingest, kinds, samples, storage
 from backend.errors import BadInput, NotFound
 from db import Dataset, DatasetVersion, Store
+from models.tasks import tasks_for_kind
 
-TASKS = ("classification", "regression")
+TASKS = tasks_for_kind("tabular")  # what a table's target can be predicted as
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]+")
 _TEXT_MIN_MEAN_LENGTH = 40
 

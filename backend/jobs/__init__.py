@@ -8,6 +8,7 @@
 - `diagnostics.py`: plain-words findings about a finished run's curves.
 - `evaluation.py`: metrics of a trained model on labelled rows the user brings.
 
+The task registry (`models.tasks`) is handed on from here too, for the dashboard.
 Other wings and the faces import from here only. Nothing here imports TensorFlow at import time.
 """
 
@@ -34,10 +35,13 @@ from backend.jobs.runs import (
     worker_if_needed,
 )
 from backend.jobs.worker import has_live_worker, reap_dead_workers, serve_forever
+from models.tasks import TASKS, TaskInfo, task_info
 
 __all__ = [
     "FINISHED",
     "SCORABLE",
+    "TASKS",
+    "TaskInfo",
     "cancel",
     "curves",
     "default_space",
@@ -56,6 +60,7 @@ __all__ = [
     "spec_form",
     "start_search",
     "start_training",
+    "task_info",
     "tasks_for",
     "tensorboard_command",
     "wait",

@@ -8,11 +8,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from models.tasks import task_info
+
 STUCK_SHARE = 0.95  # a loss within 5% of ln(classes) is what guessing scores
 OVERFIT_RISE = 0.10  # validation loss 10% above its best while training loss still falls
 BASELINE_MARGIN = 0.005
 EXPLODED = 3.0  # a classifier's loss this many times what guessing scores, or a loss that ends this far above its start
-CLASSIFIERS = ("classification", "text-classification", "image-classification")
 
 
 def _finding(id: str, severity: str, **params: Any) -> dict[str, Any]:
@@ -31,7 +32,7 @@ def diagnose(
     """What a newcomer should know about a run: exploding or stuck, overfitting, or beaten by a trivial rule."""
     findings = []
     loss, val_loss = curves.get("loss", []), curves.get("val_loss", [])
-    chance = math.log(classes) if task in CLASSIFIERS and classes >= 2 else None
+    chance = math.log(classes) if task_info(task).classifier and classes >= 2 else None
     # 1. Exploding: far above what guessing scores, or ending far above where it started (too big a step).
     exploded = bool(loss) and (
         (chance is not None and loss[-1] > EXPLODED * chance) or (len(loss) >= 2 and loss[-1] > EXPLODED * loss[0])
@@ -50,7 +51,7 @@ def diagnose(
         if best < len(val_loss) - 1 and rose and loss[-1] < loss[best]:
             findings.append(_finding("overfitting", "warning", best=best + 1, epochs=len(val_loss)))
     # 4. A trivial rule does as well: the majority class, or the mean.
-    if task in CLASSIFIERS and "accuracy" in metrics and "accuracy" in baseline:
+    if task_info(task).classifier and "accuracy" in metrics and "accuracy" in baseline:
         if metrics["accuracy"] <= baseline["accuracy"] + BASELINE_MARGIN:
             findings.append(
                 _finding(

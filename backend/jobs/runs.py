@@ -17,64 +17,61 @@ from backend.errors import BadInput, InvalidState, NotFound, QualityGateBlocked
 from backend.jobs import tuning
 from backend.jobs.worker import has_live_worker, reap_dead_workers
 from db import DatasetVersion, Run, Store
-from models.spec import SpecError, TrainingSpec, make_spec, spec_class
+from models.spec import SpecError, TrainingSpec
+from models.tasks import TASKS, make_spec, task_info, tasks_for_kind
 
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
-TASKS_BY_KIND = {  # what each kind of data can train, the default first
-    "tabular": ("classification", "regression"),
-    "text": ("text-classification", "text-generation"),
-    "images": ("image-classification",),
-    "ratings": ("recommendation",),
-}
-
-
 def tasks_for(kind: str) -> tuple[str, ...]:
     """The tasks the Training page offers for a kind of data, the usual one first."""
-    return TASKS_BY_KIND.get(kind, TASKS_BY_KIND["tabular"])
+    return tasks_for_kind(kind) or tasks_for_kind("tabular")
+
+
+def _default_task(offered: tuple[str, ...], *, has_target: bool) -> str:
+    """The first task of the kind that can train with what was chosen (a text set without labels generates)."""
+    return next((t for t in offered if has_target or not TASKS[t].needs_target), offered[0])
 
 
 def _task_and_target(
     version: DatasetVersion, *, kind: str, name: str, target: str | None, task: str | None
 ) -> tuple[str, str | None]:
-    """Check that the task fits the data and that the columns it needs are there."""
+    """Check that the task fits the data and that the columns it needs are there; the task and its target."""
     offered = tasks_for(kind)
     roles = data.roles(version.columns)
-    if kind == "tabular":
+    wanted = None if task in (None, "auto") else task
+    if wanted is not None and wanted not in TASKS:
+        raise BadInput(f"Unknown task '{wanted}'. Expected one of: {', '.join(TASKS)}, auto.")
+    if kind == "tabular":  # the target column decides between classification and regression
         target = target or version.target
         if target is None:
             raise BadInput("No target column chosen. Pick the column to predict on the Data page (or pass --target).")
-        if task in (None, "auto") and target == version.target and version.task in offered:
+        if wanted is None and target == version.target and version.task in offered:
             return str(version.task), target  # chosen on the Data page already
-        found = data.checked_task(data.load_frame(version), target, None if task == "auto" else task)
-        task = found
-    elif task in (None, "auto", "classification", "regression"):
-        task = "text-generation" if kind == "text" and not (target or version.target) else offered[0]
-    if task not in offered:
+        wanted = data.checked_task(data.load_frame(version), target, wanted)
+    elif wanted is None or TASKS[wanted].kind == "tabular":  # "classification" of texts means their classifier
+        wanted = _default_task(offered, has_target=bool(target or version.target))
+    assert wanted is not None
+    if wanted not in offered:
         raise BadInput(
-            f"'{name}' is {kind} data, which trains {', '.join(offered)}; not {task}. "
+            f"'{name}' is {kind} data, which trains {', '.join(offered)}; not {wanted}. "
             "Pick one of those, or change the data kind on the Data page."
         )
-    if task == "text-classification":
+    info = task_info(wanted)
+    if info.needs_target and kind != "tabular":
         target = target or version.target
         if target is None:
             raise BadInput("No label column chosen. Pick the column with each text's class on the Data page.")
         data.checked_task(data.load_frame(version), target, None)
-    if task in ("text-classification", "text-generation") and roles["text"] is None:
+    if "text" in info.roles and roles["text"] is None:
         raise BadInput(f"'{name}' has no text column. Upload a table with a column of free text.")
-    if task == "image-classification":
-        target = "label"
-    if task == "recommendation":
-        if roles["user"] is None or roles["item"] is None:
-            raise BadInput(
-                f"'{name}' needs a user column and an item column (e.g. user_id, item_id) to train recommendations. "
-                "Rename them and upload again."
-            )
-        target = roles["rating"]
-    if task == "text-generation":
-        target = None
-    return str(task), target
+    if any(roles[r] is None for r in info.roles):
+        raise BadInput(
+            f"'{name}' needs a user column and an item column (e.g. user_id, item_id) to train recommendations. "
+            "Rename them and upload again."
+        )
+    answer = {"column": target, "label": "label", "rating": roles["rating"], "none": None}[info.target]
+    return wanted, answer
 
 
 def start_training(
@@ -169,7 +166,7 @@ def start_search(
         overrides=overrides,
         override_reason=override_reason,
     )
-    chosen = space or tuning.DEFAULT_SPACES[spec_class(run["task"]).__name__]
+    chosen = space or dict(task_info(run["task"]).search_space)
     dims = tuning.parse_space(chosen, defaults=run["spec"])
     return store.create_run(
         **run | {"spec": {**run["spec"], "search": {"method": method, "trials": trials, "space": chosen, "dims": dims}}}
@@ -178,7 +175,7 @@ def start_search(
 
 def default_space(task: str) -> dict[str, str]:
     """The hyperparameters a search tries by default for a task, as KEY -> "LOW:HIGH" or "A|B"."""
-    return dict(tuning.DEFAULT_SPACES[spec_class(task).__name__])
+    return dict(task_info(task).search_space)
 
 
 def search_trials(store: Store, *, run_id: int) -> list[dict[str, Any]]:
@@ -306,7 +303,7 @@ def spec_form(task: str, preset: str) -> list[dict[str, Any]]:
     """The hyperparameters of a task's family as form fields, filled from a preset: `name`, `value`, `type`
     (bool | int | float | text | list | choice) and, for a choice, its `choices`."""
     values = preset_values(preset, task=task)
-    cls = spec_class(task)
+    cls = task_info(task).spec
     shared = {f.name for f in dataclasses.fields(TrainingSpec)}
     fields = []
     for f in sorted(dataclasses.fields(cls), key=lambda f: f.name in shared):  # the family's own fields first

@@ -40,16 +40,6 @@ def environment() -> dict[str, Any]:
     }
 
 
-FAMILIES = {  # task -> the module in models/ that builds it (see models/task.py)
-    "classification": "models.tabular",
-    "regression": "models.tabular",
-    "text-classification": "models.text",
-    "image-classification": "models.vision",
-    "text-generation": "models.gpt",
-    "recommendation": "models.recommend",
-}
-
-
 def task_data(store: Store, *, paths: Paths, run: Run) -> Any:
     """The run's dataset version as a family receives it: the table (images with their bytes) and the roles."""
     from backend import data
@@ -73,7 +63,7 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
 
     from backend.jobs import diagnostics
     from models import devices
-    from models.spec import spec_from_dict
+    from models.tasks import spec_from_dict, task_info
 
     run_dir = paths.run_dir(run.id)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -90,7 +80,7 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
 
     # 2. Data and preprocessing, by the task's family: the same split every time (so a resumed run continues
     #    on the same rows), adapted on the training part only, before the precision policy (it stays float32).
-    family = importlib.import_module(FAMILIES[run.task])
+    family = importlib.import_module(task_info(run.task).family)
     batch = spec.batch_size * setup.replicas
     try:
         prepared = family.prepare(task_data(store, paths=paths, run=run), spec=spec, batch_size=batch)

@@ -24,15 +24,6 @@ from db.store import utcnow
 METHODS = ("random", "bayesian")
 OBJECTIVE = "val_loss"  # the lowest validation loss a trial reached: comparable across trials (same split)
 
-DEFAULT_SPACES: dict[str, dict[str, str]] = {  # per spec class name: field -> "lo:hi" range or "a|b" choice
-    "TabularSpec": {"learning_rate": "0.0001:0.01", "dropout": "0:0.5", "hidden_units": "64|128|256,128"},
-    "TextSpec": {"learning_rate": "0.0003:0.01", "embedding_dim": "32|64|128", "dropout": "0:0.5"},
-    "ImageSpec": {"learning_rate": "0.0003:0.003", "dropout": "0:0.5"},
-    "GptSpec": {"learning_rate": "0.0003:0.003", "n_embd": "64|128"},
-    "RecommenderSpec": {"learning_rate": "0.001:0.01", "embedding_dim": "8|16|32|64", "l2": "0.00001:0.001"},
-}
-
-
 def parse_space(space: dict[str, str], *, defaults: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """`{"learning_rate": "0.0001:0.01", "hidden_units": "64|128,64"}` -> typed search dimensions.
 

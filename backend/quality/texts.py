@@ -17,6 +17,7 @@ import pandas as pd
 
 from backend import data
 from backend.quality.common import (
+    MAX_REMEDY_ROWS,
     drop_rows,
     remedy,
     result,
@@ -194,7 +195,11 @@ def conflicting_text_labels(frame: pd.DataFrame, target: str | None, task: str |
     per_text = pd.DataFrame({"t": norm, "y": labels}).groupby("t")["y"].nunique()
     conflicted = norm.isin(per_text[per_text > 1].index) & (norm != "")
     rows = np.flatnonzero(conflicted)
-    evidence = {"rows": int(len(rows)), "example_rows": rows[:EXAMPLES].tolist()}
+    evidence = {
+        "conflicting": int(len(rows)),
+        "rows": rows[:MAX_REMEDY_ROWS].tolist(),
+        "example_rows": rows[:EXAMPLES].tolist(),
+    }
     if len(rows):
         return result(
             "conflicting_text_labels",

@@ -4,7 +4,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend import playground
+from backend import jobs, playground
 from dashboard.common import pick_finished_run, store
 from dashboard.i18n import t
 
@@ -16,9 +16,6 @@ run = pick_finished_run(
 )
 m, ev = run.metrics, run.evaluation
 st.caption(t("evaluation.split", test=ev.get("rows", {}).get("test", "?"), train=ev.get("rows", {}).get("train", "?")))
-
-CLASSIFIERS = ("classification", "text-classification", "image-classification")
-
 
 def metric_row(keys: tuple[str, ...], fmt: str = "{:.3f}") -> None:
     for col, key in zip(st.columns(len(keys)), keys, strict=True):
@@ -137,16 +134,16 @@ def generator() -> None:
             st.markdown(f"**{sample['prompt']}**{sample['text']}")
 
 
-if run.task in CLASSIFIERS:
-    classifier()
-    text_examples()
-    image_mistakes()
-elif run.task == "regression":
-    regressor()
-elif run.task == "recommendation":
-    recommender()
-else:
-    generator()
+VIEWS = {  # the registry's chart names
+    "classifier": classifier,
+    "text_mistakes": text_examples,
+    "image_mistakes": image_mistakes,
+    "regression": regressor,
+    "ranking": recommender,
+    "generation": generator,
+}
+for chart in jobs.task_info(run.task).charts:
+    VIEWS[chart]()
 
 st.subheader(t("evaluation.history"))
 table = pd.DataFrame(playground.runs_table(store())).dropna(axis=1, how="all")  # e.g. no RMSE without regression

@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend import playground, serving
+from backend import jobs, playground, serving
 from backend.errors import ModelDeckError
 from dashboard.common import pick_finished_run, show_error, store
 from dashboard.i18n import t
@@ -20,7 +20,6 @@ run = pick_finished_run(
     ),
     none_text=t("playground.none"),
 )
-CLASSIFIERS = ("classification", "text-classification", "image-classification")
 
 
 def ask(rows: list[dict], signature: str | None = None) -> dict:
@@ -184,11 +183,11 @@ def recommendation_form() -> None:
     footer()
 
 
-{
-    "classification": table_form,
-    "regression": table_form,
-    "text-classification": text_form,
-    "image-classification": image_form,
-    "text-generation": generation_form,
-    "recommendation": recommendation_form,
-}[run.task]()
+FORMS = {
+    "form": table_form,
+    "text": text_form,
+    "image": image_form,
+    "prompt": generation_form,
+    "user": recommendation_form,
+}
+FORMS[jobs.task_info(run.task).playground]()

@@ -64,7 +64,12 @@ def test_one_text_with_two_labels_is_a_conflict() -> None:
         "other" if frame.loc[5, "label"] == "great" else "great",
     ]
     check = _checks(frame, "text")["conflicting_text_labels"]
-    assert (check["passed"], check["evidence"]["rows"], check["remedy"]) == (False, 2, {"action": "review_labels"})
+    assert (check["passed"], check["evidence"]["conflicting"], check["evidence"]["rows"], check["remedy"]) == (
+        False,
+        2,
+        [5, 20],
+        {"action": "review_labels"},
+    )
 
 
 def test_personal_data_is_counted_per_kind() -> None:

@@ -564,6 +564,19 @@ def test_labeling_page_labels_unlabeled_rows_into_a_new_version(home: Path, stor
     )
 
 
+def test_labeling_page_queues_texts_with_two_labels(home: Path, store: Any) -> None:
+    texts = [f"review number {i}: the tea arrived fresh, strong and fragrant" for i in range(60)]
+    frame = pd.DataFrame({"review": texts, "label": ["great", "other"] * 30})
+    frame.loc[20, "review"] = frame.loc[5, "review"]  # the same text, labelled great (row 20) and other (row 5)
+    dataset, _ = factories.add_frame(store, frame, name="reviews", target="label")
+    at = open_page("views/labeling.py")
+    assert (dataset.kind, list(at.exception), [b.label for b in at.button if b.label == "Keep as it is"]) == (
+        "text",
+        [],
+        ["Keep as it is"],
+    )
+
+
 def test_data_page_changes_the_kind_of_data(home: Path, store: Any) -> None:
     dataset, _ = factories.add_frame(store, factories.churn_frame())
     at = open_page()

@@ -17,6 +17,13 @@ require_target(version)
 rows = frame(version.id, version.path)
 target = version.target
 
+
+def _listed_rows(check: dict) -> list[int]:
+    """The rows a check asks to review (reports stored before the text check listed its rows hold a count)."""
+    rows = (check.get("evidence") or {}).get("rows")
+    return rows if isinstance(rows, list) else []
+
+
 # 1. The queue: suspects from the label-error check first, then rows without a label.
 checks = {c["id"]: c for c in report(version.id, version.target, version.task)["checks"]}
 suspects = (checks.get("label_errors") or {}).get("evidence", {}).get("suspects", [])
@@ -26,8 +33,8 @@ to_review = [
     r
     for c in checks.values()
     if not c["passed"] and (c.get("remedy") or {}).get("action") == "review_labels"
-    for r in c.get("evidence", {}).get("rows", [])
-]  # e.g. one image under two labels
+    for r in _listed_rows(c)
+]  # e.g. one image under two labels, one text with two labels
 to_review += rows.index[rows[target].isna()][:500].tolist()
 queue += [{"row": int(r), "suggested": None, "confidence": None} for r in dict.fromkeys(to_review) if r not in in_queue]
 if not queue:

@@ -91,6 +91,21 @@ def trainer_split(frame: pd.DataFrame, *, target: str, task: str | None) -> tupl
     return labelled[rest], labelled[test]
 
 
+def rare_classes(
+    id: str, labels: pd.Series, counts: pd.Series, minimum: int, evidence: dict[str, Any], *, examples: int
+) -> dict[str, Any] | None:
+    """The failing result for classes with fewer than `minimum` rows (None when there are none), with their
+    first `examples` rows as evidence and the fix that drops them."""
+    rare = counts.index[counts < minimum].astype(str).tolist()
+    if not rare:
+        return None
+    rows = np.flatnonzero(labels.isin(rare).to_numpy(dtype=bool, na_value=False))
+    evidence["example_rows"] = rows[:examples].tolist()
+    return result(
+        id, "blocker", False, "rare", evidence, remedy=drop_rows(rows), n=len(rare), min=minimum, names=listed(rare)
+    )
+
+
 # -- the checks every kind of data runs first ----------------------------------------------------------------
 def too_few_rows(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
     n = len(frame)
@@ -129,19 +144,7 @@ def too_few_classes(frame: pd.DataFrame, target: str | None, task: str | None) -
     evidence: dict[str, Any] = {"classes": {str(k): int(v) for k, v in counts.head(50).items()}}
     if len(counts) < 2:
         return result("too_few_classes", "blocker", False, "one", evidence, target=target, n=len(counts))
-    rare = counts.index[counts < MIN_ROWS_PER_CLASS].astype(str).tolist()
-    if rare:
-        rows = np.flatnonzero(labels.isin(rare).to_numpy())
-        evidence["example_rows"] = rows[:EXAMPLES].tolist()
-        return result(
-            "too_few_classes",
-            "blocker",
-            False,
-            "rare",
-            evidence,
-            remedy=drop_rows(rows),
-            n=len(rare),
-            min=MIN_ROWS_PER_CLASS,
-            names=listed(rare),
-        )
+    rare = rare_classes("too_few_classes", labels, counts, MIN_ROWS_PER_CLASS, evidence, examples=EXAMPLES)
+    if rare is not None:
+        return rare
     return result("too_few_classes", "blocker", True, "ok", evidence, n=len(counts), smallest=int(counts.min()))

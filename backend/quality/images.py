@@ -26,7 +26,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from backend import data
-from backend.quality.common import MIN_ROWS, drop_rows, listed, remedy, result, share
+from backend.quality.common import MIN_ROWS, drop_rows, listed, rare_classes, remedy, result, share
 
 MIN_SIDE = 32  # pixels: an image narrower or lower than this is tiny
 MIN_PER_CLASS = 2  # a class with fewer images cannot be both learned and tested
@@ -277,21 +277,9 @@ def image_class_balance(frame: pd.DataFrame, target: str | None, task: str | Non
         return result("image_class_balance", "blocker", False, "none", evidence)
     if len(counts) < 2:
         return result("image_class_balance", "blocker", False, "one", evidence, name=str(counts.index[0]))
-    rare = counts.index[counts < MIN_PER_CLASS].astype(str).tolist()
-    if rare:
-        rows = np.flatnonzero(labels.isin(rare).to_numpy(dtype=bool, na_value=False))
-        evidence["example_rows"] = rows[:EXAMPLES].tolist()
-        return result(
-            "image_class_balance",
-            "blocker",
-            False,
-            "rare",
-            evidence,
-            remedy=drop_rows(rows),
-            n=len(rare),
-            min=MIN_PER_CLASS,
-            names=listed(rare),
-        )
+    rare = rare_classes("image_class_balance", labels, counts, MIN_PER_CLASS, evidence, examples=EXAMPLES)
+    if rare is not None:
+        return rare
     smallest, largest = int(counts.iloc[-1]), int(counts.iloc[0])
     params: dict[str, Any] = {
         "n": len(counts),

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sys
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -406,9 +407,14 @@ def cmd_ui(store: Store, args: argparse.Namespace) -> int:
     )
 
 
+DATASET_HELP = "a dataset's name or id (`modeldeck data list`)"
+RUN_HELP = "a run's id (`modeldeck runs list`)"
+
+
 # -- parser -----------------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="modeldeck", description="From a dataset to a working model demo.")
+    p.add_argument("--version", action="version", version=f"modeldeck {package_version('modeldeck')}")
     p.add_argument("--home", help="data folder (default: $MODELDECK_HOME or ./.modeldeck)")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -435,28 +441,30 @@ def parser() -> argparse.ArgumentParser:
 
     data_cmds = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
     add = command(data_cmds, "add", cmd_data_add, "add a file or sample:NAME")
-    add.add_argument("source")
+    add.add_argument("source", help="a file (CSV, TSV, Excel, JSON Lines, Parquet, ZIP) or sample:NAME")
     add.add_argument("--name")
     add.add_argument("--target")
     add.add_argument("--task", choices=["auto", *data.TASKS])
     add.add_argument("--kind", choices=["tabular", "text", "ratings"], help="override the inferred kind of data")
     add.add_argument("--images", metavar="ZIP", help="SOURCE is a table of image paths and labels; ZIP holds the files")
     command(data_cmds, "list", cmd_data_list, "list datasets")
-    command(data_cmds, "show", cmd_data_show, "show a dataset").add_argument("dataset")
+    command(data_cmds, "show", cmd_data_show, "show a dataset").add_argument("dataset", help=DATASET_HELP)
     check = command(data_cmds, "check", cmd_data_check, "quality report (exit 3 when blocked)")
-    check.add_argument("dataset")
+    check.add_argument("dataset", help=DATASET_HELP)
     check.add_argument("--target")
     fix = command(data_cmds, "fix", cmd_data_fix, "apply a check's one-click fix, as a new version")
-    fix.add_argument("dataset")
+    fix.add_argument("dataset", help=DATASET_HELP)
     fix.add_argument("--check", required=True, metavar="ID", help="the check id, e.g. duplicate_rows")
-    command(data_cmds, "versions", cmd_data_versions, "versions with their lineage").add_argument("dataset")
+    command(data_cmds, "versions", cmd_data_versions, "versions with their lineage").add_argument(
+        "dataset", help=DATASET_HELP
+    )
     compare = command(data_cmds, "compare", cmd_data_compare, "rows and columns changed between two versions")
-    compare.add_argument("dataset")
-    compare.add_argument("old")
-    compare.add_argument("new")
+    compare.add_argument("dataset", help=DATASET_HELP)
+    compare.add_argument("old", help="the older version's hash (its first 12 characters will do)")
+    compare.add_argument("new", help="the newer version's hash")
 
     train = command(sub, "train", cmd_train, "train a model")
-    train.add_argument("dataset")
+    train.add_argument("dataset", help=DATASET_HELP)
     train.add_argument("--target")
     train.add_argument("--task", choices=["auto", *TASKS])
     train.add_argument("--preset", default="balanced", choices=["fast", "balanced", "thorough"])
@@ -466,7 +474,7 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--wait", action="store_true", help="wait for the run to finish")
 
     tune = command(sub, "tune", cmd_tune, "search hyperparameters: every trial is a run")
-    tune.add_argument("dataset")
+    tune.add_argument("dataset", help=DATASET_HELP)
     tune.add_argument("--task", choices=["auto", *TASKS])
     tune.add_argument("--method", default="random", choices=["random", "bayesian"])
     tune.add_argument("--trials", type=int, default=8)
@@ -481,25 +489,25 @@ def parser() -> argparse.ArgumentParser:
 
     run_cmds = sub.add_parser("runs", help="run history").add_subparsers(dest="runs_command", required=True)
     command(run_cmds, "list", cmd_runs_list, "list runs")
-    command(run_cmds, "show", cmd_runs_show, "show a run").add_argument("run")
-    command(run_cmds, "cancel", cmd_runs_cancel, "cancel a run").add_argument("run")
+    command(run_cmds, "show", cmd_runs_show, "show a run").add_argument("run", help=RUN_HELP)
+    command(run_cmds, "cancel", cmd_runs_cancel, "cancel a run").add_argument("run", help=RUN_HELP)
     resume = command(run_cmds, "resume", cmd_runs_resume, "resume an interrupted run")
-    resume.add_argument("run")
+    resume.add_argument("run", help=RUN_HELP)
     resume.add_argument("--wait", action="store_true")
     again = command(run_cmds, "again", cmd_runs_again, "train again with the same data, task and spec")
-    again.add_argument("run")
+    again.add_argument("run", help=RUN_HELP)
     again.add_argument("--wait", action="store_true")
 
     ev = command(sub, "eval", cmd_eval, "metrics on the test split, or on --input")
-    ev.add_argument("run")
+    ev.add_argument("run", help=RUN_HELP)
     ev.add_argument("--input", help="a labelled CSV file")
     pr = command(sub, "predict", cmd_predict, "predict rows with a run's model")
-    pr.add_argument("run")
+    pr.add_argument("run", help=RUN_HELP)
     rows = pr.add_mutually_exclusive_group(required=True)
     rows.add_argument("--input", help="a CSV file; for an image model an image, a folder of images or a ZIP")
     rows.add_argument("--row", help="one row (or a list of rows) as JSON")
     ex = command(sub, "export", cmd_export, "copy a run's model out", json_flag=True)
-    ex.add_argument("run")
+    ex.add_argument("run", help=RUN_HELP)
     ex.add_argument("--out", required=True)
     ex.add_argument("--format", choices=["savedmodel", "tflite"], default="savedmodel")
     return p

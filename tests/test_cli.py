@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests import factories
 
 
@@ -148,3 +150,14 @@ def test_a_table_of_image_paths_with_a_zip_becomes_an_image_dataset(home, tmp_pa
         home, "data", "add", str(tmp_path / "labels.csv"), "--images", str(tmp_path / "photos.zip")
     )
     assert (out["kind"], out["rows"], out["target"]) == ("images", 40, "label")
+
+
+def test_version_and_help_name_every_argument(capsys: pytest.CaptureFixture[str]) -> None:
+    from backend import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    version = capsys.readouterr().out.strip()
+    with pytest.raises(SystemExit):
+        cli.main(["data", "compare", "--help"])
+    assert (version, "the older version's hash" in capsys.readouterr().out) == ("modeldeck 0.1.0", True)

@@ -29,7 +29,7 @@ def make_zip(count: int = IMAGES, seed: int = 0) -> bytes:
 
 def main() -> None:
     from backend.data import images
-    from backend.quality.gate import images as image_checks
+    from backend.quality import images as image_checks
 
     data = make_zip()
     started = time.perf_counter()

@@ -7,7 +7,7 @@ import pandas as pd
 
 from backend.data import kinds
 from backend.quality import gate as quality
-from backend.quality.texts import luhn_ok, near_duplicate_pairs
+from backend.quality.texts import luhn_ok, near_duplicate_groups
 from tests import factories
 
 WORDS = "good great bad awful tasty bland fresh stale sweet salty cheap pricey quick slow fine poor".split()
@@ -57,6 +57,18 @@ def test_exact_and_near_duplicate_texts_are_found() -> None:
     assert set(check["remedy"]["params"]["rows"]) == {10, 11}
 
 
+def test_hundreds_of_copies_of_one_template_are_one_near_duplicate_group() -> None:
+    frame = reviews(rows=600)
+    template = frame.loc[0, "review"]
+    frame.loc[100:499, "review"] = [template.replace("order 0", f"order {i}") for i in range(100, 500)]  # 400 copies
+    check = _checks(frame, "text")["duplicate_texts"]
+    assert (check["evidence"]["exact"], check["evidence"]["near"], check["remedy"]["params"]["rows"]) == (
+        0,
+        400,
+        list(range(100, 500)),
+    )
+
+
 def test_one_text_with_two_labels_is_a_conflict() -> None:
     frame = reviews()
     frame.loc[20, ["review", "label"]] = [
@@ -92,9 +104,8 @@ def test_near_duplicates_need_most_words_in_common() -> None:
         "I ordered these crackers for the office and they were gone in a day. Crisp, not too salty, and the "
         "box arrived quickly and well packed. The price is fair for the quality, and I will order them again."
     )
-    assert near_duplicate_pairs([a, a.replace("warm", "cold"), "completely different words about a movie night"]) == [
-        (0, 1)
-    ]
+    groups = near_duplicate_groups([a, a.replace("warm", "cold"), "completely different words about a movie night"])
+    assert groups.tolist() == [0, 0, 2]
 
 
 def test_ratings_checks_find_the_columns_sparsity_and_repeats() -> None:

@@ -2,18 +2,21 @@
 
 Near-duplicates are found with SimHash over words and word pairs (64-bit fingerprints cut into 6 bands of
 10 bits: two texts whose fingerprints differ in at most 5 bits share a band, so only texts sharing a band
-are compared), on at most NEAR_DUP_SAMPLE texts."""
+are compared), on at most NEAR_DUP_SAMPLE texts. Near-duplicates are joined into groups (connected
+components, as for images), so hundreds of copies of one template are one group: the first text of a group
+is kept, the others are the copies."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from backend import data
 from backend.quality.common import (
@@ -32,6 +35,7 @@ LONG_CHARS = 5000
 NEAR_DUP_SAMPLE = 50_000
 NEAR_DUP_BITS = 5
 BANDS, BAND_BITS = 6, 10
+BUCKET_LEADERS = 200  # a bucket up to this size compares every pair; a larger one compares with this many leaders
 EXAMPLES = 5
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
@@ -89,21 +93,59 @@ def simhash(text: str) -> int:
     return int.from_bytes(np.packbits(majority).tobytes(), "big")
 
 
-def near_duplicate_pairs(texts: list[str]) -> list[tuple[int, int]]:
-    """Pairs of positions whose SimHash fingerprints differ in at most NEAR_DUP_BITS bits."""
-    prints = [simhash(t) for t in texts]
-    buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for i, fp in enumerate(prints):
-        for band in range(BANDS):
-            buckets[(band, (fp >> (BAND_BITS * band)) & ((1 << BAND_BITS) - 1))].append(i)
-    pairs = set()
-    for members in buckets.values():
-        if 1 < len(members) <= 200:
-            for a_index, a in enumerate(members):
-                for b in members[a_index + 1 :]:
-                    if bin(prints[a] ^ prints[b]).count("1") <= NEAR_DUP_BITS:
-                        pairs.add((a, b))
-    return sorted(pairs)
+def _bucket_links(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i, j) of positions in one bucket's distinct `values` that are at most NEAR_DUP_BITS bits apart.
+
+    A bucket of up to BUCKET_LEADERS values compares every pair. A larger one (many copies of one template)
+    compares each value with leaders only: the first value near no leader yet becomes the next leader, up to
+    BUCKET_LEADERS of them, so the work stays linear in the bucket's size. A value with a near neighbour is
+    still linked (a leader is compared with every value; a follower is near its leader); only the links
+    between two followers are skipped, which can leave a group in two parts.
+    """
+    if len(values) <= BUCKET_LEADERS:
+        close = np.bitwise_count(values[:, None] ^ values[None, :]) <= NEAR_DUP_BITS
+        i, j = np.nonzero(np.triu(close, k=1))
+        return i, j
+    covered = np.zeros(len(values), dtype=bool)
+    leaders, followers = [], []
+    for _ in range(BUCKET_LEADERS):
+        if covered.all():
+            break
+        leader = int(np.argmin(covered))  # the first value near no leader yet
+        near = np.flatnonzero(np.bitwise_count(values ^ values[leader]) <= NEAR_DUP_BITS)
+        covered[near] = True
+        leaders.append(np.full(len(near), leader))
+        followers.append(near)
+    return np.concatenate(leaders), np.concatenate(followers)
+
+
+def near_duplicate_groups(texts: list[str]) -> np.ndarray:
+    """For each text, the position of the first text of its near-duplicate group (its own when it has none).
+
+    1. Texts with equal fingerprints are one value, so a bucket holds each fingerprint once.
+    2. Values that share a band value (a bucket) are linked when at most NEAR_DUP_BITS bits apart (see
+       `_bucket_links`); a bucket of any size is compared.
+    3. The groups are the connected components of the links.
+    """
+    if not texts:
+        return np.zeros(0, dtype=np.int64)
+    values, inverse = np.unique(np.array([simhash(t) for t in texts], dtype=np.uint64), return_inverse=True)
+    a, b = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for band in range(BANDS):
+        keys = (values >> np.uint64(BAND_BITS * band)) & np.uint64((1 << BAND_BITS) - 1)
+        order = np.argsort(keys, kind="stable")
+        starts = np.flatnonzero(np.r_[True, keys[order][1:] != keys[order][:-1]])
+        for start, end in zip(starts.tolist(), [*starts[1:].tolist(), len(order)], strict=True):
+            if end - start > 1:
+                members = order[start:end]
+                i, j = _bucket_links(values[members])
+                a.append(members[i])
+                b.append(members[j])
+    links = (np.ones(sum(len(x) for x in a)), (np.concatenate(a), np.concatenate(b)))
+    _, component = connected_components(coo_matrix(links, shape=(len(values), len(values))), directed=False)
+    group = component[inverse.ravel()]
+    _, first = np.unique(group, return_index=True)  # the first position of each group, by group number
+    return first[group]
 
 
 # The checks ---------------------------------------------------------------------------------------------
@@ -143,15 +185,17 @@ def duplicate_texts(frame: pd.DataFrame, target: str | None, task: str | None) -
     norm = _normalised(texts)
     exact = norm.duplicated(keep="first") & (norm != "")
     sample = texts.iloc[:NEAR_DUP_SAMPLE].tolist()
-    pairs = [(a, b) for a, b in near_duplicate_pairs(sample) if norm.iloc[a] != norm.iloc[b]]
-    near_rows = sorted({b for _, b in pairs})
+    first = near_duplicate_groups(sample)
+    # A copy whose normalised text was seen before is an exact copy, counted once, as such.
+    copies = (first != np.arange(len(sample))) & ~norm.iloc[: len(sample)].duplicated().to_numpy()
+    near_rows: list[int] = np.flatnonzero(copies).tolist()
     evidence = {
         "column": column,
         "exact": int(exact.sum()),
         "near": len(near_rows),
-        "across_splits": _across_splits(frame, target, task, norm, pairs),
+        "across_splits": _across_splits(frame, target, task, norm, first),
         "example_rows": (np.flatnonzero(exact)[:EXAMPLES].tolist() + near_rows[:EXAMPLES])[: 2 * EXAMPLES],
-        "near_pairs": pairs[:EXAMPLES],
+        "near_pairs": [(int(first[b]), b) for b in near_rows[:EXAMPLES]],
         "sampled_rows": len(sample),
     }
     if exact.any() or near_rows:
@@ -171,9 +215,10 @@ def duplicate_texts(frame: pd.DataFrame, target: str | None, task: str | None) -
 
 
 def _across_splits(
-    frame: pd.DataFrame, target: str | None, task: str | None, norm: pd.Series, pairs: list[tuple[int, int]]
+    frame: pd.DataFrame, target: str | None, task: str | None, norm: pd.Series, first: np.ndarray
 ) -> int:
-    """Texts in the test split that have a copy (exact or near) among the training rows: the trainer's own split."""
+    """Texts in the test split that have a copy (exact, or near: in the group `first` of a sampled training text)
+    among the training rows: the trainer's own split."""
     if target is None or frame[target].notna().sum() < 10:
         return 0
     _, test = trainer_split(frame, target=target, task=task)
@@ -182,7 +227,10 @@ def _across_splits(
     labelled = frame[target].notna().to_numpy()
     train_texts = set(norm[labelled & ~in_test])
     exact_leaks = {int(i) for i in np.flatnonzero(in_test) if norm.iloc[i] and norm.iloc[i] in train_texts}
-    near_leaks = {b if in_test[b] else a for a, b in pairs if in_test[a] != in_test[b] and labelled[a] and labelled[b]}
+    sampled = len(first)
+    train_groups = first[labelled[:sampled] & ~in_test[:sampled]]
+    near = in_test[:sampled] & labelled[:sampled] & (norm.iloc[:sampled] != "").to_numpy()
+    near_leaks = set(np.flatnonzero(near & np.isin(first, train_groups)).tolist())
     return len(exact_leaks | near_leaks)
 
 

@@ -85,7 +85,7 @@ def cmd_data_add(store: Store, args: argparse.Namespace) -> int:
         table, archive = Path(args.source), Path(args.images)
         missing = [str(p) for p in (table, archive) if not p.is_file()]
         if missing:
-            raise BadInput(f"No file at '{missing[0]}'. Give a table of image paths and labels, and --images ZIP.")
+            raise BadInput("error.cli.no_image_table", missing=missing[0])
         dataset, version = data.add_image_table(
             store,
             paths=config.paths(),
@@ -168,8 +168,8 @@ def cmd_data_fix(store: Store, args: argparse.Namespace) -> int:
     new = quality.apply_check_fix(store, version=version, check_id=args.check)
     _emit(
         args,
-        _version_json(dataset, new) | {"parent": version.hash[:12], "note": new.note},
-        [f"{dataset.name}: version {new.hash[:12]} (from {version.hash[:12]}): {new.note}"],
+        _version_json(dataset, new) | {"parent": version.hash[:12], "note": data.note_text(new)},
+        [f"{dataset.name}: version {new.hash[:12]} (from {version.hash[:12]}): {data.note_text(new)}"],
     )
     return 0
 
@@ -193,9 +193,7 @@ def cmd_data_compare(store: Store, args: argparse.Namespace) -> int:
     by_hash = {v.hash[:12]: v for v in store.list_versions(dataset.id)}
     missing = [v for v in (args.old, args.new) if v[:12] not in by_hash]
     if missing:
-        raise BadInput(
-            f"No version {missing[0]} of {dataset.name}. List them with `modeldeck data versions {dataset.name}`."
-        )
+        raise BadInput("error.cli.no_version", missing=missing[0], dataset_name=dataset.name)
     diff = quality.compare_versions(by_hash[args.old[:12]], by_hash[args.new[:12]])
     _emit(args, diff, [f"{k}: {v}" for k, v in diff.items()])
     return 0
@@ -206,7 +204,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     try:
         overrides: dict[str, Any] = parse_sets(args.set or [])
     except SpecError as exc:
-        raise BadInput(str(exc)) from None
+        raise BadInput("error.spec", reason=str(exc)) from None
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
     return overrides
@@ -246,7 +244,7 @@ def cmd_tune(store: Store, args: argparse.Namespace) -> int:
     try:
         space = parse_sets(args.search or []) or None
     except SpecError as exc:
-        raise BadInput(str(exc)) from None
+        raise BadInput("error.spec", reason=str(exc)) from None
     run = jobs.start_search(
         store,
         version=version,
@@ -319,11 +317,11 @@ def _read_rows(args: argparse.Namespace) -> Any:
         try:
             row = json.loads(args.row)
         except json.JSONDecodeError as exc:
-            raise BadInput(f"--row is not valid JSON ({exc.msg}). Write it like --row '{{\"age\": 42}}'.") from None
+            raise BadInput("error.cli.bad_row_json", msg=exc.msg) from None
         return pd.DataFrame(row if isinstance(row, list) else [row])
     path = Path(args.input)
     if not path.is_file():
-        raise BadInput(f"No file at '{args.input}'. Give the path to a CSV file.")
+        raise BadInput("error.cli.no_csv_file", input=args.input)
     return data.read_table(path, path.name).frame
 
 
@@ -347,7 +345,7 @@ def _prediction_rows(run: Any, args: argparse.Namespace) -> tuple[Any, str]:
 
     if run.task == "image-classification":
         if not args.input:
-            raise BadInput("Give the images with --input: an image file, a folder of images or a ZIP.")
+            raise BadInput("error.cli.images_needed")
         found = data.images_to_predict(Path(args.input))
         return pd.DataFrame({"file": [n for n, _ in found], "image": [b for _, b in found]}), "serving_default"
     frame = _read_rows(args)
@@ -375,7 +373,7 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
     target = Path(args.out) / str(run.model_name) / str(run.model_version)
     if args.format == "savedmodel":
         if target.exists():
-            raise BadInput(f"'{target}' already exists. Choose another --out folder or remove it.")
+            raise BadInput("error.cli.already_exists", target=target)
         shutil.copytree(export_dir, target)
     else:
         import tensorflow as tf

@@ -1,10 +1,36 @@
-"""One exception family. The CLI and the dashboard translate it at the edge; anything else is a bug."""
+"""One exception family. The CLI and the dashboard translate it at the edge; anything else is a bug.
+
+An error carries a catalog key and its parameters, so each reader gets it in their language:
+`str(exc)` is the English (for the CLI, logs and API clients), `exc.text("zh")` the Chinese.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backend.i18n import render
 
 
 class ModelDeckError(Exception):
     """A problem the user can fix; the message says what happened and how to fix it."""
 
     exit_code = 2
+
+    def __init__(self, key: str, /, **params: Any) -> None:
+        self.key = key
+        self.params = params
+        super().__init__(render("en", key, **params))
+
+    def text(self, lang: str) -> str:
+        """The message in `lang` ("en" or "zh")."""
+        return render(lang, self.key, **self.params)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keep key and parameters across processes
+        return (_rebuild, (type(self), self.key, self.params))
+
+
+def _rebuild(cls: type[ModelDeckError], key: str, params: dict[str, Any]) -> ModelDeckError:
+    return cls(key, **params)
 
 
 class BadInput(ModelDeckError):

@@ -10,7 +10,7 @@ import streamlit as st
 from backend import config, data, playground, quality
 from backend.errors import ModelDeckError
 from dashboard import state
-from dashboard.i18n import t
+from dashboard.i18n import lang, t
 
 
 @st.cache_resource(show_spinner=False)
@@ -77,7 +77,7 @@ def require_target(version: Any) -> None:
 
 
 def show_error(exc: ModelDeckError) -> None:
-    st.error(str(exc), icon=":material/error:")
+    st.error(exc.text(lang()), icon=":material/error:")
 
 
 def pick_finished_run(*, label: str, describe: Callable[[Any], str], none_text: str) -> Any:

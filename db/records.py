@@ -22,7 +22,7 @@ class DatasetVersion:
     dataset_id: int
     hash: str
     parent_id: int | None
-    note: str
+    notes: list[dict[str, Any]]  # what the reader or a fix noticed: catalog keys and parameters
     path: str
     rows: int
     columns: list[dict[str, Any]]

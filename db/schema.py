@@ -49,7 +49,7 @@ class DatasetVersionRow(Base):
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
     hash: Mapped[str] = mapped_column(String(64), index=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_versions.id"), nullable=True)
-    note: Mapped[str] = mapped_column(Text, default="")
+    notes: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{"key": ..., "params": {...}}]
     path: Mapped[str] = mapped_column(Text)
     rows: Mapped[int] = mapped_column(Integer)
     columns: Mapped[list[Any]] = mapped_column(JSON)

@@ -133,7 +133,7 @@ class Store:
         target: str | None,
         task: str | None,
         parent_id: int | None = None,
-        note: str = "",
+        notes: list[dict[str, Any]] | None = None,
     ) -> tuple[records.Dataset, records.DatasetVersion]:
         """Record a version of dataset `name`, creating the dataset on first use.
 
@@ -153,7 +153,7 @@ class Store:
                     dataset_id=ds.id,
                     hash=hash,
                     parent_id=parent_id,
-                    note=note,
+                    notes=notes or [],
                     path=path,
                     rows=rows,
                     columns=columns,

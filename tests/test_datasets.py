@@ -103,7 +103,10 @@ def test_every_sample_has_a_data_card() -> None:
     from backend.data.samples import SAMPLES
 
     assert {"breast-cancer", "wine", "telco-churn", "diamonds"} <= set(SAMPLES)
-    assert all(s.source and s.licence and s.target_meaning for s in SAMPLES.values())
+    assert all(
+        all(s.text(part, lang) for part in ("title", "source", "licence", "meaning") for lang in ("en", "zh"))
+        for s in SAMPLES.values()
+    )
     assert "fictional" in SAMPLES["telco-churn"].source
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from backend import data
 from backend.data import datasets
 from backend.errors import BadInput
 from backend.quality import fixes
@@ -21,7 +22,7 @@ def _version_with_defects(store):
 def test_a_fix_makes_a_child_version_and_leaves_the_parent_untouched(store) -> None:
     parent = _version_with_defects(store)
     child = fixes.apply_remedy(store, version=parent, action="drop_duplicate_rows")
-    assert (child.parent_id, child.rows, child.note) == (
+    assert (child.parent_id, child.rows, data.note_text(child)) == (
         parent.id,
         240,
         "Dropped 4 duplicate rows (kept the first of each).",
@@ -37,13 +38,13 @@ def test_dropping_columns_and_imputing_missing_values(store) -> None:
     frame = datasets.load_frame(filled)
     assert "country" not in frame.columns
     assert frame["charges"].isna().sum() == 0
-    assert filled.note == "Filled 5 missing values in charges (median or most common)."
+    assert data.note_text(filled) == "Filled 5 missing values in charges (median or most common)."
 
 
 def test_dropping_rows_with_missing_values(store) -> None:
     parent = _version_with_defects(store)
     child = fixes.apply_remedy(store, version=parent, action="drop_missing_rows", params={"columns": ["charges"]})
-    assert (child.rows, child.note) == (239, "Dropped 5 rows with missing charges.")
+    assert (child.rows, data.note_text(child)) == (239, "Dropped 5 rows with missing charges.")
 
 
 def test_an_unknown_column_or_action_is_refused(store) -> None:
@@ -60,7 +61,7 @@ def test_relabelling_makes_a_version_and_compare_counts_the_relabelled_rows(stor
     frame = datasets.load_frame(parent)
     flips = {r: ("yes" if frame["churn"].iloc[r] == "no" else "no") for r in (3, 7, 11)}
     child = fixes.relabel(store, version=parent, labels=flips)
-    assert child.note == "Relabelled 3 rows of churn."
+    assert data.note_text(child) == "Relabelled 3 rows of churn."
     assert fixes.compare_versions(parent, child) == {
         "rows_before": 240,
         "rows_after": 240,
@@ -105,4 +106,4 @@ def test_a_column_of_numbers_with_stray_text_is_made_numeric(store) -> None:
     child = fixes.apply_check_fix(store, version=parent, check_id="mixed_types")
     charges = datasets.load_frame(child)["charges"]
     assert (pd.api.types.is_numeric_dtype(charges), int(charges.isna().sum())) == (True, 3)
-    assert child.note == "Made charges numeric; 3 values that were not numbers are now missing."
+    assert data.note_text(child) == "Made charges numeric; 3 values that were not numbers are now missing."

@@ -117,12 +117,12 @@ def test_a_gif_is_read_from_its_first_frame(planted: images.ImageSet) -> None:
 
 def test_a_wrapper_folder_is_skipped_and_noted(planted: images.ImageSet) -> None:
     assert sorted(planted.index["label"].dropna().unique()) == ["cats", "dogs"]
-    assert "Read the class folders inside 'photos/'" in planted.notes
+    assert "Read the class folders inside 'photos/'" in [n.text() for n in planted.notes]
 
 
 def test_files_that_are_not_images_are_skipped_and_noted(planted: images.ImageSet) -> None:
     assert "photos/cats/notes.txt" not in set(planted.index["original"])
-    assert "Skipped 1 non-image file: 'photos/cats/notes.txt'" in planted.notes
+    assert "Skipped 1 non-image file: 'photos/cats/notes.txt'" in [n.text() for n in planted.notes]
 
 
 def test_images_outside_a_class_folder_have_no_label(planted: images.ImageSet) -> None:

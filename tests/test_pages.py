@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from backend import config
+from backend import config, data
 from backend.data import datasets
 from backend.quality import fixes
 from backend.serving import client
@@ -556,7 +556,7 @@ def test_labeling_page_labels_unlabeled_rows_into_a_new_version(home: Path, stor
 
     child = store.list_versions(dataset.id)[-1]
     labels = datasets.load_frame(child)["churn"]
-    assert (child.parent_id, child.note, labels.iloc[4], pd.isna(labels.iloc[9])) == (
+    assert (child.parent_id, data.note_text(child), labels.iloc[4], pd.isna(labels.iloc[9])) == (
         parent.id,
         "Relabelled 1 row of churn.",
         "yes",

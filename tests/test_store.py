@@ -119,3 +119,28 @@ def test_concurrent_writers_lose_no_writes(tmp_path: Path) -> None:
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0, 0]
     assert len(store.run_metrics(run.id)) == 180
+
+
+def test_the_notes_migration_keeps_an_old_english_note_word_for_word(tmp_path: Path) -> None:
+    """A database made before notes were catalog keys: its one-sentence note survives the upgrade."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with create_engine(url).begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+        conn.exec_driver_sql(
+            "insert into datasets (id, name, kind, source, created_at) values (1, 'd', 'tabular', 't', '2026-01-01')"
+        )
+        conn.exec_driver_sql(
+            "insert into dataset_versions (id, dataset_id, hash, note, path, rows, columns, created_at) values "
+            "(1, 1, 'h1', 'Dropped 3 rows.', '/x', 1, '[]', '2026-01-01'), "
+            "(2, 1, 'h2', '', '/y', 1, '[]', '2026-01-01')"
+        )
+    store = open_store(url)
+    first, second = store.list_versions(1)
+    assert (first.notes, second.notes) == ([{"key": "note.text", "params": {"text": "Dropped 3 rows."}}], [])

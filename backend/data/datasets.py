@@ -11,6 +11,7 @@ import io
 import json
 import re
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from backend import config
 from backend.config import Paths
 from backend.data import images, ingest, kinds, samples, storage
 from backend.errors import BadInput, NotFound
+from backend.i18n import Message
 from db import Dataset, DatasetVersion, Store
 from models.tasks import tasks_for_kind
 
@@ -130,9 +132,9 @@ def checked_task(frame: pd.DataFrame, target: str | None, task: str | None) -> s
     """Validate a target and task choice; 'auto' (or None) infers the task from the target."""
     if target is not None and target not in frame.columns:
         listed = ", ".join(list(frame.columns)[:12]) + (", …" if len(frame.columns) > 12 else "")
-        raise BadInput(f"Target column '{target}' not found. Expected one of: {listed}. Pick the target column.")
+        raise BadInput("error.data.no_target_column", target=target, listed=listed)
     if task is not None and task != "auto" and task not in TASKS:
-        raise BadInput(f"Unknown task '{task}'. Expected one of: {', '.join(TASKS)}, auto.")
+        raise BadInput("error.data.unknown_task", task=task, tasks=", ".join(TASKS))
     if target is not None and task in (None, "auto"):
         return infer_task(frame, target)
     return task
@@ -160,12 +162,12 @@ def add_frame(
     task: str | None = None,
     renamed: dict[str, str] | None = None,
     parent_id: int | None = None,
-    note: str = "",
+    notes: Sequence[Message] = (),
     kind: str | None = None,
 ) -> tuple[Dataset, DatasetVersion]:
-    """Store a frame as a version of dataset `name` and record it (a fix passes its parent and a note)."""
+    """Store a frame as a version of dataset `name` and record it (a fix passes its parent and what it did)."""
     if frame.empty or len(frame.columns) == 0:
-        raise BadInput(f"'{name}' has no rows. Upload a file with at least one row of data.")
+        raise BadInput("error.data.no_rows", name=name)
     frame, more_renamed = _normalise(frame)
     renamed = {**more_renamed, **(renamed or {})}
     if target is not None and target not in frame.columns:
@@ -175,7 +177,7 @@ def add_frame(
     folder = _write_version(paths, frame, digest)
     columns = [c.to_dict() for c in profile(frame, renamed)]
     if kind is not None and kind not in kinds.KINDS:
-        raise BadInput(f"Unknown data kind '{kind}'. Expected one of: {', '.join(kinds.KINDS)}.")
+        raise BadInput("error.data.unknown_data_kind", kind=kind, kinds=", ".join(kinds.KINDS))
     return store.add_dataset_version(
         name=name,
         kind=kind or kinds.infer(columns),
@@ -187,7 +189,7 @@ def add_frame(
         target=target,
         task=task,
         parent_id=parent_id,
-        note=note,
+        notes=[n.to_dict() for n in notes],
     )
 
 
@@ -215,7 +217,7 @@ def read_text_zip(source: bytes | Path, filename: str) -> pd.DataFrame:
             text = raw.decode("latin-1")
         rows.append({"text": text, "label": parts[-2] if len(parts) >= 2 else None, "file": member.name})
     if not rows:
-        raise BadInput(f"'{filename}' has no .txt files. Put one folder per class in the zip, each with .txt files.")
+        raise BadInput("error.data.no_txt_files", filename=filename)
     return pd.DataFrame(rows)
 
 
@@ -230,7 +232,7 @@ def add_dataset(
     task: str | None = None,
     sheet: str | None = None,
 ) -> tuple[Dataset, DatasetVersion]:
-    """Store an uploaded file as a new dataset version; what the reader noticed becomes the version's note.
+    """Store an uploaded file as a new dataset version; what the reader noticed becomes the version's notes.
 
     A .zip is a set of images or of .txt files, one folder per class."""
     if filename.lower().endswith(".zip") and _mostly_texts(data):
@@ -258,7 +260,7 @@ def add_dataset(
         source=f"upload:{filename}" + (f" (sheet {sheet})" if sheet else ""),
         target=target,
         task=task,
-        note="; ".join(read.notes),
+        notes=read.notes,
     )
 
 
@@ -270,11 +272,11 @@ def add_image_set(
     name: str,
     source: str,
     parent_id: int | None = None,
-    note: str = "",
+    notes: Sequence[Message] = (),
 ) -> tuple[Dataset, DatasetVersion]:
     """Store an image set (original bytes under images/, one index row per image) as a version."""
     if image_set.index.empty:
-        raise BadInput(f"'{name}' has no images left. Keep at least one image.")
+        raise BadInput("error.data.no_images_left", name=name)
     digest, folder = images.write_image_version(paths.datasets, image_set)
     return _record_images(
         store,
@@ -285,7 +287,7 @@ def add_image_set(
         name=name,
         source=source,
         parent_id=parent_id,
-        note=note or "; ".join(image_set.notes),
+        notes=notes or image_set.notes,
     )
 
 
@@ -312,11 +314,11 @@ def add_image_table(
 
 
 def add_image_index(
-    store: Store, *, paths: Paths, index: pd.DataFrame, name: str, source: str, parent_id: int, note: str
+    store: Store, *, paths: Paths, index: pd.DataFrame, name: str, source: str, parent_id: int, notes: Sequence[Message]
 ) -> tuple[Dataset, DatasetVersion]:
     """A fix or relabel of an image version: a new index over the parent's stored files."""
     if index.empty:
-        raise BadInput(f"'{name}' has no images left. Keep at least one image.")
+        raise BadInput("error.data.no_images_left", name=name)
     index = index.reset_index(drop=True)
     digest, folder = images.index_only_version(paths.datasets, index)
     return _record_images(
@@ -328,7 +330,7 @@ def add_image_index(
         name=name,
         source=source,
         parent_id=parent_id,
-        note=note,
+        notes=notes,
     )
 
 
@@ -342,7 +344,7 @@ def _record_images(
     name: str,
     source: str,
     parent_id: int | None,
-    note: str,
+    notes: Sequence[Message],
 ) -> tuple[Dataset, DatasetVersion]:
     return store.add_dataset_version(
         name=name,
@@ -355,13 +357,13 @@ def _record_images(
         target="label",
         task="image-classification",
         parent_id=parent_id,
-        note=note,
+        notes=[n.to_dict() for n in notes],
     )
 
 
 def add_sample(store: Store, *, paths: Paths, sample: str) -> tuple[Dataset, DatasetVersion]:
     if sample not in samples.SAMPLES:
-        raise NotFound(f"No sample called '{sample}'. Expected one of: {', '.join(samples.SAMPLES)}.")
+        raise NotFound("error.data.no_sample", sample=sample, samples=", ".join(samples.SAMPLES))
     s = samples.SAMPLES[sample]
     if s.kind == "images":
         image_set = images.read_image_zip(s.load_zip(), f"{s.name}.zip")
@@ -395,7 +397,7 @@ def add_source(
         return dataset, version
     path = Path(source)
     if not path.is_file():
-        raise BadInput(f"No file at '{source}'. Give the path to a CSV file, or sample:NAME for a sample.")
+        raise BadInput("error.data.no_file", source=source)
     return add_dataset(store, paths=paths, data=path, filename=path.name, name=name, target=target, task=task)
 
 
@@ -404,14 +406,14 @@ def resolve(store: Store, ref: str | int) -> tuple[Dataset, DatasetVersion]:
     dataset = store.find_dataset(ref)
     if dataset is None:
         known = ", ".join(d.name for d in store.list_datasets()) or "none yet"
-        raise NotFound(f"No dataset '{ref}'. Known datasets: {known}. Add one with `modeldeck data add`.")
+        raise NotFound("error.data.no_dataset", ref=ref, known=known)
     return dataset, store.list_versions(dataset.id)[-1]
 
 
 def set_kind(store: Store, *, dataset: Dataset, kind: str) -> Dataset:
     """Change what kind of data a dataset is (the inference can be wrong)."""
     if kind not in ("tabular", "text", "ratings") or dataset.kind == "images":
-        raise BadInput(f"A table can be 'tabular', 'text' or 'ratings', not '{kind}'; images stay images.")
+        raise BadInput("error.data.bad_table_kind", kind=kind)
     store.set_dataset_kind(dataset.id, kind=kind)
     changed = store.find_dataset(dataset.id)
     assert changed is not None
@@ -431,3 +433,8 @@ def set_target(store: Store, *, version: DatasetVersion, target: str | None, tas
     updated = store.get_version(version.id)
     assert updated is not None
     return updated
+
+
+def note_text(version: DatasetVersion, lang: str = "en") -> str:
+    """What the reader or the fix noticed when the version was made, in `lang`, one sentence after another."""
+    return "; ".join(Message(n["key"], n.get("params", {})).text(lang) for n in version.notes)

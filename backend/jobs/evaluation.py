@@ -37,12 +37,9 @@ def score_labelled(
         BadInput: the task cannot be scored on rows, or the rows have no target column.
     """
     if run.task not in SCORABLE:
-        raise BadInput(
-            f"Scoring labelled rows works for table and text models; a {run.task} run reports its held-out "
-            f"metrics without them: modeldeck eval {run.id}"
-        )
+        raise BadInput("error.eval.not_scorable", task=run.task, run_id=run.id)
     if run.target not in frame.columns:
-        raise BadInput(f"'{source}' has no '{run.target}' column. Evaluation needs the true labels.")
+        raise BadInput("error.eval.no_target_column", source=source, target=run.target)
     frame = frame[frame[run.target].notna()]
     outputs = predict(frame)
     if run.task == "regression":

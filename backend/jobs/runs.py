@@ -14,6 +14,7 @@ from typing import Any
 
 from backend import config, data, quality
 from backend.errors import BadInput, InvalidState, NotFound, QualityGateBlocked
+from backend.i18n import Message
 from backend.jobs import tuning
 from backend.jobs.worker import has_live_worker, reap_dead_workers
 from db import DatasetVersion, Run, Store
@@ -41,11 +42,11 @@ def _task_and_target(
     roles = data.roles(version.columns)
     wanted = None if task in (None, "auto") else task
     if wanted is not None and wanted not in TASKS:
-        raise BadInput(f"Unknown task '{wanted}'. Expected one of: {', '.join(TASKS)}, auto.")
+        raise BadInput("error.data.unknown_task", task=wanted, tasks=", ".join(TASKS))
     if kind == "tabular":  # the target column decides between classification and regression
         target = target or version.target
         if target is None:
-            raise BadInput("No target column chosen. Pick the column to predict on the Data page (or pass --target).")
+            raise BadInput("error.runs.no_target")
         if wanted is None and target == version.target and version.task in offered:
             return str(version.task), target  # chosen on the Data page already
         wanted = data.checked_task(data.load_frame(version), target, wanted)
@@ -53,23 +54,17 @@ def _task_and_target(
         wanted = _default_task(offered, has_target=bool(target or version.target))
     assert wanted is not None
     if wanted not in offered:
-        raise BadInput(
-            f"'{name}' is {kind} data, which trains {', '.join(offered)}; not {wanted}. "
-            "Pick one of those, or change the data kind on the Data page."
-        )
+        raise BadInput("error.runs.kind_cannot_train", name=name, kind=kind, offered=", ".join(offered), wanted=wanted)
     info = task_info(wanted)
     if info.needs_target and kind != "tabular":
         target = target or version.target
         if target is None:
-            raise BadInput("No label column chosen. Pick the column with each text's class on the Data page.")
+            raise BadInput("error.runs.no_label")
         data.checked_task(data.load_frame(version), target, None)
     if "text" in info.roles and roles["text"] is None:
-        raise BadInput(f"'{name}' has no text column. Upload a table with a column of free text.")
+        raise BadInput("error.runs.no_text_column", name=name)
     if any(roles[r] is None for r in info.roles):
-        raise BadInput(
-            f"'{name}' needs a user column and an item column (e.g. user_id, item_id) to train recommendations. "
-            "Rename them and upload again."
-        )
+        raise BadInput("error.runs.no_user_item", name=name)
     answer = {"column": target, "label": "label", "rating": roles["rating"], "none": None}[info.target]
     return wanted, answer
 
@@ -120,7 +115,7 @@ def _checked_run(
     try:
         spec = make_spec(preset, overrides, task=task)
     except SpecError as exc:
-        raise BadInput(str(exc)) from None
+        raise BadInput("error.spec", reason=str(exc)) from None
     if kind == "tabular":
         report = quality.check_version(store, version=version, target=target, task=task)
     else:
@@ -128,9 +123,7 @@ def _checked_run(
     blocking = quality.blockers(report.checks)
     reason = (override_reason or "").strip() or None
     if blocking and reason is None:
-        raise QualityGateBlocked(
-            f"The quality gate blocks training: {blocking[0]['message']} Fix the data, or give a reason to override."
-        )
+        raise QualityGateBlocked("error.runs.gate_blocks", blocking=Message(blocking[0]["key"], blocking[0]["params"]))
     return {
         "version_id": version.id,
         "task": task,
@@ -154,9 +147,9 @@ def start_search(
 ) -> Run:
     """Queue a hyperparameter search: `trials` runs over `space` (the family's default space when None)."""
     if method not in tuning.METHODS:
-        raise BadInput(f"Unknown search method '{method}'. Expected one of: {', '.join(tuning.METHODS)}.")
+        raise BadInput("error.runs.unknown_search_method", method=method, methods=", ".join(tuning.METHODS))
     if not 1 <= trials <= 100:
-        raise BadInput(f"{trials} trials is not a search. Ask for 1 to 100 trials (try 8).")
+        raise BadInput("error.runs.bad_trials", trials=trials)
     run = _checked_run(
         store,
         version=version,
@@ -204,21 +197,21 @@ def exported_model(store: Store, run_id: int | str) -> tuple[Run, Path]:
     """
     run = get_run(store, run_id)
     if run.status != "succeeded" or not run.export_path:
-        raise BadInput(f"Run {run.id} has no exported model (status {run.status}). Train it to completion first.")
+        raise BadInput("error.runs.not_exported", run_id=run.id, run_status=Message.of(f"status.{run.status}"))
     return run, config.paths().resolve(run.export_path) / str(run.model_version)
 
 
 def get_run(store: Store, run_id: int | str) -> Run:
     run = store.get_run(int(run_id)) if str(run_id).isdigit() else None
     if run is None:
-        raise NotFound(f"No run {run_id}. List runs with `modeldeck runs list`.")
+        raise NotFound("error.runs.no_run", run_id=run_id)
     return run
 
 
 def cancel(store: Store, *, run_id: int) -> Run:
     run = get_run(store, run_id)
     if run.status in FINISHED:
-        raise InvalidState(f"Run {run_id} already {run.status}; there is nothing to cancel.")
+        raise InvalidState("error.runs.nothing_to_cancel", run_id=run_id, run_status=Message.of(f"status.{run.status}"))
     return store.request_cancel(run.id)
 
 
@@ -227,7 +220,7 @@ def resume(store: Store, *, run_id: int) -> Run:
     reap_dead_workers(store)
     run = get_run(store, run_id)
     if run.status != "interrupted":
-        raise InvalidState(f"Run {run_id} is {run.status}; only an interrupted run can be resumed.")
+        raise InvalidState("error.runs.not_resumable", run_id=run_id, run_status=Message.of(f"status.{run.status}"))
     return store.requeue_run(run.id)
 
 
@@ -329,7 +322,7 @@ def preset_values(preset: str, *, task: str = "classification") -> dict[str, Any
     try:
         return make_spec(preset, task=task).to_dict()
     except SpecError as exc:
-        raise BadInput(str(exc)) from None
+        raise BadInput("error.spec", reason=str(exc)) from None
 
 
 def latest_run(store: Store, *, version_ids: list[int]) -> Run | None:

@@ -24,6 +24,7 @@ from db.store import utcnow
 METHODS = ("random", "bayesian")
 OBJECTIVE = "val_loss"  # the lowest validation loss a trial reached: comparable across trials (same split)
 
+
 def parse_space(space: dict[str, str], *, defaults: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """`{"learning_rate": "0.0001:0.01", "hidden_units": "64|128,64"}` -> typed search dimensions.
 
@@ -36,9 +37,7 @@ def parse_space(space: dict[str, str], *, defaults: dict[str, Any]) -> dict[str,
     dims: dict[str, dict[str, Any]] = {}
     for name, text in space.items():
         if name not in defaults:
-            raise BadInput(
-                f"Cannot search '{name}': not a hyperparameter of this task. Use one of: {', '.join(defaults)}."
-            )
+            raise BadInput("error.search.unknown_hyperparameter", name=name, defaults=", ".join(defaults))
         if "|" in text:
             dims[name] = {"kind": "choice", "values": [v.strip() for v in text.split("|") if v.strip()]}
             continue
@@ -48,7 +47,7 @@ def parse_space(space: dict[str, str], *, defaults: dict[str, Any]) -> dict[str,
         except ValueError:
             lo = hi = math.nan
         if not sep or not lo < hi:
-            raise BadInput(f"'{name}={text}' is not a range. Write LOW:HIGH (e.g. {name}=0.0001:0.01) or A|B|C.")
+            raise BadInput("error.search.bad_range", name=name, text=text)
         integer = isinstance(defaults[name], int) and not isinstance(defaults[name], bool) and lo.is_integer()
         log = not integer and lo > 0 and hi / lo >= 10
         dims[name] = {"kind": "int" if integer else "float", "low": lo, "high": hi, "log": log}

@@ -9,13 +9,9 @@ import pandas as pd
 
 from backend import config, data
 from backend.errors import BadInput, NotFound
+from backend.i18n import Message
 from backend.quality import gate
 from db import DatasetVersion, Store
-
-
-def _rows(n: int) -> str:
-    return f"{n:,} row" if n == 1 else f"{n:,} rows"
-
 
 REMEDY_ACTIONS = (
     "drop_duplicate_rows",
@@ -28,25 +24,25 @@ REMEDY_ACTIONS = (
 
 
 # Each action takes the frame and its params and returns the new frame and a note of what it did.
-def _drop_duplicate_rows(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, str]:
+def _drop_duplicate_rows(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, Message]:
     kept = frame.drop_duplicates(keep="first")
-    return kept, f"Dropped {_rows(len(frame) - len(kept)).replace('row', 'duplicate row')} (kept the first of each)."
+    return kept, Message.counted("note.dropped_duplicates", len(frame) - len(kept))
 
 
 def _columns(frame: pd.DataFrame, params: dict[str, Any]) -> list[str]:
     columns = list(params.get("columns") or [])
     unknown = [c for c in columns if c not in frame.columns]
     if not columns or unknown:
-        raise BadInput(f"Cannot fix columns {unknown or columns}: not in this version. Re-run the quality check.")
+        raise BadInput("error.fix.unknown_columns", unknown=unknown or columns)
     return columns
 
 
-def _drop_columns(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, str]:
+def _drop_columns(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, Message]:
     columns = _columns(frame, params)
-    return frame.drop(columns=columns), f"Dropped columns: {', '.join(columns)}."
+    return frame.drop(columns=columns), Message.of("note.dropped_columns", columns=", ".join(columns))
 
 
-def _impute_missing(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, str]:
+def _impute_missing(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, Message]:
     """Numbers get the median, categories the most common value."""
     frame = frame.copy()
     filled = 0
@@ -55,23 +51,23 @@ def _impute_missing(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.Dat
         value = col.median() if pd.api.types.is_numeric_dtype(col) else col.mode(dropna=True).iloc[0]
         filled += int(col.isna().sum())
         frame[name] = col.fillna(value)
-    return frame, f"Filled {filled:,} missing values in {', '.join(_columns(frame, params))} (median or most common)."
+    return frame, Message.of("note.imputed", filled=filled, columns=", ".join(_columns(frame, params)))
 
 
-def _drop_missing_rows(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, str]:
+def _drop_missing_rows(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, Message]:
     columns = _columns(frame, params)
     kept = frame.dropna(subset=columns)
-    return kept, f"Dropped {_rows(len(frame) - len(kept))} with missing {', '.join(columns)}."
+    return kept, Message.counted("note.dropped_missing", len(frame) - len(kept), columns=", ".join(columns))
 
 
-def _drop_rows(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, str]:
+def _drop_rows(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, Message]:
     rows = sorted({int(r) for r in params.get("rows") or [] if 0 <= int(r) < len(frame)})
     if not rows:
-        raise BadInput("No rows to drop: the rows named are not in this version. Re-run the quality check.")
-    return frame.drop(index=frame.index[rows]), f"Dropped {_rows(len(rows))}."
+        raise BadInput("error.fix.no_rows_to_drop")
+    return frame.drop(index=frame.index[rows]), Message.counted("note.dropped_rows", len(rows))
 
 
-def _coerce_numeric(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, str]:
+def _coerce_numeric(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, Message]:
     """Columns of numbers with stray text ("n/a", "-"): the text becomes a missing value."""
     frame = frame.copy()
     cleared = 0
@@ -81,7 +77,7 @@ def _coerce_numeric(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.Dat
         frame[name] = numbers
     return (
         frame,
-        f"Made {', '.join(_columns(frame, params))} numeric; {cleared:,} values that were not numbers are now missing.",
+        Message.of("note.coerced", columns=", ".join(_columns(frame, params)), cleared=cleared),
     )
 
 
@@ -95,10 +91,10 @@ _APPLY = {
 }
 
 
-def _new_version(store: Store, version: DatasetVersion, frame: pd.DataFrame, note: str) -> DatasetVersion:
+def _new_version(store: Store, version: DatasetVersion, frame: pd.DataFrame, note: Message) -> DatasetVersion:
     dataset = store.find_dataset(version.dataset_id)
     if dataset is None:
-        raise NotFound(f"Dataset {version.dataset_id} no longer exists.")
+        raise NotFound("error.fix.dataset_gone", dataset_id=version.dataset_id)
     if dataset.kind == "images":
         _, new = data.add_image_index(
             store,
@@ -107,7 +103,7 @@ def _new_version(store: Store, version: DatasetVersion, frame: pd.DataFrame, not
             name=dataset.name,
             source=dataset.source,
             parent_id=version.id,
-            note=note,
+            notes=[note],
         )
         return new
     target = version.target if version.target in frame.columns else None
@@ -120,7 +116,7 @@ def _new_version(store: Store, version: DatasetVersion, frame: pd.DataFrame, not
         target=target,
         task=version.task if target else None,
         parent_id=version.id,
-        note=note,
+        notes=[note],
     )
     return new
 
@@ -130,7 +126,7 @@ def apply_remedy(
 ) -> DatasetVersion:
     """Apply one fix to a version and store the result as a new version."""
     if action not in _APPLY:
-        raise BadInput(f"Unknown fix '{action}'. Expected one of: {', '.join(REMEDY_ACTIONS)}.")
+        raise BadInput("error.fix.unknown_fix", action=action, remedy_actions=", ".join(REMEDY_ACTIONS))
     frame, note = _APPLY[action](data.load_frame(version), params or {})
     return _new_version(store, version, frame, note)
 
@@ -141,7 +137,7 @@ def apply_check_fix(store: Store, *, version: DatasetVersion, check_id: str) -> 
     check = next((c for c in report.checks if c["id"] == check_id), None)
     if check is None:
         ids = ", ".join(c["id"] for c in report.checks)
-        raise BadInput(f"No check '{check_id}'. Expected one of: {ids}.")
+        raise BadInput("error.fix.no_check", check_id=check_id, ids=ids)
     remedy = check.get("remedy")
     if check["passed"] or not remedy or remedy["action"] not in _APPLY:
         fixable = (
@@ -150,19 +146,19 @@ def apply_check_fix(store: Store, *, version: DatasetVersion, check_id: str) -> 
             )
             or "none"
         )
-        raise BadInput(f"Check '{check_id}' has no one-click fix here. Checks with one: {fixable}.")
+        raise BadInput("error.fix.no_one_click_fix", check_id=check_id, fixable=fixable)
     return apply_remedy(store, version=version, action=remedy["action"], params=remedy.get("params"))
 
 
 def relabel(store: Store, *, version: DatasetVersion, labels: dict[int, str]) -> DatasetVersion:
     """New version with the target of the given rows (positions) set to new labels."""
     if version.target is None:
-        raise BadInput("This version has no target column to relabel. Choose the target on the Data page.")
+        raise BadInput("error.fix.no_target_to_relabel")
     frame = data.load_frame(version)
     changed = {int(r): str(v) for r, v in labels.items() if 0 <= int(r) < len(frame)}
     changed = {r: v for r, v in changed.items() if str(frame[version.target].iloc[r]) != v}
     if not changed:
-        raise BadInput("No label changed: every row already has the label given.")
+        raise BadInput("error.fix.no_label_changed")
     frame = frame.copy()
     column = frame.columns.get_loc(version.target)
     numeric = pd.api.types.is_numeric_dtype(frame[version.target])
@@ -170,8 +166,9 @@ def relabel(store: Store, *, version: DatasetVersion, labels: dict[int, str]) ->
         try:
             frame.iloc[row, column] = float(label) if numeric else label
         except ValueError:
-            raise BadInput(f"'{label}' is not a number, and {version.target} holds numbers. Enter a number.") from None
-    return _new_version(store, version, frame, f"Relabelled {_rows(len(changed))} of {version.target}.")
+            raise BadInput("error.fix.label_not_number", label=label, target=version.target) from None
+    note = Message.counted("note.relabelled", len(changed), target=version.target)
+    return _new_version(store, version, frame, note)
 
 
 def _row_keys(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
@@ -209,8 +206,8 @@ def compare_versions(old: DatasetVersion, new: DatasetVersion) -> dict[str, Any]
     }
 
 
-def lineage(store: Store, *, dataset_id: int) -> list[dict[str, Any]]:
-    """Every version of a dataset, oldest first, with its parent and what the fix did."""
+def lineage(store: Store, *, dataset_id: int, lang: str = "en") -> list[dict[str, Any]]:
+    """Every version of a dataset, oldest first, with its parent and what the fix did (in `lang`)."""
     versions = store.list_versions(dataset_id)
     by_id = {v.id: v for v in versions}
     return [
@@ -218,7 +215,7 @@ def lineage(store: Store, *, dataset_id: int) -> list[dict[str, Any]]:
             "version": v.hash[:12],
             "version_id": v.id,
             "parent": by_id[v.parent_id].hash[:12] if v.parent_id in by_id else None,
-            "note": v.note,
+            "note": data.note_text(v, lang),
             "rows": v.rows,
             "columns": len(v.columns),
             "created_at": v.created_at.isoformat(timespec="seconds"),

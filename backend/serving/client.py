@@ -45,28 +45,26 @@ def _send(method: str, url: str, base: str, *, timeout: float, body: Any = None)
     try:
         response = httpx.request(method, url, json=body, timeout=timeout)
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise BadInput(f"The inference server URL {base!r} is not an http(s) URL; fix MODELDECK_SERVING_URL.") from exc
+        raise BadInput("error.serving.bad_url", base=base) from exc
     except httpx.TimeoutException as exc:
-        raise ServingUnavailable(
-            f"The inference server at {base} did not answer within {timeout:g} s; check that it is running "
-            "and not overloaded."
-        ) from exc
+        raise ServingUnavailable("error.serving.timeout", base=base, timeout=timeout) from exc
     except httpx.TransportError as exc:
-        raise ServingUnavailable(
-            f"The inference server at {base} is not answering. Start it with `modeldeck serve` (or `make run`)."
-        ) from exc
+        raise ServingUnavailable("error.serving.unreachable", base=base) from exc
     if response.status_code == 404:
-        raise NotFound(_server_message(response))
+        raise NotFound("error.serving.refused", message=_server_message(response))
     if response.status_code == 400:
-        raise BadInput(_server_message(response))
+        raise BadInput("error.serving.refused", message=_server_message(response))
     if response.is_error:
         raise ServingUnavailable(
-            f"The inference server at {base} failed with HTTP {response.status_code}: {_server_message(response)}"
+            "error.serving.server_failed",
+            base=base,
+            status_code=response.status_code,
+            server_message=_server_message(response),
         )
     try:
         return response.json()
     except ValueError as exc:
-        raise ServingUnavailable(f"{base} answered with something other than JSON; is it an inference server?") from exc
+        raise ServingUnavailable("error.serving.not_json", base=base) from exc
 
 
 def model_status(model: str, version: int | None = None, base_url: str | None = None) -> dict[str, Any]:
@@ -134,7 +132,7 @@ def predict(
     latency_ms = (time.perf_counter() - started) * 1000
     predictions = answer.get("predictions") if isinstance(answer, dict) else None
     if not isinstance(predictions, list):
-        raise ServingUnavailable(f"The inference server at {_base(base_url)} answered without predictions.")
+        raise ServingUnavailable("error.serving.no_predictions", base=_base(base_url))
     if predictions and not isinstance(predictions[0], dict):
         output = _single_output_name(model, version, base_url)
         predictions = [{output: value} for value in predictions]

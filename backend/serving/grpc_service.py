@@ -36,7 +36,7 @@ def _read_tensor(name: str, proto: Any) -> np.ndarray:
     try:
         return tf.make_ndarray(proto)
     except (TypeError, ValueError) as exc:
-        raise BadInput(f"Input '{name}' is not a readable TensorProto ({exc}).") from exc
+        raise BadInput("error.serving.bad_tensorproto", name=name, reason=exc) from exc
 
 
 def grpc_predict(repository: ModelRepository, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
@@ -54,7 +54,7 @@ def grpc_predict(repository: ModelRepository, request: predict_pb2.PredictReques
     wanted = list(request.output_filter) or list(outputs)
     unknown = [name for name in wanted if name not in outputs]
     if unknown:
-        raise BadInput(f"output_filter names unknown output '{unknown[0]}'; outputs: {', '.join(outputs)}.")
+        raise BadInput("error.serving.unknown_output", unknown=unknown[0], outputs=", ".join(outputs))
     response = predict_pb2.PredictResponse()
     response.model_spec.name = servable.name
     response.model_spec.version.value = servable.version
@@ -74,7 +74,7 @@ def grpc_metadata(
         BadInput: The request does not ask for `signature_def`.
     """
     if "signature_def" not in request.metadata_field:
-        raise BadInput('GetModelMetadata needs metadata_field: ["signature_def"], the only metadata served.')
+        raise BadInput("error.serving.metadata_field")
     servable = _servable_for(repository, request.model_spec)
     response = get_model_metadata_pb2.GetModelMetadataResponse()
     response.model_spec.name = servable.name
@@ -131,5 +131,5 @@ def create_grpc_server(repository: ModelRepository, host: str, port: int) -> grp
         bound = 0
     if not bound:
         address = host_port(host, port)
-        raise ServingUnavailable(f"Cannot listen for gRPC on {address}; free the port or pass --grpc-port.")
+        raise ServingUnavailable("error.serving.grpc_port", address=address)
     return server

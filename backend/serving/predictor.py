@@ -23,14 +23,16 @@ class Predictor:
         self._tf = tf
         signatures = tf.saved_model.load(str(export_dir)).signatures
         if signature not in signatures:
-            raise BadInput(f"This model has no '{signature}' signature; it has: {', '.join(sorted(signatures))}.")
+            raise BadInput(
+                "error.serving.predictor_no_signature", signature=signature, signatures=", ".join(sorted(signatures))
+            )
         self.fn = signatures[signature]
         self.inputs: dict[str, Any] = self.fn.structured_input_signature[1]
 
     def _columns(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         missing = [n for n in self.inputs if n not in frame.columns]
         if missing:
-            raise BadInput(f"Missing input columns: {', '.join(missing)}. Every row needs: {', '.join(self.inputs)}.")
+            raise BadInput("error.serving.missing_columns", missing=", ".join(missing), inputs=", ".join(self.inputs))
         columns = {}
         for name, spec in self.inputs.items():
             if spec.dtype == self._tf.string and frame[name].map(lambda v: isinstance(v, bytes)).all():
@@ -41,7 +43,7 @@ class Predictor:
                 numbers = pd.to_numeric(frame[name], errors="coerce")
                 bad = frame[name].notna() & numbers.isna()
                 if bad.any():
-                    raise BadInput(f"Column '{name}' must be numeric; got {frame[name][bad].iloc[0]!r}. Fix the value.")
+                    raise BadInput("error.serving.not_numeric", name=name, value=frame[name][bad].iloc[0])
                 values = numbers.to_numpy(spec.dtype.as_numpy_dtype)
             columns[name] = values.reshape(-1, 1) if spec.shape.rank == 2 else values
         return columns

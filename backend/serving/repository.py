@@ -45,7 +45,7 @@ class Servable:
 
 def _not_found(name: str, version: int | None) -> NotFound:
     request = f"Latest({name})" if version is None else f"Specific({name}, {version})"
-    return NotFound(f"Servable not found for request: {request}")
+    return NotFound("error.serving.servable_not_found", request=request)
 
 
 def scan_exports(runs: Path) -> dict[str, dict[int, Path]]:
@@ -138,8 +138,11 @@ class ModelRepository:
                 except Exception as exc:
                     log.exception("Cannot load %s", servable.path)
                     raise ServingUnavailable(
-                        f"Model {servable.name} version {servable.version} at {servable.path} cannot be "
-                        f"loaded ({type(exc).__name__}); export it again."
+                        "error.serving.cannot_load",
+                        servable_name=servable.name,
+                        version=servable.version,
+                        path=servable.path,
+                        error_type=type(exc).__name__,
                     ) from exc
                 with self._lock:
                     self._loaded[servable.path] = loaded
@@ -154,10 +157,7 @@ class ModelRepository:
         signatures = self._load(servable).signatures
         name = signature_name or DEFAULT_SIGNATURE
         if name not in signatures:
-            raise BadInput(
-                f'Serving signature name: "{name}" not found in signature def; '
-                f"this model has: {', '.join(sorted(signatures))}."
-            )
+            raise BadInput("error.serving.no_signature", name=name, signatures=", ".join(sorted(signatures)))
         return signatures[name]
 
     def signature_defs(self, servable: Servable) -> dict[str, meta_graph_pb2.SignatureDef]:
@@ -182,10 +182,10 @@ def _shape_text(shape: tf.TensorShape) -> str:
 def check_names(given: Any, expected: list[str], where: str) -> None:
     missing = [name for name in expected if name not in given]
     if missing:
-        raise BadInput(f"{where} is missing input '{missing[0]}'; the model needs: {', '.join(expected)}.")
+        raise BadInput("error.serving.missing_input", where=where, missing=missing[0], expected=", ".join(expected))
     unknown = sorted(set(given) - set(expected))
     if unknown:
-        raise BadInput(f"{where} has unknown input '{unknown[0]}'; the model takes: {', '.join(expected)}.")
+        raise BadInput("error.serving.unknown_input", where=where, unknown=unknown[0], expected=", ".join(expected))
 
 
 def _to_bytes(name: str, value: Any) -> Any:
@@ -197,7 +197,7 @@ def _to_bytes(name: str, value: Any) -> Any:
         return value
     if isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str):
         return base64.b64decode(value["b64"])
-    raise BadInput(f"Input '{name}' takes strings, but got {value!r}; send text in quotes.")
+    raise BadInput("error.serving.not_a_string", name=name, value=value)
 
 
 def _to_array(name: str, value: Any, spec: tf.TensorSpec) -> np.ndarray:
@@ -205,12 +205,12 @@ def _to_array(name: str, value: Any, spec: tf.TensorSpec) -> np.ndarray:
         items = _to_bytes(name, value.tolist() if isinstance(value, np.ndarray) else value)
         array = np.array(items, dtype=object)
         if not all(isinstance(item, bytes) for item in array.flat):
-            raise BadInput(f"Input '{name}' is ragged; every example must have the same number of values.")
+            raise BadInput("error.serving.ragged", name=name)
         return array
     try:
         return np.asarray(value, dtype=spec.dtype.as_numpy_dtype)
     except (TypeError, ValueError) as exc:
-        raise BadInput(f"Input '{name}' takes {spec.dtype.name} values, but {exc}.") from exc
+        raise BadInput("error.serving.bad_dtype", name=name, dtype=spec.dtype.name, reason=exc) from exc
 
 
 def _fit_shape(name: str, array: np.ndarray, spec: tf.TensorSpec) -> np.ndarray:
@@ -218,9 +218,7 @@ def _fit_shape(name: str, array: np.ndarray, spec: tf.TensorSpec) -> np.ndarray:
     if shape.rank is not None and array.ndim == shape.rank - 1 and shape[-1] == 1:
         array = array.reshape(array.shape + (1,))
     if not shape.is_compatible_with(array.shape):
-        raise BadInput(
-            f"Input '{name}' has shape {list(array.shape)} but the model takes {_shape_text(shape)} (-1 = any size)."
-        )
+        raise BadInput("error.serving.bad_shape", name=name, got=list(array.shape), shape=_shape_text(shape))
     return array
 
 
@@ -228,7 +226,7 @@ def _check_batch_sizes(arrays: dict[str, np.ndarray], specs: dict[str, tf.Tensor
     sizes = {name: len(array) for name, array in arrays.items() if specs[name].shape[:1].as_list() == [None]}
     if len(set(sizes.values())) > 1:
         counts = ", ".join(f"{name}: {size}" for name, size in sorted(sizes.items()))
-        raise BadInput(f"Inputs have different numbers of examples ({counts}); send as many values for each.")
+        raise BadInput("error.serving.uneven_inputs", counts=counts)
 
 
 def _tf_message(exc: tf.errors.OpError) -> str:
@@ -259,7 +257,7 @@ def run_signature(signature: Any, inputs: dict[str, Any]) -> dict[str, np.ndarra
     try:
         outputs = signature(**tensors)
     except tf.errors.InvalidArgumentError as exc:
-        raise BadInput(f"The model rejected the inputs: {_tf_message(exc)}.") from exc
+        raise BadInput("error.serving.rejected", tf_message=_tf_message(exc)) from exc
     return {name: tensor.numpy() for name, tensor in outputs.items()}
 
 

@@ -58,12 +58,12 @@ def _plain(value: Any) -> Any:
 
 def _columns_from_instances(instances: Any, names: list[str]) -> dict[str, list[Any]]:
     if not isinstance(instances, list) or not instances:
-        raise BadInput("'instances' must be a non-empty list: one object of input name -> value per example.")
+        raise BadInput("error.serving.bad_instances")
     if len(names) == 1 and not isinstance(instances[0], dict):
         return {names[0]: instances}
     for index, instance in enumerate(instances):
         if not isinstance(instance, dict):
-            raise BadInput(f"Instance {index} is not an object; send input name -> value for each example.")
+            raise BadInput("error.serving.instance_not_object", index=index)
         check_names(instance, names, f"Instance {index}")
     return {name: [instance[name] for instance in instances] for name in names}
 
@@ -73,13 +73,13 @@ def _columns_from_inputs(inputs: Any, names: list[str]) -> dict[str, Any]:
         return inputs
     if len(names) == 1:
         return {names[0]: inputs}
-    raise BadInput("'inputs' must be an object of input name -> list of values, one per example.")
+    raise BadInput("error.serving.bad_inputs")
 
 
 def _rows(outputs: dict[str, np.ndarray]) -> list[Any]:
     sizes = {len(array) if array.ndim else None for array in outputs.values()}
     if len(sizes) != 1 or None in sizes:
-        raise BadInput('The model\'s outputs cannot be split per instance; send {"inputs": ...} instead.')
+        raise BadInput("error.serving.not_splittable")
     columns = {name: _plain(array.tolist()) for name, array in outputs.items()}
     if len(columns) == 1:
         return next(iter(columns.values()))
@@ -95,11 +95,11 @@ def _parse_body(body: bytes) -> dict[str, Any]:
     try:
         request = json.loads(body)
     except ValueError as exc:
-        raise BadInput(f"The request body is not valid JSON ({exc}).") from exc
+        raise BadInput("error.serving.body_bad_json", reason=exc) from exc
     if not isinstance(request, dict):
-        raise BadInput('The request body must be a JSON object: {"instances": [...]} or {"inputs": {...}}.')
+        raise BadInput("error.serving.body_not_object")
     if ("instances" in request) == ("inputs" in request):
-        raise BadInput("The request body needs exactly one of 'instances' (rows) or 'inputs' (columns).")
+        raise BadInput("error.serving.body_one_of")
     return request
 
 
@@ -139,10 +139,7 @@ def _rest_models(repository: ModelRepository, method: str, rest: str, body: byte
     match = _REST_PATH.fullmatch(rest)
     action = match and match["action"]
     if not match or (method == "POST") != (action == ":predict"):
-        raise BadInput(
-            f"Malformed request: {method} /v1/models/{rest}; this server answers GET /v1/models/NAME"
-            "[/versions/N][/metadata] and POST /v1/models/NAME[/versions/N]:predict."
-        )
+        raise BadInput("error.serving.malformed", method=method, rest=rest)
     name, version = match["name"], int(match["version"]) if match["version"] else None
     if action is None:
         versions = repository.versions(name) if version is None else [repository.resolve(name, version).version]

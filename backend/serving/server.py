@@ -31,8 +31,7 @@ def _listen(host: str, port: int) -> socket.socket:
         return socket.create_server((host, port), family=family)
     except OSError as exc:
         raise ServingUnavailable(
-            f"Cannot listen for REST on {host_port(host, port)} ({os.strerror(exc.errno or 0)}); "
-            "free the port or pass --port."
+            "error.serving.rest_port", host_port=host_port(host, port), strerror=os.strerror(exc.errno or 0)
         ) from exc
 
 

@@ -7,7 +7,7 @@ from backend import data, quality
 from backend.errors import ModelDeckError
 from dashboard import state
 from dashboard.common import current, frame, paths, show_error, store
-from dashboard.i18n import t
+from dashboard.i18n import lang, t
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -29,7 +29,7 @@ def show_gallery(index) -> None:
 def show_versions() -> None:
     """Every fix or relabel made a new version; compare any two."""
     st.subheader(t("data.versions"))
-    lineage = quality.lineage(store(), dataset_id=dataset.id)
+    lineage = quality.lineage(store(), dataset_id=dataset.id, lang=lang())
     st.dataframe(
         pd.DataFrame(
             [
@@ -109,17 +109,11 @@ with upload_tab:
             st.toast(t("data.added", name=dataset.name))
             st.rerun()
 with sample_tab:
-    name = st.selectbox(t("data.sample_label"), list(data.SAMPLES), format_func=lambda n: data.SAMPLES[n].title)
+    titles = {n: s.text("title", lang()) for n, s in data.SAMPLES.items()}  # fixed when drawn, as the widget is
+    name = st.selectbox(t("data.sample_label"), list(titles), format_func=titles.__getitem__)
     sample = data.SAMPLES[name]
-    st.markdown(
-        t(
-            "data.card",
-            source=sample.source,
-            licence=sample.licence,
-            target=sample.target,
-            meaning=sample.target_meaning,
-        )
-    )
+    card = {part: sample.text(part, lang()) for part in ("source", "licence", "meaning")}
+    st.markdown(t("data.card", target=sample.target, **card))
     if st.button(t("data.add_sample"), type="primary"):
         with st.spinner(t("data.loading")):
             dataset, _ = data.add_sample(store(), paths=paths(), sample=name)

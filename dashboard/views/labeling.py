@@ -8,7 +8,7 @@ from backend import data, quality
 from backend.errors import ModelDeckError
 from dashboard import state
 from dashboard.common import frame, paths, report, require_dataset, require_target, show_error, store
-from dashboard.i18n import t
+from dashboard.i18n import lang, t
 
 st.title(t("labeling.title"))
 st.caption(t("labeling.intro"))
@@ -116,6 +116,6 @@ if st.button(t("labeling.save", n=len(pending)), disabled=not pending, type="pri
         show_error(exc)
     else:
         st.session_state[state.LABELS].pop(version.id, None)
-        st.session_state[state.FIXED] = new.note
+        st.session_state[state.FIXED] = data.note_text(new, lang())
         state.set_dataset(dataset.id)
         st.switch_page("views/quality.py")

@@ -7,7 +7,7 @@ from backend import data, i18n, quality
 from backend.errors import ModelDeckError
 from dashboard import state
 from dashboard.common import frame, paths, report, require_dataset, require_target, show_error, store
-from dashboard.i18n import check_text, t
+from dashboard.i18n import check_text, lang, t
 
 ICONS = {"blocker": ":material/block:", "warning": ":material/warning:", "info": ":material/info:"}
 
@@ -77,7 +77,7 @@ def offer_fix(check: dict) -> None:
             except ModelDeckError as exc:
                 show_error(exc)
             else:
-                st.session_state[state.FIXED] = fixed.note
+                st.session_state[state.FIXED] = data.note_text(fixed, lang())
                 st.rerun()
 
 

@@ -1,10 +1,11 @@
 """Training: pick a preset or edit hyperparameters, start a job on the worker, watch it live."""
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from backend import jobs
+from backend import i18n, jobs
 from backend.errors import ModelDeckError
 from dashboard import state
 from dashboard.common import report, require_dataset, require_target, show_error, store
@@ -188,12 +189,12 @@ def search_view(run) -> None:
     for name in names:
         values = [r[name] for r in finished]
         if all(isinstance(v, int | float) for v in values):
-            dims.append({"label": name, "values": values})
+            dims.append({"label": trial_column(name), "values": values})
         else:
             labels = sorted({str(v) for v in values})
             dims.append(
                 {
-                    "label": name,
+                    "label": trial_column(name),
                     "values": [labels.index(str(v)) for v in values],
                     "tickvals": list(range(len(labels))),
                     "ticktext": labels,
@@ -203,7 +204,17 @@ def search_view(run) -> None:
     fig = go.Figure(go.Parcoords(line={"color": losses, "colorscale": "Viridis_r", "showscale": True}, dimensions=dims))
     fig.update_layout(title=t("search.parallel"), height=380, margin={"t": 100, "l": 60, "r": 40})
     st.plotly_chart(fig, width="stretch", key=f"parcoords_{run.id}")
-    st.dataframe(rows, hide_index=True, width="stretch")
+    table = pd.DataFrame(rows)
+    table["status"] = table["status"].map(lambda s: t(f"status.{s}"))
+    st.dataframe(table.rename(columns=trial_column), hide_index=True, width="stretch")
+
+
+def trial_column(name: str) -> str:
+    """A trial table's column in the reader's words: a hyperparameter's short name, a metric, run or status."""
+    for key in (f"hp.{name}", f"metric.{name}", f"runs.{name}"):
+        if key in i18n.EN:
+            return t(key).split(" (")[0].split("（")[0]
+    return name
 
 
 def show(run_id: int) -> None:

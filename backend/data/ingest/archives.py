@@ -98,12 +98,11 @@ def _entry_name(info: zipfile.ZipInfo) -> str:
 def _safe_path(raw: str, archive: str) -> str:
     """A relative path inside the archive's folder, or a refusal."""
     name = raw.replace("\\", "/")  # a backslash is a separator to Windows tools that unpack it
-    how = "Re-create the archive from inside its folder (e.g. `cd folder && zip -r ../data.zip .`)."
     if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        raise BadInput(f"{quoted(archive)} has an entry with an absolute path, {quoted(raw)}. {how}")
+        raise BadInput("error.archive.absolute_path", archive=quoted(archive), raw=quoted(raw))
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise BadInput(f"{quoted(archive)} has an entry that points outside its folder, {quoted(raw)}. {how}")
+        raise BadInput("error.archive.outside", archive=quoted(archive), raw=quoted(raw))
     return posixpath.join(*parts) if parts else ""
 
 
@@ -120,27 +119,18 @@ def checked_entries(zf: zipfile.ZipFile, archive: str, limits: Limits) -> list[t
         path = _safe_path(raw, archive)
         kind = stat.S_IFMT(info.external_attr >> 16)
         if kind == stat.S_IFLNK:
-            raise BadInput(
-                f"{quoted(archive)} has a symbolic link, {quoted(raw)}; links are not accepted. Re-create the "
-                "archive with the files themselves (e.g. `zip -r` without `--symlinks`)."
-            )
+            raise BadInput("error.archive.symlink", archive=quoted(archive), raw=quoted(raw))
         if info.is_dir() or kind == stat.S_IFDIR or not path:
             continue
         if kind not in (0, stat.S_IFREG):
-            raise BadInput(
-                f"{quoted(archive)} has an entry that is not a regular file, {quoted(raw)}. Re-create the archive "
-                "with regular files only."
-            )
+            raise BadInput("error.archive.not_regular", archive=quoted(archive), raw=quoted(raw))
         if info.flag_bits & 0x1:
-            raise BadInput(f"{quoted(archive)} is password-protected. Re-create the archive without a password.")
+            raise BadInput("error.archive.encrypted", archive=quoted(archive))
         if info.compress_type not in _METHODS:
             # bzip2 and LZMA members are unpacked without an output bound by zipfile: a bomb's first
             # read could fill the memory before any count is taken.
             method = _METHOD_NAMES.get(info.compress_type, f"method {info.compress_type}")
-            raise BadInput(
-                f"{quoted(archive)} uses {method} compression, which is not accepted. Re-create the archive "
-                "with standard (deflate) compression."
-            )
+            raise BadInput("error.archive.compression", archive=quoted(archive), method=method)
         if _is_junk(path):
             continue
         declared += info.file_size
@@ -151,9 +141,7 @@ def checked_entries(zf: zipfile.ZipFile, archive: str, limits: Limits) -> list[t
 
 
 def _damaged(archive: str, exc: BaseException) -> BadInput:
-    return BadInput(
-        f"{quoted(archive)} is not a readable ZIP archive ({reason(exc)}). Re-create it and upload it again."
-    )
+    return BadInput("error.archive.unreadable", archive=quoted(archive), reason=reason(exc))
 
 
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError)
@@ -200,8 +188,10 @@ class _Budget:
                         raise too_large_unpacked(self.archive, f"more than {size_text(self.limit)}", self.limit)
                     if got > info.file_size:
                         raise BadInput(
-                            f"{quoted(self.archive)} is damaged: {quoted(name)} unpacks to more than the "
-                            f"{size_text(info.file_size)} it declares. Re-create the archive and upload it again."
+                            "error.archive.damaged",
+                            archive=quoted(self.archive),
+                            name=quoted(name),
+                            size=size_text(info.file_size),
                         )
                     parts.append(chunk)
         except (*_ZIP_ERRORS, RuntimeError) as exc:

@@ -12,6 +12,7 @@ from charset_normalizer import from_bytes
 
 from backend.data.ingest.limits import Source, quoted
 from backend.errors import BadInput
+from backend.i18n import Message
 
 # -- text files: what they are, how they are encoded, how they are delimited ------------------------
 _MAGIC = (  # signatures of files that are often uploaded by mistake
@@ -102,10 +103,9 @@ def _decodes(src: Source, encoding: str) -> bool:
 
 
 def not_text(filename: str, kind: str | None = None) -> BadInput:
-    what = f", not {kind}" if kind else ""
-    return BadInput(
-        f"{quoted(filename)} is not a text file. Upload a CSV file (comma-separated text with a header row){what}."
-    )
+    if kind:
+        return BadInput("error.ingest.not_text_but", filename=quoted(filename), kind=kind)
+    return BadInput("error.ingest.not_text", filename=quoted(filename))
 
 
 def _utf16_without_bom(head: bytes) -> str | None:
@@ -186,9 +186,13 @@ def detect_encoding(src: Source, head: bytes, filename: str) -> str:
     return "utf-8"  # preferred whenever it decodes: legacy guesses are only guesses
 
 
+def short_name(encoding: str) -> str:
+    """The encoding's name as people write it ("UTF-16 LE", "GBK"), without an English explanation."""
+    return DISPLAY.get(encoding, encoding).split(" (")[0].removesuffix(" with a byte-order mark")
+
+
 def not_valid(filename: str, encoding: str) -> BadInput:
-    name = DISPLAY[encoding].split(" (")[0].removesuffix(" with a byte-order mark")
-    return BadInput(f"{quoted(filename)} is not valid {name} text. Save it again as UTF-8 CSV.")
+    return BadInput("error.ingest.bad_encoding", filename=quoted(filename), name=short_name(encoding))
 
 
 def sniff_delimiter(text: str, filename: str, complete: bool) -> str:
@@ -215,8 +219,8 @@ def sniff_delimiter(text: str, filename: str, complete: bool) -> str:
     return best
 
 
-def delimiter_name(d: str) -> str:
-    return "tab" if d == "\t" else f"'{d}'"
+def delimiter_name(d: str) -> Message | str:
+    return Message.of("error.tab") if d == "\t" else f"'{d}'"
 
 
 # -- CSV, TSV, TXT ----------------------------------------------------------------------------------
@@ -238,5 +242,5 @@ def find_ragged_row(src: Source, encoding: str, delimiter: str) -> tuple[int, in
     return None
 
 
-def fields_text(n: int) -> str:
-    return "1 field" if n == 1 else f"{n} fields"
+def fields_text(n: int) -> Message:
+    return Message.counted("error.fields", n)

@@ -45,10 +45,7 @@ class Limits:
             if not raw:
                 return fallback
             if not raw.isdigit() or int(raw) == 0:
-                raise BadInput(
-                    f"{var}={quoted(raw)} is not a positive whole number. Set it to one "
-                    f"(the default is {fallback // scale}), or unset it."
-                )
+                raise BadInput("error.ingest.bad_limit", var=var, raw=quoted(raw), default=fallback // scale)
             return int(raw) * scale
 
         return cls(
@@ -85,30 +82,24 @@ def size_text(n: int) -> str:
 
 def too_big(filename: str, size: int, limit: int, smaller: str) -> BadInput:
     return BadInput(
-        f"{quoted(filename)} is {size_text(size)}, over the {size_text(limit)} upload limit. Upload a smaller file "
-        f"({smaller}), or raise the limit with MODELDECK_MAX_UPLOAD_MB."
+        "error.ingest.over_upload_limit",
+        filename=quoted(filename),
+        size=size_text(size),
+        limit=size_text(limit),
+        smaller=smaller,
     )
 
 
 def too_many_rows(filename: str, limit: int) -> BadInput:
-    return BadInput(
-        f"{quoted(filename)} has more than {limit:,} rows, the row limit. Upload a sample of the rows, "
-        "or raise the limit with MODELDECK_MAX_ROWS."
-    )
+    return BadInput("error.ingest.too_many_rows", filename=quoted(filename), limit=limit)
 
 
 def too_large_unpacked(filename: str, size: str, limit: int) -> BadInput:
-    return BadInput(
-        f"{quoted(filename)} unpacks to {size}, over the {size_text(limit)} limit for unpacked data. Upload a "
-        "smaller file, or raise the limit with MODELDECK_MAX_UNCOMPRESSED_MB."
-    )
+    return BadInput("error.ingest.too_large_unpacked", filename=quoted(filename), size=size, limit=size_text(limit))
 
 
 def too_many_files(filename: str, limit: int) -> BadInput:
-    return BadInput(
-        f"{quoted(filename)} has more than {limit:,} entries, the limit for one archive. Split it into smaller "
-        "archives, or raise the limit with MODELDECK_MAX_FILES."
-    )
+    return BadInput("error.ingest.too_many_entries", filename=quoted(filename), limit=limit)
 
 
 # -- sources ----------------------------------------------------------------------------------------
@@ -124,9 +115,9 @@ class Source:
             try:
                 info = source.stat()
             except OSError:
-                raise BadInput(f"No file at {quoted(source)}. Give the path to the file to upload.") from None
+                raise BadInput("error.ingest.no_file", source=quoted(source)) from None
             if not stat.S_ISREG(info.st_mode):
-                raise BadInput(f"{quoted(source)} is not a regular file. Give the path to the file to upload.")
+                raise BadInput("error.ingest.not_regular_file", source=quoted(source))
             self.path, self.size = source, info.st_size
         else:
             self.data, self.size = bytes(source), len(source)

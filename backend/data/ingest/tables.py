@@ -19,7 +19,6 @@ import pyarrow.parquet as pq
 from backend.data.ingest.archives import checked_entries, open_zip
 from backend.data.ingest.encodings import (
     CONTROL,
-    DISPLAY,
     Shape,
     delimiter_name,
     detect_encoding,
@@ -29,6 +28,7 @@ from backend.data.ingest.encodings import (
     legacy_encoding,
     not_text,
     not_valid,
+    short_name,
     sniff_delimiter,
 )
 from backend.data.ingest.limits import (
@@ -44,6 +44,7 @@ from backend.data.ingest.limits import (
     too_many_rows,
 )
 from backend.errors import BadInput
+from backend.i18n import Message
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class TableRead:
     """A table as read, with what the reader noticed or changed on the way (shown to the user)."""
 
     frame: pd.DataFrame
-    notes: list[str] = field(default_factory=list)  # e.g. "Detected encoding GBK"
+    notes: list[Message] = field(default_factory=list)  # e.g. "Detected encoding GBK", in the reader's language
     sheets: list[str] = field(default_factory=list)  # Excel: every sheet name, in workbook order
     encoding: str | None = None  # text files: the Python codec used, e.g. "utf-8", "utf-16", "gbk"
     delimiter: str | None = None  # text files: one of , ; \t |
@@ -66,7 +67,7 @@ def _next_free(base: str, used: set[str]) -> str:
     return name
 
 
-def _unique_columns(raw: Iterable[object]) -> tuple[list[str], list[str]]:
+def _unique_columns(raw: Iterable[object]) -> tuple[list[str], list[Message]]:
     """Names that are all present and unique, and notes on what changed.
 
     Names as written win over made-up ones: a second `a` becomes `a_2`, and a blank fourth name
@@ -87,18 +88,18 @@ def _unique_columns(raw: Iterable[object]) -> tuple[list[str], list[str]]:
             final[i] = _next_free(f"column_{i + 1}", used)
     result = [n for n in final if n is not None]
 
-    notes = []
+    notes: list[Message] = []
     counts = Counter(n for n, b in zip(names, blank, strict=True) if not b)
     dup = [i for i, n in enumerate(names) if not blank[i] and counts[n] > 1]
     if dup:
         before, after = ", ".join(plain(names[i], 40) for i in dup), ", ".join(plain(result[i], 40) for i in dup)
-        notes.append(f"Column names made unique: {before} → {after}")
+        notes.append(Message.of("note.unique_columns", before=before, after=after))
     blanks = [i for i in range(len(names)) if blank[i]]
     if len(blanks) == 1:
-        notes.append(f"Blank column name {blanks[0] + 1} became {result[blanks[0]]}")
+        notes.append(Message.of("note.blank_column", position=blanks[0] + 1, name=result[blanks[0]]))
     elif blanks:
         where, became = ", ".join(str(i + 1) for i in blanks), ", ".join(result[i] for i in blanks)
-        notes.append(f"Blank column names {where} became {became}")
+        notes.append(Message.of("note.blank_columns", positions=where, names=became))
     return result, notes
 
 
@@ -108,10 +109,14 @@ def _csv_error(src: Source, exc: Exception, encoding: str, delimiter: str, filen
         if found is not None:
             line, got, want = found
             return BadInput(
-                f"Row {line} of {quoted(filename)} has {fields_text(got)} but the header has {want}. Fix that row "
-                f"(a missing or extra delimiter, or an unquoted {delimiter_name(delimiter)})."
+                "error.ingest.ragged_row",
+                line=line,
+                filename=quoted(filename),
+                fields=fields_text(got),
+                want=want,
+                delimiter_name=delimiter_name(delimiter),
             )
-    return BadInput(f"{quoted(filename)} could not be read as CSV ({reason(exc)}). Check the delimiter and quoting.")
+    return BadInput("error.ingest.bad_csv", filename=quoted(filename), reason=reason(exc))
 
 
 def _arrow_encoding(encoding: str) -> str:
@@ -167,7 +172,7 @@ def _read_csv(src: Source, filename: str, limits: Limits) -> TableRead:
     encoding = detect_encoding(src, head, filename)
     text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(head, final=src.size <= len(head))
     if not text.strip() and src.size <= len(head):
-        raise BadInput(f"{quoted(filename)} is empty. Upload a CSV file with a header row and at least one data row.")
+        raise BadInput("error.ingest.empty_csv", filename=quoted(filename))
     if len(CONTROL.findall(text[:65536])) > 0.01 * len(text[:65536]):
         raise not_text(filename)
     delimiter = sniff_delimiter(text, filename, complete=src.size <= len(head))
@@ -181,28 +186,28 @@ def _read_csv(src: Source, filename: str, limits: Limits) -> TableRead:
         table = _parse_csv(src, encoding, delimiter, shape, limits, filename)
 
     if all(not name.strip() for name in table.column_names):
-        raise BadInput(f"{quoted(filename)} has no header row. Add a first line with the column names.")
+        raise BadInput("error.ingest.no_header", filename=quoted(filename))
     if table.num_rows == 0:
-        raise BadInput(
-            f"{quoted(filename)} has a header but no data rows. Upload a file with at least one row of data."
-        )
+        raise BadInput("error.ingest.no_data_rows", filename=quoted(filename))
     if table.num_rows > limits.max_rows:  # unreachable by the bound above; kept as the contract
         raise too_many_rows(filename, limits.max_rows)
     names, renames = _unique_columns(table.column_names)
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
     frame.columns = names
-    notes = [f"Detected encoding {DISPLAY.get(encoding, encoding)}"] if encoding not in ("utf-8", "utf-8-sig") else []
-    notes += [f"Detected delimiter {delimiter_name(delimiter)}"] if delimiter != "," else []
+    notes = (
+        [Message.of("note.encoding", encoding=short_name(encoding))] if encoding not in ("utf-8", "utf-8-sig") else []
+    )
+    if delimiter != ",":
+        notes.append(
+            Message.of("note.tab") if delimiter == "\t" else Message.of("note.delimiter", delimiter=f"'{delimiter}'")
+        )
     return TableRead(frame=frame, notes=notes + renames, encoding=encoding, delimiter=delimiter)
 
 
 # -- Parquet ----------------------------------------------------------------------------------------
 def _read_parquet(src: Source, filename: str, limits: Limits) -> TableRead:
     def unreadable(exc: Exception) -> BadInput:
-        return BadInput(
-            f"{quoted(filename)} is not a readable Parquet file ({reason(exc)}). Export it again "
-            "(e.g. with pandas' DataFrame.to_parquet)."
-        )
+        return BadInput("error.ingest.bad_parquet", filename=quoted(filename), reason=reason(exc))
 
     try:
         parquet = pq.ParquetFile(src.arrow())
@@ -216,15 +221,15 @@ def _read_parquet(src: Source, filename: str, limits: Limits) -> TableRead:
         if unpacked > limits.max_uncompressed_bytes:
             raise too_large_unpacked(filename, size_text(unpacked), limits.max_uncompressed_bytes)
         if meta.num_rows == 0 or meta.num_columns == 0:
-            raise BadInput(f"{quoted(filename)} has no data rows. Upload a file with at least one row of data.")
+            raise BadInput("error.ingest.no_rows", filename=quoted(filename))
         try:
             frame = parquet.read().to_pandas(split_blocks=True, self_destruct=True)
         except Exception as exc:  # a damaged page, or damaged pandas metadata (KeyError, TypeError …)
             raise unreadable(exc) from None
-    notes = []
+    notes: list[Message] = []
     if not isinstance(frame.index, pd.RangeIndex):  # a pandas index saved with the data is data too
         frame = frame.reset_index()
-        notes.append("The saved index became a column")
+        notes.append(Message.of("note.index_column"))
     names, more = _unique_columns(frame.columns)
     frame.columns = names
     return TableRead(frame=frame, notes=notes + more)
@@ -232,10 +237,7 @@ def _read_parquet(src: Source, filename: str, limits: Limits) -> TableRead:
 
 # -- Excel ------------------------------------------------------------------------------------------
 def _not_a_workbook(filename: str, exc: BaseException) -> BadInput:
-    return BadInput(
-        f"{quoted(filename)} is not a readable Excel workbook ({reason(exc)}). Open it in Excel and save it "
-        "again as .xlsx."
-    )
+    return BadInput("error.ingest.bad_excel", filename=quoted(filename), reason=reason(exc))
 
 
 def _read_excel(src: Source, filename: str, limits: Limits, sheet: str | None) -> TableRead:
@@ -261,14 +263,12 @@ def _read_sheet(book: Any, filename: str, limits: Limits, sheet: str | None) -> 
     sheets = list(book.sheetnames)
     listed = ", ".join(plain(s) for s in sheets)
     if sheet is not None and sheet not in sheets:
-        raise BadInput(
-            f"{quoted(filename)} has no sheet {quoted(sheet)}. Expected one of: {listed}. Pick one of those."
-        )
+        raise BadInput("error.ingest.no_sheet", filename=quoted(filename), sheet=quoted(sheet), listed=listed)
     name = sheet if sheet is not None else sheets[0]
-    where = f"Sheet {quoted(name)} of {quoted(filename)}"
+    where = Message.of("error.where.sheet", sheet=quoted(name), filename=quoted(filename))
     ws = book[name]
     if not hasattr(ws, "iter_rows"):
-        raise BadInput(f"{where} is a chart, not a table. Pick a sheet with data; the sheets are: {listed}.")
+        raise BadInput("error.ingest.chart_sheet", where=where, listed=listed)
 
     header: list[Any] | None = None
     rows: list[tuple[Any, ...]] = []
@@ -289,9 +289,9 @@ def _read_sheet(book: Any, filename: str, limits: Limits, sheet: str | None) -> 
     except Exception as exc:
         raise _not_a_workbook(filename, exc) from None
     if header is None:
-        raise BadInput(f"{where} is empty. Pick a sheet with a header row and data, or fill this one.")
+        raise BadInput("error.ingest.empty_sheet", where=where)
     if not rows:
-        raise BadInput(f"{where} has a header but no data rows. Upload a sheet with at least one row of data.")
+        raise BadInput("error.ingest.sheet_no_data_rows", where=where)
 
     def last_value(values: Iterable[Any]) -> int:
         return max((i + 1 for i, v in enumerate(values) if v is not None), default=0)
@@ -303,7 +303,7 @@ def _read_sheet(book: Any, filename: str, limits: Limits, sheet: str | None) -> 
     frame.columns = names
     if sheet is None and len(sheets) > 1:
         others = ", ".join(plain(s) for s in sheets[1:])
-        notes.insert(0, f"Read the first sheet, {quoted(name)}; the workbook also has: {others}")
+        notes.insert(0, Message.of("note.first_sheet", sheet=quoted(name), others=others))
     return TableRead(frame=frame, notes=notes, sheets=sheets)
 
 
@@ -320,26 +320,27 @@ def _read_jsonl(src: Source, filename: str, limits: Limits) -> TableRead:
                 raw = raw.removeprefix(codecs.BOM_UTF8)
             if not raw.strip():
                 continue
-            where = f"Line {number} of {quoted(filename)}"
+            where = Message.of("error.where.line", line=number, filename=quoted(filename))
             try:
                 value = json.loads(raw.decode("utf-8").rstrip())  # columns count on this line alone
             except UnicodeDecodeError:
-                raise BadInput(f"{where} is not UTF-8 text. Save the file as UTF-8.") from None
+                raise BadInput("error.ingest.jsonl_not_utf8", where=where) from None
             except json.JSONDecodeError as exc:
                 raise BadInput(
-                    f"{where} is not valid JSON ({exc.msg} at column {exc.colno}). Fix that line: each line "
-                    f"must be one JSON object, like {_EXAMPLE}."
+                    "error.ingest.jsonl_bad_json", where=where, msg=exc.msg, colno=exc.colno, example=_EXAMPLE
                 ) from None
             except ValueError as exc:  # e.g. an integer with more digits than Python converts
-                raise BadInput(f"{where} is not valid JSON ({reason(exc)}). Fix that line.") from None
+                raise BadInput("error.ingest.jsonl_bad_value", where=where, reason=reason(exc)) from None
             except RecursionError:
-                raise BadInput(f"{where} is nested too deeply. Each line must be one flat JSON object.") from None
+                raise BadInput("error.ingest.jsonl_too_deep", where=where) from None
             if not isinstance(value, dict):
-                kind = {list: "an array", str: "a string", bool: "a boolean"}.get(type(value), "a number")
-                kind = "null" if value is None else kind
-                raise BadInput(
-                    f"{where} is {kind}, not a JSON object. Each line must be one JSON object, like {_EXAMPLE}."
+                kind = (
+                    "null"
+                    if value is None
+                    else {list: "array", str: "string", bool: "boolean"}.get(type(value), "number")
                 )
+                what = Message.of(f"error.json_kind.{kind}")
+                raise BadInput("error.ingest.jsonl_not_object", where=where, kind=what, example=_EXAMPLE)
             for key, v in value.items():
                 if isinstance(v, dict | list):
                     value[key] = json.dumps(v, ensure_ascii=False)
@@ -348,12 +349,13 @@ def _read_jsonl(src: Source, filename: str, limits: Limits) -> TableRead:
             if len(records) > limits.max_rows:
                 raise too_many_rows(filename, limits.max_rows)
     if not records:
-        raise BadInput(f"{quoted(filename)} is empty. Upload a JSON Lines file with one JSON object per line.")
+        raise BadInput("error.ingest.empty_jsonl", filename=quoted(filename))
     frame = pd.DataFrame.from_records(records)
     names, notes = _unique_columns(frame.columns)
     frame.columns = names
     if nested:
-        notes.append(f"Nested values were kept as JSON text in: {', '.join(plain(k, 40) for k in sorted(nested))}")
+        columns = ", ".join(plain(k, 40) for k in sorted(nested))
+        notes.append(Message.of("note.nested_json", columns=columns))
     return TableRead(frame=frame, notes=notes)
 
 
@@ -364,9 +366,9 @@ _PARQUET = (".parquet", ".pq")
 _JSONL = (".jsonl", ".ndjson")
 _KNOWN = ", ".join((*_TEXT, *_EXCEL, *_PARQUET, *_JSONL))
 _WRONG_KIND = {
-    ".xls": "an old Excel 97-2003 workbook. Open it in Excel and save it as .xlsx or CSV",
-    ".json": "JSON, and tables are read from JSON Lines. Save it with one object per line as .jsonl",
-    ".zip": "an archive. Upload the table inside it",
+    ".xls": "error.ingest.old_excel",
+    ".json": "error.ingest.plain_json",
+    ".zip": "error.ingest.archive_not_table",
 }
 
 
@@ -389,11 +391,11 @@ def read_table(
     """
     suffix = PurePath(filename).suffix.lower()
     if suffix in _WRONG_KIND:
-        raise BadInput(f"{quoted(filename)} is {_WRONG_KIND[suffix]}.")
+        raise BadInput(_WRONG_KIND[suffix], filename=quoted(filename))
     if suffix not in (*_TEXT, *_EXCEL, *_PARQUET, *_JSONL):
-        raise BadInput(f"{quoted(filename)} is not a kind of table that can be read. Upload one of: {_KNOWN}.")
+        raise BadInput("error.ingest.unknown_kind", filename=quoted(filename), known=_KNOWN)
     if sheet is not None and suffix not in _EXCEL:
-        raise BadInput(f"{quoted(filename)} is not an Excel workbook, so it has no sheets. Leave the sheet unset.")
+        raise BadInput("error.ingest.not_a_workbook", filename=quoted(filename))
     src = Source(source, filename, limits)
     if suffix in _EXCEL:
         return _read_excel(src, filename, limits, sheet)

@@ -236,6 +236,46 @@ def test_user_goes_from_a_csv_to_a_prediction_and_reads_the_ui_in_chinese(
     shot(page, shots, "5b-chinese-training")
 
 
+# Text a Chinese reader must not meet in English: three English words in a row, outside tables (data), charts,
+# code and text boxes (what the user typed or a data value). Collapsed expanders and folds are in the page too.
+_ENGLISH_PROSE = """() => {
+  const skip = '[data-testid=stDataFrame], [data-testid=stTable], [data-testid=stPlotlyChart], pre, code, '
+    + '[data-testid=stCode], [data-testid=stJson], textarea, input, [data-testid=stSidebarNav], '
+    + '[data-testid=stFileUploaderDropzoneInstructions]';  // Streamlit's own words: it has no Chinese
+  const english = /[A-Za-z]{2,}[\\s,.:;'’-]+[A-Za-z]{2,}[\\s,.:;'’-]+[A-Za-z]{2,}/;
+  const found = [];
+  for (const root of document.querySelectorAll('[data-testid=stMain], [data-testid=stSidebar]')) {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const text = node.textContent.trim();
+      if (node.parentElement && !node.parentElement.closest(skip) && english.test(text)) found.push(text.slice(0, 160));
+    }
+  }
+  return [...new Set(found)];
+}"""
+
+
+@pytest.mark.browser
+def test_every_page_reads_chinese_with_data_loaded(app: App, page: Page, shots: Path) -> None:
+    """After the first test (a dataset, a trained run), every page in Chinese has no English prose."""
+    page.goto(f"{app.url}/?lang=zh")
+    expect(page.get_by_role("heading", name="数据", exact=True)).to_be_visible(timeout=60_000)
+    settled(page)
+    english = {"data": page.evaluate(_ENGLISH_PROSE)}
+    shot(page, shots, "7-zh-data")
+    for title, path in (
+        ("质量检查", "quality"),
+        ("标注", "labeling"),
+        ("训练", "training"),
+        ("评估", "evaluation"),
+        ("体验场", "playground"),
+    ):
+        go_to(page, title, path, title)
+        english[path] = page.evaluate(_ENGLISH_PROSE)
+        shot(page, shots, f"7-zh-{path}")
+    assert {path: texts for path, texts in english.items() if texts} == {}
+
+
 @pytest.mark.browser
 def test_chinese_survives_a_reload_after_changing_page(app: App, page: Page, shots: Path) -> None:
     page.goto(app.url)

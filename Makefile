@@ -33,6 +33,8 @@ run: install
 
 lint: install
 	$(BIN)/ruff check backend models db dashboard tests bench
+	$(BIN)/ruff format --check backend models db dashboard tests bench
+	$(BIN)/deptry .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 

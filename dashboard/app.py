@@ -28,14 +28,15 @@ state.init()
 
 with st.sidebar:
     st.markdown("### :material/explore: ModelDeck")
+    codes: list[str] = list(LANGUAGES)
     choice = st.selectbox(
         t("sidebar.language"),
-        list(LANGUAGES),
-        index=list(LANGUAGES).index(lang()),
-        format_func=LANGUAGES.get,
+        codes,
+        index=codes.index(lang()),
+        format_func=LANGUAGES.__getitem__,
         key="language_picker",
     )
-    if choice != lang():
+    if choice is not None and choice != lang():
         state.set_lang(choice)
         st.rerun()
     chosen = current()

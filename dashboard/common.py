@@ -14,7 +14,7 @@ from dashboard.i18n import lang, t
 
 
 @st.cache_resource(show_spinner=False)
-def _store(url: str) -> Any:
+def _store(url: str) -> Any:  # noqa: ARG001 (the URL is the cache key: one store per database)
     return playground.open_default_store()
 
 
@@ -27,8 +27,8 @@ def paths() -> config.Paths:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def frame(version_id: int, path: str) -> Any:
-    """A version's rows; versions never change, so the id is a complete cache key."""
+def frame(version_id: int, path: str) -> Any:  # noqa: ARG001 (the path keys the cache too: ids restart per database)
+    """A version's rows; versions never change, so the id and the path are a complete cache key."""
     version = store().get_version(version_id)
     return data.load_frame(version)
 

@@ -249,12 +249,7 @@ def subword_vocabulary(texts: list[str], size: int) -> list[str]:
     # 2. Byte-pair merges with incremental pair counts (a heap with lazy deletion keeps each merge cheap).
     symbols = [list(w) for w in words]
     weight = list(words.values())
-    pairs: Counter[tuple[str, str]] = Counter()
-    where: dict[tuple[str, str], set[int]] = defaultdict(set)
-    for i, syms in enumerate(symbols):
-        for pair in zip(syms, syms[1:], strict=False):
-            pairs[pair] += weight[i]
-            where[pair].add(i)
+    pairs, where = _pair_counts(symbols, weight)
     heap = [(-n, pair) for pair, n in pairs.items()]
     heapq.heapify(heap)
     pieces: list[str] = []
@@ -271,14 +266,8 @@ def subword_vocabulary(texts: list[str], size: int) -> list[str]:
             continue
         pieces.append(merged)
         for i in where.pop(pair, set()):
-            syms, out, j = symbols[i], [], 0
-            while j < len(syms):
-                if j + 1 < len(syms) and (syms[j], syms[j + 1]) == pair:
-                    out.append(merged)
-                    j += 2
-                else:
-                    out.append(syms[j])
-                    j += 1
+            syms = symbols[i]
+            out = _merged(syms, pair)
             if out == syms:
                 continue
             for old in zip(syms, syms[1:], strict=False):
@@ -290,13 +279,34 @@ def subword_vocabulary(texts: list[str], size: int) -> list[str]:
                 where[new].add(i)
                 heapq.heappush(heap, (-pairs[new], new))
             symbols[i] = out
-    seen = {SEPARATOR, "", UNK_TOKEN}
-    vocabulary = [SEPARATOR]
-    for token in alphabet + pieces:
-        if token not in seen:
-            seen.add(token)
-            vocabulary.append(token)
-    return vocabulary
+    reserved = {SEPARATOR, "", UNK_TOKEN}
+    return [SEPARATOR] + [t for t in dict.fromkeys(alphabet + pieces) if t not in reserved]
+
+
+def _pair_counts(
+    symbols: list[list[str]], weight: list[int]
+) -> tuple[Counter[tuple[str, str]], dict[tuple[str, str], set[int]]]:
+    """How often each pair of neighbouring symbols occurs (weighted by word count), and in which words."""
+    pairs: Counter[tuple[str, str]] = Counter()
+    where: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for i, syms in enumerate(symbols):
+        for pair in zip(syms, syms[1:], strict=False):
+            pairs[pair] += weight[i]
+            where[pair].add(i)
+    return pairs, where
+
+
+def _merged(symbols: list[str], pair: tuple[str, str]) -> list[str]:
+    """`symbols` with each occurrence of `pair`, left to right, merged into one symbol."""
+    out, j = [], 0
+    while j < len(symbols):
+        if j + 1 < len(symbols) and (symbols[j], symbols[j + 1]) == pair:
+            out.append(pair[0] + pair[1])
+            j += 2
+        else:
+            out.append(symbols[j])
+            j += 1
+    return out
 
 
 def make_tokenizer(texts: list[str], spec: GptSpec) -> GptTokenizer:

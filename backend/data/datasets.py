@@ -86,6 +86,7 @@ def _normalise(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
 
 
 def profile(frame: pd.DataFrame, renamed: dict[str, str] | None = None) -> list[Column]:
+    """Each column's kind, storage type, missing and distinct counts; `renamed` maps new names to the given ones."""
     renamed = renamed or {}
     columns = []
     for name in frame.columns:
@@ -234,7 +235,8 @@ def add_dataset(
 ) -> tuple[Dataset, DatasetVersion]:
     """Store an uploaded file as a new dataset version; what the reader noticed becomes the version's notes.
 
-    A .zip is a set of images or of .txt files, one folder per class."""
+    A .zip is a set of images or of .txt files, one folder per class.
+    """
     if filename.lower().endswith(".zip") and _mostly_texts(data):
         return add_frame(
             store,
@@ -362,6 +364,11 @@ def _record_images(
 
 
 def add_sample(store: Store, *, paths: Paths, sample: str) -> tuple[Dataset, DatasetVersion]:
+    """Store a built-in sample (read from an installed package, never downloaded) as a dataset version.
+
+    Raises:
+        NotFound: no sample by that name.
+    """
     if sample not in samples.SAMPLES:
         raise NotFound("error.data.no_sample", sample=sample, samples=", ".join(samples.SAMPLES))
     s = samples.SAMPLES[sample]
@@ -421,6 +428,7 @@ def set_kind(store: Store, *, dataset: Dataset, kind: str) -> Dataset:
 
 
 def load_frame(version: DatasetVersion) -> pd.DataFrame:
+    """The rows of a stored version (for images, its index: one row per image)."""
     return pd.read_parquet(config.paths().resolve(version.path))
 
 

@@ -67,7 +67,8 @@ class ImageSet:
     """Images as read from an upload, before they are stored.
 
     `index` has one row per image, sorted by `name` (the image's path under `images/` in a version, unique),
-    and the columns of `INDEX_COLUMNS` except `file`. `data` holds each image's original bytes by name."""
+    and the columns of `INDEX_COLUMNS` except `file`. `data` holds each image's original bytes by name.
+    """
 
     index: pd.DataFrame
     data: dict[str, bytes] = field(repr=False)
@@ -96,7 +97,8 @@ def _decode_error(exc: BaseException) -> str:
 def describe(data: bytes) -> dict[str, Any]:
     """What the index records about one file: decoded in full (a GIF's first frame), never trusted blindly.
 
-    Returns the index columns other than `file`, `label`, `split` and `original`."""
+    Returns the index columns other than `file`, `label`, `split` and `original`.
+    """
     row: dict[str, Any] = {
         "width": None,
         "height": None,
@@ -175,7 +177,8 @@ def _split_name(folder: str) -> str | None:
 
 def _layout(names: list[str]) -> tuple[int, bool, list[Message]]:
     """How a ZIP's image paths are laid out: how many wrapper folders to skip (0 or 1), whether the next
-    level is split folders (train/, test/ …), and notes for the user."""
+    level is split folders (train/, test/ …), and notes for the user.
+    """
     parts = [n.split("/") for n in names]
     skip, notes = 0, list[Message]()
     tops = {p[0] for p in parts}
@@ -288,7 +291,8 @@ def _normal_path(value: str) -> str:
 
 def _matcher(names: list[str]) -> Callable[[str], str | None]:
     """A function from a path in the table to the ZIP entry it names (or None): the exact path, then the path
-    inside a wrapper folder, then case aside, then the file name alone where only one entry has it."""
+    inside a wrapper folder, then case aside, then the file name alone where only one entry has it.
+    """
     exact = {n: n for n in names}
     wrapped = {n.split("/", 1)[1]: n for n in names if "/" in n}
     folded = {n.lower(): n for n in names}
@@ -486,7 +490,8 @@ def _placeholder(size: int) -> Image.Image:
 
 def thumbnail(datasets_root: Path, file: str, *, size: int = 128) -> bytes:
     """PNG bytes of the image fitted into `size` x `size` (small images are enlarged with hard pixel edges,
-    EXIF orientation applied), for `st.image`; a placeholder for a file that does not decode."""
+    EXIF orientation applied), for `st.image`; a placeholder for a file that does not decode.
+    """
     try:
         image = ImageOps.exif_transpose(load_image(datasets_root, file))
     except BadInput:

@@ -1,5 +1,6 @@
 """What kind of data a table is: plain `tabular`, `text` (a text column and a label), or `ratings`
-(user, item and rating columns). Inferred on upload from the column profile; the user can change it."""
+(user, item and rating columns). Inferred on upload from the column profile; the user can change it.
+"""
 
 from __future__ import annotations
 

@@ -35,7 +35,8 @@ FASHION_CLASSES = (
 @dataclass(frozen=True)
 class Sample:
     """A sample dataset; its title, source, licence and the meaning of its target are in the catalog
-    (`sample.<name>.title` …), so the Data page shows them in the reader's language."""
+    (`sample.<name>.title` …), so the Data page shows them in the reader's language.
+    """
 
     name: str
     target: str

@@ -13,7 +13,8 @@ def write_once(root: Path, digest: str, *, marker: str, write: Callable[[Path], 
     """Run `write(folder)` on a temporary folder, then rename it to `root/digest`.
 
     A version whose `marker` file already exists is left as it is (same content, same hash), and a failure
-    leaves nothing behind: readers never see a half-written version."""
+    leaves nothing behind: readers never see a half-written version.
+    """
     final = root / digest
     if (final / marker).exists():
         return final

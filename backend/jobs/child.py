@@ -37,7 +37,8 @@ def job_child(jobs: Connection, database_url: str, home: str) -> None:
 
     The worker starts the next child while it waits for work, so the 5-8 s of importing TensorFlow is over
     before a user presses "Start". A closed pipe (the worker stopping) ends the child without a job.
-    Ctrl-C is the worker's to handle: it stops the job and marks the run interrupted."""
+    Ctrl-C is the worker's to handle: it stops the job and marks the run interrupted.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

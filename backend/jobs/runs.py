@@ -202,6 +202,11 @@ def exported_model(store: Store, run_id: int | str) -> tuple[Run, Path]:
 
 
 def get_run(store: Store, run_id: int | str) -> Run:
+    """The run with this id (a number, or its text as typed on a command line).
+
+    Raises:
+        NotFound: no such run.
+    """
     run = store.get_run(int(run_id)) if str(run_id).isdigit() else None
     if run is None:
         raise NotFound("error.runs.no_run", run_id=run_id)
@@ -209,6 +214,11 @@ def get_run(store: Store, run_id: int | str) -> Run:
 
 
 def cancel(store: Store, *, run_id: int) -> Run:
+    """Cancel a queued or running run: a queued one at once, a running one as soon as its worker sees it.
+
+    Raises:
+        InvalidState: the run is already over.
+    """
     run = get_run(store, run_id)
     if run.status in FINISHED:
         raise InvalidState("error.runs.nothing_to_cancel", run_id=run_id, run_status=Message.of(f"status.{run.status}"))
@@ -294,7 +304,8 @@ def worker_if_needed(store: Store, *, home: str) -> Iterator[None]:
 
 def spec_form(task: str, preset: str) -> list[dict[str, Any]]:
     """The hyperparameters of a task's family as form fields, filled from a preset: `name`, `value`, `type`
-    (bool | int | float | text | list | choice) and, for a choice, its `choices`."""
+    (bool | int | float | text | list | choice) and, for a choice, its `choices`.
+    """
     values = preset_values(preset, task=task)
     cls = task_info(task).spec
     shared = {f.name for f in dataclasses.fields(TrainingSpec)}

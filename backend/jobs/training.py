@@ -141,7 +141,8 @@ def fit_callbacks(
 ) -> tuple[Any, list[Any]]:
     """The reporter, which says how the fit ended, and the engine's callbacks for one run's `fit`, in order: the
     backup, the reporter (curves and progress to the DB, a cancel request in), the learning-rate schedule,
-    TensorBoard scalars and early stopping."""
+    TensorBoard scalars and early stopping.
+    """
     import keras
 
     from models.callbacks import Backup, EpochSummaries, Reporter, Writes

@@ -35,7 +35,8 @@ def result(
     **params: Any,
 ) -> dict[str, Any]:
     """One check's result; `remedy` (a one-click fix: `{"action": …, "params": {…}}`) only when given, and
-    `alternatives`, other one-click fixes the user may prefer (e.g. fill in rather than drop)."""
+    `alternatives`, other one-click fixes the user may prefer (e.g. fill in rather than drop).
+    """
     key = f"check.{id}.{outcome}"
     out = {
         "id": id,
@@ -95,7 +96,8 @@ def rare_classes(
     id: str, labels: pd.Series, counts: pd.Series, minimum: int, evidence: dict[str, Any], *, examples: int
 ) -> dict[str, Any] | None:
     """The failing result for classes with fewer than `minimum` rows (None when there are none), with their
-    first `examples` rows as evidence and the fix that drops them."""
+    first `examples` rows as evidence and the fix that drops them.
+    """
     rare = counts.index[counts < minimum].astype(str).tolist()
     if not rare:
         return None

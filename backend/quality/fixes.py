@@ -1,5 +1,6 @@
 """One-click fixes and relabelling. Versions are immutable: every fix writes a new version whose parent
-is the version it fixed, with a note of what changed, and leaves the parent untouched."""
+is the version it fixed, with a note of what changed, and leaves the parent untouched.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ REMEDY_ACTIONS = (
 
 
 # Each action takes the frame and its params and returns the new frame and a note of what it did.
-def _drop_duplicate_rows(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, Message]:
+def _drop_duplicate_rows(frame: pd.DataFrame, _params: dict[str, Any]) -> tuple[pd.DataFrame, Message]:
     kept = frame.drop_duplicates(keep="first")
     return kept, Message.counted("note.dropped_duplicates", len(frame) - len(kept))
 
@@ -178,7 +179,8 @@ def _row_keys(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
 def compare_versions(old: DatasetVersion, new: DatasetVersion) -> dict[str, Any]:
     """What changed between two versions: columns, rows added and removed, rows relabelled.
 
-    Rows are matched by the content of the columns both versions share, target aside."""
+    Rows are matched by the content of the columns both versions share, target aside.
+    """
     a, b = data.load_frame(old), data.load_frame(new)
     target = old.target if old.target == new.target else None
     shared = (

@@ -31,10 +31,12 @@ CHECKS_BY_KIND = {
 def run_checks(
     frame: pd.DataFrame, *, target: str | None, task: str | None, kind: str = "tabular"
 ) -> list[dict[str, Any]]:
+    """Every check for the kind of data, in order, on a frame; nothing is stored (see `check_version`)."""
     return [check(frame, target, task) for check in CHECKS_BY_KIND[kind]]
 
 
 def gate_passed(checks: list[dict[str, Any]]) -> bool:
+    """Whether no blocker fails: warnings and notes never close the gate."""
     return not blockers(checks)
 
 
@@ -47,6 +49,7 @@ def score(checks: list[dict[str, Any]]) -> int:
 
 
 def blockers(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The failing checks that close the gate."""
     return [c for c in checks if c["severity"] == "blocker" and not c["passed"]]
 
 

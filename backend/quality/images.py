@@ -134,7 +134,8 @@ def near_pairs(values: np.ndarray, max_bits: int = NEAR_BITS) -> tuple[np.ndarra
 def _similar(frame: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Whether the grey signatures of rows `a` and `b` differ by at most `NEAR_PIXELS` per pixel on average,
     compared in chunks to bound the memory. A pair where either row has no signature counts as similar
-    (the hashes alone decide)."""
+    (the hashes alone decide).
+    """
     similar = np.ones(len(a), dtype=bool)
     if "signature" not in frame.columns or not len(a):
         return similar
@@ -269,7 +270,8 @@ def too_few_images(frame: pd.DataFrame, target: str | None, task: str | None) ->
 
 def image_class_balance(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
     """Blocker: no labels, one class, or a class with fewer than `MIN_PER_CLASS` images. Warning: the smallest
-    class under `IMBALANCE_RATIO` of the largest. Only decodable images count."""
+    class under `IMBALANCE_RATIO` of the largest. Only decodable images count.
+    """
     labels = _labels(frame, target).where(_decodable(frame))
     counts = labels.value_counts()
     evidence: dict[str, Any] = {"classes": {str(k): int(v) for k, v in counts.head(50).items()}}
@@ -317,7 +319,8 @@ def unlabeled_images(frame: pd.DataFrame, target: str | None, task: str | None) 
 
 def tiny_images(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
     """Images under `MIN_SIDE` pixels on a side among larger ones (icons, thumbnails, tracking pixels) are a
-    warning; a set that is small throughout (digits, Fashion-MNIST) is a note, not a defect."""
+    warning; a set that is small throughout (digits, Fashion-MNIST) is a note, not a defect.
+    """
     ok = _decodable(frame)
     if not ok.any():
         return result("tiny_images", "warning", True, "na")
@@ -396,7 +399,8 @@ def duplicates_across_classes(frame: pd.DataFrame, target: str | None, task: str
 
 def duplicates_across_splits(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
     """With split folders (train/, val/, test/): an image in one split and a copy in another. The model is
-    then tested on what it was trained on; the copies outside the training split are the ones to drop."""
+    then tested on what it was trained on; the copies outside the training split are the ones to drop.
+    """
     if "split" not in frame.columns or frame["split"].nunique() < 2:
         return result("duplicates_across_splits", "warning", True, "na")
     found = find_duplicates(frame)

@@ -1,5 +1,6 @@
 """Quality checks on ratings: user, item and rating (or implicit interaction) columns. Same contract as
-the table checks (quality/tables.py); the columns are found by name (`data.roles`)."""
+the table checks (quality/tables.py); the columns are found by name (`data.roles`).
+"""
 
 from __future__ import annotations
 

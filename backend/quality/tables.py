@@ -100,7 +100,8 @@ def _is_numeric(col: pd.Series) -> bool:
 
 def _is_free_text(some: pd.Series) -> bool:
     """The rule `datasets.profile` uses for kind "text" (long, mostly distinct strings), on a sample of the
-    column's non-missing values."""
+    column's non-missing values.
+    """
     if _is_numeric(some) or not len(some):
         return False
     values = some.astype(str)
@@ -110,7 +111,8 @@ def _is_free_text(some: pd.Series) -> bool:
 def _looks_like_ids(col: pd.Series, some: pd.Series) -> bool:
     """Almost every value distinct, and the values are counters (integers in sequence) or codes (UUID, hex,
     CUST-00123), not measurements or words. `some` is a sample of the non-missing values: the cheap tests run
-    on it, and the full count of distinct values only for columns that pass them."""
+    on it, and the full count of distinct values only for columns that pass them.
+    """
     if len(some) < ID_MIN_ROWS or some.nunique() < ID_DISTINCT_SHARE * len(some):
         return False
     if _is_numeric(col):
@@ -151,7 +153,8 @@ def _roles(frame: pd.DataFrame, target: str | None) -> dict[str, str]:
 
 def _labelled(frame: pd.DataFrame, target: str | None, task: str | None) -> tuple[np.ndarray, pd.Series] | None:
     """Row positions with a target, and their target (class names as text for classification, numbers for
-    regression; index 0…n-1); None when there is nothing to learn: no target, one class, text for regression."""
+    regression; index 0…n-1); None when there is nothing to learn: no target, one class, text for regression.
+    """
     if target is None or target not in frame.columns or task not in ("classification", "regression"):
         return None
     col = frame[target]
@@ -169,7 +172,8 @@ def _labelled(frame: pd.DataFrame, target: str | None, task: str | None) -> tupl
 
 def _bins(col: pd.Series) -> np.ndarray:
     """A small integer per row that groups equal (or, for many-valued numbers, nearby) values; missing
-    values get a bin of their own. A lookup per bin is a one-column model, like a depth-limited tree."""
+    values get a bin of their own. A lookup per bin is a one-column model, like a depth-limited tree.
+    """
     if _is_numeric(col) and col.nunique() > LEAK_BINS:
         values = col.to_numpy(dtype="float64", na_value=np.nan)
         edges = np.unique(np.nanquantile(values, np.linspace(0, 1, LEAK_BINS + 1)[1:-1]))
@@ -182,7 +186,8 @@ def _bins(col: pd.Series) -> np.ndarray:
 def _one_column_score(bins: np.ndarray, y: np.ndarray, folds: np.ndarray, classes: int) -> float:
     """Out-of-fold score of predicting `y` from the bin alone: each fold is predicted by the per-bin
     majority class (classification: balanced accuracy) or the per-bin mean (regression, classes=0: R²) of
-    the other folds; a bin unseen in the other folds gets their overall majority or mean."""
+    the other folds; a bin unseen in the other folds gets their overall majority or mean.
+    """
     n_bins = int(bins.max()) + 1
     predicted = np.empty(len(y), dtype="float64")
     if classes:
@@ -208,7 +213,8 @@ def _one_column_score(bins: np.ndarray, y: np.ndarray, folds: np.ndarray, classe
 
 def _model_matrix(frame: pd.DataFrame, columns: list[str], *, max_categories: int) -> tuple[np.ndarray, np.ndarray]:
     """Numbers as they are, text as sorted category codes (ISO dates sort in time order); missing is NaN.
-    Returns the matrix and which columns the gradient-boosting model should treat as categories."""
+    Returns the matrix and which columns the gradient-boosting model should treat as categories.
+    """
     matrix = np.empty((len(frame), len(columns)), dtype="float64")
     categorical = np.zeros(len(columns), dtype=bool)
     for j, name in enumerate(columns):
@@ -224,7 +230,8 @@ def _model_matrix(frame: pd.DataFrame, columns: list[str], *, max_categories: in
 
 def _category_table(col: pd.Series, rest: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Counts of each category in the rest and the test rows (2 x K): the `DRIFT_TOP` most common values
-    one by one, the others pooled, missing as a category of its own. Also returns the categories' names."""
+    one by one, the others pooled, missing as a category of its own. Also returns the categories' names.
+    """
     codes, uniques = pd.factorize(col.iloc[np.r_[rest, test]], use_na_sentinel=True)
     codes = np.where(codes < 0, len(uniques), codes)  # missing
     top = np.argsort(-np.bincount(codes), kind="stable")[:DRIFT_TOP]
@@ -258,7 +265,8 @@ def _repeated_rows(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray,
     row, equal for rows with equal values (unequal rows share one with odds of about 1 in 10^19 a pair).
 
     Columns are keyed one at a time, numbers first, and after each only the rows whose key so far repeats
-    are kept: long text columns are then read for a few candidate rows instead of a million."""
+    are kept: long text columns are then read for a few candidate rows instead of a million.
+    """
     rows = np.arange(len(frame))
     keys = np.zeros(len(frame), dtype=np.uint64)
     for name in sorted(columns, key=lambda c: not _is_numeric(frame[c])):
@@ -365,8 +373,10 @@ def duplicate_rows(frame: pd.DataFrame, target: str | None, task: str | None) ->
 
 
 def conflicting_labels(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
-    """Rows that agree in every feature but disagree in the class: at most one of them can be right. (For a
-    numeric target, equal features with different values are the noise of any measurement, not a conflict.)"""
+    """Rows that agree in every feature but disagree in the class: at most one of them can be right.
+
+    For a numeric target, equal features with different values are the noise of any measurement, not a conflict.
+    """
     labelled = _labelled(frame, target, task)
     features = [c for c in frame.columns if c != target]
     if labelled is None or task != "classification" or not features:
@@ -418,7 +428,8 @@ def id_like_columns(frame: pd.DataFrame, target: str | None, task: str | None) -
 
 def mixed_types(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
     """Text columns where many values are numbers and others are not ("12", "n/a", "7"). A sample says which
-    columns to look at; the counts come from all the distinct values of those columns."""
+    columns to look at; the counts come from all the distinct values of those columns.
+    """
     columns: dict[str, dict[str, Any]] = {}
     example_rows: list[int] = []
     sample = _sample_rows(frame)
@@ -485,7 +496,7 @@ def class_imbalance(frame: pd.DataFrame, target: str | None, task: str | None) -
 
 
 def label_errors(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
-    """Suspected wrong labels, the confident-learning way (Northcutt et al.; cleanlab's confident joint):
+    """Suspected wrong labels, the confident-learning way (Northcutt et al.; cleanlab's confident joint).
 
     1. Out-of-fold class probabilities from a quick gradient-boosting model, on a seeded sample.
     2. Each class's threshold is the model's average confidence in that class over the rows labelled so.
@@ -566,7 +577,8 @@ def split_drift(frame: pd.DataFrame, target: str | None, task: str | None) -> di
     """Whether the trainer's test rows look like its training rows, column by column: a two-sample
     Kolmogorov-Smirnov test for numbers, a chi-squared test with the total variation distance for
     categories. Drift is a difference both large enough to matter (`DRIFT_EFFECT`) and too unlikely to be
-    chance (`DRIFT_ALPHA`, Bonferroni over the columns compared)."""
+    chance (`DRIFT_ALPHA`, Bonferroni over the columns compared).
+    """
     labelled = _labelled(frame, target, task)
     if labelled is None or target is None or len(labelled[0]) < MIN_ROWS:
         return result("split_drift", "warning", True, "na")
@@ -620,7 +632,8 @@ def split_drift(frame: pd.DataFrame, target: str | None, task: str | None) -> di
 
 def high_cardinality(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
     """Category columns with very many values (not identifiers, not free text): a warning when most values
-    are distinct (the model can only memorise them), a note when there are just many."""
+    are distinct (the model can only memorise them), a note when there are just many.
+    """
     found: dict[str, int] = {}
     mostly_distinct = False
     for name, role in _roles(frame, target).items():
@@ -693,7 +706,8 @@ def numeric_outliers(frame: pd.DataFrame, target: str | None, task: str | None) 
     """Values far outside the middle half of each numeric column: beyond 3 interquartile ranges of it.
 
     A column with more than `OUTLIER_MAX_SHARE` of its values out there has a long tail (incomes, mostly-zero
-    discounts), not a few exceptions: it is listed as heavy-tailed and not counted."""
+    discounts), not a few exceptions: it is listed as heavy-tailed and not counted.
+    """
     numeric = [name for name, role in _roles(frame, target).items() if role == "numeric"]
     if not numeric:
         return result("numeric_outliers", "info", True, "ok")

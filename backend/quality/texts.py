@@ -4,7 +4,8 @@ Near-duplicates are found with SimHash over words and word pairs (64-bit fingerp
 10 bits: two texts whose fingerprints differ in at most 5 bits share a band, so only texts sharing a band
 are compared), on at most NEAR_DUP_SAMPLE texts. Near-duplicates are joined into groups (connected
 components, as for images), so hundreds of copies of one template are one group: the first text of a group
-is kept, the others are the copies."""
+is kept, the others are the copies.
+"""
 
 from __future__ import annotations
 
@@ -218,7 +219,8 @@ def _across_splits(
     frame: pd.DataFrame, target: str | None, task: str | None, norm: pd.Series, first: np.ndarray
 ) -> int:
     """Texts in the test split that have a copy (exact, or near: in the group `first` of a sampled training text)
-    among the training rows: the trainer's own split."""
+    among the training rows: the trainer's own split.
+    """
     if target is None or frame[target].notna().sum() < 10:
         return 0
     _, test = trainer_split(frame, target=target, task=task)

@@ -3,7 +3,8 @@
 Exports live at `<home>/runs/<run-id>/export/<model>/<version>/saved_model.pb` (TensorFlow Serving's
 layout). The folder is rescanned at most once a second, and at once when a request names a model or
 version it has not seen, so a new export is served without a restart. A SavedModel is loaded on first use
-and kept. Every version found is servable; "latest" is the highest version number."""
+and kept. Every version found is servable; "latest" is the highest version number.
+"""
 
 from __future__ import annotations
 

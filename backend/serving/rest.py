@@ -169,10 +169,10 @@ def create_app(repository: ModelRepository, *, grpc_server: grpc.Server | None =
         The Starlette app; TensorFlow runs in the thread pool, never on the event loop.
     """
 
-    async def healthz(request: Request) -> _JSON:
+    async def healthz(_request: Request) -> _JSON:
         return _JSON({"status": "ok"})
 
-    async def list_models(request: Request) -> _JSON:
+    async def list_models(_request: Request) -> _JSON:
         models = await run_in_threadpool(repository.models)
         return _JSON({"models": [{"name": name, "versions": versions} for name, versions in models.items()]})
 
@@ -184,7 +184,7 @@ def create_app(repository: ModelRepository, *, grpc_server: grpc.Server | None =
         return await run_in_threadpool(_answer, lambda: _rest_models(repository, request.method, rest, body))
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if grpc_server is not None:
             grpc_server.start()
         yield

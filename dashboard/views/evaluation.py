@@ -17,6 +17,7 @@ run = pick_finished_run(
 m, ev = run.metrics, run.evaluation
 st.caption(t("evaluation.split", test=ev.get("rows", {}).get("test", "?"), train=ev.get("rows", {}).get("train", "?")))
 
+
 def metric_row(keys: tuple[str, ...], fmt: str = "{:.3f}") -> None:
     for col, key in zip(st.columns(len(keys)), keys, strict=True):
         value = m.get(key)

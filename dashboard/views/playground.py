@@ -1,6 +1,7 @@
 """Playground: try a trained model on one example, through the inference server, as a client would."""
 
 import base64
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -78,13 +79,14 @@ def table_form() -> None:
     example = playground.example_row(store(), run, index) if index is not None else {}
     with st.form(f"predict_{run.id}"):
         st.markdown(t("playground.form", target=run.target))
-        row, columns = {}, st.columns(3)
+        row: dict[str, Any] = {}
+        columns = st.columns(3)
         for i, field in enumerate(fields):
             col, name = columns[i % 3], field["name"]
             value = example.get(name, field["default"])
             widget_key = f"f_{run.id}_{name}_{index}"
             if field["kind"] == "numeric":
-                number = float(value) if value is not None else field["default"]
+                number = float(value if value is not None else field["default"])
                 if field["integer"]:
                     row[name] = col.number_input(field["label"], value=int(round(number)), step=1, key=widget_key)
                 else:

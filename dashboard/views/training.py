@@ -223,6 +223,33 @@ def show(run_id: int) -> None:
     head.subheader(t("training.run", id=run.id, status=t(f"status.{run.status}")))
     if run.override_reason:
         head.caption(t("training.overridden", reason=run.override_reason))
+    status_view(run, buttons)
+    if "search" in run.spec:
+        search_view(run)
+    elif run.epochs_done:
+        st.plotly_chart(curves_figure(run.id), width="stretch", key=f"curves_{run.id}")
+    st.caption(
+        t(
+            "training.device",
+            device=run.device or "…",
+            spec=", ".join(f"{k}={v}" for k, v in run.spec.items() if k != "search"),
+        )
+    )
+    if run.epochs_done and "search" not in run.spec:
+        st.caption(t("training.tensorboard"))
+        st.code(jobs.tensorboard_command(run), language="bash")
+    if run.status not in ACTIVE and buttons.button(
+        t("training.again"), key=f"again_{run.id}", help=t("training.again_help")
+    ):
+        st.session_state[state.RUN] = jobs.run_again(store(), run_id=run.id).id
+        st.rerun()
+    if run.status not in ACTIVE and st.session_state.get(state.LIVE_RUN) == run.id:
+        st.session_state[state.LIVE_RUN] = None
+        st.rerun(scope="app")  # drop the timer once the run is over
+
+
+def status_view(run, buttons) -> None:
+    """Where the run stands: progress while it runs, the outcome when it is over, and its buttons."""
     p = run.progress
     if run.status in ACTIVE:
         if buttons.button(t("training.cancel"), key=f"cancel_{run.id}"):
@@ -257,28 +284,6 @@ def show(run_id: int) -> None:
             st.warning(t(f"diagnosis.{finding['id']}", **finding["params"]), icon=":material/troubleshoot:")
         if "search" not in run.spec:
             st.page_link("views/evaluation.py", label=t("training.see_evaluation"), icon=":material/analytics:")
-    if "search" in run.spec:
-        search_view(run)
-    elif run.epochs_done:
-        st.plotly_chart(curves_figure(run.id), width="stretch", key=f"curves_{run.id}")
-    st.caption(
-        t(
-            "training.device",
-            device=run.device or "…",
-            spec=", ".join(f"{k}={v}" for k, v in run.spec.items() if k != "search"),
-        )
-    )
-    if run.epochs_done and "search" not in run.spec:
-        st.caption(t("training.tensorboard"))
-        st.code(jobs.tensorboard_command(run), language="bash")
-    if run.status not in ACTIVE and buttons.button(
-        t("training.again"), key=f"again_{run.id}", help=t("training.again_help")
-    ):
-        st.session_state[state.RUN] = jobs.run_again(store(), run_id=run.id).id
-        st.rerun()
-    if run.status not in ACTIVE and st.session_state.get(state.LIVE_RUN) == run.id:
-        st.session_state[state.LIVE_RUN] = None
-        st.rerun(scope="app")  # drop the timer once the run is over
 
 
 @st.fragment(run_every=1.0)

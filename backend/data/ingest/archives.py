@@ -1,5 +1,6 @@
 """ZIP archives, checked before they are unpacked: entries counted from the directory, paths made safe,
-bytes counted as they are unpacked."""
+bytes counted as they are unpacked.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ def _count_entries(fp: IO[bytes], stop_after: int) -> int:
     """Entries in the central directory, counted without parsing them (zipfile would hold them all).
 
     Stops once `stop_after` is passed; returns 0 where the directory is not where it should be and
-    leaves the diagnosis to zipfile."""
+    leaves the diagnosis to zipfile.
+    """
     fp.seek(0, io.SEEK_END)
     size = fp.tell()
     tail_at = max(0, size - _EOCD.size - 65535)
@@ -175,7 +177,8 @@ class _Budget:
 
         zipfile caps deflate output per call and stops at the declared size (a lying member then fails
         its CRC check), so on CPython the budget is what stops members read more than once; the checks
-        keep the bound independent of zipfile's behaviour."""
+        keep the bound independent of zipfile's behaviour.
+        """
         if zf.fp is None:  # a bug in the caller, not a problem with the upload
             raise RuntimeError("ZipMember.read() was called after its iter_zip loop ended; read it inside the loop.")
         parts, got = [], 0

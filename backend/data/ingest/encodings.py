@@ -173,7 +173,8 @@ def detect_encoding(src: Source, head: bytes, filename: str) -> str:
     """The codec for a text upload: the one it announces, else UTF-8 if it decodes, else a careful guess.
 
     Only the head is checked for UTF-8 here; pyarrow checks the rest as it parses, and a failure
-    there comes back to `legacy_encoding`."""
+    there comes back to `legacy_encoding`.
+    """
     marked = _marked_encoding(head, filename)
     if marked is not None:
         if marked != "utf-8-sig" and not _decodes(src, marked):

@@ -2,7 +2,8 @@
 
 Every limit is enforced while reading, not after: a file's size is checked before it is opened (`Source`),
 rows are counted as they stream in, and archives are counted from their directory before they are parsed.
-Every refusal is a `BadInput` with one line that says what is wrong and how to fix it."""
+Every refusal is a `BadInput` with one line that says what is wrong and how to fix it.
+"""
 
 from __future__ import annotations
 

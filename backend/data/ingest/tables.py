@@ -71,7 +71,8 @@ def _unique_columns(raw: Iterable[object]) -> tuple[list[str], list[Message]]:
     """Names that are all present and unique, and notes on what changed.
 
     Names as written win over made-up ones: a second `a` becomes `a_2`, and a blank fourth name
-    becomes `column_4`, each skipping any name already taken."""
+    becomes `column_4`, each skipping any name already taken.
+    """
     names = ["" if r is None else str(r) for r in raw]
     blank = [not n.strip() for n in names]
     final: list[str | None] = [None] * len(names)
@@ -259,17 +260,8 @@ def _read_excel(src: Source, filename: str, limits: Limits, sheet: str | None) -
             book.close()
 
 
-def _read_sheet(book: Any, filename: str, limits: Limits, sheet: str | None) -> TableRead:
-    sheets = list(book.sheetnames)
-    listed = ", ".join(plain(s) for s in sheets)
-    if sheet is not None and sheet not in sheets:
-        raise BadInput("error.ingest.no_sheet", filename=quoted(filename), sheet=quoted(sheet), listed=listed)
-    name = sheet if sheet is not None else sheets[0]
-    where = Message.of("error.where.sheet", sheet=quoted(name), filename=quoted(filename))
-    ws = book[name]
-    if not hasattr(ws, "iter_rows"):
-        raise BadInput("error.ingest.chart_sheet", where=where, listed=listed)
-
+def _sheet_rows(ws: Any, filename: str, limits: Limits) -> tuple[list[Any] | None, list[tuple[Any, ...]]]:
+    """The sheet's header (its first non-blank row) and data rows, blank rows left out."""
     header: list[Any] | None = None
     rows: list[tuple[Any, ...]] = []
     try:
@@ -288,6 +280,21 @@ def _read_sheet(book: Any, filename: str, limits: Limits, sheet: str | None) -> 
         raise
     except Exception as exc:
         raise _not_a_workbook(filename, exc) from None
+    return header, rows
+
+
+def _read_sheet(book: Any, filename: str, limits: Limits, sheet: str | None) -> TableRead:
+    sheets = list(book.sheetnames)
+    listed = ", ".join(plain(s) for s in sheets)
+    if sheet is not None and sheet not in sheets:
+        raise BadInput("error.ingest.no_sheet", filename=quoted(filename), sheet=quoted(sheet), listed=listed)
+    name = sheet if sheet is not None else sheets[0]
+    where = Message.of("error.where.sheet", sheet=quoted(name), filename=quoted(filename))
+    ws = book[name]
+    if not hasattr(ws, "iter_rows"):
+        raise BadInput("error.ingest.chart_sheet", where=where, listed=listed)
+
+    header, rows = _sheet_rows(ws, filename, limits)
     if header is None:
         raise BadInput("error.ingest.empty_sheet", where=where)
     if not rows:
@@ -311,6 +318,28 @@ def _read_sheet(book: Any, filename: str, limits: Limits, sheet: str | None) -> 
 _EXAMPLE = '{"age": 31, "plan": "basic"}'
 
 
+def _json_object(raw: bytes, where: Message) -> dict[str, Any]:
+    """One line of a JSON Lines file as a JSON object; `where` names the line in the message if it is not one."""
+    try:
+        value = json.loads(raw.decode("utf-8").rstrip())  # columns count on this line alone
+    except UnicodeDecodeError:
+        raise BadInput("error.ingest.jsonl_not_utf8", where=where) from None
+    except json.JSONDecodeError as exc:
+        raise BadInput(
+            "error.ingest.jsonl_bad_json", where=where, msg=exc.msg, colno=exc.colno, example=_EXAMPLE
+        ) from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise BadInput("error.ingest.jsonl_bad_value", where=where, reason=reason(exc)) from None
+    except RecursionError:
+        raise BadInput("error.ingest.jsonl_too_deep", where=where) from None
+    if not isinstance(value, dict):
+        kind = "null" if value is None else {list: "array", str: "string", bool: "boolean"}.get(type(value), "number")
+        raise BadInput(
+            "error.ingest.jsonl_not_object", where=where, kind=Message.of(f"error.json_kind.{kind}"), example=_EXAMPLE
+        )
+    return value
+
+
 def _read_jsonl(src: Source, filename: str, limits: Limits) -> TableRead:
     records: list[dict[str, Any]] = []
     nested: set[str] = set()
@@ -320,27 +349,7 @@ def _read_jsonl(src: Source, filename: str, limits: Limits) -> TableRead:
                 raw = raw.removeprefix(codecs.BOM_UTF8)
             if not raw.strip():
                 continue
-            where = Message.of("error.where.line", line=number, filename=quoted(filename))
-            try:
-                value = json.loads(raw.decode("utf-8").rstrip())  # columns count on this line alone
-            except UnicodeDecodeError:
-                raise BadInput("error.ingest.jsonl_not_utf8", where=where) from None
-            except json.JSONDecodeError as exc:
-                raise BadInput(
-                    "error.ingest.jsonl_bad_json", where=where, msg=exc.msg, colno=exc.colno, example=_EXAMPLE
-                ) from None
-            except ValueError as exc:  # e.g. an integer with more digits than Python converts
-                raise BadInput("error.ingest.jsonl_bad_value", where=where, reason=reason(exc)) from None
-            except RecursionError:
-                raise BadInput("error.ingest.jsonl_too_deep", where=where) from None
-            if not isinstance(value, dict):
-                kind = (
-                    "null"
-                    if value is None
-                    else {list: "array", str: "string", bool: "boolean"}.get(type(value), "number")
-                )
-                what = Message.of(f"error.json_kind.{kind}")
-                raise BadInput("error.ingest.jsonl_not_object", where=where, kind=what, example=_EXAMPLE)
+            value = _json_object(raw, Message.of("error.where.line", line=number, filename=quoted(filename)))
             for key, v in value.items():
                 if isinstance(v, dict | list):
                     value[key] = json.dumps(v, ensure_ascii=False)

@@ -1,7 +1,8 @@
 """`modeldeck`: the scripting face of ModelDeck (DESIGN.md, "Command line").
 
-Exit status: 0 success; 2 a user error, one line on stderr saying what and how to fix; 3 the quality
-gate blocked; 1 anything else (a bug, shown with its traceback).
+Exit statuses are `EXIT_CODES` below, listed by `modeldeck --help`. Parsing the arguments imports almost
+nothing: each command imports the wings it uses (pandas, SQLAlchemy and TensorFlow cost seconds), so `--help`
+and a usage error answer at once.
 """
 
 from __future__ import annotations
@@ -13,15 +14,34 @@ import shutil
 import sys
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from backend import config
+from backend.errors import BadInput, ModelDeckError, QualityGateBlocked
+from models.spec import SpecError, parse_sets
+from models.tasks import TASKS, task_info, tasks_for_kind
+
+if TYPE_CHECKING:
+    from db import Store
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from backend import config, data, i18n, jobs, quality, serving, ui  # noqa: E402
-from backend.errors import BadInput, ModelDeckError  # noqa: E402
-from db import Store, open_store  # noqa: E402
-from models.spec import SpecError, parse_sets
-from models.tasks import TASKS, task_info  # noqa: E402
+# -- exit status ------------------------------------------------------------------------------------------
+EXIT_OK = 0
+EXIT_BUG = 1
+EXIT_BAD_INPUT = ModelDeckError.exit_code
+EXIT_BLOCKED = QualityGateBlocked.exit_code
+EXIT_RUN_FAILED = 4
+EXIT_CTRL_C = 130
+EXIT_CODES = {
+    EXIT_OK: "success (a run started without --wait counts once it is queued)",
+    EXIT_BUG: "a bug, shown with its traceback; for `ui`: one of its processes stopped on its own",
+    EXIT_BAD_INPUT: "a user error (bad file, unknown column, bad value, usage); one line on stderr says how to fix it",
+    EXIT_BLOCKED: "the quality gate blocked the dataset (data check; train and tune without --override)",
+    EXIT_RUN_FAILED: "a run waited for with --wait ended without succeeding: failed, cancelled or interrupted",
+    EXIT_CTRL_C: "stopped with Ctrl-C",
+}
+RUN_ENDED_BADLY = ("failed", "cancelled", "interrupted")
 
 
 # -- output -----------------------------------------------------------------------------------------
@@ -54,6 +74,8 @@ def _version_json(dataset: Any, version: Any) -> dict[str, Any]:
 
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_samples(store: Store, args: argparse.Namespace) -> int:
+    from backend import data
+
     if args.load:
         for name in data.SAMPLES:
             data.add_sample(store, paths=config.paths(), sample=name)
@@ -81,6 +103,8 @@ def cmd_samples(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_data_add(store: Store, args: argparse.Namespace) -> int:
+    from backend import data
+
     if args.images:
         table, archive = Path(args.source), Path(args.images)
         missing = [str(p) for p in (table, archive) if not p.is_file()]
@@ -126,6 +150,8 @@ def cmd_data_list(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_data_show(store: Store, args: argparse.Namespace) -> int:
+    from backend import data
+
     dataset, version = data.resolve(store, args.dataset)
     payload = _version_json(dataset, version) | {"column_details": version.columns, "source": dataset.source}
     lines = [f"{dataset.name} ({dataset.kind}), version {version.hash[:12]}, {version.rows} rows"]
@@ -138,6 +164,8 @@ def cmd_data_show(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_data_check(store: Store, args: argparse.Namespace) -> int:
+    from backend import data, i18n, quality
+
     dataset, version = data.resolve(store, args.dataset)
     report = quality.check_version(store, version=version, target=args.target or version.target)
     checks = [
@@ -160,10 +188,12 @@ def cmd_data_check(store: Store, args: argparse.Namespace) -> int:
         },
         lines,
     )
-    return 0 if report.passed else 3
+    return EXIT_OK if report.passed else EXIT_BLOCKED
 
 
 def cmd_data_fix(store: Store, args: argparse.Namespace) -> int:
+    from backend import data, quality
+
     dataset, version = data.resolve(store, args.dataset)
     new = quality.apply_check_fix(store, version=version, check_id=args.check)
     _emit(
@@ -175,6 +205,8 @@ def cmd_data_fix(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_data_versions(store: Store, args: argparse.Namespace) -> int:
+    from backend import data, quality
+
     dataset, _ = data.resolve(store, args.dataset)
     items = quality.lineage(store, dataset_id=dataset.id)
     _emit(
@@ -189,6 +221,8 @@ def cmd_data_versions(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_data_compare(store: Store, args: argparse.Namespace) -> int:
+    from backend import data, quality
+
     dataset, _ = data.resolve(store, args.dataset)
     by_hash = {v.hash[:12]: v for v in store.list_versions(dataset.id)}
     missing = [v for v in (args.old, args.new) if v[:12] not in by_hash]
@@ -212,13 +246,28 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _waited(store: Store, args: argparse.Namespace, run: Any) -> Any:
     """With `--wait`, the run once it has finished (a worker is started for the wait when none is alive)."""
+    from backend import jobs
+
     if not args.wait:
         return run
     with jobs.worker_if_needed(store, home=str(config.home())):
         return jobs.wait(store, run_id=run.id)
 
 
+def _outcome(run: Any) -> int:
+    """The exit status for the run a command started: a run that was waited for and did not succeed says so
+    in one line on stderr, with where to read more.
+    """
+    if run.status not in RUN_ENDED_BADLY:  # succeeded, or queued without --wait
+        return EXIT_OK
+    reason = f" ({' '.join(run.error.split())})" if run.error else ""
+    print(f"error: run {run.id} {run.status}{reason}. Details: `modeldeck runs show {run.id}`.", file=sys.stderr)
+    return EXIT_RUN_FAILED
+
+
 def cmd_train(store: Store, args: argparse.Namespace) -> int:
+    from backend import data, jobs
+
     _, version = data.resolve(store, args.dataset)
     run = jobs.start_training(
         store,
@@ -230,15 +279,14 @@ def cmd_train(store: Store, args: argparse.Namespace) -> int:
         override_reason=args.override,
     )
     run = _waited(store, args, run)
-    payload = {"run_id": run.id, "status": run.status, "metrics": run.metrics, "task": run.task}
-    lines = [f"run {run.id}: {run.status}"] + [f"  {k}: {v}" for k, v in run.metrics.items()]
-    if run.error:
-        lines.append(f"  error: {run.error}")
-    _emit(args, payload, lines)
-    return 0 if run.status in ("queued", "succeeded") else 1
+    payload = {"run_id": run.id, "status": run.status, "metrics": run.metrics, "task": run.task, "error": run.error}
+    _emit(args, payload, [f"run {run.id}: {run.status}"] + [f"  {k}: {v}" for k, v in run.metrics.items()])
+    return _outcome(run)
 
 
 def cmd_tune(store: Store, args: argparse.Namespace) -> int:
+    from backend import data, jobs
+
     _, version = data.resolve(store, args.dataset)
     overrides = _overrides(args)
     try:
@@ -260,10 +308,12 @@ def cmd_tune(store: Store, args: argparse.Namespace) -> int:
     best = run.evaluation.get("search", {}).get("best_run")
     payload = {"run_id": run.id, "status": run.status, "metrics": run.metrics, "task": run.task, "best_run": best}
     _emit(args, payload, [f"search {run.id}: {run.status}" + (f", best trial: run {best}" if best else "")])
-    return 0 if run.status in ("queued", "succeeded") else 1
+    return _outcome(run)
 
 
 def cmd_runs_list(store: Store, args: argparse.Namespace) -> int:
+    from backend import jobs
+
     items = [jobs.describe(store, r) for r in store.list_runs()]
     _emit(
         args,
@@ -287,31 +337,41 @@ def _headline(metrics: dict[str, Any]) -> str:
 
 
 def cmd_runs_show(store: Store, args: argparse.Namespace) -> int:
+    from backend import jobs
+
     info = jobs.describe(store, jobs.get_run(store, args.run))
     _emit(args, info, [f"{k}: {v}" for k, v in info.items() if k not in ("spec", "environment")])
     return 0
 
 
 def cmd_runs_cancel(store: Store, args: argparse.Namespace) -> int:
+    from backend import jobs
+
     run = jobs.cancel(store, run_id=int(args.run))
     _emit(args, {"run_id": run.id, "status": run.status}, [f"run {run.id}: cancel requested ({run.status})"])
     return 0
 
 
 def cmd_runs_resume(store: Store, args: argparse.Namespace) -> int:
+    from backend import jobs
+
     run = _waited(store, args, jobs.resume(store, run_id=int(args.run)))
     _emit(args, {"run_id": run.id, "status": run.status, "metrics": run.metrics}, [f"run {run.id}: {run.status}"])
-    return 0
+    return _outcome(run)
 
 
 def cmd_runs_again(store: Store, args: argparse.Namespace) -> int:
+    from backend import jobs
+
     run = _waited(store, args, jobs.run_again(store, run_id=jobs.get_run(store, args.run).id))
     _emit(args, {"run_id": run.id, "status": run.status, "metrics": run.metrics}, [f"run {run.id}: {run.status}"])
-    return 0 if run.status in ("queued", "succeeded") else 1
+    return _outcome(run)
 
 
 def _read_rows(args: argparse.Namespace) -> Any:
     import pandas as pd
+
+    from backend import data
 
     if getattr(args, "row", None):
         try:
@@ -326,6 +386,8 @@ def _read_rows(args: argparse.Namespace) -> Any:
 
 
 def cmd_eval(store: Store, args: argparse.Namespace) -> int:
+    from backend import jobs, serving
+
     run, export_dir = jobs.exported_model(store, args.run)
     metrics = run.metrics
     if args.input:
@@ -343,6 +405,8 @@ def _prediction_rows(run: Any, args: argparse.Namespace) -> tuple[Any, str]:
     """The rows to predict and the signature to run: images from files, generation settings when given."""
     import pandas as pd
 
+    from backend import data
+
     if run.task == "image-classification":
         if not args.input:
             raise BadInput("error.cli.images_needed")
@@ -359,6 +423,8 @@ def _prediction_rows(run: Any, args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def cmd_predict(store: Store, args: argparse.Namespace) -> int:
+    from backend import jobs, serving
+
     run, export_dir = jobs.exported_model(store, args.run)
     frame, signature = _prediction_rows(run, args)
     predictions = serving.Predictor(export_dir, signature).predict(frame)
@@ -369,6 +435,8 @@ def cmd_predict(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_export(store: Store, args: argparse.Namespace) -> int:
+    from backend import jobs
+
     run, export_dir = jobs.exported_model(store, args.run)
     target = Path(args.out) / str(run.model_name) / str(run.model_version)
     if args.format == "savedmodel":
@@ -388,17 +456,25 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(store: Store, args: argparse.Namespace) -> int:
+    from backend import jobs, logs
+
+    logs.configure("worker")
     jobs.serve_forever(store, database_url=config.database_url(), home=config.home(), until_idle=args.until_idle)
     return 0
 
 
-def cmd_serve(store: Store, args: argparse.Namespace) -> int:
+def cmd_serve(_store: Store, args: argparse.Namespace) -> int:
+    from backend import logs, serving
+
+    logs.configure("serve")
     serving.serve(home=config.home(), rest_port=args.port, grpc_port=args.grpc_port, host=args.host)
     return 0
 
 
-def cmd_ui(store: Store, args: argparse.Namespace) -> int:
+def cmd_ui(_store: Store, args: argparse.Namespace) -> int:
     """Dashboard, worker and inference server together; Ctrl-C stops all three."""
+    from backend import ui
+
     print(f"ModelDeck: http://localhost:{args.port}  (inference server on :{args.serve_port}, gRPC :{args.grpc_port})")
     return ui.run(
         home=config.home(), port=args.port, serve_port=args.serve_port, grpc_port=args.grpc_port, host=args.host
@@ -411,7 +487,13 @@ RUN_HELP = "a run's id (`modeldeck runs list`)"
 
 # -- parser -----------------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="modeldeck", description="From a dataset to a working model demo.")
+    exit_codes = "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
+    p = argparse.ArgumentParser(
+        prog="modeldeck",
+        description="From a dataset to a working model demo.",
+        epilog=f"exit status:\n{exit_codes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"modeldeck {package_version('modeldeck')}")
     p.add_argument("--home", help="data folder (default: $MODELDECK_HOME or ./.modeldeck)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -442,12 +524,12 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("source", help="a file (CSV, TSV, Excel, JSON Lines, Parquet, ZIP) or sample:NAME")
     add.add_argument("--name")
     add.add_argument("--target")
-    add.add_argument("--task", choices=["auto", *data.TASKS])
+    add.add_argument("--task", choices=["auto", *tasks_for_kind("tabular")])  # what a table's target can be
     add.add_argument("--kind", choices=["tabular", "text", "ratings"], help="override the inferred kind of data")
     add.add_argument("--images", metavar="ZIP", help="SOURCE is a table of image paths and labels; ZIP holds the files")
     command(data_cmds, "list", cmd_data_list, "list datasets")
     command(data_cmds, "show", cmd_data_show, "show a dataset").add_argument("dataset", help=DATASET_HELP)
-    check = command(data_cmds, "check", cmd_data_check, "quality report (exit 3 when blocked)")
+    check = command(data_cmds, "check", cmd_data_check, f"quality report (exit {EXIT_BLOCKED} when blocked)")
     check.add_argument("dataset", help=DATASET_HELP)
     check.add_argument("--target")
     fix = command(data_cmds, "fix", cmd_data_fix, "apply a check's one-click fix, as a new version")
@@ -469,7 +551,9 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int)
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="a hyperparameter, e.g. dropout=0.2")
     train.add_argument("--override", metavar="REASON", help="train despite a quality blocker, for this reason")
-    train.add_argument("--wait", action="store_true", help="wait for the run to finish")
+    train.add_argument(
+        "--wait", action="store_true", help=f"wait for the run to finish (exit {EXIT_RUN_FAILED} unless it succeeds)"
+    )
 
     tune = command(sub, "tune", cmd_tune, "search hyperparameters: every trial is a run")
     tune.add_argument("dataset", help=DATASET_HELP)
@@ -515,6 +599,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.home:
         os.environ["MODELDECK_HOME"] = str(Path(args.home).resolve())
+    from db import open_store
+
     try:
         store = open_store(config.database_url())
         try:
@@ -525,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        return 130
+        return EXIT_CTRL_C
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import fields
@@ -299,6 +300,8 @@ class Store:
             rows = s.scalars(select(MetricRow).where(MetricRow.run_id == run_id, MetricRow.epoch == epoch))
             existing = {row.name: row for row in rows}  # one query: an epoch is recorded once, unless resumed
             for name, value in logs.items():
+                if not math.isfinite(value):
+                    continue  # a loss gone NaN is the callback's to report; a chart and SQLite's NOT NULL need numbers
                 if name in existing:
                     existing[name].value = float(value)
                 else:

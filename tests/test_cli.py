@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -53,6 +55,26 @@ def test_usage_errors_exit_2(home) -> None:
     assert factories.cli(home, "train").returncode == 2
 
 
+def test_help_and_parsing_import_no_heavy_library() -> None:
+    code = (
+        "import contextlib, io, sys\n"
+        "from backend import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    cli.main(['--help'])\n"
+        "cli.parser().parse_args(['train', 'churn', '--task', 'classification', '--wait'])\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'pandas', 'sqlalchemy'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=factories.ROOT, capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (0, "[]\n"), result.stderr
+
+
+def test_help_ends_with_every_exit_status() -> None:
+    from backend import cli
+
+    documented = cli.parser().format_help().split("exit status:\n")[1].splitlines()
+    assert [line.split()[0] for line in documented] == ["0", "1", "2", "3", "4", "130"]
+
+
 def test_data_check_passes_a_clean_dataset(home, tmp_path) -> None:
     csv = tmp_path / "churn.csv"
     factories.churn_frame().to_csv(csv, index=False)
@@ -90,6 +112,21 @@ def test_train_rejects_a_bad_hyperparameter_with_exit_2(home, tmp_path) -> None:
     factories.cli_json(home, "data", "add", str(csv), "--target", "churn")
     result = factories.cli(home, "train", "churn", "--set", "dropout=2")
     assert (result.returncode, result.stderr.strip()) == (2, "error: dropout must be in [0, 1) (try 0.1).")
+
+
+def test_a_run_that_fails_while_waited_for_exits_4_with_one_line_and_no_traceback(home, tmp_path) -> None:
+    csv = tmp_path / "losses.csv"
+    losses = factories.price_frame().rename(columns={"price": "loss"})
+    losses.assign(loss=-losses["loss"]).to_csv(csv, index=False)
+    factories.cli_json(home, "data", "add", str(csv), "--target", "loss")
+    # A log scale on a negative target: the loss is NaN from the first batch, and the run fails in training.
+    result = factories.cli(home, "train", "losses", "--epochs", "2", "--set", "scale_target=log", "--wait", "--json")
+    out = json.loads(result.stdout)
+    assert (result.returncode, out["status"]) == (4, "failed")
+    assert result.stderr.splitlines() == [
+        f"error: run {out['run_id']} failed ({' '.join(out['error'].split())}). "
+        f"Details: `modeldeck runs show {out['run_id']}`."
+    ]
 
 
 def test_runs_list_and_show_report_the_run(churn_run) -> None:

@@ -144,3 +144,11 @@ def test_the_notes_migration_keeps_an_old_english_note_word_for_word(tmp_path: P
     store = open_store(url)
     first, second = store.list_versions(1)
     assert (first.notes, second.notes) == ([{"key": "note.text", "params": {"text": "Dropped 3 rows."}}], [])
+
+
+def test_an_epoch_whose_loss_went_nan_records_its_finite_metrics(store) -> None:
+    """NaN used to reach SQLite as NULL and fail the NOT NULL constraint, hiding the run's own message."""
+    _, version = _version(store)
+    run = store.create_run(version_id=version.id, task="regression", target="a", spec={})
+    store.record_epoch(run.id, epoch=0, logs={"loss": float("nan"), "mae": 1.5}, progress={})
+    assert [(m.name, m.value) for m in store.run_metrics(run.id)] == [("mae", 1.5)]

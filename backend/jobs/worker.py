@@ -6,6 +6,9 @@ started and has imported TensorFlow, the slowest part of the wait between "Start
 
 The worker records a heartbeat; on start (and every so often) it marks runs whose worker died as
 `interrupted`, which `runs resume` picks up from the last epoch.
+
+It logs one line per event, tagged `run=ID` so that one run's lines can be grepped: claimed, started,
+finished (with its status and duration, and the reason when it failed), and the worker's own start and stop.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from db import Store
+from db import Run, Store
 from db.store import utcnow
 
 log = logging.getLogger(__name__)
@@ -45,15 +48,37 @@ def _pid_alive(pid: int) -> bool:
 
 def reap_dead_workers(store: Store, *, stale_after_s: float = STALE_AFTER_S) -> list[int]:
     """Mark the runs of dead workers as interrupted. A worker on this host whose process is gone is
-    dead at once; one elsewhere when its heartbeat goes stale."""
+    dead at once; one elsewhere when its heartbeat goes stale.
+    """
     host = socket.gethostname()
     for worker in store.live_workers(stale_after_s=stale_after_s):
         if worker.host == host and not _pid_alive(worker.pid):
             store.stop_worker(worker.id)
-    return store.interrupt_orphaned_runs(stale_after_s=stale_after_s)
+    interrupted = store.interrupt_orphaned_runs(stale_after_s=stale_after_s)
+    for run_id in interrupted:
+        log.warning("run=%s interrupted: its worker is gone. Resume it with `modeldeck runs resume %s`", run_id, run_id)
+    return interrupted
+
+
+def _what(store: Store, run: Run) -> str:
+    """A run in words for the log: its task and its data, e.g. `classification on dataset 'churn' version …`."""
+    version = store.get_version(run.version_id)
+    dataset = store.find_dataset(version.dataset_id) if version else None
+    kind = f"{run.task} search" if "search" in run.spec else run.task
+    if version is None or dataset is None:
+        return kind
+    return f"{kind} on dataset '{dataset.name}' version {version.hash[:12]}"
+
+
+def _ended(run: Run, seconds: float) -> None:
+    """Logs how a run ended: its status and duration, and the reason unless it succeeded."""
+    reason = f": {' '.join(run.error.split())}" if run.error else ""
+    level = {"succeeded": logging.INFO, "cancelled": logging.INFO, "failed": logging.ERROR}.get(run.status)
+    log.log(level or logging.WARNING, "run=%s finished: %s in %.1f s%s", run.id, run.status, seconds, reason)
 
 
 def has_live_worker(store: Store) -> bool:
+    """Whether a worker is alive: one on this host whose process runs, or one elsewhere with a fresh heartbeat."""
     host = socket.gethostname()
     return any(w.host != host or _pid_alive(w.pid) for w in store.live_workers(stale_after_s=STALE_AFTER_S))
 
@@ -63,6 +88,7 @@ class Worker:
         self.store, self.database_url, self.home, self.poll_s = store, database_url, home, poll_s
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
+        self._stopped_by = ""  # the signal that stopped the worker, for the log
         self._ctx = multiprocessing.get_context("spawn")
         self._next: tuple[BaseProcess, Connection] | None = None  # the child for the next job, waiting
 
@@ -93,22 +119,24 @@ class Worker:
                 child.terminate()
             self._next = None
 
-    def stop(self, *_: object) -> None:
+    def stop(self, signum: int | None = None, _frame: object = None) -> None:
+        """Stop after the current step (a signal handler: it only records the signal; `run` logs it)."""
+        if signum is not None:
+            self._stopped_by = signal.Signals(signum).name
         self._stop.set()
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
             try:
                 self.store.heartbeat(self.id)
-            except Exception:  # a locked DB for a moment is not fatal; the next beat retries
-                log.exception("heartbeat failed")
+            except Exception as exc:  # a locked DB for a moment is not fatal; the next beat retries
+                log.warning("heartbeat failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, HEARTBEAT_S)
 
     def run(self, *, until_idle: bool = False) -> None:
         """Serve jobs until stopped (or, with `until_idle`, until the queue is empty)."""
         self.store.register_worker(self.id, host=socket.gethostname(), pid=os.getpid())
-        interrupted = reap_dead_workers(self.store)
-        if interrupted:
-            log.info("marked runs %s as interrupted", interrupted)
+        log.info("started as %s (home %s)%s", self.id, self.home, ", until the queue is empty" if until_idle else "")
+        reap_dead_workers(self.store)
         threading.Thread(target=self._heartbeat, daemon=True, name="heartbeat").start()
         last_scan = time.monotonic()
         try:
@@ -118,19 +146,23 @@ class Worker:
                 job = self.store.claim_job(self.id)
                 if job is None:
                     if until_idle:
+                        self._stopped_by = "the queue is empty"
                         break
                     if time.monotonic() - last_scan > ORPHAN_SCAN_S:
                         reap_dead_workers(self.store)
                         last_scan = time.monotonic()
                     self._stop.wait(self.poll_s)
                     continue
+                log.info("run=%s claimed (job %s)", job.run_id, job.id)
                 self._run_job(job.id, job.run_id)
         finally:
+            log.info("stopping%s", f" ({self._stopped_by})" if self._stopped_by else "")
             self._stop.set()
             self._discard_next()
             self.store.stop_worker(self.id)
 
     def _run_job(self, job_id: int, run_id: int) -> None:
+        started = time.monotonic()
         child, jobs = self._take_child()
         try:
             jobs.send(run_id)
@@ -138,23 +170,32 @@ class Worker:
             child, jobs = self._start_child()
             jobs.send(run_id)
         jobs.close()
+        run = self.store.get_run(run_id)
+        if run is not None:
+            log.info("run=%s started %s (child pid %s)", run_id, _what(self.store, run), child.pid)
         cancel_seen: float | None = None
+        terminated = False
         while child.is_alive():
             child.join(self.poll_s)
             if self._stop.is_set():  # the worker is shutting down: the run can be resumed later
                 child.terminate()
                 child.join(5)
-                self.store.update_run(
+                run = self.store.update_run(
                     run_id,
                     only_if_status="running",
                     status="interrupted",
                     error="The worker stopped during training. Resume the run.",
                 )
                 self.store.finish_job(job_id, status="interrupted")
+                _ended(run, time.monotonic() - started)
                 return
             if cancel_seen is None and self.store.cancel_requested(run_id):
                 cancel_seen = time.monotonic()
+                log.info("run=%s cancel requested", run_id)
             if cancel_seen is not None and time.monotonic() - cancel_seen > CANCEL_GRACE_S:
+                if not terminated:
+                    log.warning("run=%s ignored the cancel for %.0f s; stopping its process", run_id, CANCEL_GRACE_S)
+                    terminated = True
                 child.terminate()
         cancelled = cancel_seen is not None
         run = self.store.update_run(  # in case the child died without saying how the run ended
@@ -165,9 +206,18 @@ class Worker:
             error=None if cancelled else f"The training process exited unexpectedly (code {child.exitcode}).",
         )
         self.store.finish_job(job_id, status=run.status)
+        _ended(run, time.monotonic() - started)
 
 
 def serve_forever(store: Store, *, database_url: str, home: Path, until_idle: bool = False) -> None:
+    """Run a worker in this process until SIGINT or SIGTERM (or, with `until_idle`, until the queue is empty).
+
+    Args:
+        store: The store whose jobs the worker claims.
+        database_url: The same database, for the job's child process to open.
+        home: The ModelDeck home the runs write into.
+        until_idle: Return once no job is queued.
+    """
     worker = Worker(store, database_url=database_url, home=home)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)

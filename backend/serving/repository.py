@@ -133,11 +133,20 @@ class ModelRepository:
         with lock:
             loaded = self._loaded.get(servable.path)
             if loaded is None:
-                log.info("Loading %s version %d from %s", servable.name, servable.version, servable.path)
+                started = time.monotonic()
                 try:
                     loaded = tf.saved_model.load(str(servable.path))
                 except Exception as exc:
-                    log.exception("Cannot load %s", servable.path)
+                    reason = (str(exc).strip().splitlines() or [""])[0]
+                    log.error(
+                        "model=%s version=%d failed to load from %s: %s: %s",
+                        servable.name,
+                        servable.version,
+                        servable.path,
+                        type(exc).__name__,
+                        reason,
+                    )
+                    log.debug("the load's traceback", exc_info=exc)
                     raise ServingUnavailable(
                         "error.serving.cannot_load",
                         servable_name=servable.name,
@@ -145,6 +154,13 @@ class ModelRepository:
                         path=servable.path,
                         error_type=type(exc).__name__,
                     ) from exc
+                log.info(
+                    "model=%s version=%d loaded in %.1f s from %s",
+                    servable.name,
+                    servable.version,
+                    time.monotonic() - started,
+                    servable.path,
+                )
                 with self._lock:
                     self._loaded[servable.path] = loaded
             return loaded

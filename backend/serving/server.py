@@ -1,7 +1,12 @@
 """The inference server behind `modeldeck serve`: TensorFlow Serving's REST and gRPC APIs over our exports.
 
 This wing is the only part of the backend that imports TensorFlow at its top level, and only the `serve`
-command (and the CLI's predict and eval) load it; `client.py` stays free of it for the dashboard."""
+command (and the CLI's predict and eval) load it; `client.py` stays free of it for the dashboard.
+
+It logs one line per event (`backend.logs`): where it listens and what it serves, each model version as it
+loads or fails to load (`repository.py`), and its stop. uvicorn's own start-up lines and its line per request
+show at DEBUG only.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from pathlib import Path
 import tensorflow as tf
 import uvicorn
 
+from backend import logs
 from backend.config import DEFAULT_GRPC_PORT, DEFAULT_REST_PORT
 from backend.config import home as default_home
 from backend.errors import ModelDeckError, ServingUnavailable
@@ -33,6 +39,23 @@ def _listen(host: str, port: int) -> socket.socket:
         raise ServingUnavailable(
             "error.serving.rest_port", host_port=host_port(host, port), strerror=os.strerror(exc.errno or 0)
         ) from exc
+
+
+def _quiet_uvicorn() -> None:
+    """Uvicorn logs through our handler (`log_config=None`); its chatter only when DEBUG is asked for."""
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        for name in ("uvicorn.error", "uvicorn.access"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _models_text(models: dict[str, list[int]]) -> str:
+    """The models found, for the log: `churn (versions 2, 1), prices (version 1)`."""
+    if not models:
+        return "no models exported yet"
+    return ", ".join(
+        f"{name} (version{'s' if len(versions) > 1 else ''} {', '.join(map(str, versions))})"
+        for name, versions in models.items()
+    )
 
 
 def _allow_gpu_memory_growth() -> None:
@@ -66,14 +89,22 @@ def serve(
     rest_socket = _listen(host, rest_port)
     try:
         grpc_server = create_grpc_server(repository, host, grpc_port)
-        log.info("Serving models from %s: REST on %s, gRPC on %s", repository.runs, rest_port, grpc_port)
-        config = uvicorn.Config(create_app(repository, grpc_server=grpc_server), host=host, port=rest_port)
+        _quiet_uvicorn()
+        app = create_app(repository, grpc_server=grpc_server)
+        config = uvicorn.Config(app, host=host, port=rest_port, log_config=None)
+        log.info(
+            "listening on http://%s (REST) and %s (gRPC); models under %s: %s",
+            host_port(host, rest_port),
+            host_port(host, grpc_port),
+            repository.runs,
+            _models_text(repository.models()),
+        )
         uvicorn.Server(config).run(sockets=[rest_socket])
     except KeyboardInterrupt:
         pass
     finally:
         rest_socket.close()
-    log.info("Stopped serving.")
+    log.info("stopped")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -84,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT, help="gRPC port")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure("serve")
     try:
         serve(home=args.home or default_home(), rest_port=args.port, grpc_port=args.grpc_port, host=args.host)
     except ModelDeckError as exc:

@@ -169,9 +169,8 @@ def cmd_data_check(store: Store, args: argparse.Namespace) -> int:
     dataset, version = data.resolve(store, args.dataset)
     report = quality.check_version(store, version=version, target=args.target or version.target)
     checks = [
-        {k: c[k] for k in ("id", "severity", "passed", "message", "evidence")}
-        | {"why": i18n.render("en", f"check.{c['id']}.why"), "fix": i18n.render("en", f"check.{c['id']}.fix")}
-        | ({"remedy": c["remedy"]} if c.get("remedy") else {})
+        {k: v for k, v in c.to_dict().items() if k not in ("key", "params", "alternatives")}
+        | {"why": i18n.render("en", f"check.{c.id}.why"), "fix": i18n.render("en", f"check.{c.id}.fix")}
         for c in report.checks
     ]
     score = quality.score(report.checks)
@@ -255,8 +254,9 @@ def _waited(store: Store, args: argparse.Namespace, run: Any) -> Any:
 
 
 def _outcome(run: Any) -> int:
-    """The exit status for the run a command started: a run that was waited for and did not succeed says so
-    in one line on stderr, with where to read more.
+    """The exit status for the run a command started.
+
+    A run that was waited for and did not succeed says so in one line on stderr, with where to read more.
     """
     if run.status not in RUN_ENDED_BADLY:  # succeeded, or queued without --wait
         return EXIT_OK

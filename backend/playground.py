@@ -1,5 +1,7 @@
-"""What the dashboard needs beyond datasets, quality and runs: one store, the worker's health, the
-playground form and the runs table. No TensorFlow here (the dashboard imports this module).
+"""What the dashboard needs beyond datasets, quality and runs.
+
+It provides one store, the worker's health, the playground form and the runs table. No TensorFlow here (the
+dashboard imports this module).
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ def dataset_label(store: Store, run: Run) -> str:
 
 
 def playground_fields(store: Store, run: Run) -> list[dict[str, Any]]:
-    """One form field per model input: numbers default to the median, categories list their values; `label` is
-    the column's name as uploaded (model inputs need ASCII-safe names, people read the original).
+    """One form field per model input: numbers default to the median, categories list their values.
+
+    A field's `label` is the column's name as uploaded (model inputs need ASCII-safe names, people read the
+    original).
     """
     version = store.get_version(run.version_id)
     assert version is not None

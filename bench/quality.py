@@ -128,7 +128,7 @@ def ours(csv: Path) -> dict[str, float | str]:
     frame, _ = _normalise(pd.read_csv(csv))
     read = time.perf_counter()
     checks = run_checks(frame, target=TARGET, task="classification")
-    json.dumps(checks)
+    json.dumps([c.to_dict() for c in checks])
     done = time.perf_counter()
     label = f"ModelDeck ({len(checks)} checks)"
     return {"label": label, "total_s": done - started, "report_s": done - read, "peak_mb": _peak_mb()}

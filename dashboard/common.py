@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+import pandas as pd
 import streamlit as st
 
-from backend import config, data, playground, quality
+from backend import config, data, jobs, playground, quality
 from backend.errors import ModelDeckError
+from backend.playground import Store
 from dashboard import state
 from dashboard.i18n import lang, t
 
 
 @st.cache_resource(show_spinner=False)
-def _store(url: str) -> Any:  # noqa: ARG001 (the URL is the cache key: one store per database)
+def _store(url: str) -> Store:  # noqa: ARG001 (the URL is the cache key: one store per database)
     return playground.open_default_store()
 
 
-def store() -> Any:
+def store() -> Store:
     return _store(config.database_url())
 
 
@@ -27,25 +28,26 @@ def paths() -> config.Paths:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def frame(version_id: int, path: str) -> Any:  # noqa: ARG001 (the path keys the cache too: ids restart per database)
+def frame(version_id: int, path: str) -> pd.DataFrame:  # noqa: ARG001 (the path keys the cache too: ids restart per database)
     """A version's rows; versions never change, so the id and the path are a complete cache key."""
     version = store().get_version(version_id)
+    assert version is not None, "versions are never deleted"
     return data.load_frame(version)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _report(url: str, version_id: int, target: str | None, task: str | None) -> dict[str, Any]:
+def _report(url: str, version_id: int, target: str | None, task: str | None) -> quality.Report:
     version = _store(url).get_version(version_id)
-    r = quality.check_version(_store(url), version=version, target=target, task=task)
-    return {"passed": r.passed, "checks": r.checks}
+    assert version is not None, "versions are never deleted"
+    return quality.check_version(_store(url), version=version, target=target, task=task)
 
 
-def report(version_id: int, target: str | None, task: str | None) -> dict[str, Any]:
+def report(version_id: int, target: str | None, task: str | None) -> quality.Report:
     """A version's quality report. Version ids restart at 1 in every database, so the URL is in the key."""
     return _report(config.database_url(), version_id, target, task)
 
 
-def current() -> tuple[Any, Any] | None:
+def current() -> tuple[data.Dataset, data.DatasetVersion] | None:
     """The dataset chosen on the Data page (or the newest one) and its newest version."""
     s = store()
     dataset_id = st.session_state.get(state.DATASET)
@@ -59,7 +61,7 @@ def current() -> tuple[Any, Any] | None:
     return dataset, s.list_versions(dataset.id)[-1]
 
 
-def require_dataset() -> tuple[Any, Any]:
+def require_dataset() -> tuple[data.Dataset, data.DatasetVersion]:
     """Guard clause for pages that need a dataset."""
     chosen = current()
     if chosen is None:
@@ -69,7 +71,7 @@ def require_dataset() -> tuple[Any, Any]:
     return chosen
 
 
-def require_target(version: Any) -> None:
+def require_target(version: data.DatasetVersion) -> None:
     if version.target is None:
         st.info(t("guard.no_target"))
         st.page_link("views/data.py", label=t("nav.data"), icon=":material/table_view:")
@@ -80,7 +82,7 @@ def show_error(exc: ModelDeckError) -> None:
     st.error(exc.text(lang()), icon=":material/error:")
 
 
-def pick_finished_run(*, label: str, describe: Callable[[Any], str], none_text: str) -> Any:
+def pick_finished_run(*, label: str, describe: Callable[[jobs.Run], str], none_text: str) -> jobs.Run:
     """Guard and picker for pages that need a trained model: the run chosen last, else the newest."""
     done = {r.id: r for r in store().list_runs() if r.status == "succeeded" and r.export_path}  # not searches
     if not done:

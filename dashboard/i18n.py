@@ -7,6 +7,7 @@ from typing import Any
 import streamlit as st
 
 from backend import i18n as catalog
+from backend.quality import CheckResult
 from dashboard import state
 
 LANGUAGES = {"en": "English", "zh": "简体中文"}
@@ -21,12 +22,6 @@ def t(key: str, **params: Any) -> str:
     return catalog.render(lang(), key, **params)
 
 
-def check_text(check: dict[str, Any], part: str) -> str:
+def check_text(check: CheckResult, part: str) -> str:
     """A quality check's message ('message'), explanation ('why') or fix ('fix') in the UI language."""
-    if part == "message":
-        return (
-            catalog.render(lang(), check.get("key", ""), **check.get("params", {}))
-            if "key" in check
-            else check["message"]
-        )
-    return t(f"check.{check['id']}.{part}")
+    return check.text(lang()) if part == "message" else t(f"check.{check.id}.{part}")

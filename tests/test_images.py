@@ -18,6 +18,7 @@ from backend import i18n
 from backend.data import images, samples
 from backend.errors import BadInput
 from backend.quality import images as image_checks
+from backend.quality.common import CheckResult, Context
 
 # -- building uploads ---------------------------------------------------------------------------------------
 
@@ -87,8 +88,9 @@ def clean_zip(per_class: int = 16) -> bytes:
     return make_zip(files | {f"dogs/{i}.png": encode(picture(500 + i)) for i in range(per_class)})
 
 
-def run(index: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    return {c["id"]: c for c in (check(index, "label", "image-classification") for check in image_checks.CHECKS)}
+def run(index: pd.DataFrame) -> dict[str, CheckResult]:
+    context = Context(index, "label", "image-classification")
+    return {c.id: c for c in (check(context) for check in image_checks.CHECKS)}
 
 
 def row(index: pd.DataFrame, original: str) -> int:
@@ -258,7 +260,7 @@ def test_loading_a_broken_stored_file_says_how_to_fix_it(tmp_path: Path) -> None
 
 # -- checks -------------------------------------------------------------------------------------------------
 def test_every_planted_defect_fails_its_check(planted: images.ImageSet) -> None:
-    failing = {i: (c["severity"], c["key"]) for i, c in run(planted.index).items() if not c["passed"]}
+    failing = {i: (c.severity, c.key) for i, c in run(planted.index).items() if not c.passed}
     assert failing == {
         "undecodable_images": ("blocker", "check.undecodable_images.fail"),
         "unlabeled_images": ("warning", "check.unlabeled_images.fail"),
@@ -271,7 +273,7 @@ def test_every_planted_defect_fails_its_check(planted: images.ImageSet) -> None:
 def test_undecodable_images_are_dropped_by_the_fix(planted: images.ImageSet) -> None:
     check = run(planted.index)["undecodable_images"]
     broken = row(planted.index, "photos/dogs/broken.png")
-    assert (check["remedy"], check["evidence"]["example_rows"]) == (
+    assert (check.remedy.to_dict(), check.evidence["example_rows"]) == (
         {"action": "drop_rows", "params": {"rows": [broken]}},
         [broken],
     )
@@ -280,7 +282,7 @@ def test_undecodable_images_are_dropped_by_the_fix(planted: images.ImageSet) -> 
 def test_a_tiny_image_among_larger_ones_is_dropped_by_the_fix(planted: images.ImageSet) -> None:
     check = run(planted.index)["tiny_images"]
     tiny = row(planted.index, "photos/cats/tiny.png")
-    assert (check["remedy"]["params"]["rows"], check["evidence"]["sizes"]) == ([tiny], {tiny: "4×4"})
+    assert (check.remedy.params["rows"], check.evidence["sizes"]) == ([tiny], {tiny: "4×4"})
 
 
 def test_exact_and_near_duplicates_are_dropped_keeping_the_first(planted: images.ImageSet) -> None:
@@ -289,12 +291,12 @@ def test_exact_and_near_duplicates_are_dropped_keeping_the_first(planted: images
         row(planted.index, name)
         for name in ("photos/cats/c01_again.jpg", "photos/dogs/c02_in_dogs.png", "photos/dogs/d00_copy.png")
     ]
-    assert (check["params"]["exact"], check["params"]["near"]) == (2, 1)
-    assert sorted(check["remedy"]["params"]["rows"]) == sorted(copies)
+    assert (check.params["exact"], check.params["near"]) == (2, 1)
+    assert sorted(check.remedy.params["rows"]) == sorted(copies)
 
 
 def test_near_duplicate_evidence_pairs_each_copy_with_its_original(planted: images.ImageSet) -> None:
-    pairs = run(planted.index)["duplicate_images"]["evidence"]["pairs"]
+    pairs = run(planted.index)["duplicate_images"].evidence["pairs"]
     near = [p["rows"] for p in pairs if not p["exact"]]
     assert near == [[row(planted.index, "photos/cats/c01.png"), row(planted.index, "photos/cats/c01_again.jpg")]]
 
@@ -302,7 +304,7 @@ def test_near_duplicate_evidence_pairs_each_copy_with_its_original(planted: imag
 def test_the_same_image_under_two_classes_is_sent_for_review(planted: images.ImageSet) -> None:
     check = run(planted.index)["duplicates_across_classes"]
     rows = [row(planted.index, "photos/cats/c02.png"), row(planted.index, "photos/dogs/c02_in_dogs.png")]
-    assert (check["remedy"], check["evidence"]["rows"], check["evidence"]["pairs"][0]["labels"]) == (
+    assert (check.remedy.to_dict(), check.evidence["rows"], check.evidence["pairs"][0]["labels"]) == (
         {"action": "review_labels"},
         sorted(rows),
         ["cats", "dogs"],
@@ -312,7 +314,7 @@ def test_the_same_image_under_two_classes_is_sent_for_review(planted: images.Ima
 def test_images_without_a_label_are_sent_for_review(planted: images.ImageSet) -> None:
     check = run(planted.index)["unlabeled_images"]
     loose = row(planted.index, "photos/loose.png")
-    assert (check["params"]["n"], check["evidence"]["rows"], check["remedy"]) == (
+    assert (check.params["n"], check.evidence["rows"], check.remedy.to_dict()) == (
         1,
         [loose],
         {"action": "review_labels"},
@@ -321,7 +323,7 @@ def test_images_without_a_label_are_sent_for_review(planted: images.ImageSet) ->
 
 def test_mixed_modes_and_sizes_are_only_a_note(planted: images.ImageSet) -> None:
     check = run(planted.index)["mixed_modes_sizes"]
-    assert (check["severity"], check["passed"], check["key"], check["evidence"]["modes"]) == (
+    assert (check.severity, check.passed, check.key, check.evidence["modes"]) == (
         "info",
         True,
         "check.mixed_modes_sizes.mixed",
@@ -332,26 +334,26 @@ def test_mixed_modes_and_sizes_are_only_a_note(planted: images.ImageSet) -> None
 def test_the_stored_index_is_checked_as_the_upload_was(planted: images.ImageSet, tmp_path: Path) -> None:
     _, folder = images.write_image_version(tmp_path, planted)
     stored = run(pd.read_parquet(folder / "index.parquet"))
-    assert {i: c["passed"] for i, c in stored.items()} == {i: c["passed"] for i, c in run(planted.index).items()}
+    assert {i: c.passed for i, c in stored.items()} == {i: c.passed for i, c in run(planted.index).items()}
 
 
 def test_different_pictures_with_close_hashes_are_not_duplicates(planted: images.ImageSet) -> None:
     index = planted.index.copy()
     index.loc[row(index, "photos/cats/c05.png"), "phash"] = index.loc[row(index, "photos/cats/c04.png"), "phash"]
-    pairs = run(index)["duplicate_images"]["evidence"]["pairs"]
+    pairs = run(index)["duplicate_images"].evidence["pairs"]
     assert [row(index, "photos/cats/c05.png") in p["rows"] for p in pairs] == [False] * len(pairs)
 
 
 def test_a_clean_set_passes_every_check() -> None:
     checks = run(images.read_image_zip(clean_zip(), "clean.zip").index)
-    assert [i for i, c in checks.items() if not c["passed"]] == []
+    assert [i for i, c in checks.items() if not c.passed] == []
 
 
 def test_a_class_with_one_image_is_a_blocker() -> None:
     zipped = make_zip({f"cats/{i}.png": encode(picture(i)) for i in range(30)} | {"dogs/0.png": encode(picture(99))})
     index = images.read_image_zip(zipped, "x.zip").index
     check = run(index)["image_class_balance"]
-    assert (check["severity"], check["key"], check["remedy"]["params"]["rows"]) == (
+    assert (check.severity, check.key, check.remedy.params["rows"]) == (
         "blocker",
         "check.image_class_balance.rare",
         [30],
@@ -364,7 +366,7 @@ def test_a_class_under_a_tenth_of_the_largest_is_a_warning() -> None:
         make_zip(files | {f"dogs/{i}.png": encode(picture(90 + i)) for i in range(3)}), "x.zip"
     )
     check = run(index.index)["image_class_balance"]
-    assert (check["severity"], check["passed"], check["key"], check["params"]["ratio"]) == (
+    assert (check.severity, check.passed, check.key, check.params["ratio"]) == (
         "warning",
         False,
         "check.image_class_balance.imbalanced",
@@ -379,7 +381,7 @@ def test_a_test_copy_of_a_training_image_is_dropped_from_the_test_split() -> Non
     }
     index = images.read_image_zip(make_zip(files), "x.zip").index
     check = run(index)["duplicates_across_splits"]
-    assert (check["passed"], check["remedy"]["params"]["rows"]) == (
+    assert (check.passed, check.remedy.params["rows"]) == (
         False,
         [int(np.flatnonzero(index["name"] == "cats/test/9.png")[0])],
     )
@@ -401,7 +403,7 @@ def test_near_pairs_finds_what_comparing_every_pair_finds() -> None:
 def test_the_digits_sample_reads_and_passes_the_gate() -> None:
     read = images.read_image_zip(samples.sklearn_digits_zip(), "digits.zip")
     checks = run(read.index)
-    assert (len(read.index), read.index["label"].nunique(), [i for i, c in checks.items() if not c["passed"]]) == (
+    assert (len(read.index), read.index["label"].nunique(), [i for i, c in checks.items() if not c.passed]) == (
         1797,
         10,
         [],
@@ -415,7 +417,7 @@ def test_the_digits_sample_reads_and_passes_the_gate() -> None:
 def test_the_fashion_sample_has_ten_classes_and_passes_the_gate() -> None:
     read = images.read_image_zip(samples.fashion_mnist_zip(limit_per_class=50), "fashion.zip")
     counts = read.index["label"].value_counts().to_dict()
-    assert (counts, [i for i, c in run(read.index).items() if not c["passed"]]) == (
+    assert (counts, [i for i, c in run(read.index).items() if not c.passed]) == (
         dict.fromkeys(samples.FASHION_CLASSES, 50),
         [],
     )
@@ -436,5 +438,5 @@ def test_every_check_has_a_title_why_and_fix() -> None:
 def test_every_outcome_renders_with_its_params(planted: images.ImageSet) -> None:
     frames = [planted.index, images.read_image_zip(clean_zip(), "clean.zip").index]
     results = [c for frame in frames for c in run(frame).values()]
-    rendered = [i18n.ZH[c["key"]].format(**c["params"]) for c in results]
+    rendered = [i18n.ZH[c.key].format(**c.params) for c in results]
     assert [t for t in rendered if re.search(r"\{\w+", t)] == []

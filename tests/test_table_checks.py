@@ -12,7 +12,7 @@ import pytest
 from backend import i18n as messages
 from backend.quality import gate as quality
 from backend.quality import tables as table_checks
-from backend.quality.common import result
+from backend.quality.common import CheckResult, Context, remedy, result
 from tests import factories
 
 
@@ -35,12 +35,14 @@ def flip_labels(frame: pd.DataFrame, share: float, seed: int = 1) -> tuple[pd.Da
     return flipped, rows
 
 
-def check(name: str, frame: pd.DataFrame, target: str | None = "label", task: str | None = "classification") -> dict:
-    return getattr(table_checks, name)(frame, target, task)
+def check(
+    name: str, frame: pd.DataFrame, target: str | None = "label", task: str | None = "classification"
+) -> CheckResult:
+    return getattr(table_checks, name)(Context(frame, target, task))
 
 
 def failing(frame: pd.DataFrame, target: str = "label", task: str = "classification") -> list[str]:
-    return [c["id"] for c in quality.run_checks(frame, target=target, task=task) if not c["passed"]]
+    return [c.id for c in quality.run_checks(frame, target=target, task=task) if not c.passed]
 
 
 # -- clean data and the shape of the report ---------------------------------------------------------------------
@@ -55,16 +57,14 @@ def test_the_churn_sample_raises_no_blocker() -> None:
 
 def test_checks_run_blockers_first() -> None:
     order = ["blocker", "warning", "info"]
-    severities = [c["severity"] for c in quality.run_checks(learnable_frame(), target="label", task="classification")]
+    severities = [c.severity for c in quality.run_checks(learnable_frame(), target="label", task="classification")]
     assert severities == sorted(severities, key=order.index)
 
 
 def test_a_result_carries_a_remedy_only_when_one_is_given() -> None:
     plain = result("duplicate_rows", "warning", True, "ok")
-    fixed = result(
-        "duplicate_rows", "warning", False, "fail", remedy={"action": "drop_duplicate_rows"}, n=1, share="1%"
-    )
-    assert ("remedy" in plain, fixed["remedy"]) == (False, {"action": "drop_duplicate_rows"})
+    fixed = result("duplicate_rows", "warning", False, "fail", remedy=remedy("drop_duplicate_rows"), n=1, share="1%")
+    assert (plain.remedy is not None, fixed.remedy.to_dict()) == (False, {"action": "drop_duplicate_rows"})
 
 
 def planted_frame() -> pd.DataFrame:
@@ -101,17 +101,19 @@ def test_every_result_renders_in_both_languages_and_is_plain_json() -> None:
     checks = quality.run_checks(planted_frame(), target="label", task="classification")
     for c in checks:
         for lang in ("en", "zh"):
-            text = messages.render(lang, c["key"], **c["params"])
-            assert text != c["key"] and "{" not in text
+            text = messages.render(lang, c.key, **c.params)
+            assert text != c.key and "{" not in text
         for part in ("title", "why", "fix"):
-            assert f"check.{c['id']}.{part}" in messages.EN
-    assert json.loads(json.dumps(checks)) == checks
+            assert f"check.{c.id}.{part}" in messages.EN
+    stored = [c.to_dict() for c in checks]
+    assert json.loads(json.dumps(stored)) == stored
+    assert [CheckResult.from_dict(d) for d in stored] == checks  # a stored report reads back as it was
 
 
 def test_failing_checks_with_a_clear_fix_offer_it_and_passing_checks_offer_none() -> None:
     frame = planted_frame()
     checks = quality.run_checks(frame, target="label", task="classification")
-    offered = {c["id"]: c["remedy"]["action"] for c in checks if "remedy" in c}
+    offered = {c.id: c.remedy.action for c in checks if c.remedy is not None}
     assert offered == {
         "target_leakage": "drop_columns",
         "duplicate_rows": "drop_duplicate_rows",
@@ -120,38 +122,38 @@ def test_failing_checks_with_a_clear_fix_offer_it_and_passing_checks_offer_none(
         "mixed_types": "coerce_numeric",
         "near_constant_columns": "drop_columns",
     }
-    assert [c["id"] for c in checks if c["passed"] and "remedy" in c] == []
+    assert [c.id for c in checks if c.passed and c.remedy is not None] == []
 
 
 # -- blockers ------------------------------------------------------------------------------------------------------
 def test_a_column_mapping_the_target_one_to_one_is_a_blocking_leak() -> None:
     frame = learnable_frame().assign(label_code=lambda f: f["label"].map({"yes": 1, "no": 0}))
     leak = check("target_leakage", frame)
-    assert (leak["severity"], leak["passed"], leak["evidence"]["columns"], leak["remedy"]) == (
+    assert (leak.severity, leak.passed, leak.evidence["columns"], leak.remedy.to_dict()) == (
         "blocker",
         False,
         ["label_code"],
         {"action": "drop_columns", "params": {"columns": ["label_code"]}},
     )
-    assert leak["evidence"]["scores"]["label_code"] == 1.0
+    assert leak.evidence["scores"]["label_code"] == 1.0
 
 
 def test_a_rescaled_copy_of_a_regression_target_leaks() -> None:
     frame = factories.price_frame(rows=600).assign(price_eur=lambda f: f["price"] * 0.92)
     leak = check("target_leakage", frame, "price", "regression")
-    assert (leak["passed"], leak["evidence"]["columns"], leak["evidence"]["metric"]) == (False, ["price_eur"], "r2")
+    assert (leak.passed, leak.evidence["columns"], leak.evidence["metric"]) == (False, ["price_eur"], "r2")
 
 
 def test_a_strong_honest_feature_is_not_a_leak() -> None:
     leak = check("target_leakage", learnable_frame())
-    assert (leak["passed"], leak["evidence"]["scores"]["x1"] < table_checks.LEAK_SCORE) == (True, True)
+    assert (leak.passed, leak.evidence["scores"]["x1"] < table_checks.LEAK_SCORE) == (True, True)
 
 
 def test_rows_of_a_single_row_class_can_be_dropped() -> None:
     frame = learnable_frame()
     frame.loc[5, "label"] = "maybe"
     rare = check("too_few_classes", frame)
-    assert (rare["passed"], rare["remedy"]) == (False, {"action": "drop_rows", "params": {"rows": [5]}})
+    assert (rare.passed, rare.remedy.to_dict()) == (False, {"action": "drop_rows", "params": {"rows": [5]}})
 
 
 # -- warnings ------------------------------------------------------------------------------------------------------
@@ -159,7 +161,7 @@ def test_duplicate_rows_are_found_and_can_be_dropped() -> None:
     frame = learnable_frame()
     frame = pd.concat([frame, frame.iloc[[4, 9, 9]]], ignore_index=True)
     dup = check("duplicate_rows", frame)
-    assert (dup["passed"], dup["evidence"], dup["remedy"]) == (
+    assert (dup.passed, dup.evidence, dup.remedy.to_dict()) == (
         False,
         {"duplicates": 3, "example_rows": [2000, 2001, 2002]},
         {"action": "drop_duplicate_rows"},
@@ -172,7 +174,7 @@ def test_duplicates_are_counted_as_pandas_counts_them_with_missing_values() -> N
     frame.loc[::11, "plan"] = None
     frame.loc[::13, "x2"] = -0.0
     frame = pd.concat([frame, frame.iloc[::9].assign(x2=lambda f: f["x2"].where(f["x2"] != 0, 0.0))])
-    assert check("duplicate_rows", frame)["evidence"]["duplicates"] == int(frame.duplicated().sum())
+    assert check("duplicate_rows", frame).evidence["duplicates"] == int(frame.duplicated().sum())
 
 
 def test_rows_with_equal_features_and_different_labels_conflict() -> None:
@@ -180,7 +182,7 @@ def test_rows_with_equal_features_and_different_labels_conflict() -> None:
     other = {"yes": "no", "no": "yes"}
     clash = frame.iloc[[3, 8]].assign(label=lambda f: f["label"].map(other))
     conflict = check("conflicting_labels", pd.concat([frame, clash], ignore_index=True))
-    assert (conflict["passed"], conflict["evidence"], conflict["remedy"]) == (
+    assert (conflict.passed, conflict.evidence, conflict.remedy.to_dict()) == (
         False,
         {"rows": 4, "groups": 2, "example_rows": [3, 2000, 8, 2001]},
         {"action": "drop_rows", "params": {"rows": [3, 8, 2000, 2001]}},
@@ -189,19 +191,19 @@ def test_rows_with_equal_features_and_different_labels_conflict() -> None:
 
 def test_exact_copies_are_duplicates_not_conflicts() -> None:
     frame = learnable_frame()
-    assert check("conflicting_labels", pd.concat([frame, frame.iloc[[3, 8]]], ignore_index=True))["passed"] is True
+    assert check("conflicting_labels", pd.concat([frame, frame.iloc[[3, 8]]], ignore_index=True)).passed is True
 
 
 def test_equal_features_with_different_numeric_targets_are_noise_not_conflicts() -> None:
     frame = factories.price_frame()
     frame = pd.concat([frame, frame.iloc[[3]].assign(price=lambda f: f["price"] + 100)], ignore_index=True)
-    assert check("conflicting_labels", frame, "price", "regression")["key"] == "check.conflicting_labels.na"
+    assert check("conflicting_labels", frame, "price", "regression").key == "check.conflicting_labels.na"
 
 
 def test_an_integer_sequence_is_an_id_column() -> None:
     frame = learnable_frame().assign(customer_id=lambda f: np.arange(5000, 5000 + len(f)))
     ids = check("id_like_columns", frame)
-    assert (ids["passed"], ids["evidence"]["columns"], ids["remedy"]) == (
+    assert (ids.passed, ids.evidence["columns"], ids.remedy.to_dict()) == (
         False,
         ["customer_id"],
         {"action": "drop_columns", "params": {"columns": ["customer_id"]}},
@@ -213,7 +215,7 @@ def test_uuids_and_codes_are_id_columns() -> None:
     rng = np.random.default_rng(3)
     frame["uuid"] = [str(uuid.UUID(int=int(v))) for v in rng.integers(0, 2**62, len(frame))]
     frame["order"] = [f"ORD-{i:06d}" for i in rng.permutation(len(frame))]
-    assert check("id_like_columns", frame)["evidence"]["columns"] == ["uuid", "order"]
+    assert check("id_like_columns", frame).evidence["columns"] == ["uuid", "order"]
 
 
 def test_measurements_dates_and_words_are_not_ids() -> None:
@@ -222,14 +224,14 @@ def test_measurements_dates_and_words_are_not_ids() -> None:
     frame["weight"] = np.random.default_rng(4).normal(70, 10, rows)
     frame["day"] = (np.datetime64("2020-01-01") + np.arange(rows)).astype(str)
     frame["name"] = [f"person number {i}" for i in range(rows)]
-    assert check("id_like_columns", frame)["passed"] is True
+    assert check("id_like_columns", frame).passed is True
 
 
 def test_numbers_mixed_with_text_are_found_with_examples_of_each() -> None:
     values = np.repeat(["1", "2", "n/a", "3", "unknown", "4", "5", "6"], [90, 70, 40, 40, 20, 20, 10, 10])
     frame = learnable_frame(rows=300).assign(visits=pd.Series(values, dtype="str"))
     mixed = check("mixed_types", frame)
-    assert (mixed["passed"], mixed["evidence"]["columns"]["visits"], mixed["evidence"]["example_rows"]) == (
+    assert (mixed.passed, mixed.evidence["columns"]["visits"], mixed.evidence["example_rows"]) == (
         False,
         {
             "numbers": 240,
@@ -243,28 +245,28 @@ def test_numbers_mixed_with_text_are_found_with_examples_of_each() -> None:
 
 def test_categories_with_an_odd_number_are_not_mixed() -> None:
     values = np.where(np.arange(300) == 5, "42", np.array(["S", "M", "L"])[np.arange(300) % 3])
-    assert check("mixed_types", learnable_frame(rows=300).assign(size=values))["passed"] is True
+    assert check("mixed_types", learnable_frame(rows=300).assign(size=values)).passed is True
 
 
 def test_a_rare_class_is_imbalanced() -> None:
     frame = learnable_frame()
     frame.loc[:59, "label"] = "maybe"
     imbalance = check("class_imbalance", frame)
-    assert (imbalance["passed"], imbalance["severity"], imbalance["params"]["name"]) == (False, "warning", "maybe")
-    assert imbalance["evidence"]["classes"]["maybe"] == 60
+    assert (imbalance.passed, imbalance.severity, imbalance.params["name"]) == (False, "warning", "maybe")
+    assert imbalance.evidence["classes"]["maybe"] == 60
 
 
 def test_many_equal_classes_are_balanced() -> None:
     frame = learnable_frame(rows=2500).assign(label=[f"c{i % 25}" for i in range(2500)])
-    assert check("class_imbalance", frame)["passed"] is True
+    assert check("class_imbalance", frame).passed is True
 
 
 def test_flipped_labels_are_suspected_and_clean_rows_mostly_not() -> None:
     frame, flipped = flip_labels(learnable_frame(), 0.05)
     found = check("label_errors", frame)
-    suspects = {s["row"]: s for s in found["evidence"]["suspects"]}
+    suspects = {s["row"]: s for s in found.evidence["suspects"]}
     caught = set(suspects) & set(flipped)
-    assert (found["passed"], found["remedy"]) == (False, {"action": "review_labels"})
+    assert (found.passed, found.remedy.to_dict()) == (False, {"action": "review_labels"})
     assert len(caught) >= 0.6 * len(flipped)
     assert len(set(suspects) - set(flipped)) <= 0.1 * len(caught)
     original = learnable_frame()["label"]
@@ -273,7 +275,7 @@ def test_flipped_labels_are_suspected_and_clean_rows_mostly_not() -> None:
 
 def test_labels_are_not_judged_on_a_small_table() -> None:
     found = check("label_errors", factories.churn_frame(), "churn")
-    assert (found["passed"], found["key"]) == (True, "check.label_errors.small")
+    assert (found.passed, found.key) == (True, "check.label_errors.small")
 
 
 def _with_a_single_row_class(frame: pd.DataFrame) -> pd.DataFrame:
@@ -306,7 +308,7 @@ def test_a_test_split_with_different_values_is_drift() -> None:
     _, test = table_checks.trainer_split(frame, target="label", task="classification")
     frame.loc[test, "x2"] += 2.0
     drift = check("split_drift", frame)
-    assert (drift["passed"], list(drift["evidence"]["drift_by_column"]), drift["evidence"]["test_rows"]) == (
+    assert (drift.passed, list(drift.evidence["drift_by_column"]), drift.evidence["test_rows"]) == (
         False,
         ["x2"],
         300,
@@ -317,7 +319,7 @@ def test_a_category_missing_from_the_test_split_is_drift() -> None:
     frame = learnable_frame()
     _, test = table_checks.trainer_split(frame, target="label", task="classification")
     frame.loc[test, "plan"] = "basic"
-    assert check("split_drift", frame)["params"]["names"] == "plan"
+    assert check("split_drift", frame).params["names"] == "plan"
 
 
 # -- notes ---------------------------------------------------------------------------------------------------------
@@ -325,7 +327,7 @@ def test_nearly_constant_columns_are_noted_with_their_rare_rows() -> None:
     frame = learnable_frame().assign(country="NL")
     frame.loc[[6, 60], "country"] = "BE"
     near = check("near_constant_columns", frame)
-    assert (near["severity"], near["evidence"], near["remedy"]) == (
+    assert (near.severity, near.evidence, near.remedy.to_dict()) == (
         "info",
         {"columns": {"country": {"value": "NL", "share": 0.999}}, "example_rows": [6, 60]},
         {"action": "drop_columns", "params": {"columns": ["country"]}},
@@ -336,25 +338,25 @@ def test_extreme_values_are_counted_per_column_with_bounds() -> None:
     frame = learnable_frame()
     frame.loc[[7, 70], "x1"] = [250.0, -400.0]
     outliers = check("numeric_outliers", frame)
-    assert (outliers["passed"], outliers["evidence"]["outliers_by_column"], outliers["evidence"]["example_rows"]) == (
+    assert (outliers.passed, outliers.evidence["outliers_by_column"], outliers.evidence["example_rows"]) == (
         False,
         {"x1": 2},
         [7, 70],
     )
-    bounds = outliers["evidence"]["columns"]["x1"]
+    bounds = outliers.evidence["columns"]["x1"]
     assert bounds["lower"] < -3 < 3 < bounds["upper"] and (bounds["min"], bounds["max"]) == (-400.0, 250.0)
 
 
 def test_a_long_tail_is_not_a_flood_of_outliers() -> None:
     frame = learnable_frame().assign(income=np.random.default_rng(6).lognormal(0, 2, 2000))
     outliers = check("numeric_outliers", frame)
-    assert (outliers["passed"], outliers["evidence"]) == (True, {"heavy_tailed": ["income"]})
+    assert (outliers.passed, outliers.evidence) == (True, {"heavy_tailed": ["income"]})
 
 
 def test_categories_with_mostly_distinct_values_are_a_warning() -> None:
     frame = learnable_frame().assign(street=[f"street {i % 1500}" for i in range(2000)])
     high = check("high_cardinality", frame)
-    assert (high["passed"], high["severity"], high["evidence"]["values_by_column"]) == (
+    assert (high.passed, high.severity, high.evidence["values_by_column"]) == (
         False,
         "warning",
         {"street": 1500},
@@ -365,4 +367,4 @@ def test_free_text_is_not_a_high_cardinality_category() -> None:
     words = np.array("the parcel arrived late but the support team was friendly and helpful".split())
     rng = np.random.default_rng(5)
     text = [" ".join(rng.choice(words, 12)) for _ in range(2000)]
-    assert check("high_cardinality", learnable_frame().assign(review=text))["passed"] is True
+    assert check("high_cardinality", learnable_frame().assign(review=text)).passed is True

@@ -32,8 +32,11 @@ from backend.data.images import INDEX_COLUMNS, SIGNATURE_SIDE, ImageSet, images_
 from backend.data.ingest import Limits, TableRead
 from backend.data.kinds import KINDS, roles
 from backend.data.samples import SAMPLES, Sample
+from db import Dataset, DatasetVersion  # the records the wing returns, for callers' type hints
 
 __all__ = [
+    "Dataset",
+    "DatasetVersion",
     "INDEX_COLUMNS",
     "KINDS",
     "SAMPLES",

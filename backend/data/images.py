@@ -1,5 +1,6 @@
-"""Image data: read a ZIP of class folders (or a table of image paths plus a ZIP), describe every image,
-and store it as an immutable, content-addressed version.
+"""Image data: read a ZIP of images, describe every image, and store it as an immutable, content-addressed version.
+
+The ZIP holds class folders, or comes with a table of image paths.
 
 Archives are read only through `ingest.iter_zip`, which refuses unsafe or oversized archives before a byte
 is unpacked. Every image is decoded with Pillow (the first frame of a GIF) and described by its size,
@@ -176,8 +177,10 @@ def _split_name(folder: str) -> str | None:
 
 
 def _layout(names: list[str]) -> tuple[int, bool, list[Message]]:
-    """How a ZIP's image paths are laid out: how many wrapper folders to skip (0 or 1), whether the next
-    level is split folders (train/, test/ …), and notes for the user.
+    """How a ZIP's image paths are laid out, and notes for the user.
+
+    The layout is how many wrapper folders to skip (0 or 1) and whether the next level is split folders
+    (train/, test/ …).
     """
     parts = [n.split("/") for n in names]
     skip, notes = 0, list[Message]()
@@ -290,8 +293,10 @@ def _normal_path(value: str) -> str:
 
 
 def _matcher(names: list[str]) -> Callable[[str], str | None]:
-    """A function from a path in the table to the ZIP entry it names (or None): the exact path, then the path
-    inside a wrapper folder, then case aside, then the file name alone where only one entry has it.
+    """A function from a path in the table to the ZIP entry it names (or None).
+
+    It tries the exact path, then the path inside a wrapper folder, then case aside, then the file name alone
+    where only one entry has it.
     """
     exact = {n: n for n in names}
     wrapped = {n.split("/", 1)[1]: n for n in names if "/" in n}
@@ -489,8 +494,10 @@ def _placeholder(size: int) -> Image.Image:
 
 
 def thumbnail(datasets_root: Path, file: str, *, size: int = 128) -> bytes:
-    """PNG bytes of the image fitted into `size` x `size` (small images are enlarged with hard pixel edges,
-    EXIF orientation applied), for `st.image`; a placeholder for a file that does not decode.
+    """PNG bytes of the image fitted into `size` x `size`, for `st.image`.
+
+    Small images are enlarged with hard pixel edges and EXIF orientation is applied; a file that does not decode
+    gives a placeholder.
     """
     try:
         image = ImageOps.exif_transpose(load_image(datasets_root, file))

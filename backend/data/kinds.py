@@ -1,5 +1,7 @@
-"""What kind of data a table is: plain `tabular`, `text` (a text column and a label), or `ratings`
-(user, item and rating columns). Inferred on upload from the column profile; the user can change it.
+"""What kind of data a table is: plain `tabular`, `text` or `ratings`.
+
+A `text` table has a text column and a label; a `ratings` table has user, item and rating columns. The kind is
+inferred on upload from the column profile; the user can change it.
 """
 
 from __future__ import annotations

@@ -34,8 +34,10 @@ FASHION_CLASSES = (
 
 @dataclass(frozen=True)
 class Sample:
-    """A sample dataset; its title, source, licence and the meaning of its target are in the catalog
-    (`sample.<name>.title` …), so the Data page shows them in the reader's language.
+    """A sample dataset.
+
+    Its title, source, licence and the meaning of its target are in the catalog (`sample.<name>.title` …), so
+    the Data page shows them in the reader's language.
     """
 
     name: str
@@ -126,8 +128,9 @@ def _idx(path: Path, magic: int) -> np.ndarray:
 
 
 def fashion_mnist_zip(limit_per_class: int = 200, *, root: Path = FASHION_MNIST) -> bytes:
-    """Fashion-MNIST (Zalando, MIT): the first `limit_per_class` training images of each of the 10 clothing
-    classes, 28 x 28 grey, as PNGs in one folder per class; read from Debian's dataset-fashion-mnist.
+    """Fashion-MNIST (Zalando, MIT): the first `limit_per_class` training images of each of the 10 clothing classes.
+
+    The images are 28 x 28 grey, as PNGs in one folder per class; read from Debian's dataset-fashion-mnist.
 
     Raises:
         BadInput: the package is not installed.

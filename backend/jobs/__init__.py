@@ -35,9 +35,11 @@ from backend.jobs.runs import (
     worker_if_needed,
 )
 from backend.jobs.worker import has_live_worker, reap_dead_workers, serve_forever
+from db import Run  # the record the wing returns, for callers' type hints
 from models.tasks import TASKS, TaskInfo, task_info
 
 __all__ = [
+    "Run",
     "FINISHED",
     "SCORABLE",
     "TASKS",

@@ -1,5 +1,7 @@
-"""The child process that runs one job: the worker starts it ahead of time, it imports TensorFlow while it
-waits, then runs the job it is sent (a training run, or a search whose trials are runs) and exits.
+"""The child process that runs one job.
+
+The worker starts it ahead of time, it imports TensorFlow while it waits, then runs the job it is sent (a training
+run, or a search whose trials are runs) and exits.
 
 A process per job means a crash or a GPU allocation never outlives the job. The imports go one way:
 child -> tuning -> training, and child -> training.

@@ -1,7 +1,8 @@
-"""Scoring a trained model on labelled rows the user brings: what `modeldeck eval RUN --input FILE` prints,
-and what the dashboard can show for an uploaded file. The held-out test split's metrics are computed by the
-model's family when it trains (they are the run's `metrics`); this scores any other labelled table the same
-way, with `models.metrics`.
+"""Scoring a trained model on labelled rows the user brings.
+
+This is what `modeldeck eval RUN --input FILE` prints, and what the dashboard can show for an uploaded file. The
+held-out test split's metrics are computed by the model's family when it trains (they are the run's `metrics`);
+this scores any other labelled table the same way, with `models.metrics`.
 
 The model is run by the caller (`predict`), so this module needs neither TensorFlow nor the inference server:
 the CLI passes a local `Predictor`, a page can pass the inference server's client.

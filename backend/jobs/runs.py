@@ -123,7 +123,7 @@ def _checked_run(
     blocking = quality.blockers(report.checks)
     reason = (override_reason or "").strip() or None
     if blocking and reason is None:
-        raise QualityGateBlocked("error.runs.gate_blocks", blocking=Message(blocking[0]["key"], blocking[0]["params"]))
+        raise QualityGateBlocked("error.runs.gate_blocks", blocking=Message(blocking[0].key, dict(blocking[0].params)))
     return {
         "version_id": version.id,
         "task": task,
@@ -303,8 +303,10 @@ def worker_if_needed(store: Store, *, home: str) -> Iterator[None]:
 
 
 def spec_form(task: str, preset: str) -> list[dict[str, Any]]:
-    """The hyperparameters of a task's family as form fields, filled from a preset: `name`, `value`, `type`
-    (bool | int | float | text | list | choice) and, for a choice, its `choices`.
+    """The hyperparameters of a task's family as form fields, filled from a preset.
+
+    Each field has `name`, `value`, `type` (bool | int | float | text | list | choice) and, for a choice, its
+    `choices`.
     """
     values = preset_values(preset, task=task)
     cls = task_info(task).spec

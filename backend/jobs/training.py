@@ -139,9 +139,10 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
 def fit_callbacks(
     store: Store, run: Run, spec: Any, *, run_dir: Path, train_examples: int, batch: int
 ) -> tuple[Any, list[Any]]:
-    """The reporter, which says how the fit ended, and the engine's callbacks for one run's `fit`, in order: the
-    backup, the reporter (curves and progress to the DB, a cancel request in), the learning-rate schedule,
-    TensorBoard scalars and early stopping.
+    """The reporter, which says how the fit ended, and the engine's callbacks for one run's `fit`.
+
+    The callbacks are, in order: the backup, the reporter (curves and progress to the DB, a cancel request in),
+    the learning-rate schedule, TensorBoard scalars and early stopping.
     """
     import keras
 

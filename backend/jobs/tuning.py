@@ -1,8 +1,9 @@
-"""Hyperparameter search as a job: keras-tuner's random search or Bayesian optimisation proposes each
-trial, and every trial is a run of its own (its `parent_id` is the search) with curves, an export and
-metrics. The best trial's model is therefore usable whatever happens to the search afterwards: a cancel
-keeps the finished trials, and a search resumed after its worker died reloads the oracle's state from
-the run folder and goes on where it stopped.
+"""Hyperparameter search as a job: keras-tuner proposes each trial, and every trial is a run of its own.
+
+The tuner uses random search or Bayesian optimisation. A trial's run has the search as its `parent_id`, and its
+own curves, export and metrics. The best trial's model is therefore usable whatever happens to the search
+afterwards: a cancel keeps the finished trials, and a search resumed after its worker died reloads the oracle's
+state from the run folder and goes on where it stopped.
 
 The search itself is a run too: its spec is the base spec plus `search` ({method, trials, space}); its
 metrics are the best trial's; its evaluation lists the trials (for the parallel-coordinates view).

@@ -47,8 +47,9 @@ def _pid_alive(pid: int) -> bool:
 
 
 def reap_dead_workers(store: Store, *, stale_after_s: float = STALE_AFTER_S) -> list[int]:
-    """Mark the runs of dead workers as interrupted. A worker on this host whose process is gone is
-    dead at once; one elsewhere when its heartbeat goes stale.
+    """Mark the runs of dead workers as interrupted.
+
+    A worker on this host whose process is gone is dead at once; one elsewhere when its heartbeat goes stale.
     """
     host = socket.gethostname()
     for worker in store.live_workers(stale_after_s=stale_after_s):

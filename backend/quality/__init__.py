@@ -8,6 +8,7 @@
 Other wings and the faces import from here only.
 """
 
+from backend.quality.common import CheckResult, Context, Remedy
 from backend.quality.fixes import (
     REMEDY_ACTIONS,
     apply_check_fix,
@@ -16,10 +17,14 @@ from backend.quality.fixes import (
     lineage,
     relabel,
 )
-from backend.quality.gate import blockers, check_version, gate_passed, run_checks, score
+from backend.quality.gate import Report, blockers, check_version, gate_passed, run_checks, score
 
 __all__ = [
     "REMEDY_ACTIONS",
+    "CheckResult",
+    "Context",
+    "Remedy",
+    "Report",
     "apply_check_fix",
     "apply_remedy",
     "blockers",

@@ -1,6 +1,7 @@
-"""What every quality check shares: the result it returns, the one-click fix (remedy) it may offer, how it
-names things in a message, the trainer's split, and the three checks every kind of data runs first (enough
-rows, a usable target, enough examples of each class).
+"""What every quality check shares, and the three checks every kind of data runs first.
+
+Shared: the result a check returns, the one-click fix (remedy) it may offer, how it names things in a message,
+and the trainer's split. The three first checks: enough rows, a usable target, enough examples of each class.
 
 A result's message is rendered from the catalog (`backend/i18n`), so the CLI's English and the dashboard's
 Chinese come from one place; `key` and `params` let a reader render it in their own language.
@@ -8,7 +9,9 @@ Chinese come from one place; `key` and `params` let a reader render it in their 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -23,43 +26,126 @@ EXAMPLES = 10  # example rows shown per check
 MAX_REMEDY_ROWS = 1_000  # a fix that names rows is offered only for this many rows or fewer (it is stored)
 
 
+Severity = Literal["blocker", "warning", "info"]
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """A one-click fix a check offers: a `fixes.py` action and its parameters (e.g. the rows to drop)."""
+
+    action: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As stored and printed: `{"action": …, "params": {…}}`, without `params` when there are none."""
+        return {"action": self.action, "params": dict(self.params)} if self.params else {"action": self.action}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Remedy:
+        """The remedy `to_dict` wrote."""
+        return cls(data["action"], dict(data.get("params") or {}))
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What one check found: passed or not, why (a catalog key and its parameters), evidence, and fixes.
+
+    The plain-language explanation and the suggested fix are in the catalog as `check.<id>.why` and
+    `check.<id>.fix`; `alternatives` are other one-click fixes the user may prefer (fill in rather than drop).
+    """
+
+    id: str
+    severity: Severity
+    passed: bool
+    key: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    remedy: Remedy | None = None
+    alternatives: tuple[Remedy, ...] = ()
+
+    @property
+    def message(self) -> str:
+        """The one-line finding in English (the CLI's words)."""
+        return self.text("en")
+
+    def text(self, lang: str) -> str:
+        """The one-line finding in `lang`."""
+        return i18n.render(lang, self.key, **self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As stored with the report and printed by `modeldeck data check --json`."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "severity": self.severity,
+            "passed": self.passed,
+            "message": self.message,
+            "key": self.key,
+            "params": dict(self.params),
+            "evidence": dict(self.evidence),
+        }
+        if self.remedy is not None:
+            out["remedy"] = self.remedy.to_dict()
+        if self.alternatives:
+            out["alternatives"] = [a.to_dict() for a in self.alternatives]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CheckResult:
+        """The result `to_dict` wrote (a stored report)."""
+        return cls(
+            id=data["id"],
+            severity=data["severity"],
+            passed=data["passed"],
+            key=data["key"],
+            params=data.get("params") or {},
+            evidence=data.get("evidence") or {},
+            remedy=Remedy.from_dict(data["remedy"]) if data.get("remedy") else None,
+            alternatives=tuple(Remedy.from_dict(a) for a in data.get("alternatives") or ()),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Context:
+    """What a check looks at: the rows, the column to predict (if chosen) and the task."""
+
+    frame: pd.DataFrame
+    target: str | None = None
+    task: str | None = None
+
+
+Check = Callable[[Context], CheckResult]
+
+
 def result(
     id: str,
-    severity: str,
+    severity: Severity,
     passed: bool,
     outcome: str,
     evidence: dict[str, Any] | None = None,
     *,
-    remedy: dict[str, Any] | None = None,
-    alternatives: list[dict[str, Any]] | None = None,
+    remedy: Remedy | None = None,
+    alternatives: list[Remedy] | None = None,
     **params: Any,
-) -> dict[str, Any]:
-    """One check's result; `remedy` (a one-click fix: `{"action": …, "params": {…}}`) only when given, and
-    `alternatives`, other one-click fixes the user may prefer (e.g. fill in rather than drop).
-    """
-    key = f"check.{id}.{outcome}"
-    out = {
-        "id": id,
-        "severity": severity,
-        "passed": passed,
-        "message": i18n.render("en", key, **params),
-        "key": key,
-        "params": params,
-        "evidence": evidence or {},
-    }
-    if remedy is not None:
-        out["remedy"] = remedy
-    if alternatives:
-        out["alternatives"] = alternatives
-    return out
+) -> CheckResult:
+    """One check's result, its message `check.<id>.<outcome>` filled with `params`."""
+    return CheckResult(
+        id=id,
+        severity=severity,
+        passed=passed,
+        key=f"check.{id}.{outcome}",
+        params=params,
+        evidence=evidence or {},
+        remedy=remedy,
+        alternatives=tuple(alternatives or ()),
+    )
 
 
-def remedy(action: str, **params: Any) -> dict[str, Any]:
-    """A one-click fix as a result carries it: `{"action": …, "params": {…}}` (no `params` when there are none)."""
-    return {"action": action, "params": params} if params else {"action": action}
+def remedy(action: str, **params: Any) -> Remedy:
+    """A one-click fix: the `fixes.py` action and its parameters."""
+    return Remedy(action, params)
 
 
-def drop_rows(rows: np.ndarray | list[int]) -> dict[str, Any] | None:
+def drop_rows(rows: np.ndarray | list[int]) -> Remedy | None:
     """The fix that drops these row positions, or None when there are more than MAX_REMEDY_ROWS of them."""
     if len(rows) > MAX_REMEDY_ROWS:
         return None
@@ -94,9 +180,10 @@ def trainer_split(frame: pd.DataFrame, *, target: str, task: str | None) -> tupl
 
 def rare_classes(
     id: str, labels: pd.Series, counts: pd.Series, minimum: int, evidence: dict[str, Any], *, examples: int
-) -> dict[str, Any] | None:
-    """The failing result for classes with fewer than `minimum` rows (None when there are none), with their
-    first `examples` rows as evidence and the fix that drops them.
+) -> CheckResult | None:
+    """The failing result for classes with fewer than `minimum` rows (None when there are none).
+
+    Its evidence holds their first `examples` rows, and its fix drops them.
     """
     rare = counts.index[counts < minimum].astype(str).tolist()
     if not rare:
@@ -109,13 +196,15 @@ def rare_classes(
 
 
 # -- the checks every kind of data runs first ----------------------------------------------------------------
-def too_few_rows(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def too_few_rows(ctx: Context) -> CheckResult:
+    frame = ctx.frame
     n = len(frame)
     ok = n >= MIN_ROWS
     return result("too_few_rows", "blocker", ok, "ok" if ok else "fail", {"rows": n}, rows=n, min=MIN_ROWS)
 
 
-def target_usable(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def target_usable(ctx: Context) -> CheckResult:
+    frame, target, task = ctx.frame, ctx.target, ctx.task
     if target is None:
         return result("target_usable", "blocker", False, "none")
     col = frame[target]
@@ -138,7 +227,8 @@ def target_usable(frame: pd.DataFrame, target: str | None, task: str | None) -> 
     return result("target_usable", "blocker", True, "ok", target=target)
 
 
-def too_few_classes(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def too_few_classes(ctx: Context) -> CheckResult:
+    frame, target, task = ctx.frame, ctx.target, ctx.task
     if target is None or task != "classification":
         return result("too_few_classes", "blocker", True, "na")
     labels = frame[target].astype(str).where(frame[target].notna())

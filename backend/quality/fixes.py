@@ -1,9 +1,12 @@
-"""One-click fixes and relabelling. Versions are immutable: every fix writes a new version whose parent
-is the version it fixed, with a note of what changed, and leaves the parent untouched.
+"""One-click fixes and relabelling.
+
+Versions are immutable: every fix writes a new version whose parent is the version it fixed, with a note of
+what changed, and leaves the parent untouched.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -123,32 +126,28 @@ def _new_version(store: Store, version: DatasetVersion, frame: pd.DataFrame, not
 
 
 def apply_remedy(
-    store: Store, *, version: DatasetVersion, action: str, params: dict[str, Any] | None = None
+    store: Store, *, version: DatasetVersion, action: str, params: Mapping[str, Any] | None = None
 ) -> DatasetVersion:
     """Apply one fix to a version and store the result as a new version."""
     if action not in _APPLY:
         raise BadInput("error.fix.unknown_fix", action=action, remedy_actions=", ".join(REMEDY_ACTIONS))
-    frame, note = _APPLY[action](data.load_frame(version), params or {})
+    frame, note = _APPLY[action](data.load_frame(version), dict(params or {}))
     return _new_version(store, version, frame, note)
 
 
 def apply_check_fix(store: Store, *, version: DatasetVersion, check_id: str) -> DatasetVersion:
     """The CLI's `data fix DATASET --check ID`: the remedy the quality report suggests for that check."""
     report = gate.check_version(store, version=version)
-    check = next((c for c in report.checks if c["id"] == check_id), None)
+    check = next((c for c in report.checks if c.id == check_id), None)
     if check is None:
-        ids = ", ".join(c["id"] for c in report.checks)
+        ids = ", ".join(c.id for c in report.checks)
         raise BadInput("error.fix.no_check", check_id=check_id, ids=ids)
-    remedy = check.get("remedy")
-    if check["passed"] or not remedy or remedy["action"] not in _APPLY:
-        fixable = (
-            ", ".join(
-                c["id"] for c in report.checks if not c["passed"] and (c.get("remedy") or {}).get("action") in _APPLY
-            )
-            or "none"
-        )
+    remedy = check.remedy
+    if check.passed or remedy is None or remedy.action not in _APPLY:
+        offered = [c.id for c in report.checks if not c.passed and c.remedy is not None and c.remedy.action in _APPLY]
+        fixable = ", ".join(offered) or "none"
         raise BadInput("error.fix.no_one_click_fix", check_id=check_id, fixable=fixable)
-    return apply_remedy(store, version=version, action=remedy["action"], params=remedy.get("params"))
+    return apply_remedy(store, version=version, action=remedy.action, params=remedy.params)
 
 
 def relabel(store: Store, *, version: DatasetVersion, labels: dict[int, str]) -> DatasetVersion:

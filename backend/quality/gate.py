@@ -1,15 +1,16 @@
 """Quality checks on a dataset version: the gate before training.
 
-Each check returns a dict that the CLI prints as JSON and the dashboard renders: `id`, `severity`
-(blocker | warning | info), `passed`, `message` (one line, English), `key` and `params` (to render the
-message in any catalog language), and `evidence` (counts and examples). The plain-language explanation
-and the suggested fix live in the message catalog as `check.<id>.why` and `check.<id>.fix`.
+Each check looks at a `Context` (the rows, the target, the task) and returns a `CheckResult`: `id`,
+`severity` (blocker | warning | info), `passed`, `key` and `params` (its one-line message in any catalog
+language), `evidence` (counts and examples) and the one-click fixes it offers. The plain-language
+explanation and the suggested fix live in the message catalog as `check.<id>.why` and `check.<id>.fix`.
 A failing blocker closes the gate: training is refused unless the user types an override reason.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -18,6 +19,7 @@ from backend.quality import images as image_checks
 from backend.quality import ratings as ratings_checks
 from backend.quality import tables as table_checks
 from backend.quality import texts as text_checks
+from backend.quality.common import CheckResult, Context
 from db import DatasetVersion, QualityReport, Store
 
 CHECKS_BY_KIND = {
@@ -28,14 +30,34 @@ CHECKS_BY_KIND = {
 }
 
 
+@dataclass(frozen=True)
+class Report:
+    """A version's checks as recorded: whether the gate passed, and every check's result in order."""
+
+    id: int
+    version_id: int
+    target: str | None
+    passed: bool
+    checks: tuple[CheckResult, ...]
+
+    @classmethod
+    def of(cls, record: QualityReport) -> Report:
+        """The report the store recorded (its checks as stored dicts)."""
+        checks = tuple(CheckResult.from_dict(c) for c in record.checks)
+        return cls(
+            id=record.id, version_id=record.version_id, target=record.target, passed=record.passed, checks=checks
+        )
+
+
 def run_checks(
     frame: pd.DataFrame, *, target: str | None, task: str | None, kind: str = "tabular"
-) -> list[dict[str, Any]]:
+) -> list[CheckResult]:
     """Every check for the kind of data, in order, on a frame; nothing is stored (see `check_version`)."""
-    return [check(frame, target, task) for check in CHECKS_BY_KIND[kind]]
+    context = Context(frame, target, task)
+    return [check(context) for check in CHECKS_BY_KIND[kind]]
 
 
-def gate_passed(checks: list[dict[str, Any]]) -> bool:
+def gate_passed(checks: Sequence[CheckResult]) -> bool:
     """Whether no blocker fails: warnings and notes never close the gate."""
     return not blockers(checks)
 
@@ -43,23 +65,26 @@ def gate_passed(checks: list[dict[str, Any]]) -> bool:
 PENALTY = {"blocker": 30, "warning": 8, "info": 2}
 
 
-def score(checks: list[dict[str, Any]]) -> int:
+def score(checks: Sequence[CheckResult]) -> int:
     """0-100 at a glance: 100 less 30 per failing blocker, 8 per warning and 2 per note."""
-    return max(0, 100 - sum(PENALTY[c["severity"]] for c in checks if not c["passed"]))
+    return max(0, 100 - sum(PENALTY[c.severity] for c in checks if not c.passed))
 
 
-def blockers(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def blockers(checks: Sequence[CheckResult]) -> list[CheckResult]:
     """The failing checks that close the gate."""
-    return [c for c in checks if c["severity"] == "blocker" and not c["passed"]]
+    return [c for c in checks if c.severity == "blocker" and not c.passed]
 
 
 def check_version(
     store: Store, *, version: DatasetVersion, target: str | None = None, task: str | None = None
-) -> QualityReport:
+) -> Report:
     """Run the checks on a version (its chosen target and task unless given) and record the report."""
     target = target if target is not None else version.target
     task = task if task is not None else version.task
     dataset = store.find_dataset(version.dataset_id)
     kind = dataset.kind if dataset is not None else "tabular"
     checks = run_checks(load_frame(version), target=target, task=task, kind=kind)
-    return store.add_quality_report(version_id=version.id, target=target, passed=gate_passed(checks), checks=checks)
+    record = store.add_quality_report(
+        version_id=version.id, target=target, passed=gate_passed(checks), checks=[c.to_dict() for c in checks]
+    )
+    return Report.of(record)

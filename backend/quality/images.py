@@ -1,7 +1,8 @@
-"""Quality checks on image data. Same contract as the table checks (quality/tables.py): each takes the index frame of a
-version (index.parquet, one row per image: see `data.INDEX_COLUMNS`), the label column ("label")
-and the task, and returns one `result()`. The images were decoded when they were read; the checks only
-read the index, so 10,000 images are checked in a fraction of a second.
+"""Quality checks on image data, with the same contract as the table checks (quality/tables.py).
+
+Each takes the index frame of a version (index.parquet, one row per image: see `data.INDEX_COLUMNS`), the
+label column ("label") and the task, and returns one `result()`. The images were decoded when they were read;
+the checks only read the index, so 10,000 images are checked in a fraction of a second.
 
 Duplicates are found in three steps:
 1. Exact copies share the SHA-256 of their bytes.
@@ -16,7 +17,6 @@ group is kept, the others are the copies.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,18 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from backend import data
-from backend.quality.common import MIN_ROWS, drop_rows, listed, rare_classes, remedy, result, share
+from backend.quality.common import (
+    MIN_ROWS,
+    Check,
+    CheckResult,
+    Context,
+    drop_rows,
+    listed,
+    rare_classes,
+    remedy,
+    result,
+    share,
+)
 
 MIN_SIDE = 32  # pixels: an image narrower or lower than this is tiny
 MIN_PER_CLASS = 2  # a class with fewer images cannot be both learned and tested
@@ -132,9 +143,10 @@ def near_pairs(values: np.ndarray, max_bits: int = NEAR_BITS) -> tuple[np.ndarra
 
 
 def _similar(frame: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Whether the grey signatures of rows `a` and `b` differ by at most `NEAR_PIXELS` per pixel on average,
-    compared in chunks to bound the memory. A pair where either row has no signature counts as similar
-    (the hashes alone decide).
+    """Whether the grey signatures of rows `a` and `b` differ by at most `NEAR_PIXELS` per pixel on average.
+
+    They are compared in chunks to bound the memory. A pair where either row has no signature counts as
+    similar (the hashes alone decide).
     """
     similar = np.ones(len(a), dtype=bool)
     if "signature" not in frame.columns or not len(a):
@@ -243,7 +255,8 @@ def _pair_rows(pairs: list[dict[str, Any]]) -> list[int]:
 
 
 # -- the checks, blockers first ---------------------------------------------------------------------------
-def undecodable_images(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def undecodable_images(ctx: Context) -> CheckResult:
+    frame = ctx.frame
     bad = np.flatnonzero(~_decodable(frame))
     if not len(bad):
         return result("undecodable_images", "blocker", True, "ok", {"images": len(frame)}, images=len(frame))
@@ -262,16 +275,20 @@ def undecodable_images(frame: pd.DataFrame, target: str | None, task: str | None
     )
 
 
-def too_few_images(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def too_few_images(ctx: Context) -> CheckResult:
+    frame = ctx.frame
     n = int(_decodable(frame).sum())
     ok = n >= MIN_ROWS
     return result("too_few_images", "blocker", ok, "ok" if ok else "fail", {"images": n}, n=n, min=MIN_ROWS)
 
 
-def image_class_balance(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
-    """Blocker: no labels, one class, or a class with fewer than `MIN_PER_CLASS` images. Warning: the smallest
-    class under `IMBALANCE_RATIO` of the largest. Only decodable images count.
+def image_class_balance(ctx: Context) -> CheckResult:
+    """Classes too few, too small or too uneven to learn from, among the decodable images only.
+
+    Blocker: no labels, one class, or a class with fewer than `MIN_PER_CLASS` images. Warning: the smallest
+    class under `IMBALANCE_RATIO` of the largest.
     """
+    frame, target = ctx.frame, ctx.target
     labels = _labels(frame, target).where(_decodable(frame))
     counts = labels.value_counts()
     evidence: dict[str, Any] = {"classes": {str(k): int(v) for k, v in counts.head(50).items()}}
@@ -300,7 +317,8 @@ def image_class_balance(frame: pd.DataFrame, target: str | None, task: str | Non
     return result("image_class_balance", "warning", True, "ok", evidence, **params)
 
 
-def unlabeled_images(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def unlabeled_images(ctx: Context) -> CheckResult:
+    frame, target = ctx.frame, ctx.target
     rows = np.flatnonzero(_labels(frame, target).isna().to_numpy())
     if not len(rows):
         return result("unlabeled_images", "warning", True, "ok")
@@ -317,10 +335,12 @@ def unlabeled_images(frame: pd.DataFrame, target: str | None, task: str | None) 
     )
 
 
-def tiny_images(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
-    """Images under `MIN_SIDE` pixels on a side among larger ones (icons, thumbnails, tracking pixels) are a
-    warning; a set that is small throughout (digits, Fashion-MNIST) is a note, not a defect.
+def tiny_images(ctx: Context) -> CheckResult:
+    """Images under `MIN_SIDE` pixels on a side among larger ones (icons, thumbnails, tracking pixels).
+
+    They are a warning; a set that is small throughout (digits, Fashion-MNIST) is a note, not a defect.
     """
+    frame = ctx.frame
     ok = _decodable(frame)
     if not ok.any():
         return result("tiny_images", "warning", True, "na")
@@ -338,7 +358,8 @@ def tiny_images(frame: pd.DataFrame, target: str | None, task: str | None) -> di
     return result("tiny_images", "warning", False, "fail", evidence, remedy=drop_rows(rows), n=len(rows), min=MIN_SIDE)
 
 
-def duplicate_images(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def duplicate_images(ctx: Context) -> CheckResult:
+    frame = ctx.frame
     found = find_duplicates(frame)
     copies = found.copies()
     if not len(copies):
@@ -367,8 +388,9 @@ def duplicate_images(frame: pd.DataFrame, target: str | None, task: str | None) 
     )
 
 
-def duplicates_across_classes(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def duplicates_across_classes(ctx: Context) -> CheckResult:
     """The same (or nearly the same) image under two labels: at most one of them is right."""
+    frame, target = ctx.frame, ctx.target
     found = find_duplicates(frame)
     labels = _labels(frame, target)
     grouped = np.flatnonzero((found.group >= 0) & labels.notna().to_numpy())
@@ -397,10 +419,13 @@ def duplicates_across_classes(frame: pd.DataFrame, target: str | None, task: str
     )
 
 
-def duplicates_across_splits(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
-    """With split folders (train/, val/, test/): an image in one split and a copy in another. The model is
-    then tested on what it was trained on; the copies outside the training split are the ones to drop.
+def duplicates_across_splits(ctx: Context) -> CheckResult:
+    """With split folders (train/, val/, test/): an image in one split and a copy in another.
+
+    The model is then tested on what it was trained on; the copies outside the training split are the ones to
+    drop.
     """
+    frame = ctx.frame
     if "split" not in frame.columns or frame["split"].nunique() < 2:
         return result("duplicates_across_splits", "warning", True, "na")
     found = find_duplicates(frame)
@@ -429,8 +454,9 @@ def duplicates_across_splits(frame: pd.DataFrame, target: str | None, task: str 
     )
 
 
-def mixed_modes_sizes(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def mixed_modes_sizes(ctx: Context) -> CheckResult:
     """Colour modes and sizes: informational, since the model converts every image to RGB at one size."""
+    frame = ctx.frame
     ok = _decodable(frame)
     if not ok.any():
         return result("mixed_modes_sizes", "info", True, "na")
@@ -464,7 +490,7 @@ def mixed_modes_sizes(frame: pd.DataFrame, target: str | None, task: str | None)
     return result("mixed_modes_sizes", "info", True, outcome, evidence, **params)
 
 
-CHECKS: list[Callable[[pd.DataFrame, str | None, str | None], dict[str, Any]]] = [
+CHECKS: list[Check] = [
     # Blockers: any failing one closes the gate.
     undecodable_images,
     too_few_images,

@@ -1,17 +1,24 @@
-"""Quality checks on ratings: user, item and rating (or implicit interaction) columns. Same contract as
-the table checks (quality/tables.py); the columns are found by name (`data.roles`).
+"""Quality checks on ratings: user, item and rating (or implicit interaction) columns.
+
+Same contract as the table checks (quality/tables.py); the columns are found by name (`data.roles`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from backend import data
-from backend.quality.common import drop_rows, result, too_few_rows
+from backend.quality.common import (
+    Check,
+    CheckResult,
+    Context,
+    drop_rows,
+    result,
+    too_few_rows,
+)
 
 MIN_PER_USER = 5
 MIN_PER_ITEM = 5
@@ -25,7 +32,8 @@ def _roles(frame: pd.DataFrame) -> dict[str, str | None]:
     return data.roles(columns)
 
 
-def ratings_columns(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def ratings_columns(ctx: Context) -> CheckResult:
+    frame = ctx.frame
     found = _roles(frame)
     missing = [role for role in ("user", "item") if found[role] is None]
     if missing:
@@ -42,7 +50,8 @@ def ratings_columns(frame: pd.DataFrame, target: str | None, task: str | None) -
     )
 
 
-def sparse_users_items(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def sparse_users_items(ctx: Context) -> CheckResult:
+    frame = ctx.frame
     found = _roles(frame)
     if found["user"] is None or found["item"] is None:
         return result("sparse_users_items", "warning", True, "na")
@@ -71,7 +80,8 @@ def sparse_users_items(frame: pd.DataFrame, target: str | None, task: str | None
     return result("sparse_users_items", "warning", True, "ok", evidence, users=len(per_user), items=len(per_item))
 
 
-def rating_scale(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def rating_scale(ctx: Context) -> CheckResult:
+    frame = ctx.frame
     column = _roles(frame)["rating"]
     if column is None:
         return result("rating_scale", "info", True, "implicit")
@@ -91,7 +101,8 @@ def rating_scale(frame: pd.DataFrame, target: str | None, task: str | None) -> d
     )
 
 
-def duplicate_ratings(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def duplicate_ratings(ctx: Context) -> CheckResult:
+    frame = ctx.frame
     found = _roles(frame)
     if found["user"] is None or found["item"] is None:
         return result("duplicate_ratings", "warning", True, "na")
@@ -111,7 +122,7 @@ def duplicate_ratings(frame: pd.DataFrame, target: str | None, task: str | None)
     return result("duplicate_ratings", "warning", True, "ok", evidence)
 
 
-CHECKS: list[Callable[[pd.DataFrame, str | None, str | None], dict[str, Any]]] = [
+CHECKS: list[Check] = [
     ratings_columns,
     too_few_rows,
     sparse_users_items,

@@ -1,5 +1,7 @@
-"""Quality checks on tables. Each takes the frame, the target column (or None) and the task, and returns
-one result made by `common.result()`.
+"""Quality checks on tables.
+
+Each takes the frame, the target column (or None) and the task, and returns one result made by
+`common.result()`.
 
 Leaves first: thresholds, helpers (sampling, what a column is, the trainer's split, one-column
 scores), then the checks, then `CHECKS` with the blockers first. Everything is vectorised over rows; the
@@ -10,7 +12,6 @@ checks that fit models (leakage, label errors, drift) work on a seeded sample an
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,10 @@ from backend.quality.common import (
     EXAMPLES,
     MAX_REMEDY_ROWS,
     MIN_ROWS,
+    Check,
+    CheckResult,
+    Context,
+    Severity,
     drop_rows,
     listed,
     remedy,
@@ -99,8 +104,9 @@ def _is_numeric(col: pd.Series) -> bool:
 
 
 def _is_free_text(some: pd.Series) -> bool:
-    """The rule `datasets.profile` uses for kind "text" (long, mostly distinct strings), on a sample of the
-    column's non-missing values.
+    """The rule `datasets.profile` uses for kind "text" (long, mostly distinct strings).
+
+    `some` is a sample of the column's non-missing values.
     """
     if _is_numeric(some) or not len(some):
         return False
@@ -109,9 +115,11 @@ def _is_free_text(some: pd.Series) -> bool:
 
 
 def _looks_like_ids(col: pd.Series, some: pd.Series) -> bool:
-    """Almost every value distinct, and the values are counters (integers in sequence) or codes (UUID, hex,
-    CUST-00123), not measurements or words. `some` is a sample of the non-missing values: the cheap tests run
-    on it, and the full count of distinct values only for columns that pass them.
+    """Whether the column holds identifiers: almost every value distinct, and not measurements or words.
+
+    The values are counters (integers in sequence) or codes (UUID, hex, CUST-00123). `some` is a sample of
+    the non-missing values: the cheap tests run on it, and the full count of distinct values only for columns
+    that pass them.
     """
     if len(some) < ID_MIN_ROWS or some.nunique() < ID_DISTINCT_SHARE * len(some):
         return False
@@ -152,8 +160,10 @@ def _roles(frame: pd.DataFrame, target: str | None) -> dict[str, str]:
 
 
 def _labelled(frame: pd.DataFrame, target: str | None, task: str | None) -> tuple[np.ndarray, pd.Series] | None:
-    """Row positions with a target, and their target (class names as text for classification, numbers for
-    regression; index 0…n-1); None when there is nothing to learn: no target, one class, text for regression.
+    """Row positions with a target, and their target; None when there is nothing to learn.
+
+    The target is class names as text for classification and numbers for regression, with index 0…n-1.
+    Nothing to learn means no target, one class, or text for regression.
     """
     if target is None or target not in frame.columns or task not in ("classification", "regression"):
         return None
@@ -171,8 +181,9 @@ def _labelled(frame: pd.DataFrame, target: str | None, task: str | None) -> tupl
 
 
 def _bins(col: pd.Series) -> np.ndarray:
-    """A small integer per row that groups equal (or, for many-valued numbers, nearby) values; missing
-    values get a bin of their own. A lookup per bin is a one-column model, like a depth-limited tree.
+    """A small integer per row that groups equal (or, for many-valued numbers, nearby) values.
+
+    Missing values get a bin of their own. A lookup per bin is a one-column model, like a depth-limited tree.
     """
     if _is_numeric(col) and col.nunique() > LEAK_BINS:
         values = col.to_numpy(dtype="float64", na_value=np.nan)
@@ -184,9 +195,11 @@ def _bins(col: pd.Series) -> np.ndarray:
 
 
 def _one_column_score(bins: np.ndarray, y: np.ndarray, folds: np.ndarray, classes: int) -> float:
-    """Out-of-fold score of predicting `y` from the bin alone: each fold is predicted by the per-bin
-    majority class (classification: balanced accuracy) or the per-bin mean (regression, classes=0: R²) of
-    the other folds; a bin unseen in the other folds gets their overall majority or mean.
+    """Out-of-fold score of predicting `y` from the bin alone.
+
+    Each fold is predicted by the per-bin majority class (classification: balanced accuracy) or the per-bin
+    mean (regression, classes=0: R²) of the other folds; a bin unseen in the other folds gets their overall
+    majority or mean.
     """
     n_bins = int(bins.max()) + 1
     predicted = np.empty(len(y), dtype="float64")
@@ -213,6 +226,7 @@ def _one_column_score(bins: np.ndarray, y: np.ndarray, folds: np.ndarray, classe
 
 def _model_matrix(frame: pd.DataFrame, columns: list[str], *, max_categories: int) -> tuple[np.ndarray, np.ndarray]:
     """Numbers as they are, text as sorted category codes (ISO dates sort in time order); missing is NaN.
+
     Returns the matrix and which columns the gradient-boosting model should treat as categories.
     """
     matrix = np.empty((len(frame), len(columns)), dtype="float64")
@@ -229,8 +243,10 @@ def _model_matrix(frame: pd.DataFrame, columns: list[str], *, max_categories: in
 
 
 def _category_table(col: pd.Series, rest: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Counts of each category in the rest and the test rows (2 x K): the `DRIFT_TOP` most common values
-    one by one, the others pooled, missing as a category of its own. Also returns the categories' names.
+    """Counts of each category in the rest and the test rows (2 x K), and the categories' names.
+
+    The categories are the `DRIFT_TOP` most common values one by one, the others pooled, and missing as a
+    category of its own.
     """
     codes, uniques = pd.factorize(col.iloc[np.r_[rest, test]], use_na_sentinel=True)
     codes = np.where(codes < 0, len(uniques), codes)  # missing
@@ -261,8 +277,9 @@ def _cell_keys(col: pd.Series) -> np.ndarray:
 
 
 def _repeated_rows(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the rows whose values in `columns` occur in another row too, and a 64-bit key per such
-    row, equal for rows with equal values (unequal rows share one with odds of about 1 in 10^19 a pair).
+    """Positions of the rows whose values in `columns` occur in another row too, and a 64-bit key per such row.
+
+    Keys are equal for rows with equal values (unequal rows share one with odds of about 1 in 10^19 a pair).
 
     Columns are keyed one at a time, numbers first, and after each only the rows whose key so far repeats
     are kept: long text columns are then read for a few candidate rows instead of a million.
@@ -288,8 +305,9 @@ def _is_constant(col: pd.Series) -> bool:
 
 
 # -- the checks, blockers first ---------------------------------------------------------------------------
-def target_leakage(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def target_leakage(ctx: Context) -> CheckResult:
     """One column that alone predicts the target (out of fold, on a sample) gives the answer away."""
+    frame, target, task = ctx.frame, ctx.target, ctx.task
     labelled = _labelled(frame, target, task)
     if labelled is None or len(frame.columns) < 2:
         return result("target_leakage", "blocker", True, "na")
@@ -326,7 +344,8 @@ def target_leakage(frame: pd.DataFrame, target: str | None, task: str | None) ->
     return result("target_leakage", "blocker", True, "ok", evidence, target=target)
 
 
-def missing_values(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def missing_values(ctx: Context) -> CheckResult:
+    frame, target = ctx.frame, ctx.target
     counts = frame.isna().sum()
     share = counts / max(1, len(frame))
     heavy = [str(c) for c, v in share.items() if v > MISSING_WARN_SHARE and c != target]
@@ -351,7 +370,8 @@ def missing_values(frame: pd.DataFrame, target: str | None, task: str | None) ->
     return result("missing_values", "warning", True, "some" if some else "ok", evidence, n=some)
 
 
-def duplicate_rows(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def duplicate_rows(ctx: Context) -> CheckResult:
+    frame = ctx.frame
     # The same rows as `frame.duplicated()` (copies after their first occurrence), in a fraction of the time:
     # only the rows that `_repeated_rows` finds are compared exactly.
     candidates, _ = _repeated_rows(frame, list(frame.columns))
@@ -372,11 +392,12 @@ def duplicate_rows(frame: pd.DataFrame, target: str | None, task: str | None) ->
     return result("duplicate_rows", "warning", True, "ok", evidence)
 
 
-def conflicting_labels(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def conflicting_labels(ctx: Context) -> CheckResult:
     """Rows that agree in every feature but disagree in the class: at most one of them can be right.
 
     For a numeric target, equal features with different values are the noise of any measurement, not a conflict.
     """
+    frame, target, task = ctx.frame, ctx.target, ctx.task
     labelled = _labelled(frame, target, task)
     features = [c for c in frame.columns if c != target]
     if labelled is None or task != "classification" or not features:
@@ -409,7 +430,8 @@ def conflicting_labels(frame: pd.DataFrame, target: str | None, task: str | None
     )
 
 
-def id_like_columns(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def id_like_columns(ctx: Context) -> CheckResult:
+    frame, target = ctx.frame, ctx.target
     ids = [name for name, role in _roles(frame, target).items() if role == "id"]
     if not ids:
         return result("id_like_columns", "warning", True, "ok")
@@ -426,10 +448,12 @@ def id_like_columns(frame: pd.DataFrame, target: str | None, task: str | None) -
     )
 
 
-def mixed_types(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
-    """Text columns where many values are numbers and others are not ("12", "n/a", "7"). A sample says which
-    columns to look at; the counts come from all the distinct values of those columns.
+def mixed_types(ctx: Context) -> CheckResult:
+    """Text columns where many values are numbers and others are not ("12", "n/a", "7").
+
+    A sample says which columns to look at; the counts come from all the distinct values of those columns.
     """
+    frame = ctx.frame
     columns: dict[str, dict[str, Any]] = {}
     example_rows: list[int] = []
     sample = _sample_rows(frame)
@@ -473,7 +497,8 @@ def mixed_types(frame: pd.DataFrame, target: str | None, task: str | None) -> di
     )
 
 
-def class_imbalance(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def class_imbalance(ctx: Context) -> CheckResult:
+    frame, target, task = ctx.frame, ctx.target, ctx.task
     labelled = _labelled(frame, target, task)
     if labelled is None or task != "classification":
         return result("class_imbalance", "warning", True, "na")
@@ -495,7 +520,7 @@ def class_imbalance(frame: pd.DataFrame, target: str | None, task: str | None) -
     return result("class_imbalance", "warning", True, "ok", evidence, **params)
 
 
-def label_errors(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def label_errors(ctx: Context) -> CheckResult:
     """Suspected wrong labels, the confident-learning way (Northcutt et al.; cleanlab's confident joint).
 
     1. Out-of-fold class probabilities from a quick gradient-boosting model, on a seeded sample.
@@ -503,6 +528,7 @@ def label_errors(frame: pd.DataFrame, target: str | None, task: str | None) -> d
     3. A row is a suspect when the probability of its own label is under its class's threshold while
        another class clears that class's threshold (the most probable such class is the suggestion).
     """
+    frame, target, task = ctx.frame, ctx.target, ctx.task
     labelled = _labelled(frame, target, task)
     if labelled is None or task != "classification":
         return result("label_errors", "warning", True, "na")
@@ -573,12 +599,14 @@ def label_errors(frame: pd.DataFrame, target: str | None, task: str | None) -> d
     return result("label_errors", "warning", True, "few" if n else "ok", evidence, **params)
 
 
-def split_drift(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
-    """Whether the trainer's test rows look like its training rows, column by column: a two-sample
-    Kolmogorov-Smirnov test for numbers, a chi-squared test with the total variation distance for
-    categories. Drift is a difference both large enough to matter (`DRIFT_EFFECT`) and too unlikely to be
+def split_drift(ctx: Context) -> CheckResult:
+    """Whether the trainer's test rows look like its training rows, column by column.
+
+    Numbers get a two-sample Kolmogorov-Smirnov test; categories a chi-squared test with the total variation
+    distance. Drift is a difference both large enough to matter (`DRIFT_EFFECT`) and too unlikely to be
     chance (`DRIFT_ALPHA`, Bonferroni over the columns compared).
     """
+    frame, target, task = ctx.frame, ctx.target, ctx.task
     labelled = _labelled(frame, target, task)
     if labelled is None or target is None or len(labelled[0]) < MIN_ROWS:
         return result("split_drift", "warning", True, "na")
@@ -630,10 +658,13 @@ def split_drift(frame: pd.DataFrame, target: str | None, task: str | None) -> di
     return result("split_drift", "warning", True, "ok", evidence, n=len(details))
 
 
-def high_cardinality(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
-    """Category columns with very many values (not identifiers, not free text): a warning when most values
-    are distinct (the model can only memorise them), a note when there are just many.
+def high_cardinality(ctx: Context) -> CheckResult:
+    """Category columns with very many values (not identifiers, not free text).
+
+    A warning when most values are distinct (the model can only memorise them), a note when there are just
+    many.
     """
+    frame, target = ctx.frame, ctx.target
     found: dict[str, int] = {}
     mostly_distinct = False
     for name, role in _roles(frame, target).items():
@@ -645,7 +676,7 @@ def high_cardinality(frame: pd.DataFrame, target: str | None, task: str | None) 
         if distinct > HIGH_CARD_VALUES or share_rule:
             found[name] = distinct
             mostly_distinct = mostly_distinct or share_rule
-    severity = "warning" if mostly_distinct else "info"
+    severity: Severity = "warning" if mostly_distinct else "info"
     if not found:
         return result("high_cardinality", "info", True, "ok")
     names = list(found)
@@ -653,7 +684,8 @@ def high_cardinality(frame: pd.DataFrame, target: str | None, task: str | None) 
     return result("high_cardinality", severity, False, "fail", evidence, n=len(names), names=listed(names))
 
 
-def constant_columns(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def constant_columns(ctx: Context) -> CheckResult:
+    frame, target = ctx.frame, ctx.target
     constant = [str(c) for c in frame.columns if c != target and _is_constant(frame[c])]
     if constant:
         return result(
@@ -669,8 +701,9 @@ def constant_columns(frame: pd.DataFrame, target: str | None, task: str | None) 
     return result("constant_columns", "info", True, "ok")
 
 
-def near_constant_columns(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def near_constant_columns(ctx: Context) -> CheckResult:
     """One value in at least 99% of the non-missing rows (columns entirely constant are the check above)."""
+    frame, target = ctx.frame, ctx.target
     found: dict[str, dict[str, Any]] = {}
     example_rows: list[int] = []
     sample = _sample_rows(frame)
@@ -702,12 +735,13 @@ def near_constant_columns(frame: pd.DataFrame, target: str | None, task: str | N
     )
 
 
-def numeric_outliers(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def numeric_outliers(ctx: Context) -> CheckResult:
     """Values far outside the middle half of each numeric column: beyond 3 interquartile ranges of it.
 
     A column with more than `OUTLIER_MAX_SHARE` of its values out there has a long tail (incomes, mostly-zero
     discounts), not a few exceptions: it is listed as heavy-tailed and not counted.
     """
+    frame, target = ctx.frame, ctx.target
     numeric = [name for name, role in _roles(frame, target).items() if role == "numeric"]
     if not numeric:
         return result("numeric_outliers", "info", True, "ok")
@@ -745,7 +779,7 @@ def numeric_outliers(frame: pd.DataFrame, target: str | None, task: str | None) 
     )
 
 
-CHECKS: list[Callable[[pd.DataFrame, str | None, str | None], dict[str, Any]]] = [
+CHECKS: list[Check] = [
     # Blockers: any failing one closes the gate.
     target_usable,
     too_few_rows,

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +20,9 @@ from scipy.sparse.csgraph import connected_components
 from backend import data
 from backend.quality.common import (
     MAX_REMEDY_ROWS,
+    Check,
+    CheckResult,
+    Context,
     drop_rows,
     remedy,
     result,
@@ -150,7 +151,8 @@ def near_duplicate_groups(texts: list[str]) -> np.ndarray:
 
 
 # The checks ---------------------------------------------------------------------------------------------
-def text_length(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def text_length(ctx: Context) -> CheckResult:
+    frame, target = ctx.frame, ctx.target
     column, texts = _texts(frame, target)
     if column is None:
         return result("text_length", "blocker", False, "none")
@@ -179,7 +181,8 @@ def text_length(frame: pd.DataFrame, target: str | None, task: str | None) -> di
     return result("text_length", "warning", True, "ok", evidence, median=int(lengths.median()))
 
 
-def duplicate_texts(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def duplicate_texts(ctx: Context) -> CheckResult:
+    frame, target, task = ctx.frame, ctx.target, ctx.task
     column, texts = _texts(frame, target)
     if column is None:
         return result("duplicate_texts", "warning", True, "na")
@@ -218,8 +221,9 @@ def duplicate_texts(frame: pd.DataFrame, target: str | None, task: str | None) -
 def _across_splits(
     frame: pd.DataFrame, target: str | None, task: str | None, norm: pd.Series, first: np.ndarray
 ) -> int:
-    """Texts in the test split that have a copy (exact, or near: in the group `first` of a sampled training text)
-    among the training rows: the trainer's own split.
+    """How many texts in the test split have a copy among the training rows, in the trainer's own split.
+
+    A copy is exact, or near: in the group `first` of a sampled training text.
     """
     if target is None or frame[target].notna().sum() < 10:
         return 0
@@ -236,7 +240,8 @@ def _across_splits(
     return len(exact_leaks | near_leaks)
 
 
-def conflicting_text_labels(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def conflicting_text_labels(ctx: Context) -> CheckResult:
+    frame, target = ctx.frame, ctx.target
     column, texts = _texts(frame, target)
     if column is None or target is None:
         return result("conflicting_text_labels", "warning", True, "na")
@@ -263,7 +268,8 @@ def conflicting_text_labels(frame: pd.DataFrame, target: str | None, task: str |
     return result("conflicting_text_labels", "warning", True, "ok", evidence)
 
 
-def personal_data(frame: pd.DataFrame, target: str | None, task: str | None) -> dict[str, Any]:
+def personal_data(ctx: Context) -> CheckResult:
+    frame, target = ctx.frame, ctx.target
     column, texts = _texts(frame, target)
     if column is None:
         return result("personal_data", "warning", True, "na")
@@ -293,7 +299,7 @@ def personal_data(frame: pd.DataFrame, target: str | None, task: str | None) -> 
     return result("personal_data", "warning", True, "ok", evidence)
 
 
-CHECKS: list[Callable[[pd.DataFrame, str | None, str | None], dict[str, Any]]] = [
+CHECKS: list[Check] = [
     target_usable,
     too_few_rows,
     too_few_classes,

@@ -18,21 +18,21 @@ rows = frame(version.id, version.path)
 target = version.target
 
 
-def _listed_rows(check: dict) -> list[int]:
+def _listed_rows(check: quality.CheckResult) -> list[int]:
     """The rows a check asks to review (reports stored before the text check listed its rows hold a count)."""
-    rows = (check.get("evidence") or {}).get("rows")
+    rows = check.evidence.get("rows")
     return rows if isinstance(rows, list) else []
 
 
 # 1. The queue: suspects from the label-error check first, then rows without a label.
-checks = {c["id"]: c for c in report(version.id, version.target, version.task)["checks"]}
-suspects = (checks.get("label_errors") or {}).get("evidence", {}).get("suspects", [])
+checks = {c.id: c for c in report(version.id, version.target, version.task).checks}
+suspects = checks["label_errors"].evidence.get("suspects", []) if "label_errors" in checks else []
 queue = [{"row": int(s["row"]), "suggested": s.get("suggested"), "confidence": s.get("confidence")} for s in suspects]
 in_queue = {item["row"] for item in queue}
 to_review = [
     r
     for c in checks.values()
-    if not c["passed"] and (c.get("remedy") or {}).get("action") == "review_labels"
+    if not c.passed and c.remedy is not None and c.remedy.action == "review_labels"
     for r in _listed_rows(c)
 ]  # e.g. one image under two labels, one text with two labels
 to_review += rows.index[rows[target].isna()][:500].tolist()

@@ -25,6 +25,7 @@ run = pick_finished_run(
 
 def ask(rows: list[dict], signature: str | None = None) -> dict:
     """One prediction through the inference server, with its latency shown; stops the page on an error."""
+    assert run.model_name is not None, "a finished run with an export has a model name"
     try:
         predictions, latency = serving.predict(
             rows, model=run.model_name, version=run.model_version, signature=signature

@@ -16,10 +16,10 @@ dataset, version = require_dataset()
 if dataset.kind != "ratings":  # ratings need users and items, not a target
     require_target(version)
 result = report(version.id, version.target, version.task)
-checks = result["checks"]
+checks = result.checks
 
-failing = [c for c in checks if not c["passed"]]
-counts = {s: sum(1 for c in failing if c["severity"] == s) for s in ("blocker", "warning", "info")}
+failing = [c for c in checks if not c.passed]
+counts = {s: sum(1 for c in failing if c.severity == s) for s in ("blocker", "warning", "info")}
 verdict = "block" if counts["blocker"] else "warn" if counts["warning"] else "pass"
 {"block": st.error, "warn": st.warning, "pass": st.success}[verdict](t(f"quality.verdict.{verdict}", name=dataset.name))
 score, run_count, blockers, warnings, notes = st.columns(5)
@@ -30,16 +30,16 @@ warnings.metric(t("severity.warning"), counts["warning"])
 notes.metric(t("severity.info"), counts["info"])
 
 
-def show_evidence(check: dict) -> None:
+def show_evidence(check: quality.CheckResult) -> None:
     """Counts per column or class as a bar chart, example rows as a table, anything else as JSON."""
-    evidence = check.get("evidence") or {}
+    evidence = check.evidence
     for key, value in evidence.items():
         charted = f"evidence.{key}" in i18n.EN  # only counts that have a title in the catalog
         numbers = isinstance(value, dict) and all(isinstance(v, int | float) for v in value.values())
         if charted and numbers and len(value) >= 2:
             fig = go.Figure(go.Bar(x=list(value), y=list(value.values())))
             fig.update_layout(height=240, margin={"t": 30, "b": 10}, title=t(f"evidence.{key}"))
-            st.plotly_chart(fig, width="stretch", key=f"chart_{check['id']}_{key}")
+            st.plotly_chart(fig, width="stretch", key=f"chart_{check.id}_{key}")
     rows = evidence.get("example_rows")
     if rows:
         st.caption(t("quality.examples"))
@@ -56,10 +56,11 @@ def show_evidence(check: dict) -> None:
         st.json(evidence)
 
 
-def offer_fix(check: dict) -> None:
+def offer_fix(check: quality.CheckResult) -> None:
     """A button per one-click fix the check suggests (its remedy first, then the alternatives)."""
-    for number, remedy in enumerate([check.get("remedy") or {}, *check.get("alternatives", [])]):
-        action, params = remedy.get("action"), remedy.get("params", {})
+    offered = [check.remedy, *check.alternatives] if check.remedy else list(check.alternatives)
+    for number, remedy in enumerate(offered):
+        action, params = remedy.action, remedy.params
         if action == "review_labels":
             st.page_link("views/labeling.py", label=t("quality.review_labels"), icon=":material/edit_note:")
             continue
@@ -69,7 +70,7 @@ def offer_fix(check: dict) -> None:
         if st.button(
             label,
             type="primary" if number == 0 else "secondary",
-            key=f"fix_{check['id']}_{number}",
+            key=f"fix_{check.id}_{number}",
             icon=":material/build:",
         ):
             try:
@@ -84,15 +85,15 @@ def offer_fix(check: dict) -> None:
 if st.session_state.get(state.FIXED):
     st.success(t("quality.fixed", note=st.session_state.pop(state.FIXED)), icon=":material/check:")
 
-for check in sorted(checks, key=lambda c: (c["passed"], ["blocker", "warning", "info"].index(c["severity"]))):
-    icon = ":material/check_circle:" if check["passed"] else ICONS[check["severity"]]
-    title = f"{t('check.' + check['id'] + '.title')} — {check_text(check, 'message')}"
-    with st.expander(title, expanded=not check["passed"], icon=icon):
+for check in sorted(checks, key=lambda c: (c.passed, ["blocker", "warning", "info"].index(c.severity))):
+    icon = ":material/check_circle:" if check.passed else ICONS[check.severity]
+    title = f"{t('check.' + check.id + '.title')} — {check_text(check, 'message')}"
+    with st.expander(title, expanded=not check.passed, icon=icon):
         st.markdown(f"**{t('quality.why')}** {check_text(check, 'why')}")
-        if not check["passed"]:
+        if not check.passed:
             st.markdown(f"**{t('quality.fix')}** {check_text(check, 'fix')}")
-        st.caption(t("quality.severity", severity=t(f"level.{check['severity']}"), id=check["id"]))
-        if not check["passed"]:
+        st.caption(t("quality.severity", severity=t(f"level.{check.severity}"), id=check.id))
+        if not check.passed:
             offer_fix(check)
         show_evidence(check)
 

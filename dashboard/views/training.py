@@ -36,9 +36,7 @@ else:
 
 # 2. The gate: a failing blocker disables Start unless the user types a reason to override it.
 blockers = [
-    c
-    for c in report(version.id, version.target, version.task)["checks"]
-    if c["severity"] == "blocker" and not c["passed"]
+    c for c in report(version.id, version.target, version.task).checks if c.severity == "blocker" and not c.passed
 ]
 override = ""
 if blockers:

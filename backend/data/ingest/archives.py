@@ -1,5 +1,6 @@
-"""ZIP archives, checked before they are unpacked: entries counted from the directory, paths made safe,
-bytes counted as they are unpacked.
+"""ZIP archives, checked before they are unpacked.
+
+Entries are counted from the directory, paths made safe, and bytes counted as they are unpacked.
 """
 
 from __future__ import annotations

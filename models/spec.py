@@ -46,21 +46,34 @@ class TrainingSpec:
 
 @dataclass(frozen=True)
 class TabularSpec(TrainingSpec):
-    """classification / regression on tables: an MLP over FeatureSpace preprocessing."""
+    """classification / regression on tables: an MLP over FeatureSpace preprocessing, or gradient-boosted trees."""
 
+    architecture: str = "mlp"  # "mlp" (a network) | "gbt" (gradient-boosted trees, YDF; exported as plain TensorFlow)
     # Network: the reference baseline is one Dense(128, relu) layer before the output.
     hidden_units: tuple[int, ...] = (128,)  # width of each hidden layer, input side first
     dropout: float = 0.1  # share of units dropped after each hidden layer while training
     batch_norm: bool = False  # batch normalisation after each hidden layer
     scale_target: str = "auto"  # regression: "auto" (log for skewed positive targets) | "standard" | "log" | "none"
     max_categories: int = 100  # categorical columns with more values are hashed into this many bins
+    # Trees: YDF's defaults; early stopping on the validation split keeps the best number of trees.
+    num_trees: int = 300  # upper bound on the trees grown (one per class and round for more than two classes)
+    max_depth: int = 6  # depth of each tree
+    shrinkage: float = 0.1  # learning rate: how much each tree corrects the ones before it
+    min_examples: int = 5  # fewest training rows in a leaf
 
-    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"scale_target": ("auto", "standard", "log", "none")}
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "architecture": ("mlp", "gbt"),
+        "scale_target": ("auto", "standard", "log", "none"),
+    }
 
     def rules(self) -> list[tuple[bool, str]]:
         return super().rules() + [
             (0 <= self.dropout < 1, "dropout must be in [0, 1) (try 0.1)"),
             (self.max_categories >= 2, "max_categories must be at least 2"),
+            (1 <= self.num_trees <= 5000, "num_trees must be between 1 and 5000 (try 300)"),
+            (1 <= self.max_depth <= 20, "max_depth must be between 1 and 20 (try 6)"),
+            (0 < self.shrinkage <= 1, "shrinkage must be above 0 and at most 1 (try 0.1)"),
+            (self.min_examples >= 1, "min_examples must be at least 1 (try 5)"),
         ]
 
 

@@ -224,9 +224,32 @@ def export(model: keras.Model, plan: Plan, path: Path) -> None:
     archive.write_out(str(path), verbose=False)
 
 
+def score_export(
+    path: Path, inputs: dict[str, np.ndarray], plan: Plan, *, rows: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The metrics of an exported table model on the test rows (`rows` is train, validation, test), as served."""
+    train_rows, val_rows, test_rows = rows
+    outputs = call_batched(tf.saved_model.load(str(path)).signatures["serving_default"], 8192, **inputs)
+    if plan.task == "classification":
+        y = test_rows[plan.target].astype(str).tolist()
+        scores, details = metrics.classification(y, outputs["probabilities"], plan.classes)
+    else:
+        scores, details = metrics.regression(test_rows[plan.target].to_numpy(), outputs["value"])
+    details["rows"] = {"train": len(train_rows), "validation": len(val_rows), "test": len(test_rows)}
+    details["features"] = {"numeric": plan.numeric, "categorical": plan.categorical, "hashed": plan.hashed}
+    return scores, details
+
+
 # 7. The family's entry point for the engine (models/task.py).
 def prepare(data: TaskData, *, spec: TabularSpec, batch_size: int) -> Prepared:
-    """Split, plan and adapt on the training rows; pipelines, network, export and evaluation for the engine."""
+    """Split, plan and adapt on the training rows; pipelines, network, export and evaluation for the engine.
+
+    `architecture=gbt` trains gradient-boosted trees instead (models/trees.py), on the same split and plan.
+    """
+    if spec.architecture == "gbt":
+        from models import trees
+
+        return trees.prepare(data, spec=spec)
     target = data.roles["target"]
     assert target is not None
     task = "regression" if data.task == "regression" else "classification"
@@ -255,18 +278,7 @@ def prepare(data: TaskData, *, spec: TabularSpec, batch_size: int) -> Prepared:
         export(inference_model(space, net), plan, path)
 
     def evaluate(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-        outputs = call_batched(
-            tf.saved_model.load(str(path)).signatures["serving_default"], 8192, **raw_inputs(test_rows, plan)
-        )
-        if task == "classification":
-            scores, details = metrics.classification(
-                test_rows[target].astype(str).tolist(), outputs["probabilities"], plan.classes
-            )
-        else:
-            scores, details = metrics.regression(test_rows[target].to_numpy(), outputs["value"])
-        details["rows"] = {"train": len(train_rows), "validation": len(val_rows), "test": len(test_rows)}
-        details["features"] = {"numeric": plan.numeric, "categorical": plan.categorical, "hashed": plan.hashed}
-        return scores, details
+        return score_export(path, raw_inputs(test_rows, plan), plan, rows=(train_rows, val_rows, test_rows))
 
     return Prepared(
         plan=plan.to_dict(),

@@ -56,9 +56,12 @@ class Prepared:
     train: Any  # tf.data.Dataset of batched (inputs, targets), shuffled with the spec's seed, prefetched
     validation: Any  # tf.data.Dataset of batched (inputs, targets), not shuffled
     train_examples: int  # examples in one epoch of `train` (steps and samples per second come from it)
-    build: Callable[[], Any]  # returns the compiled keras.Model; the engine calls it under the strategy scope
+    build: Callable[[], Any] | None  # returns the compiled keras.Model; the engine calls it under the strategy scope
     export: Callable[[Any, Path], None]  # (trained model, folder) -> a SavedModel with a named `serving_default`
     evaluate: Callable[[Path], tuple[dict[str, Any], dict[str, Any]]]  # export folder -> (metrics, details)
+    # A family that trains without Keras (trees) gives `fit` instead of `build` and pipelines: it trains in one
+    # call and returns the model and its curves (name -> one value per step, as a Keras history).
+    fit: Callable[[], tuple[Any, dict[str, list[float]]]] | None = None
 
 
 def prefetched(ds: Any) -> Any:

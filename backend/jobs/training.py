@@ -87,32 +87,40 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
     except ValueError as exc:  # the family's words for data it cannot train on
         return "failed", {"error": str(exc).splitlines()[0][:500]}
     (run_dir / "plan.json").write_text(json.dumps(prepared.plan, indent=2, default=str))
-    strategy = devices.apply(setup)
+    if prepared.fit is not None:  # trees: no network, no epochs; one call grows them (seconds on a table)
+        net, curves = prepared.fit()
+        if store.cancel_requested(run.id):
+            return "cancelled", {}
+        trained = record_curves(store, run, curves)
+    else:
+        assert prepared.build is not None
+        strategy = devices.apply(setup)
 
-    # 3. Model, built under the strategy so its variables live on every replica.
-    with strategy.scope():
-        net = prepared.build()
+        # 3. Model, built under the strategy so its variables live on every replica.
+        with strategy.scope():
+            net = prepared.build()
 
-    # 4. Fit. The reporter writes curves and progress to the DB and carries a cancel request in.
-    reporter, callbacks = fit_callbacks(
-        store, run, spec, run_dir=run_dir, train_examples=prepared.train_examples, batch=batch
-    )
-    history = net.fit(
-        prepared.train,
-        validation_data=prepared.validation,
-        epochs=spec.epochs,
-        callbacks=callbacks,
-        verbose=0,
-        shuffle=False,
-    )
-    trained = reporter.progress(0) | {"fraction": 1.0}  # before export and evaluation, which are not training
-    if reporter.stopped_by_request:
-        return "cancelled", {}
-    if reporter.nan_epoch is not None:
-        return "failed", {
-            "error": f"The loss became NaN or infinite in epoch {reporter.nan_epoch}. Lower the "
-            "learning_rate (e.g. 0.0001) or check the data for extreme values."
-        }
+        # 4. Fit. The reporter writes curves and progress to the DB and carries a cancel request in.
+        reporter, callbacks = fit_callbacks(
+            store, run, spec, run_dir=run_dir, train_examples=prepared.train_examples, batch=batch
+        )
+        history = net.fit(
+            prepared.train,
+            validation_data=prepared.validation,
+            epochs=spec.epochs,
+            callbacks=callbacks,
+            verbose=0,
+            shuffle=False,
+        )
+        trained = reporter.progress(0) | {"fraction": 1.0}  # before export and evaluation, which are not training
+        if reporter.stopped_by_request:
+            return "cancelled", {}
+        if reporter.nan_epoch is not None:
+            return "failed", {
+                "error": f"The loss became NaN or infinite in epoch {reporter.nan_epoch}. Lower the "
+                "learning_rate (e.g. 0.0001) or check the data for extreme values."
+            }
+        curves = {k: [float(v) for v in values] for k, values in history.history.items()}
 
     # 5. Export in TensorFlow Serving's layout, then evaluate what was exported (plain TensorFlow, raw inputs).
     version = store.get_version(run.version_id)
@@ -126,7 +134,7 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
     scores, details = prepared.evaluate(export_dir)
     details["plan"] = prepared.plan
     details["diagnostics"] = diagnostics.diagnose(
-        {k: [float(v) for v in values] for k, values in history.history.items()},
+        curves,
         task=run.task,
         classes=len(prepared.plan.get("classes", [])),
         metrics=scores,
@@ -134,6 +142,20 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
         learning_rate=spec.learning_rate,
     )
     return "succeeded", {"metrics": scores, "evaluation": details, "progress": trained}
+
+
+CURVE_POINTS = 100  # a forest's curves are kept at this many points at most (one per tree is up to thousands)
+
+
+def record_curves(store: Store, run: Run, curves: dict[str, list[float]]) -> dict[str, Any]:
+    """A family's curves (one value per step, e.g. per tree) written as epochs; returns the final progress."""
+    steps = max((len(values) for values in curves.values()), default=0)
+    stride = max(1, -(-steps // CURVE_POINTS))
+    progress: dict[str, Any] = {"epoch": max(steps - 1, 0), "epochs": steps, "fraction": 1.0}
+    for step in sorted({*range(stride - 1, steps, stride), steps - 1} - {-1}):
+        logs = {name: values[step] for name, values in curves.items() if step < len(values)}
+        store.record_epoch(run.id, epoch=step, logs=logs, progress=progress)
+    return progress
 
 
 def fit_callbacks(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["training", "quality", "images"]
+BENCHES = ["training", "quality", "images", "trees"]
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -112,3 +113,25 @@ def test_the_quality_report_is_recorded(store) -> None:
     report = quality.check_version(store, version=version)
     assert quality.Report.of(store.latest_quality_report(version.id, "churn")) == report
     assert report.passed is True
+
+
+def _texts_only() -> pd.DataFrame:
+    words = "the coffee was warm and the service quick but the cake was dry and sweet".split()
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"text": [" ".join(rng.choice(words, 12)) for _ in range(300)]})
+
+
+def test_a_text_file_without_a_target_passes_the_gate_for_text_generation(store) -> None:
+    """Generation learns the texts themselves: "No target column chosen" blocked it before."""
+    frame = _texts_only()
+    generation = quality.run_checks(frame, target=None, task="text-generation", kind="text")
+    classification = quality.run_checks(frame, target=None, task="text-classification", kind="text")
+    assert [c.id for c in quality.blockers(generation)] == []
+    assert [c.id for c in quality.blockers(classification)] == ["target_usable"]
+    _, version = factories.add_frame(store, frame, name="texts", target=None)
+    assert runs.start_training(store, version=version, task="text-generation").status == "queued"
+
+
+def test_the_target_checks_a_task_can_skip_are_checks_that_exist() -> None:
+    names = {check.__name__ for checks in quality.CHECKS_BY_KIND.values() for check in checks}
+    assert quality.TARGET_CHECKS <= names

@@ -116,10 +116,7 @@ def _checked_run(
         spec = make_spec(preset, overrides, task=task)
     except SpecError as exc:
         raise BadInput("error.spec", reason=str(exc)) from None
-    if kind == "tabular":
-        report = quality.check_version(store, version=version, target=target, task=task)
-    else:
-        report = quality.check_version(store, version=version)
+    report = quality.check_version(store, version=version, target=target, task=task)
     blocking = quality.blockers(report.checks)
     reason = (override_reason or "").strip() or None
     if blocking and reason is None:

@@ -21,6 +21,20 @@ from backend.quality import tables as table_checks
 from backend.quality import texts as text_checks
 from backend.quality.common import CheckResult, Context
 from db import DatasetVersion, QualityReport, Store
+from models.tasks import TASKS
+
+# The checks that judge the column to predict: a task that learns from the data alone (text generation) skips them.
+TARGET_CHECKS = frozenset(
+    {
+        "target_usable",
+        "too_few_classes",
+        "target_leakage",
+        "conflicting_labels",
+        "conflicting_text_labels",
+        "class_imbalance",
+        "label_errors",
+    }
+)
 
 CHECKS_BY_KIND = {
     "tabular": table_checks.CHECKS,
@@ -52,9 +66,15 @@ class Report:
 def run_checks(
     frame: pd.DataFrame, *, target: str | None, task: str | None, kind: str = "tabular"
 ) -> list[CheckResult]:
-    """Every check for the kind of data, in order, on a frame; nothing is stored (see `check_version`)."""
+    """The checks for the kind of data and the task, in order, on a frame; nothing is stored (see `check_version`).
+
+    A task whose registry entry has no target (`target="none"`, e.g. text generation) skips TARGET_CHECKS.
+    """
     context = Context(frame, target, task)
-    return [check(context) for check in CHECKS_BY_KIND[kind]]
+    checks = CHECKS_BY_KIND[kind]
+    if task in TASKS and TASKS[task].target == "none":
+        checks = [check for check in checks if check.__name__ not in TARGET_CHECKS]
+    return [check(context) for check in checks]
 
 
 def gate_passed(checks: Sequence[CheckResult]) -> bool:

@@ -26,18 +26,17 @@ preferred = version.task if version.task in tasks else tasks[0]
 task = st.radio(
     t("training.task"), tasks, index=tasks.index(preferred), horizontal=True, format_func=lambda x: t(f"task.{x}")
 )
-if task in ("classification", "regression", "text-classification") and version.target is None:
+info = jobs.task_info(task)
+if info.needs_target and version.target is None:
     require_target(version)
-target = {"text-generation": None, "recommendation": None}.get(task, version.target)
+target = version.target if info.target in ("column", "label") else None  # generation and recommendation: none
 if target:
     st.caption(t("training.for", name=dataset.name, target=target, task=t(f"task.{task}")))
 else:
     st.caption(t("training.for_task", name=dataset.name, task=t(f"task.{task}")))
 
 # 2. The gate: a failing blocker disables Start unless the user types a reason to override it.
-blockers = [
-    c for c in report(version.id, version.target, version.task).checks if c.severity == "blocker" and not c.passed
-]
+blockers = [c for c in report(version.id, target, task).checks if c.severity == "blocker" and not c.passed]
 override = ""
 if blockers:
     st.error(t("training.blocked", reason=check_text(blockers[0], "message")), icon=":material/block:")

@@ -210,6 +210,14 @@ def test_an_integer_sequence_is_an_id_column() -> None:
     )
 
 
+def test_an_id_column_is_still_an_id_when_some_whole_rows_are_duplicated() -> None:
+    """A customer number in a table where 4% of the rows are copies is 96% distinct: still an identifier."""
+    frame = learnable_frame().assign(customer_id=lambda f: np.arange(5000, 5000 + len(f)))
+    copies = frame.sample(frac=0.04, random_state=2)
+    frame = pd.concat([frame, copies], ignore_index=True)
+    assert check("id_like_columns", frame).evidence["columns"] == ["customer_id"]
+
+
 def test_uuids_and_codes_are_id_columns() -> None:
     frame = learnable_frame()
     rng = np.random.default_rng(3)

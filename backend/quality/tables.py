@@ -11,7 +11,9 @@ checks that fit models (leakage, label errors, drift) work on a seeded sample an
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -114,12 +116,13 @@ def _is_free_text(some: pd.Series) -> bool:
     return bool(values.str.len().mean() >= 40 and values.nunique() > 0.5 * len(values))
 
 
-def _looks_like_ids(col: pd.Series, some: pd.Series) -> bool:
+def _looks_like_ids(col: pd.Series, some: pd.Series, distinct_rows: Callable[[], int]) -> bool:
     """Whether the column holds identifiers: almost every value distinct, and not measurements or words.
 
     The values are counters (integers in sequence) or codes (UUID, hex, CUST-00123). `some` is a sample of
-    the non-missing values: the cheap tests run on it, and the full count of distinct values only for columns
-    that pass them.
+    the non-missing values from distinct rows: the cheap tests run on it, and the full count of distinct values
+    only for columns that pass them. Copies of whole rows repeat their identifier too, so "almost every value
+    distinct" is judged against `distinct_rows()`, the number of rows that are not copies of another.
     """
     if len(some) < ID_MIN_ROWS or some.nunique() < ID_DISTINCT_SHARE * len(some):
         return False
@@ -139,18 +142,19 @@ def _looks_like_ids(col: pd.Series, some: pd.Series) -> bool:
         if code_like.mean() < 0.95:
             return False
         values = col.dropna()
-    return bool(values.nunique() >= ID_DISTINCT_SHARE * len(values))
+    return bool(values.nunique() >= ID_DISTINCT_SHARE * min(len(values), distinct_rows()))
 
 
 def _roles(frame: pd.DataFrame, target: str | None) -> dict[str, str]:
     """Each feature column (not the target) as "numeric", "categorical", "text" (free text) or "id"."""
-    sample = _sample_rows(frame)
+    sample = _sample_rows(frame).drop_duplicates()
+    distinct_rows = functools.cache(lambda: len(frame) - int(frame.duplicated().sum()))
     roles = {}
     for name in frame.columns:
         if name == target:
             continue
         col, some = frame[name], sample[name].dropna()
-        if _looks_like_ids(col, some):
+        if _looks_like_ids(col, some, distinct_rows):
             roles[str(name)] = "id"
         elif _is_numeric(col):
             roles[str(name)] = "numeric"

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.orm import Session
 
 from db import records
@@ -307,6 +307,12 @@ class Store:
                 else:
                     s.add(MetricRow(run_id=run_id, epoch=epoch, name=name, value=float(value)))
             s.execute(update(RunRow).where(RunRow.id == run_id).values(epochs_done=epoch + 1, progress=progress))
+
+    def clear_metrics(self, run_id: int) -> None:
+        """Forget a run's curves (a run that chose among several models keeps only the winner's)."""
+        with self._write() as s:
+            s.execute(delete(MetricRow).where(MetricRow.run_id == run_id))
+            s.execute(update(RunRow).where(RunRow.id == run_id).values(epochs_done=0))
 
     def run_metrics(self, run_id: int) -> list[records.Metric]:
         with self._read() as s:

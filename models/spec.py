@@ -48,7 +48,7 @@ class TrainingSpec:
 class TabularSpec(TrainingSpec):
     """classification / regression on tables: an MLP over FeatureSpace preprocessing, or gradient-boosted trees."""
 
-    architecture: str = "mlp"  # "mlp" (a network) | "gbt" (gradient-boosted trees, YDF; exported as plain TensorFlow)
+    architecture: str = "auto"  # "auto" (trees, network and linear: the best on validation) | "gbt" (trees) | "mlp"
     # Network: the reference baseline is one Dense(128, relu) layer before the output.
     hidden_units: tuple[int, ...] = (128,)  # width of each hidden layer, input side first
     dropout: float = 0.1  # share of units dropped after each hidden layer while training
@@ -62,7 +62,7 @@ class TabularSpec(TrainingSpec):
     min_examples: int = 5  # fewest training rows in a leaf
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
-        "architecture": ("mlp", "gbt"),
+        "architecture": ("auto", "gbt", "mlp"),
         "scale_target": ("auto", "standard", "log", "none"),
     }
 

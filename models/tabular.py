@@ -7,7 +7,7 @@ the data split, tf.data pipelines, the FeatureSpace, the network, and the export
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from keras.utils import FeatureSpace
 from models import metrics
 from models.spec import TabularSpec
 from models.splits import three_way
-from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched, prefetched
+from models.task import LIGHT_STEPS_PER_EXECUTION, Choice, Prepared, TaskData, call_batched, prefetched
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -240,12 +240,30 @@ def score_export(
     return scores, details
 
 
+def validation_loss(path: Path, inputs: dict[str, np.ndarray], plan: Plan, rows: pd.DataFrame) -> float:
+    """An export's loss on the validation rows, in the target's own units: log loss, or RMSE for regression."""
+    scores, _ = score_export(path, inputs, plan, rows=(rows, rows, rows))
+    return float(scores["log_loss"] if plan.task == "classification" else scores["rmse"])
+
+
 # 7. The family's entry point for the engine (models/task.py).
-def prepare(data: TaskData, *, spec: TabularSpec, batch_size: int) -> Prepared:
+def prepare(data: TaskData, *, spec: TabularSpec, batch_size: int) -> Prepared | Choice:
     """Split, plan and adapt on the training rows; pipelines, network, export and evaluation for the engine.
 
-    `architecture=gbt` trains gradient-boosted trees instead (models/trees.py), on the same split and plan.
+    `architecture=gbt` trains gradient-boosted trees instead (models/trees.py), on the same split and plan;
+    `architecture=auto` offers the trees, this network and a linear model (no hidden layer) as candidates.
     """
+    if spec.architecture == "auto":
+        from models import trees
+
+        linear = replace(spec, architecture="mlp", hidden_units=(), dropout=0.0, batch_norm=False)
+        candidates = {
+            "gbt": trees.prepare(data, spec=replace(spec, architecture="gbt")),
+            "mlp": prepare(data, spec=replace(spec, architecture="mlp"), batch_size=batch_size),
+            "linear": prepare(data, spec=linear, batch_size=batch_size),
+        }
+        metric = "rmse" if data.task == "regression" else "log_loss"
+        return Choice({name: c for name, c in candidates.items() if isinstance(c, Prepared)}, metric)
     if spec.architecture == "gbt":
         from models import trees
 
@@ -280,6 +298,9 @@ def prepare(data: TaskData, *, spec: TabularSpec, batch_size: int) -> Prepared:
     def evaluate(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         return score_export(path, raw_inputs(test_rows, plan), plan, rows=(train_rows, val_rows, test_rows))
 
+    def validate(path: Path) -> float:
+        return validation_loss(path, raw_inputs(val_rows, plan), plan, val_rows)
+
     return Prepared(
         plan=plan.to_dict(),
         train=train_ds,
@@ -288,4 +309,5 @@ def prepare(data: TaskData, *, spec: TabularSpec, batch_size: int) -> Prepared:
         build=build,
         export=export_model,
         evaluate=evaluate,
+        validate=validate,
     )

@@ -62,6 +62,17 @@ class Prepared:
     # A family that trains without Keras (trees) gives `fit` instead of `build` and pipelines: it trains in one
     # call and returns the model and its curves (name -> one value per step, as a Keras history).
     fit: Callable[[], tuple[Any, dict[str, list[float]]]] | None = None
+    # Export folder -> the export's loss on the validation rows (lower is better), where a family is a candidate.
+    validate: Callable[[Path], float] | None = None
+
+
+@dataclass
+class Choice:
+    """Several families prepared on one split (`architecture=auto`): the engine trains each and keeps the one
+    whose export scores best on the validation rows by `metric` (lower is better)."""
+
+    candidates: dict[str, Prepared]
+    metric: str  # "log_loss" | "rmse"
 
 
 def prefetched(ds: Any) -> Any:

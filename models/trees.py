@@ -86,9 +86,14 @@ def prepare(data: TaskData, *, spec: TabularSpec) -> Prepared:
         ignored |= {n: tf.string for n in plan.categorical + plan.hashed if n not in used}
         forest.export(model, path, ignored=ignored)
 
+    def columns(rows: pd.DataFrame) -> dict[str, np.ndarray]:
+        return {name: values.reshape(-1, 1) for name, values in tree_inputs(rows, plan).items()}
+
     def evaluate(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-        inputs = {name: values.reshape(-1, 1) for name, values in tree_inputs(test_rows, plan).items()}
-        return tabular.score_export(path, inputs, plan, rows=(train_rows, val_rows, test_rows))
+        return tabular.score_export(path, columns(test_rows), plan, rows=(train_rows, val_rows, test_rows))
+
+    def validate(path: Path) -> float:
+        return tabular.validation_loss(path, columns(val_rows), plan, val_rows)
 
     return Prepared(
         plan=plan.to_dict() | {"architecture": "gbt"},
@@ -99,4 +104,5 @@ def prepare(data: TaskData, *, spec: TabularSpec) -> Prepared:
         fit=fit,
         export=export_model,
         evaluate=evaluate,
+        validate=validate,
     )

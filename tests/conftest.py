@@ -37,7 +37,10 @@ def _trained_home(root: Path, frame: Any, *, name: str, target: str) -> dict[str
     csv = root / f"{name}.csv"
     frame.to_csv(csv, index=False)
     factories.cli_json(root, "data", "add", str(csv), "--target", target)
-    result = factories.cli_json(root, "train", name, "--epochs", "2", "--set", "batch_size=32", "--wait")
+    # The network, pinned: these fixtures stand for a run with epochs, curves and a Keras export.
+    result = factories.cli_json(
+        root, "train", name, "--epochs", "2", "--set", "batch_size=32", "--set", "architecture=mlp", "--wait"
+    )
     assert result["status"] == "succeeded", result
     return {"home": root, "run_id": result["run_id"], "csv": csv, "metrics": result["metrics"]}
 

@@ -179,6 +179,8 @@ def test_user_goes_from_a_csv_to_a_prediction_and_reads_the_ui_in_chinese(
     settled(page)
     expect(page.get_by_role("radio", name="Fast")).to_be_checked()
     expect(page.get_by_role("textbox", name="Hidden units (comma-separated layers)")).to_have_value("64")
+    choose(page, "Architecture", "mlp")  # the network, whose epochs this test follows (the default picks a family)
+    settled(page)
     epochs = page.get_by_test_id("stNumberInput").filter(has_text="Epochs (upper bound)").locator("input")
     epochs.fill("3")
     epochs.press("Enter")  # commits the number, as a blur would

@@ -120,7 +120,19 @@ def test_a_run_that_fails_while_waited_for_exits_4_with_one_line_and_no_tracebac
     losses.assign(loss=-losses["loss"]).to_csv(csv, index=False)
     factories.cli_json(home, "data", "add", str(csv), "--target", "loss")
     # A log scale on a negative target: the loss is NaN from the first batch, and the run fails in training.
-    result = factories.cli(home, "train", "losses", "--epochs", "2", "--set", "scale_target=log", "--wait", "--json")
+    result = factories.cli(
+        home,
+        "train",
+        "losses",
+        "--epochs",
+        "2",
+        "--set",
+        "scale_target=log",
+        "--set",
+        "architecture=mlp",
+        "--wait",
+        "--json",
+    )
     out = json.loads(result.stdout)
     assert (result.returncode, out["status"]) == (4, "failed")
     assert result.stderr.splitlines() == [

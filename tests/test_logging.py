@@ -63,8 +63,8 @@ def test_an_unknown_level_falls_back_to_info_and_says_so() -> None:
 def test_the_worker_logs_each_job_claimed_started_and_finished(home: Path, store: Any) -> None:
     _, churn = factories.add_frame(store, factories.churn_frame())
     _, losses = factories.add_frame(store, _losses_frame(), name="losses", target="loss")
-    jobs.start_training(store, version=churn, overrides={"epochs": 1})
-    jobs.start_training(store, version=losses, overrides={"epochs": 2, "scale_target": "log"})
+    jobs.start_training(store, version=churn, overrides={"epochs": 1, "architecture": "mlp"})
+    jobs.start_training(store, version=losses, overrides={"epochs": 2, "scale_target": "log", "architecture": "mlp"})
     result = subprocess.run(
         [sys.executable, "-m", "backend.cli", "--home", str(home), "worker", "--until-idle"],
         cwd=factories.ROOT,

@@ -129,7 +129,7 @@ def _queue_big_run(home: Path, *, epochs: int, batch_size: int) -> int:
     csv = factories.big_churn_csv(home)
     factories.cli_json(home, "data", "add", str(csv), "--target", "churn")
     args = ["--epochs", str(epochs), "--set", "early_stopping=false", "--set", f"batch_size={batch_size}"]
-    return int(factories.cli_json(home, "train", "big", *args)["run_id"])
+    return int(factories.cli_json(home, "train", "big", "--set", "architecture=mlp", *args)["run_id"])
 
 
 def test_cancel_stops_a_running_job_within_seconds(tmp_path) -> None:
@@ -222,7 +222,7 @@ def test_the_worker_keeps_a_child_with_tensorflow_imported_for_the_next_job(tmp_
     worker = factories.start_worker(tmp_path)
     try:
         [waiting] = _wait_for(lambda: _children_with_tensorflow(worker.pid), 120, "a child with TensorFlow imported")
-        out = factories.cli_json(tmp_path, "train", "churn", "--epochs", "1", "--wait")
+        out = factories.cli_json(tmp_path, "train", "churn", "--epochs", "1", "--set", "architecture=mlp", "--wait")
         assert out["status"] == "succeeded"
         _wait_for(lambda: not _alive(waiting), 30, "the job's child to exit with its job")
         [following] = _wait_for(lambda: _children_with_tensorflow(worker.pid), 120, "a child for the next job")
@@ -238,7 +238,7 @@ def test_the_gpu_settings_train_on_the_cpu_when_forced(tmp_path, monkeypatch) ->
     csv = tmp_path / "churn.csv"
     factories.churn_frame().to_csv(csv, index=False)
     factories.cli_json(tmp_path, "data", "add", str(csv), "--target", "churn")
-    out = factories.cli_json(tmp_path, "train", "churn", "--epochs", "1", "--wait")
+    out = factories.cli_json(tmp_path, "train", "churn", "--epochs", "1", "--set", "architecture=mlp", "--wait")
     info = factories.cli_json(tmp_path, "runs", "show", str(out["run_id"]))
     assert out["status"] == "succeeded"
     assert info["device"] == "CPU (GPU settings forced)"
@@ -270,7 +270,7 @@ def test_shuffled_labels_get_a_plain_words_diagnosis(tmp_path) -> None:
     frame.to_csv(csv, index=False)
     home = tmp_path / "home"
     factories.cli_json(home, "data", "add", str(csv), "--name", "shuffled", "--target", "churn")
-    result = factories.cli_json(home, "train", "shuffled", "--epochs", "3", "--wait")
+    result = factories.cli_json(home, "train", "shuffled", "--epochs", "3", "--set", "architecture=mlp", "--wait")
     info = factories.cli_json(home, "runs", "show", str(result["run_id"]))
     assert info["status"] == "succeeded"
     assert {"not_learning", "worse_than_baseline"} & {d["id"] for d in info["diagnostics"]}
@@ -281,6 +281,8 @@ def test_a_learning_rate_of_ten_is_diagnosed_as_exploding(tmp_path) -> None:
     factories.churn_frame().to_csv(csv, index=False)
     home = tmp_path / "home"
     factories.cli_json(home, "data", "add", str(csv), "--target", "churn")
-    factories.cli(home, "train", "churn", "--epochs", "3", "--set", "learning_rate=10", "--wait")
+    factories.cli(
+        home, "train", "churn", "--epochs", "3", "--set", "learning_rate=10", "--set", "architecture=mlp", "--wait"
+    )
     info = factories.cli_json(home, "runs", "show", "1")
     assert (info["status"], [d["id"] for d in info["diagnostics"]][:1]) == ("succeeded", ["exploding"])

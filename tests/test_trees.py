@@ -96,3 +96,20 @@ def test_a_gbt_run_trains_through_the_worker_and_predicts_like_any_table_model(t
     rows = churn_frame(rows=3, seed=4).drop(columns=["churn"]).to_dict("records")
     out = factories.cli_json(home, "predict", str(result["run_id"]), "--row", json.dumps(rows))
     assert [set(p["probabilities"]) for p in out["predictions"]] == [{"no", "yes"}] * 3
+
+
+def test_the_default_for_tables_trains_trees_a_network_and_a_linear_model_and_keeps_the_best(tmp_path: Path) -> None:
+    csv = tmp_path / "churn.csv"
+    churn_frame().to_csv(csv, index=False)
+    home = tmp_path / "home"
+    factories.cli_json(home, "data", "add", str(csv), "--name", "churn", "--target", "churn")
+    result = factories.cli_json(home, "train", "churn", "--epochs", "3", "--wait")
+    info = factories.cli_json(home, "runs", "show", str(result["run_id"]))
+    selection = info["selection"]
+    assert (result["status"], info["spec"]["architecture"], set(selection["scores"])) == (
+        "succeeded",
+        "auto",
+        {"gbt", "mlp", "linear"},
+    )
+    assert selection["winner"] == min(selection["scores"], key=selection["scores"].get)
+    assert selection["metric"] == "log_loss" and info["epochs_done"] >= 1  # the winner's curves

@@ -22,6 +22,10 @@ MESSAGES: dict[str, str] = {
     "task.image-classification": "Image classification",
     "task.text-generation": "Text generation",
     "task.recommendation": "Recommendation",
+    # arch.*
+    "arch.gbt": "gradient-boosted trees",
+    "arch.mlp": "neural network",
+    "arch.linear": "linear model",
     # kind.*
     "kind.numeric": "number",
     "kind.categorical": "category",
@@ -187,6 +191,9 @@ MESSAGES: dict[str, str] = {
     "training.done_cls": "Done: test accuracy {acc:.1%}, ROC AUC {auc:.3f}.",
     "training.done_reg": "Done: test RMSE {rmse:,.3f}, R² {r2:.3f}.",
     "training.done_time": "Took {time} on {device}.",
+    "training.selection": "Chosen on the validation rows: {winner} ({metric} {score:.4g}), ahead of {others}.",
+    "training.selection_other": "{name} {score:.4g}",
+    "training.selection_separator": ", ",
     "training.see_evaluation": "See the evaluation",
     "training.loss": "Loss",
     "training.epoch": "epoch",

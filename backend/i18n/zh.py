@@ -22,6 +22,10 @@ MESSAGES: dict[str, str] = {
     "task.image-classification": "图像分类",
     "task.text-generation": "文本生成",
     "task.recommendation": "推荐",
+    # arch.*
+    "arch.gbt": "梯度提升树",
+    "arch.mlp": "神经网络",
+    "arch.linear": "线性模型",
     # kind.*
     "kind.numeric": "数值",
     "kind.categorical": "类别",
@@ -187,6 +191,9 @@ MESSAGES: dict[str, str] = {
     "training.done_cls": "完成：测试准确率 {acc:.1%}，ROC AUC {auc:.3f}。",
     "training.done_reg": "完成：测试均方根误差 {rmse:,.3f}，R² {r2:.3f}。",
     "training.done_time": "在 {device} 上耗时 {time}。",
+    "training.selection": "在验证集上选出：{winner}（{metric} {score:.4g}），优于 {others}。",
+    "training.selection_other": "{name}（{score:.4g}）",
+    "training.selection_separator": "、",
     "training.see_evaluation": "查看评估结果",
     "training.loss": "损失",
     "training.epoch": "轮次",

@@ -156,6 +156,8 @@ def start_search(
         overrides=overrides,
         override_reason=override_reason,
     )
+    if run["spec"].get("architecture") == "auto":  # a search tunes one family: the default space is the network's
+        run["spec"] = {**run["spec"], "architecture": "mlp"}
     chosen = space or dict(task_info(run["task"]).search_space)
     dims = tuning.parse_space(chosen, defaults=run["spec"])
     return store.create_run(
@@ -258,6 +260,7 @@ def describe(store: Store, run: Run) -> dict[str, Any]:
         "duration_s": round(run.duration_s, 2),
         "error": run.error,
         "diagnostics": run.evaluation.get("diagnostics", []),
+        "selection": run.evaluation.get("selection"),  # architecture=auto: each family's validation score
         "override_reason": run.override_reason,
         "model_name": run.model_name if run.status == "succeeded" else None,
         "model_version": run.model_version if run.status == "succeeded" else None,

@@ -11,6 +11,7 @@ import logging
 import os
 import platform
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
 
     from backend.jobs import diagnostics
     from models import devices
+    from models.task import Choice
     from models.tasks import spec_from_dict, task_info
 
     run_dir = paths.run_dir(run.id)
@@ -86,41 +88,19 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
         prepared = family.prepare(task_data(store, paths=paths, run=run), spec=spec, batch_size=batch)
     except ValueError as exc:  # the family's words for data it cannot train on
         return "failed", {"error": str(exc).splitlines()[0][:500]}
-    (run_dir / "plan.json").write_text(json.dumps(prepared.plan, indent=2, default=str))
-    if prepared.fit is not None:  # trees: no network, no epochs; one call grows them (seconds on a table)
-        net, curves = prepared.fit()
-        if store.cancel_requested(run.id):
-            return "cancelled", {}
-        trained = record_curves(store, run, curves)
+    # 3-4. Model and fit: one family's, or each candidate's and the best of them.
+    strategy = devices.apply(setup)
+    selection: dict[str, Any] = {}
+    if isinstance(prepared, Choice):  # architecture=auto: each candidate trains; the best on validation wins
+        prepared, fitted, selection = choose(
+            store, run, spec, prepared, run_dir=run_dir, batch=batch, strategy=strategy
+        )
     else:
-        assert prepared.build is not None
-        strategy = devices.apply(setup)
-
-        # 3. Model, built under the strategy so its variables live on every replica.
-        with strategy.scope():
-            net = prepared.build()
-
-        # 4. Fit. The reporter writes curves and progress to the DB and carries a cancel request in.
-        reporter, callbacks = fit_callbacks(
-            store, run, spec, run_dir=run_dir, train_examples=prepared.train_examples, batch=batch
-        )
-        history = net.fit(
-            prepared.train,
-            validation_data=prepared.validation,
-            epochs=spec.epochs,
-            callbacks=callbacks,
-            verbose=0,
-            shuffle=False,
-        )
-        trained = reporter.progress(0) | {"fraction": 1.0}  # before export and evaluation, which are not training
-        if reporter.stopped_by_request:
-            return "cancelled", {}
-        if reporter.nan_epoch is not None:
-            return "failed", {
-                "error": f"The loss became NaN or infinite in epoch {reporter.nan_epoch}. Lower the "
-                "learning_rate (e.g. 0.0001) or check the data for extreme values."
-            }
-        curves = {k: [float(v) for v in values] for k, values in history.history.items()}
+        (run_dir / "plan.json").write_text(json.dumps(prepared.plan, indent=2, default=str))
+        fitted = fit(store, run, spec, prepared, run_dir=run_dir, batch=batch, strategy=strategy)
+    if fitted.outcome is not None:
+        return fitted.outcome
+    net, curves, trained = fitted.model, fitted.curves, fitted.progress
 
     # 5. Export in TensorFlow Serving's layout, then evaluate what was exported (plain TensorFlow, raw inputs).
     version = store.get_version(run.version_id)
@@ -133,6 +113,8 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
     prepared.export(net, export_dir)
     scores, details = prepared.evaluate(export_dir)
     details["plan"] = prepared.plan
+    if selection:
+        details["selection"] = selection
     details["diagnostics"] = diagnostics.diagnose(
         curves,
         task=run.task,
@@ -142,6 +124,89 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
         learning_rate=spec.learning_rate,
     )
     return "succeeded", {"metrics": scores, "evaluation": details, "progress": trained}
+
+
+@dataclass
+class Fitted:
+    """A trained model with its curves and final progress, or `outcome`: why the run ends here instead."""
+
+    model: Any = None
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    progress: dict[str, Any] = field(default_factory=dict)
+    outcome: tuple[str, dict[str, Any]] | None = None
+
+
+def fit(store: Store, run: Run, spec: Any, prepared: Any, *, run_dir: Path, batch: int, strategy: Any) -> Fitted:
+    """Train one family's model: in one call (trees), or Keras' fit with the engine's callbacks (networks)."""
+    if prepared.fit is not None:  # trees: no network, no epochs; one call grows them (seconds on a table)
+        model, curves = prepared.fit()
+        if store.cancel_requested(run.id):
+            return Fitted(outcome=("cancelled", {}))
+        return Fitted(model, curves, record_curves(store, run, curves))
+    assert prepared.build is not None
+    with strategy.scope():  # built under the strategy, so its variables live on every replica
+        net = prepared.build()
+    # The reporter writes curves and progress to the DB and carries a cancel request in.
+    reporter, callbacks = fit_callbacks(
+        store, run, spec, run_dir=run_dir, train_examples=prepared.train_examples, batch=batch
+    )
+    history = net.fit(
+        prepared.train,
+        validation_data=prepared.validation,
+        epochs=spec.epochs,
+        callbacks=callbacks,
+        verbose=0,
+        shuffle=False,
+    )
+    if reporter.stopped_by_request:
+        return Fitted(outcome=("cancelled", {}))
+    if reporter.nan_epoch is not None:
+        error = (
+            f"The loss became NaN or infinite in epoch {reporter.nan_epoch}. Lower the "
+            "learning_rate (e.g. 0.0001) or check the data for extreme values."
+        )
+        return Fitted(outcome=("failed", {"error": error}))
+    curves = {k: [float(v) for v in values] for k, values in history.history.items()}
+    return Fitted(net, curves, reporter.progress(0) | {"fraction": 1.0})  # before export and evaluation
+
+
+def choose(
+    store: Store, run: Run, spec: Any, choice: Any, *, run_dir: Path, batch: int, strategy: Any
+) -> tuple[Any, Fitted, dict[str, Any]]:
+    """Train every candidate family on the same split; the one whose export scores best on validation wins.
+
+    Each candidate is exported and scored on the validation rows (what is served is what is judged); a
+    candidate that fails (a loss gone NaN) drops out. The run keeps the winner's curves. Returns the winner's
+    family data, its fit and the selection (metric, each candidate's score, the winner); a fit whose `outcome`
+    ends the run instead when it is cancelled or every candidate fails.
+    """
+    import shutil
+
+    scores: dict[str, float] = {}
+    failures: dict[str, str] = {}
+    best: tuple[float, str, Any, Fitted] | None = None
+    for name, candidate in choice.candidates.items():
+        folder = run_dir / "candidates" / name  # its own backups and logs: a resumed run must not mix them
+        fitted = fit(store, run, spec, candidate, run_dir=folder, batch=batch, strategy=strategy)
+        if fitted.outcome is not None and fitted.outcome[0] == "cancelled":
+            return None, fitted, {}
+        if fitted.outcome is not None:
+            failures[name] = fitted.outcome[1].get("error", "")
+            continue
+        candidate.export(fitted.model, folder / "export")
+        scores[name] = candidate.validate(folder / "export")
+        shutil.rmtree(folder / "export")
+        if best is None or scores[name] < best[0]:
+            best = (scores[name], name, candidate, fitted)
+    if best is None:
+        error = "; ".join(f"{name}: {error}" for name, error in failures.items())
+        return None, Fitted(outcome=("failed", {"error": error})), {}
+    _, winner, prepared, fitted = best
+    store.clear_metrics(run.id)  # the curves shown are the winner's
+    fitted.progress = record_curves(store, run, fitted.curves)
+    (run_dir / "plan.json").write_text(json.dumps(prepared.plan, indent=2, default=str))
+    selection = {"metric": choice.metric, "scores": scores, "winner": winner, "failed": failures}
+    return prepared, fitted, selection
 
 
 CURVE_POINTS = 100  # a forest's curves are kept at this many points at most (one per tree is up to thousands)

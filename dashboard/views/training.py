@@ -206,6 +206,19 @@ def search_view(run) -> None:
     st.dataframe(table.rename(columns=trial_column), hide_index=True, width="stretch")
 
 
+def selection_text(selection: dict) -> str:
+    """Which family `architecture=auto` kept, and how the others scored on the validation rows."""
+    scores, winner = selection["scores"], selection["winner"]
+    others = [t("training.selection_other", name=t(f"arch.{n}"), score=v) for n, v in scores.items() if n != winner]
+    return t(
+        "training.selection",
+        winner=t(f"arch.{winner}"),
+        metric=t(f"metric.{selection['metric']}"),
+        score=scores[winner],
+        others=t("training.selection_separator").join(others) or "—",
+    )
+
+
 def trial_column(name: str) -> str:
     """A trial table's column in the reader's words: a hyperparameter's short name, a metric, run or status."""
     for key in (f"hp.{name}", f"metric.{name}", f"runs.{name}"):
@@ -277,6 +290,8 @@ def status_view(run, buttons) -> None:
         st.info(t("training.cancelled", epochs=run.epochs_done))
     elif run.status == "succeeded":
         st.success(headline(run) + " " + t("training.done_time", time=duration(run.duration_s), device=run.device))
+        if selection := run.evaluation.get("selection"):
+            st.caption(selection_text(selection))
         for finding in run.evaluation.get("diagnostics", []):
             st.warning(t(f"diagnosis.{finding['id']}", **finding["params"]), icon=":material/troubleshoot:")
         if "search" not in run.spec:

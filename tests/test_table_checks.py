@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from backend import i18n as messages
+from backend.data import SAMPLES
 from backend.quality import gate as quality
 from backend.quality import tables as table_checks
 from backend.quality.common import CheckResult, Context, remedy, result
@@ -198,6 +199,28 @@ def test_equal_features_with_different_numeric_targets_are_noise_not_conflicts()
     frame = factories.price_frame()
     frame = pd.concat([frame, frame.iloc[[3]].assign(price=lambda f: f["price"] + 100)], ignore_index=True)
     assert check("conflicting_labels", frame, "price", "regression").key == "check.conflicting_labels.na"
+
+
+def test_a_column_far_better_alone_than_a_model_on_the_others_is_a_leak() -> None:
+    """A status recorded after the fact, right 88 times in 100: under the absolute bar, far above the rest."""
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame({f"f{i}": rng.normal(size=2000) for i in range(4)})
+    chance = 1 / (1 + np.exp(-(0.4 * frame["f0"] + 0.3 * frame["f1"])))
+    frame["label"] = np.where(rng.random(2000) < chance, "yes", "no")
+    flipped = np.where(frame["label"] == "yes", "no", "yes")
+    frame["status"] = np.where(rng.random(2000) < 0.88, frame["label"], flipped)
+    leak = check("target_leakage", frame)
+    assert (leak.passed, leak.key, leak.evidence["columns"]) == (False, "check.target_leakage.relative", ["status"])
+    assert leak.evidence["compared"]["alone"] - leak.evidence["compared"]["others"] >= 0.15
+
+
+@pytest.mark.parametrize("name", ["breast-cancer", "wine", "telco-churn", "diamonds", "penguins"])
+def test_no_sample_table_is_flagged_as_leaking(name: str) -> None:
+    """Strong honest columns (a tumour's size, a diamond's carat) score well alone and with the others alike."""
+    sample = SAMPLES[name]
+    frame = sample.load()
+    task = "regression" if sample.task == "regression" else "classification"
+    assert check("target_leakage", frame, target=sample.target, task=task).passed
 
 
 def test_an_integer_sequence_is_an_id_column() -> None:

@@ -55,6 +55,11 @@ IMBALANCE_RATIO = 0.1  # smallest class under 10% of the largest…
 IMBALANCE_SHARE = 0.05  # …or under 5% of the rows (and under half of a fair share, for many classes)
 LEAK_SCORE = 0.98  # one column alone scores this (balanced accuracy or R², out of fold): a leak
 LEAK_SAMPLE = 50_000
+# Relative to the data: a column whose score alone is at least LEAK_FLOOR (classification: balanced accuracy;
+# regression: R²) and LEAK_MARGIN above a quick model on every other column gives the answer away too.
+LEAK_FLOOR = {"classification": 0.75, "regression": 0.5}
+LEAK_MARGIN = 0.15
+LEAK_MODEL_ROWS = 10_000  # rows the model on the other columns sees (out of fold)
 LEAK_BINS = 64  # a numeric column is cut into this many quantile bins, like a depth-6 tree
 LEAK_MAX_CLASSES = 50  # the most common classes are told apart; the rest count as one
 FOLDS = 5
@@ -333,6 +338,23 @@ def target_leakage(ctx: Context) -> CheckResult:
     top = dict(sorted(scores.items(), key=lambda kv: -kv[1])[:10])
     leaking = [name for name, score in top.items() if score >= LEAK_SCORE]
     evidence = {"scores": top, "metric": metric, "threshold": LEAK_SCORE, "sampled_rows": len(sample)}
+    best, alone = next(iter(top.items()), (None, 0.0))
+    if not leaking and best is not None and alone >= LEAK_FLOOR[task or "classification"]:
+        others = _score_without(sample, str(target), best, encoded, folds, n_classes)
+        evidence["compared"] = {"column": best, "alone": alone, "others": others, "margin": LEAK_MARGIN}
+        if others is not None and alone - others >= LEAK_MARGIN:
+            return result(
+                "target_leakage",
+                "blocker",
+                False,
+                "relative",
+                evidence | {"columns": [best]},
+                remedy=remedy("drop_columns", columns=[best]),
+                target=target,
+                name=best,
+                alone=alone,
+                others=others,
+            )
     if leaking:
         return result(
             "target_leakage",
@@ -346,6 +368,37 @@ def target_leakage(ctx: Context) -> CheckResult:
             names=listed(leaking),
         )
     return result("target_leakage", "blocker", True, "ok", evidence, target=target)
+
+
+def _score_without(
+    sample: pd.DataFrame, target: str, column: str, y: np.ndarray, folds: np.ndarray, classes: int
+) -> float | None:
+    """Out-of-fold score of a quick gradient-boosting model on every column but `column` and the target.
+
+    The folds and the metric are the one-column scores'; None when there is no other column to learn from.
+    """
+    rest = [name for name, role in _roles(sample, target).items() if role in ("numeric", "categorical")]
+    rest = [name for name in rest if name != column]
+    if not rest:
+        return None
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from threadpoolctl import threadpool_limits
+
+    rows = np.flatnonzero(np.arange(len(sample)) < LEAK_MODEL_ROWS)
+    matrix, categorical = _model_matrix(sample[rest].iloc[rows], rest, max_categories=LABEL_BINS)
+    y, folds = y[rows], folds[rows]
+    kind = HistGradientBoostingClassifier if classes else HistGradientBoostingRegressor
+    predicted = np.empty(len(rows), dtype="float64")
+    with threadpool_limits(1):  # see label_errors: spinning OpenMP threads slow a busy machine down
+        for fold in range(FOLDS):
+            test = folds == fold
+            model = kind(max_iter=50, max_bins=LABEL_BINS, categorical_features=categorical, random_state=SEED)
+            predicted[test] = model.fit(matrix[~test], y[~test]).predict(matrix[test])
+    if classes:
+        recalls = [np.mean(predicted[y == c] == c) for c in range(classes) if np.any(y == c)]
+        return round(float(np.mean(recalls)), 4)
+    total_ss = float(((y - y.mean()) ** 2).sum())
+    return round(1.0 - float(((y - predicted) ** 2).sum()) / total_ss, 4) if total_ss > 0 else 0.0
 
 
 def missing_values(ctx: Context) -> CheckResult:

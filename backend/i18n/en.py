@@ -392,7 +392,7 @@ MESSAGES: dict[str, str] = {
     "check.target_leakage.na": "Not checked: there is no usable target.",
     "check.target_leakage.ok": "No single column predicts '{target}' on its own.",
     "check.target_leakage.fail": "Columns that alone predict '{target}' almost perfectly ({n}): {names}.",
-    "check.target_leakage.relative": "'{name}' alone predicts '{target}' far better ({alone:.2f}) than a model on every other column ({others:.2f}): it likely holds the answer.",
+    "check.target_leakage.relative": "'{name}' alone predicts '{target}' far better ({alone:.2f}) than a model on every other column ({others:.2f}), and they add nothing to it: it likely holds the answer.",
     "check.target_leakage.why": "A column that gives the answer away is usually recorded after the fact (a cancellation date for churn, a copy or code of the target). The model learns to read it, every metric looks excellent, and the model fails on new data, where that column is not known yet.",
     "check.target_leakage.fix": "Drop the column, unless it will really be known when the prediction is made.",
     "check.conflicting_labels.title": "Conflicting labels",

@@ -392,7 +392,7 @@ MESSAGES: dict[str, str] = {
     "check.target_leakage.na": "未检查：没有可用的目标列。",
     "check.target_leakage.ok": "没有哪一列能单独预测出“{target}”。",
     "check.target_leakage.fail": "有 {n} 列单独就几乎能完美预测“{target}”：{names}。",
-    "check.target_leakage.relative": "“{name}”单独预测“{target}”的效果（{alone:.2f}）远好于用其余所有列训练的模型（{others:.2f}）：它很可能包含了答案。",
+    "check.target_leakage.relative": "“{name}”单独预测“{target}”的效果（{alone:.2f}）远好于用其余所有列训练的模型（{others:.2f}），且其余列对它毫无补充：它很可能包含了答案。",
     "check.target_leakage.why": "能直接透露答案的列，通常是事后才记录的信息（例如流失预测中的退订日期，或目标列的副本、编码）。模型会学会直接读取它，各项指标看起来都很出色，但在新数据上会失效，因为预测时这一列还不知道。",
     "check.target_leakage.fix": "删除该列，除非在做预测时它确实已经可知。",
     "check.conflicting_labels.title": "标签冲突",

@@ -55,10 +55,13 @@ IMBALANCE_RATIO = 0.1  # smallest class under 10% of the largest…
 IMBALANCE_SHARE = 0.05  # …or under 5% of the rows (and under half of a fair share, for many classes)
 LEAK_SCORE = 0.98  # one column alone scores this (balanced accuracy or R², out of fold): a leak
 LEAK_SAMPLE = 50_000
-# Relative to the data: a column whose score alone is at least LEAK_FLOOR (classification: balanced accuracy;
-# regression: R²) and LEAK_MARGIN above a quick model on every other column gives the answer away too.
+# Relative to the data: a column gives the answer away too when its score alone is at least LEAK_FLOOR
+# (classification: balanced accuracy; regression: R²) and LEAK_MARGIN above a quick model on every other column,
+# and those columns add less than LEAK_ADDED to it. An honest strong column (a contract, a tenure) leaves the
+# others something to add; a copy of the answer recorded after the fact leaves them nothing.
 LEAK_FLOOR = {"classification": 0.75, "regression": 0.5}
 LEAK_MARGIN = 0.15
+LEAK_ADDED = 0.02
 LEAK_MODEL_ROWS = 10_000  # rows the model on the other columns sees (out of fold)
 LEAK_BINS = 64  # a numeric column is cut into this many quantile bins, like a depth-6 tree
 LEAK_MAX_CLASSES = 50  # the most common classes are told apart; the rest count as one
@@ -340,9 +343,13 @@ def target_leakage(ctx: Context) -> CheckResult:
     evidence = {"scores": top, "metric": metric, "threshold": LEAK_SCORE, "sampled_rows": len(sample)}
     best, alone = next(iter(top.items()), (None, 0.0))
     if not leaking and best is not None and alone >= LEAK_FLOOR[task or "classification"]:
-        others = _score_without(sample, str(target), best, encoded, folds, n_classes)
-        evidence["compared"] = {"column": best, "alone": alone, "others": others, "margin": LEAK_MARGIN}
-        if others is not None and alone - others >= LEAK_MARGIN:
+        rest = [n for n, role in _roles(sample, target).items() if role in ("numeric", "categorical") and n != best]
+        alone = _model_score(sample, [best], encoded, folds, n_classes) or 0.0  # the same model for all three
+        others = _model_score(sample, rest, encoded, folds, n_classes)
+        together = _model_score(sample, [*rest, best], encoded, folds, n_classes)
+        evidence["compared"] = {"column": best, "alone": alone, "others": others, "together": together}
+        added = None if together is None else together - alone  # what the other columns add to it
+        if others is not None and added is not None and alone - others >= LEAK_MARGIN and added < LEAK_ADDED:
             return result(
                 "target_leakage",
                 "blocker",
@@ -370,22 +377,20 @@ def target_leakage(ctx: Context) -> CheckResult:
     return result("target_leakage", "blocker", True, "ok", evidence, target=target)
 
 
-def _score_without(
-    sample: pd.DataFrame, target: str, column: str, y: np.ndarray, folds: np.ndarray, classes: int
+def _model_score(
+    sample: pd.DataFrame, columns: list[str], y: np.ndarray, folds: np.ndarray, classes: int
 ) -> float | None:
-    """Out-of-fold score of a quick gradient-boosting model on every column but `column` and the target.
+    """Out-of-fold score of a quick gradient-boosting model on `columns` (None when there are none).
 
-    The folds and the metric are the one-column scores'; None when there is no other column to learn from.
+    The folds and the metric are the one-column scores'.
     """
-    rest = [name for name, role in _roles(sample, target).items() if role in ("numeric", "categorical")]
-    rest = [name for name in rest if name != column]
-    if not rest:
+    if not columns:
         return None
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from threadpoolctl import threadpool_limits
 
     rows = np.flatnonzero(np.arange(len(sample)) < LEAK_MODEL_ROWS)
-    matrix, categorical = _model_matrix(sample[rest].iloc[rows], rest, max_categories=LABEL_BINS)
+    matrix, categorical = _model_matrix(sample[columns].iloc[rows], columns, max_categories=LABEL_BINS)
     y, folds = y[rows], folds[rows]
     kind = HistGradientBoostingClassifier if classes else HistGradientBoostingRegressor
     predicted = np.empty(len(rows), dtype="float64")

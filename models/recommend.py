@@ -433,7 +433,7 @@ def export(
 ) -> None:
     """Write a SavedModel whose signatures take raw string ids.
 
-    `serving_default`: user tf.string [None] -> items tf.string [None, k] (best first), scores float32
+    `serving_default`: user tf.string [None] -> items tf.string [None, k] (highest score first), scores float32
     [None, k], known bool [None]. `rating`: user, item tf.string [None] -> rating float32 [None].
     """
     layer: Factorization = model.get_layer("recommender")
@@ -482,6 +482,9 @@ def export(
         best_scores = tf.where(known[:, None], best_scores, tf.tile(pop_scores, [n, 1]))
         # 5. A user who has seen nearly everything gets "" (score 0) in the places left over.
         filled = ~known[:, None] | tf.math.is_finite(best_rank)
+        # 6. The k chosen, listed by the score shown (the explicit ranking also weighs popularity, not shown).
+        order = tf.argsort(tf.where(filled, best_scores, -np.inf), axis=1, direction="DESCENDING", stable=True)
+        best, best_scores, filled = (tf.gather(x, order, batch_dims=1) for x in (best, best_scores, filled))
         return {
             "items": tf.where(filled, tf.gather(item_ids, best), ""),
             "scores": tf.where(filled, bounded(best_scores), 0.0),
@@ -493,7 +496,7 @@ def export(
     )
     def rate(user: tf.Tensor, item: tf.Tensor) -> dict[str, tf.Tensor]:
         u, i = users(user), items(item)
-        # 6. An unknown user is scored by the item side alone (the item's mean); an unknown item gets the offset
+        # 7. An unknown user is scored by the item side alone (the item's mean); an unknown item gets the offset
         # (the global mean).
         use_user = (u > 0) & (i > 0)
         use_item = i > 0

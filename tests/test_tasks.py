@@ -179,3 +179,15 @@ def test_a_task_that_does_not_fit_the_data_is_refused_in_one_line(trained: dict[
         "error: 'ratings' is ratings data, which trains recommendation; not image-classification. "
         "Pick one of those, or change the data kind on the Data page.",
     )
+
+
+def test_the_playground_knows_which_recommended_items_were_held_out(trained: dict[str, Any], monkeypatch) -> None:
+    """Recommended items the user rated can only be held-out ones: the Playground shows their real rating."""
+    from backend import playground
+    from db import open_store
+
+    monkeypatch.setenv("MODELDECK_HOME", str(trained["home"]))
+    store = open_store(f"sqlite:///{trained['home'] / 'modeldeck.db'}")
+    run = store.get_run(trained["runs"]["recommendation"]["run_id"])
+    expected = factories.ratings_frame().query("user_id == 'u1'")
+    assert playground.user_ratings(store, run, "u1") == dict(zip(expected["item_id"], expected["rating"], strict=True))

@@ -347,6 +347,7 @@ MESSAGES: dict[str, str] = {
     "playground.rank": "#",
     "playground.item": "item",
     "playground.score": "predicted score",
+    "playground.held_out": "held out for evaluation: the user's rating",
     "playground.recommended": "Recommended, not seen before",
     "playground.history": "What this user rated",
     "playground.h_item": "item",

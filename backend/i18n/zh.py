@@ -347,6 +347,7 @@ MESSAGES: dict[str, str] = {
     "playground.rank": "#",
     "playground.item": "物品",
     "playground.score": "预测得分",
+    "playground.held_out": "留作评估：该用户的实际评分",
     "playground.recommended": "推荐（未看过的）",
     "playground.history": "该用户评过分的物品",
     "playground.h_item": "物品",

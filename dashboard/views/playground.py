@@ -170,11 +170,13 @@ def recommendation_form() -> None:
     if not prediction["known"]:
         st.info(t("playground.cold_start", user=user))
     names = playground.item_names(store(), run)
+    had = playground.user_ratings(store(), run, str(user))  # a recommended one was held out for evaluation
     picks = pd.DataFrame(
         {
             t("playground.rank"): range(1, len(prediction["items"]) + 1),
             t("playground.item"): [names.get(i, i) for i in prediction["items"]],
             t("playground.score"): prediction["scores"],
+            t("playground.held_out"): [had.get(i, "") if i in had else "" for i in prediction["items"]],
         }
     )
     history = playground.user_history(store(), run, str(user))

@@ -8,7 +8,7 @@ import pytest
 from backend import data
 from backend.data import datasets
 from backend.errors import BadInput
-from backend.quality import fixes
+from backend.quality import fixes, gate
 from tests import factories
 
 
@@ -70,6 +70,7 @@ def test_relabelling_makes_a_version_and_compare_counts_the_relabelled_rows(stor
         "rows_relabelled": 3,
         "columns_removed": [],
         "columns_added": [],
+        "columns_retyped": [],
     }
 
 
@@ -107,3 +108,38 @@ def test_a_column_of_numbers_with_stray_text_is_made_numeric(store) -> None:
     charges = datasets.load_frame(child)["charges"]
     assert (pd.api.types.is_numeric_dtype(charges), int(charges.isna().sum())) == (True, 3)
     assert data.note_text(child) == "Made charges numeric; 3 values that were not numbers are now missing."
+
+
+def test_amounts_written_with_currency_signs_are_offered_as_numbers_and_parsed_not_dropped(store) -> None:
+    """`$175.07` made a category, and "make numeric" turned every amount into a missing value."""
+    frame = factories.churn_frame()
+    frame["charges"] = [f"${v:,.2f}" for v in frame["charges"] * 100]  # "$3,637.00"
+    parent = factories.add_frame(store, frame)[1]
+    report = gate.check_version(store, version=parent)
+    check = next(c for c in report.checks if c.id == "mixed_types")
+    assert (check.passed, check.key, check.remedy.action) == (False, "check.mixed_types.formatted", "coerce_numeric")
+    child = fixes.apply_check_fix(store, version=parent, check_id="mixed_types")
+    charges = datasets.load_frame(child)["charges"]
+    assert charges.round(2).tolist() == (factories.churn_frame()["charges"] * 100).round(2).tolist()
+    diff = fixes.compare_versions(parent, child)  # the same rows, one column retyped: not 240 removed and added
+    assert (diff["rows_removed"], diff["rows_added"], diff["columns_retyped"]) == (0, 0, ["charges"])
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("$175.07", 175.07),
+        ("1,234.5", 1234.5),
+        ("€ 12", 12.0),
+        ("12.5%", 0.125),
+        ("(1,200)", -1200.0),
+        ("USD 1,000,000", 1e6),
+        ("-3.5 %", -0.035),
+        ("n/a", None),
+        ("1,23", None),
+        ("12 apples", None),
+    ],
+)
+def test_formatted_numbers_parse_and_words_do_not(text: str, number: float | None) -> None:
+    parsed = data.parse_numbers(pd.Series([text]))[0]
+    assert (None if pd.isna(parsed) else round(parsed, 6)) == number

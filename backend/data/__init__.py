@@ -31,6 +31,7 @@ from backend.data.datasets import (
 from backend.data.images import INDEX_COLUMNS, SIGNATURE_SIDE, ImageSet, images_to_predict, thumbnail
 from backend.data.ingest import Limits, TableRead
 from backend.data.kinds import KINDS, roles
+from backend.data.numbers import parse_numbers
 from backend.data.samples import SAMPLES, Sample
 from db import Dataset, DatasetVersion  # the records the wing returns, for callers' type hints
 
@@ -57,6 +58,7 @@ __all__ = [
     "images_to_predict",
     "load_frame",
     "note_text",
+    "parse_numbers",
     "profile",
     "read_table",
     "resolve",

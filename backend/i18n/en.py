@@ -109,6 +109,7 @@ MESSAGES: dict[str, str] = {
     "data.rows_added": "Rows added",
     "data.rows_relabelled": "Rows relabelled",
     "data.columns_removed": "Columns removed",
+    "data.columns_retyped": "Same rows; the type of these columns changed (e.g. text made numeric): {names}.",
     # quality.*
     "quality.title": "Quality check",
     "quality.verdict.pass": "{name} passes the quality gate.",
@@ -410,6 +411,7 @@ MESSAGES: dict[str, str] = {
     "check.mixed_types.title": "Numbers mixed with text",
     "check.mixed_types.ok": "No column mixes numbers and text.",
     "check.mixed_types.fail": "Columns mixing numbers and text ({n}): {names}.",
+    "check.mixed_types.formatted": "Numbers written as text, with currency signs, thousands separators or percent signs ({n}): {names}.",
     "check.mixed_types.why": "A few text entries such as 'n/a' or 'unknown' in a column of numbers turn the whole column into text: the model then treats 12 and 13 as unrelated labels instead of nearby amounts.",
     "check.mixed_types.fix": "Replace the text entries with empty cells (or the right numbers) in the source file, so the column is read as numbers, and upload it again.",
     "check.class_imbalance.title": "Class balance",

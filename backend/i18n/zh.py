@@ -109,6 +109,7 @@ MESSAGES: dict[str, str] = {
     "data.rows_added": "新增的行",
     "data.rows_relabelled": "改标的行",
     "data.columns_removed": "删除的列",
+    "data.columns_retyped": "行未变；以下列的类型发生了变化（例如文本转为数字）：{names}。",
     # quality.*
     "quality.title": "质量检查",
     "quality.verdict.pass": "{name} 通过了质量门禁。",
@@ -410,6 +411,7 @@ MESSAGES: dict[str, str] = {
     "check.mixed_types.title": "数字与文字混杂",
     "check.mixed_types.ok": "没有数字与文字混杂的列。",
     "check.mixed_types.fail": "有 {n} 列数字与文字混杂：{names}。",
+    "check.mixed_types.formatted": "以文本形式书写的数字（带货币符号、千位分隔符或百分号），共 {n} 列：{names}。",
     "check.mixed_types.why": "数字列中只要混入少量“n/a”“未知”之类的文字，整列就会被当作文字处理：模型会把 12 和 13 看成毫不相干的标签，而不是相近的数量。",
     "check.mixed_types.fix": "在源文件中把这些文字改为空白（或正确的数字），让该列按数字读取，然后重新上传。",
     "check.class_imbalance.title": "类别是否均衡",

@@ -76,7 +76,7 @@ def _coerce_numeric(frame: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.Dat
     frame = frame.copy()
     cleared = 0
     for name in _columns(frame, params):
-        numbers = pd.to_numeric(frame[name], errors="coerce")
+        numbers = data.parse_numbers(frame[name])  # "$1,234.50" becomes 1234.5, not a missing value
         cleared += int((frame[name].notna() & numbers.isna()).sum())
         frame[name] = numbers
     return (
@@ -187,7 +187,14 @@ def compare_versions(old: DatasetVersion, new: DatasetVersion) -> dict[str, Any]
         if "file" in a.columns and "file" in b.columns
         else [c for c in a.columns if c in b.columns and c != target]
     )  # an image is its file
-    key_a, key_b = _row_keys(a, shared), _row_keys(b, shared)
+    # A column whose type changed (text made numeric) holds the same cells written differently: it is not part
+    # of a row's identity, or every row would count as removed and added again. It is listed on its own.
+    retyped = [c for c in shared if c != "file" and a[c].dtype.kind != b[c].dtype.kind]
+    keys = [c for c in shared if c not in retyped]
+    if not keys and len(a) == len(b):  # nothing else to match on: the rows are where they were
+        key_a = key_b = pd.Series(range(len(a)))
+    else:
+        key_a, key_b = _row_keys(a, keys), _row_keys(b, keys)
     counts_a, counts_b = key_a.value_counts(), key_b.value_counts()
     diff = counts_a.sub(counts_b, fill_value=0)
     relabelled = 0
@@ -204,6 +211,7 @@ def compare_versions(old: DatasetVersion, new: DatasetVersion) -> dict[str, Any]
         "rows_relabelled": relabelled,
         "columns_removed": [c for c in a.columns if c not in b.columns],
         "columns_added": [c for c in b.columns if c not in a.columns],
+        "columns_retyped": retyped,
     }
 
 

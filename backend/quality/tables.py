@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backend import data
 from backend.quality.common import (
     EXAMPLES,
     MAX_REMEDY_ROWS,
@@ -523,11 +524,16 @@ def mixed_types(ctx: Context) -> CheckResult:
         if role not in ("categorical", "id"):
             continue
         some = sample[name].dropna()
-        if not len(some) or pd.to_numeric(some, errors="coerce").notna().mean() < MIXED_MIN_NUMBER_SHARE:
+        if not len(some) or data.parse_numbers(some).notna().mean() < MIXED_MIN_NUMBER_SHARE:
             continue
         counts = frame[name].value_counts()
-        is_number = pd.to_numeric(counts.index.to_series(), errors="coerce").notna().to_numpy()
+        values = counts.index.to_series()
+        is_number = data.parse_numbers(values).notna().to_numpy()
+        formatted = is_number & pd.to_numeric(values, errors="coerce").isna().to_numpy()  # "$1,234.50", "12%"
         numbers, others = int(counts[is_number].sum()), int(counts[~is_number].sum())
+        if not others and formatted.any():
+            columns[name] = {"numbers": numbers, "other": 0, "number_examples": [str(v) for v in values[formatted][:5]]}
+            continue
         if not others or numbers < MIXED_MIN_NUMBER_SHARE * (numbers + others):
             continue
         columns[name] = {
@@ -551,7 +557,7 @@ def mixed_types(ctx: Context) -> CheckResult:
         "mixed_types",
         "warning",
         False,
-        "fail",
+        "fail" if any(c["other"] for c in columns.values()) else "formatted",
         evidence,
         remedy=remedy("coerce_numeric", columns=names),
         n=len(names),

@@ -63,6 +63,8 @@ def show_versions() -> None:
         d.metric(
             t("data.columns_removed"), len(diff["columns_removed"]), help=", ".join(diff["columns_removed"]) or None
         )
+        if diff["columns_retyped"]:
+            st.caption(t("data.columns_retyped", names=", ".join(diff["columns_retyped"])))
 
 
 st.title(t("data.title"))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -84,29 +86,46 @@ def _plan_of(prepared) -> trees.tabular.Plan:
     return trees.tabular.Plan(**{k: v for k, v in prepared.plan.items() if k != "architecture"})
 
 
-def test_a_gbt_run_trains_through_the_worker_and_predicts_like_any_table_model(tmp_path: Path) -> None:
-    csv = tmp_path / "churn.csv"
-    churn_frame().to_csv(csv, index=False)
-    home = tmp_path / "home"
-    factories.cli_json(home, "data", "add", str(csv), "--name", "churn", "--target", "churn")
-    result = factories.cli_json(home, "train", "churn", "--set", "architecture=gbt", "--set", "num_trees=40", "--wait")
-    info = factories.cli_json(home, "runs", "show", str(result["run_id"]))
-    assert (result["status"], info["spec"]["architecture"]) == ("succeeded", "gbt"), result
-    assert result["metrics"]["accuracy"] > 0.6 and 0 < info["epochs_done"] <= 40  # one curve point per tree
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One home, one worker: a gbt run and a run on the tables' default (auto), as `runs show` reports them."""
+    root = tmp_path_factory.mktemp("trees")
+    home = root / "home"
+    churn_frame().to_csv(root / "churn.csv", index=False)
+    factories.cli_json(home, "data", "add", str(root / "churn.csv"), "--name", "churn", "--target", "churn")
+    worker = factories.start_worker(home)
+    try:
+        gbt = factories.cli_json(home, "train", "churn", "--set", "architecture=gbt", "--set", "num_trees=40")
+        auto = factories.cli_json(home, "train", "churn", "--epochs", "3")
+        shown = {name: _finished(home, run["run_id"]) for name, run in (("gbt", gbt), ("auto", auto))}
+    finally:
+        factories.stop_process(worker)
+    return {"home": home, **shown}
+
+
+def _finished(home: Path, run_id: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        info = factories.cli_json(home, "runs", "show", str(run_id))
+        if info["status"] in ("succeeded", "failed", "cancelled", "interrupted"):
+            return info
+        time.sleep(0.5)
+    raise AssertionError(f"run {run_id} did not finish")
+
+
+def test_a_gbt_run_trains_through_the_worker_and_predicts_like_any_table_model(runs: dict[str, Any]) -> None:
+    info = runs["gbt"]
+    assert (info["status"], info["spec"]["architecture"]) == ("succeeded", "gbt"), info
+    assert info["metrics"]["accuracy"] > 0.6 and 0 < info["epochs_done"] <= 40  # one curve point per tree
     rows = churn_frame(rows=3, seed=4).drop(columns=["churn"]).to_dict("records")
-    out = factories.cli_json(home, "predict", str(result["run_id"]), "--row", json.dumps(rows))
+    out = factories.cli_json(runs["home"], "predict", str(info["run_id"]), "--row", json.dumps(rows))
     assert [set(p["probabilities"]) for p in out["predictions"]] == [{"no", "yes"}] * 3
 
 
-def test_the_default_for_tables_trains_trees_a_network_and_a_linear_model_and_keeps_the_best(tmp_path: Path) -> None:
-    csv = tmp_path / "churn.csv"
-    churn_frame().to_csv(csv, index=False)
-    home = tmp_path / "home"
-    factories.cli_json(home, "data", "add", str(csv), "--name", "churn", "--target", "churn")
-    result = factories.cli_json(home, "train", "churn", "--epochs", "3", "--wait")
-    info = factories.cli_json(home, "runs", "show", str(result["run_id"]))
+def test_the_default_for_tables_trains_trees_a_network_and_a_linear_model_and_keeps_the_best(runs) -> None:
+    info = runs["auto"]
     selection = info["selection"]
-    assert (result["status"], info["spec"]["architecture"], set(selection["scores"])) == (
+    assert (info["status"], info["spec"]["architecture"], set(selection["scores"])) == (
         "succeeded",
         "auto",
         {"gbt", "mlp", "linear"},

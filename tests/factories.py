@@ -252,3 +252,14 @@ def pipeline_slowdowns(ds: Any) -> list[str]:
     if ds.options().autotune.enabled is not False:
         found.add("tf.data's autotuner is on")
     return sorted(found)
+
+
+def finished_run(home: Path, run_id: int, timeout: float = 600) -> dict[str, Any]:
+    """`runs show --json` of a run once it has ended (succeeded, failed, cancelled or interrupted)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = cli_json(home, "runs", "show", str(run_id))
+        if info["status"] in ("succeeded", "failed", "cancelled", "interrupted"):
+            return info
+        time.sleep(0.5)
+    raise AssertionError(f"run {run_id} did not finish")

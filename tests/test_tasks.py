@@ -7,7 +7,6 @@ import base64
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -65,20 +64,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             task: factories.cli_json(home, "train", name, "--task", task, *TINY[task])["run_id"]
             for task, name in datasets.items()
         }
-        runs = {task: _wait(home, run_id) for task, run_id in queued.items()}
+        runs = {task: factories.finished_run(home, run_id) for task, run_id in queued.items()}
     finally:
         factories.stop_process(worker)
     return {"home": home, "root": root, "runs": runs}
-
-
-def _wait(home: Path, run_id: int) -> dict[str, Any]:
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        info = factories.cli_json(home, "runs", "show", str(run_id))
-        if info["status"] in ("succeeded", "failed", "cancelled", "interrupted"):
-            return info
-        time.sleep(1)
-    raise AssertionError(f"run {run_id} did not finish")
 
 
 def _export(trained: dict[str, Any], task: str) -> Path:

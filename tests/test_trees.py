@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -97,20 +96,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     try:
         gbt = factories.cli_json(home, "train", "churn", "--set", "architecture=gbt", "--set", "num_trees=40")
         auto = factories.cli_json(home, "train", "churn", "--epochs", "3")
-        shown = {name: _finished(home, run["run_id"]) for name, run in (("gbt", gbt), ("auto", auto))}
+        shown = {name: factories.finished_run(home, run["run_id"]) for name, run in (("gbt", gbt), ("auto", auto))}
     finally:
         factories.stop_process(worker)
     return {"home": home, **shown}
-
-
-def _finished(home: Path, run_id: int) -> dict[str, Any]:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        info = factories.cli_json(home, "runs", "show", str(run_id))
-        if info["status"] in ("succeeded", "failed", "cancelled", "interrupted"):
-            return info
-        time.sleep(0.5)
-    raise AssertionError(f"run {run_id} did not finish")
 
 
 def test_a_gbt_run_trains_through_the_worker_and_predicts_like_any_table_model(runs: dict[str, Any]) -> None:

@@ -110,7 +110,11 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
     export_root = run_dir / "export" / name
     version_number = store.assign_model_version(run.id, model_name=name, export_root=paths.relative(export_root))
     export_dir = export_root / str(version_number)
-    prepared.export(net, export_dir)
+    if fitted.exported is not None:
+        export_dir.parent.mkdir(parents=True, exist_ok=True)
+        fitted.exported.rename(export_dir)
+    else:
+        prepared.export(net, export_dir)
     scores, details = prepared.evaluate(export_dir)
     details["plan"] = prepared.plan
     if selection:
@@ -134,6 +138,7 @@ class Fitted:
     curves: dict[str, list[float]] = field(default_factory=dict)
     progress: dict[str, Any] = field(default_factory=dict)
     outcome: tuple[str, dict[str, Any]] | None = None
+    exported: Path | None = None  # a candidate's export, already written: moved into place, not written again
 
 
 def fit(store: Store, run: Run, spec: Any, prepared: Any, *, run_dir: Path, batch: int, strategy: Any) -> Fitted:
@@ -193,11 +198,15 @@ def choose(
         if fitted.outcome is not None:
             failures[name] = fitted.outcome[1].get("error", "")
             continue
-        candidate.export(fitted.model, folder / "export")
-        scores[name] = candidate.validate(folder / "export")
-        shutil.rmtree(folder / "export")
+        fitted.exported = folder / "export"
+        candidate.export(fitted.model, fitted.exported)
+        scores[name] = candidate.validate(fitted.exported)
         if best is None or scores[name] < best[0]:
+            if best is not None and best[3].exported is not None:
+                shutil.rmtree(best[3].exported)  # the one it beats
             best = (scores[name], name, candidate, fitted)
+        else:
+            shutil.rmtree(fitted.exported)
     if best is None:
         error = "; ".join(f"{name}: {error}" for name, error in failures.items())
         return None, Fitted(outcome=("failed", {"error": error})), {}

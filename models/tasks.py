@@ -46,6 +46,8 @@ class TaskInfo:
     classifier: bool = False  # answers with a class and the probability of each class
     roles: tuple[str, ...] = ()  # columns the data must have, found by name: "text", "user", "item"
     search_space: Mapping[str, str] = field(default_factory=dict)  # KEY -> "LOW:HIGH" | "A|B", searched by default
+    # Another space where the spec's `architecture` names a family of its own (trees tune trees' knobs).
+    architecture_spaces: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     sampling: Mapping[str, Any] = field(default_factory=dict)  # generation settings and their defaults
 
     def __post_init__(self) -> None:
@@ -62,6 +64,8 @@ class TaskInfo:
                 f"Task '{self.name}': unknown charts {', '.join(unknown)}. Use some of {', '.join(CHARTS)}."
             )
         object.__setattr__(self, "search_space", MappingProxyType(dict(self.search_space)))
+        spaces = {name: MappingProxyType(dict(space)) for name, space in self.architecture_spaces.items()}
+        object.__setattr__(self, "architecture_spaces", MappingProxyType(spaces))
         object.__setattr__(self, "sampling", MappingProxyType(dict(self.sampling)))
 
     @property
@@ -80,6 +84,7 @@ def register(info: TaskInfo) -> TaskInfo:
 
 
 _TABLE_SPACE = {"learning_rate": "0.0001:0.01", "dropout": "0:0.5", "hidden_units": "64|128|256,128"}
+_TREE_SPACE = {"num_trees": "100|300|600", "max_depth": "4|6|8", "shrinkage": "0.03:0.3", "min_examples": "2|5|20"}
 for _info in (
     TaskInfo(
         name="classification",
@@ -89,6 +94,7 @@ for _info in (
         target="column",
         classifier=True,
         search_space=_TABLE_SPACE,
+        architecture_spaces={"gbt": _TREE_SPACE},
         playground="form",
         charts=("classifier",),
     ),
@@ -99,6 +105,7 @@ for _info in (
         kind="tabular",
         target="column",
         search_space=_TABLE_SPACE,
+        architecture_spaces={"gbt": _TREE_SPACE},
         playground="form",
         charts=("regression",),
     ),

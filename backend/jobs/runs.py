@@ -158,16 +158,20 @@ def start_search(
     )
     if run["spec"].get("architecture") == "auto":  # a search tunes one family: the default space is the network's
         run["spec"] = {**run["spec"], "architecture": "mlp"}
-    chosen = space or dict(task_info(run["task"]).search_space)
+    chosen = space or default_space(run["task"], run["spec"].get("architecture"))
     dims = tuning.parse_space(chosen, defaults=run["spec"])
     return store.create_run(
         **run | {"spec": {**run["spec"], "search": {"method": method, "trials": trials, "space": chosen, "dims": dims}}}
     )
 
 
-def default_space(task: str) -> dict[str, str]:
-    """The hyperparameters a search tries by default for a task, as KEY -> "LOW:HIGH" or "A|B"."""
-    return dict(task_info(task).search_space)
+def default_space(task: str, architecture: str | None = None) -> dict[str, str]:
+    """The hyperparameters a search tries by default, as KEY -> "LOW:HIGH" or "A|B".
+
+    The task's space, or its architecture's where that family has one of its own (trees: number, depth...).
+    """
+    info = task_info(task)
+    return dict(info.architecture_spaces.get(architecture or "", info.search_space))
 
 
 def search_trials(store: Store, *, run_id: int) -> list[dict[str, Any]]:

@@ -109,6 +109,17 @@ def summary(store: Store, search_id: int) -> list[dict[str, Any]]:
     return rows
 
 
+def _typed(values: dict[str, Any], *, task: str) -> dict[str, Any]:
+    """A trial's spec with each value in its field's type: the tuner hands choices back as text ("300")."""
+    from models.spec import SpecError
+    from models.tasks import spec_from_dict
+
+    try:
+        return dict(spec_from_dict(values, task=task).to_dict())
+    except SpecError:  # the trial fails with the spec's own message when it trains
+        return values
+
+
 def search(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]:
     """The body of a search job: propose, train and score trials until `trials` are done or a cancel."""
     spec = dict(run.spec)
@@ -131,7 +142,7 @@ def search(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]
             version_id=run.version_id,
             task=run.task,
             target=run.target,
-            spec={**spec, **values},
+            spec=_typed({**spec, **values}, task=run.task),
             override_reason=run.override_reason,
             parent_id=run.id,
             queue=False,

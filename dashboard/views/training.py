@@ -76,6 +76,7 @@ def follow(start) -> None:
         st.rerun()
 
 
+architecture = str(overrides.get("architecture") or "") or None  # trees tune their own knobs
 with st.expander(t("search.title"), expanded=False):
     st.caption(t("search.intro"))
     a, b = st.columns(2)
@@ -85,9 +86,9 @@ with st.expander(t("search.title"), expanded=False):
     trials = b.number_input(t("search.trials"), 1, 100, 8)
     space_text = st.text_area(
         t("search.space"),
-        "\n".join(f"{k}={v}" for k, v in jobs.default_space(task).items()),
+        "\n".join(f"{k}={v}" for k, v in jobs.default_space(task, architecture).items()),
         help=t("search.space_help"),
-        key=f"space_{task}",
+        key=f"space_{task}_{architecture}",
     )
     if st.button(t("search.start"), disabled=bool(blockers) and not override.strip()):
         space = dict(line.split("=", 1) for line in space_text.splitlines() if "=" in line)

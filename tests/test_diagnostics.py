@@ -28,6 +28,15 @@ def test_validation_loss_rising_while_training_loss_falls_is_overfitting() -> No
     assert findings == [{"id": "overfitting", "severity": "warning", "params": {"best": 2, "epochs": 5}}]
 
 
+def test_trees_that_overfit_are_told_the_trees_remedies() -> None:
+    curves = {"loss": [0.6, 0.4, 0.3, 0.2, 0.1], "val_loss": [0.55, 0.45, 0.5, 0.6, 0.7]}
+    findings = diagnose(curves, task="regression", classes=0, metrics={}, baseline={}, trees=True)
+    assert [f["id"] for f in findings] == ["overfitting_trees"]
+    for lang in ("en", "zh"):
+        text = messages.render(lang, "diagnosis.overfitting_trees", **findings[0]["params"])
+        assert "max_depth" in text and "dropout" not in text.lower()
+
+
 def test_a_healthy_run_has_no_findings() -> None:
     curves = {"loss": [0.6, 0.4, 0.3], "val_loss": [0.58, 0.42, 0.33]}
     assert (

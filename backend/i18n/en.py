@@ -211,6 +211,7 @@ MESSAGES: dict[str, str] = {
     # diagnosis.*
     "diagnosis.not_learning": "The model is not learning: its final loss, {loss}, is what guessing scores (ln of the number of classes = {chance}). Check that the features relate to the target, or try a higher learning rate.",
     "diagnosis.overfitting": "Overfitting: the validation loss was best at epoch {best} of {epochs} and rose after it while the training loss kept falling. Early stopping keeps the best weights; more data or more dropout would help.",
+    "diagnosis.overfitting_trees": "Overfitting: the validation loss was best after {best} of {epochs} trees and rose after it while the training loss kept falling. The model keeps the best number of trees; shallower trees (max_depth), a smaller shrinkage or more rows per leaf (min_examples) would help.",
     "diagnosis.worse_than_baseline": "Always guessing the most common class scores {baseline:.1%} accuracy; this model scores {model:.1%}. It has not learned anything useful yet.",
     "diagnosis.worse_than_baseline_reg": "Always predicting the mean gives an RMSE of {baseline:,.3f}; this model's is {model:,.3f}. It has not learned anything useful yet.",
     "diagnosis.worse_than_popularity": "Recommending everyone the most popular items scores NDCG@{k} {baseline:.3f}; this model scores {model:.3f}. Try more epochs, a larger embedding_dim, or more L2 to tame rare items.",

@@ -211,6 +211,7 @@ MESSAGES: dict[str, str] = {
     # diagnosis.*
     "diagnosis.not_learning": "模型没有在学习：最终损失 {loss} 与随机猜测相当（类别数的自然对数 = {chance}）。请检查特征是否与目标相关，或尝试更高的学习率。",
     "diagnosis.overfitting": "过拟合：验证损失在第 {best}/{epochs} 轮最低，此后在训练损失继续下降时回升。提前停止会保留最佳权重；更多数据或更高的 Dropout 会有帮助。",
+    "diagnosis.overfitting_trees": "过拟合：验证损失在 {epochs} 棵树中的第 {best} 棵之后最低，此后在训练损失继续下降时回升。模型保留了最佳数量的树；更浅的树（max_depth）、更小的收缩率（shrinkage）或更多的叶节点行数（min_examples）会有帮助。",
     "diagnosis.worse_than_baseline": "总是猜测最常见的类别可得到 {baseline:.1%} 的准确率；此模型为 {model:.1%}，尚未学到有用的东西。",
     "diagnosis.worse_than_baseline_reg": "总是预测平均值的均方根误差为 {baseline:,.3f}；此模型为 {model:,.3f}，尚未学到有用的东西。",
     "diagnosis.worse_than_popularity": "给所有人推荐最热门的物品可得 NDCG@{k} {baseline:.3f}；此模型为 {model:.3f}。请尝试更多轮次、更大的 embedding_dim，或更强的 L2 以抑制冷门物品。",

@@ -28,6 +28,7 @@ def diagnose(
     metrics: dict[str, Any],
     baseline: dict[str, Any],
     learning_rate: float | None = None,
+    trees: bool = False,
 ) -> list[dict[str, Any]]:
     """What a newcomer should know about a run: exploding or stuck, overfitting, or beaten by a trivial rule."""
     findings = []
@@ -49,7 +50,8 @@ def diagnose(
         best = min(range(len(val_loss)), key=val_loss.__getitem__)
         rose = val_loss[-1] > val_loss[best] * (1 + OVERFIT_RISE)
         if best < len(val_loss) - 1 and rose and loss[-1] < loss[best]:
-            findings.append(_finding("overfitting", "warning", best=best + 1, epochs=len(val_loss)))
+            overfitting = "overfitting_trees" if trees else "overfitting"  # each family's own remedies
+            findings.append(_finding(overfitting, "warning", best=best + 1, epochs=len(val_loss)))
     # 4. A trivial rule does as well: the majority class, or the mean.
     if task_info(task).classifier and "accuracy" in metrics and "accuracy" in baseline:
         if metrics["accuracy"] <= baseline["accuracy"] + BASELINE_MARGIN:

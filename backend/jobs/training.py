@@ -126,6 +126,7 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
         metrics=scores,
         baseline=details.get("baseline", {}),
         learning_rate=spec.learning_rate,
+        trees=prepared.plan.get("architecture") == "gbt",
     )
     return "succeeded", {"metrics": scores, "evaluation": details, "progress": trained}
 

@@ -127,22 +127,25 @@ def item_names(store: Store, run: Run) -> dict[str, str]:
     return dict(zip(pairs[roles["item"]].astype(str), pairs[column].astype(str), strict=True))
 
 
+def _user_rows(store: Store, run: Run, user: str) -> tuple[pd.DataFrame, dict[str, str | None]]:
+    frame, roles = _frame_and_roles(store, run)
+    return frame[frame[roles["user"]].astype(str) == user], roles
+
+
 def user_ratings(store: Store, run: Run, user: str) -> dict[str, Any]:
     """Every item the user has in the data, with its rating (None without a rating column).
 
     The model never recommends what the user had in its training rows, so a recommended item found here was
     held out for evaluation: the Playground shows its real rating beside the prediction.
     """
-    frame, roles = _frame_and_roles(store, run)
-    rows = frame[frame[roles["user"]].astype(str) == user]
+    rows, roles = _user_rows(store, run, user)
     ratings = rows[roles["rating"]].tolist() if roles["rating"] else [None] * len(rows)
     return dict(zip(rows[roles["item"]].astype(str), ratings, strict=True))
 
 
 def user_history(store: Store, run: Run, user: str, limit: int = 10) -> pd.DataFrame:
     """What a user rated in the data, best first: columns item (its name where known) and rating."""
-    frame, roles = _frame_and_roles(store, run)
-    rows = frame[frame[roles["user"]].astype(str) == user]
+    rows, roles = _user_rows(store, run, user)
     if roles["rating"]:
         rows = rows.sort_values(roles["rating"], ascending=False)
     names = item_names(store, run)

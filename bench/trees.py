@@ -14,7 +14,7 @@ export's latency beside YDF's own.
 
 from __future__ import annotations
 
-import re
+import os
 import statistics
 import sys
 import tempfile
@@ -30,19 +30,18 @@ MARGIN = 0.01
 
 
 def _task_data(name: str) -> Any:
-    from backend.data import SAMPLES as samples
-    from backend.data import profile
+    """A sample as a run gets it: stored by the data wing (its column names made safe, its profile) in a
+    scratch home, then read back."""
+    from backend import config, data
+    from db import open_store
     from models.task import TaskData
 
-    sample = samples[name]
-    frame = sample.load()
-    frame.columns = [_safe(c) for c in frame.columns]  # as an upload stores them: the exports' input names
-    columns = [c.to_dict() for c in profile(frame)]
-    return TaskData(frame=frame, roles={"target": _safe(sample.target)}, columns=columns, task=sample.task)
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"\W+", "_", name).strip("_")
+    home = Path(tempfile.mkdtemp(prefix="bench-trees-"))
+    os.environ["MODELDECK_HOME"] = str(home)
+    store = open_store(f"sqlite:///{home / 'modeldeck.db'}")
+    _, version = data.add_sample(store, paths=config.paths(), sample=name)
+    target, task = version.target, version.task or ""
+    return TaskData(frame=data.load_frame(version), roles={"target": target}, columns=version.columns, task=task)
 
 
 def _score(task: str, classes: list[str], y: pd.Series, predicted: np.ndarray) -> float:
@@ -92,7 +91,7 @@ def quality() -> None:
         target = data.roles["target"]
         train, val, test = tabular.split(data.frame, target=target, task=task, spec=spec)
         prepared = trees.prepare(data, spec=spec)
-        plan = tabular.Plan(**{k: v for k, v in prepared.plan.items() if k != "architecture"})
+        plan = tabular.Plan.from_dict(prepared.plan)
         start = time.perf_counter()
         assert prepared.fit is not None
         model, _ = prepared.fit()
@@ -131,7 +130,7 @@ def latency() -> None:
     data = _task_data("telco-churn")
     spec = TabularSpec(architecture="gbt")
     prepared = trees.prepare(data, spec=spec)
-    plan = tabular.Plan(**{k: v for k, v in prepared.plan.items() if k != "architecture"})
+    plan = tabular.Plan.from_dict(prepared.plan)
     assert prepared.fit is not None
     model, _ = prepared.fit()
     rows = data.frame.sample(1000, replace=True, random_state=0)

@@ -7,7 +7,7 @@ the data split, tf.data pipelines, the FeatureSpace, the network, and the export
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,11 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        """The plan `to_dict` wrote, as a run saves it (other keys, e.g. the trees' `architecture`, left out)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
 
     @property
     def inputs(self) -> list[str]:

@@ -82,7 +82,7 @@ def test_the_compiled_export_predicts_what_ydf_predicts_in_plain_tensorflow(task
 
 
 def _plan_of(prepared) -> trees.tabular.Plan:
-    return trees.tabular.Plan(**{k: v for k, v in prepared.plan.items() if k != "architecture"})
+    return trees.tabular.Plan.from_dict(prepared.plan)
 
 
 @pytest.fixture(scope="module")

@@ -111,11 +111,18 @@ def shot(page: Page, folder: Path, name: str) -> None:
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-testid=stPlotlyChart]')].every(c => c.querySelector('.main-svg'))"
     )
-    height = page.get_by_test_id("stMain").evaluate("e => e.scrollHeight")
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], height)})
-    page.wait_for_function(
-        "() => { const m = document.querySelector('[data-testid=stMain]'); return m.scrollHeight <= m.clientHeight; }"
-    )
+    for _ in range(5):  # a page can grow again as it reflows at the new size (charts, wrapped text): measure again
+        height = page.get_by_test_id("stMain").evaluate("e => e.scrollHeight")
+        page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], height)})
+        try:
+            page.wait_for_function(
+                "() => { const m = document.querySelector('[data-testid=stMain]');"
+                " return m.scrollHeight <= m.clientHeight; }",
+                timeout=5_000,
+            )
+            break
+        except playwright_sync.TimeoutError:
+            continue
     page.screenshot(path=folder / f"{name}.png", full_page=True)
     page.set_viewport_size(VIEWPORT)
 

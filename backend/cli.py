@@ -391,13 +391,19 @@ def cmd_eval(store: Store, args: argparse.Namespace) -> int:
     run, export_dir = jobs.exported_model(store, args.run)
     metrics = run.metrics
     if args.input:
-        predict = serving.Predictor(export_dir).raw
-        metrics = jobs.score_labelled(run, _read_rows(args), predict=predict, source=args.input)
-    _emit(
-        args,
-        {"run_id": run.id, "task": run.task, "metrics": metrics},
-        [f"run {run.id} ({run.task})"] + [f"  {k}: {v}" for k, v in metrics.items()],
-    )
+        predictors: dict[str, Any] = {}  # a recommender is scored through two signatures
+
+        def predict(rows: Any, signature: str = "serving_default") -> Any:
+            if signature not in predictors:
+                predictors[signature] = serving.Predictor(export_dir, signature)
+            return predictors[signature].raw(rows)
+
+        metrics = jobs.score_labelled(run, _read_rows(args), predict=predict, source=args.input, store=store)
+    lines = [f"run {run.id} ({run.task})"]
+    for key, value in metrics.items():  # a recommender's baselines are a group of their own
+        nested = value.items() if isinstance(value, dict) else []
+        lines += [f"  {key}:" if nested else f"  {key}: {value}"] + [f"    {k}: {v}" for k, v in nested]
+    _emit(args, {"run_id": run.id, "task": run.task, "metrics": metrics}, lines)
     return 0
 
 
@@ -582,7 +588,7 @@ def parser() -> argparse.ArgumentParser:
 
     ev = command(sub, "eval", cmd_eval, "metrics on the test split, or on --input")
     ev.add_argument("run", help=RUN_HELP)
-    ev.add_argument("--input", help="a labelled CSV file")
+    ev.add_argument("--input", help="a labelled CSV file (for a recommender: later ratings, by user and item)")
     pr = command(sub, "predict", cmd_predict, "predict rows with a run's model")
     pr.add_argument("run", help=RUN_HELP)
     rows = pr.add_mutually_exclusive_group(required=True)

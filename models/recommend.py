@@ -3,12 +3,15 @@
 The pieces, leaves first: the ranking-metric arithmetic (plain numpy), the factorisation layer and the network,
 the data (cleaning, the per-user split, the id lookups, tf.data with sampled negatives for implicit
 feedback), then the export whose `serving_default` turns user ids into their top-k unseen items, and the
-evaluation on the held-out interactions.
+scoring of interactions the model never trained on: the held-out test split (`evaluate`), or a later file of
+ratings (`score_interactions`, which `modeldeck eval RUN --input FILE` runs through the export too).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,10 @@ NEGATIVES = 4  # implicit feedback: random items drawn per positive, afresh ever
 IMPLICIT_L2_SCALE = 0.05
 RELEVANT_SHARE = 0.8  # explicit ratings: a held-out item is relevant when rated >= 80% of the scale's max
 SERVE_BATCH = 1024  # users (or pairs) per call when `evaluate` runs the export
+# A column named like this that reads as times (epoch numbers or dates) orders each user's interactions: the split
+# then holds out the latest ones, as a model in use is always tested on ratings that come after its training.
+TIME_NAME = re.compile(r"^(time|timestamp|date|datetime|ts|rated_at|rated_on|created_at)$", re.I)
+TIME_SHARE = 0.95  # the share of present values that must read as times
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -223,9 +230,17 @@ class Plan:
     popularity_weight: float  # explicit ratings: how much an item's popularity adds to its rank (see `rank_scores`)
     popular: list[str]  # what an unknown user gets: most interacted-with training items, best first
     rows: dict[str, int]
+    # Last, with defaults: plans stored before they existed had neither.
+    time: str | None = None  # the timestamp column, when the data has one
+    holdout: str = "random"  # "latest": each user's latest interactions by time were held out; "random"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"negatives": NEGATIVES if self.implicit else 0}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        """The plan a run stored (`to_dict`), back."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 def network(plan: Plan, spec: RecommenderSpec) -> keras.Model:
@@ -271,8 +286,42 @@ def _ids(series: pd.Series) -> pd.Series:
     return series.astype("string").str.strip()
 
 
-# 1. Keep usable rows: a user, an item, a numeric rating when the data has one; the last of repeated pairs.
-def clean(data: TaskData) -> tuple[pd.DataFrame, str, str, str | None]:
+def _times(values: pd.Series) -> pd.Series | None:
+    """Seconds since 1970 (float) from epoch numbers or date strings; None when the column does not read as times."""
+    present = values.notna()
+    if not present.any() or pd.api.types.is_bool_dtype(values):
+        return None
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers[present].notna().mean() >= TIME_SHARE:
+        return numbers.astype("float64")
+    dates = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+    if dates[present].notna().mean() >= TIME_SHARE:
+        return (dates - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+    return None
+
+
+def time_column(data: TaskData, taken: tuple[str | None, ...]) -> tuple[str, pd.Series] | None:
+    """The column that times the interactions and its seconds: the `time` role where the roles have one (None: the
+    data is not timed), else the first column named like `TIME_NAME` that reads as times."""
+    if "time" in data.roles:
+        named = data.roles["time"]
+        candidates = [named] if named else []
+    else:
+        candidates = [c for c in data.frame.columns if TIME_NAME.match(str(c)) and c not in taken]
+    for name in candidates:
+        if name in data.frame.columns and (seconds := _times(data.frame[name])) is not None:
+            return name, seconds
+    return None
+
+
+# 1. Keep usable rows: a user, an item, a numeric rating when the data has one; the last of repeated pairs (the
+#    latest, when a column times them).
+def clean(data: TaskData) -> tuple[pd.DataFrame, str, str, str | None, str | None]:
+    """The interactions as columns user, item, rating (and time, in seconds, when the data has a timestamp).
+
+    Returns:
+        The rows, then the data's user, item, rating and time column names (None: the data has none).
+    """
     roles = data.roles
     user, item, rating = roles.get("user"), roles.get("item"), roles.get("rating")
     if not user or not item:
@@ -291,16 +340,24 @@ def clean(data: TaskData) -> tuple[pd.DataFrame, str, str, str | None]:
         frame["rating"] = values.astype("float32")
     else:
         frame["rating"] = np.float32(1.0)
-    frame = frame.dropna()
+    timed = time_column(data, (user, item, rating))
+    if timed:
+        frame["time"] = timed[1].to_numpy()
+        frame = frame.sort_values("time", kind="stable", na_position="first")  # an untimed row counts as oldest
+    frame = frame.dropna(subset=["user", "item", "rating"])
     frame = frame[(frame["user"] != "") & (frame["item"] != "")]
     frame = frame.drop_duplicates(subset=["user", "item"], keep="last").reset_index(drop=True)
-    return frame, user, item, rating
+    return frame, user, item, rating, timed[0] if timed else None
 
 
-# 2. Hold out interactions per user, so every test user also has history the model learned from.
+# 2. Hold out interactions per user, so every test user also has history the model learned from: the latest ones
+#    when the rows have a time, else random ones.
 def split(frame: pd.DataFrame, spec: RecommenderSpec) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(spec.seed)
     shuffled = frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
+    if "time" in shuffled.columns:  # latest first (ties in random order): the first positions are held out
+        shuffled = shuffled.sort_values("time", ascending=False, kind="stable", na_position="last")
+        shuffled = shuffled.reset_index(drop=True)
     position = shuffled.groupby("user", sort=False).cumcount().to_numpy()
     count = shuffled.groupby("user", sort=False)["item"].transform("size").to_numpy()
     eligible = count >= MIN_HELD_OUT
@@ -327,10 +384,10 @@ def make_plan(
     train: pd.DataFrame,
     val: pd.DataFrame,
     test: pd.DataFrame,
-    columns: tuple[str, str, str | None],
+    columns: tuple[str, str, str | None, str | None],
     spec: RecommenderSpec,
 ) -> Plan:
-    user, item, rating = columns
+    user, item, rating, time = columns
     ratings = train["rating"].to_numpy("float64")
     # A rating column that never varies (every row "clicked": 1) says only that the interaction happened.
     implicit = rating is None or train["rating"].nunique() <= 1
@@ -351,6 +408,8 @@ def make_plan(
         popularity_weight=0.0 if implicit else spec.popularity_weight,
         popular=popularity(train)["item"].head(spec.top_k).tolist(),
         rows={"train": len(train), "validation": len(val), "test": len(test)},
+        time=time,
+        holdout="latest" if time else "random",
     )
 
 
@@ -434,7 +493,8 @@ def export(
     """Write a SavedModel whose signatures take raw string ids.
 
     `serving_default`: user tf.string [None] -> items tf.string [None, k] (highest score first), scores float32
-    [None, k], known bool [None]. `rating`: user, item tf.string [None] -> rating float32 [None].
+    [None, k], known bool [None]. `rating`: user, item tf.string [None] -> rating float32 [None], known_user and
+    known_item bool [None] (whether the model trained on them).
     """
     layer: Factorization = model.get_layer("recommender")
     vocabulary = items.get_vocabulary()  # index 0 is the unknown slot
@@ -508,7 +568,7 @@ def export(
             + tf.where(use_item, item_b, 0.0)
             + layer.offset
         )
-        return {"rating": bounded(layer.activate(x))}
+        return {"rating": bounded(layer.activate(x)), "known_user": u > 0, "known_item": use_item}
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -536,49 +596,130 @@ def popular_baseline(train: pd.DataFrame, test_users: list[str], k: int) -> list
     return lists
 
 
-def evaluate(path: Path, *, plan: Plan, train: pd.DataFrame, test: pd.DataFrame) -> tuple[dict, dict]:
-    """Score the export on the held-out test interactions with plain TensorFlow (no ModelDeck code)."""
-    loaded = tf.saved_model.load(str(path))
+Outputs = dict[str, np.ndarray]  # a signature's named outputs, one entry per row
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The model's and the baselines' figures on interactions the model never trained on."""
+
+    scores: dict[str, Any]  # rmse, mae (explicit ratings), precision/recall/ndcg_at_k, k, test_users, test_rows
+    baseline: dict[str, Any]  # the same figures of the baselines; empty without the training rows
+    unknown_user_rows: int  # rows whose user the model never trained on: left out of every figure
+    unknown_item_rows: int  # rows of known users whose item it never trained on: left out of RMSE and MAE
+
+
+def _known(rated: Outputs, rows: pd.DataFrame, train: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows' user and item the model trained on: the export says so (exports before it did: the training
+    rows say so, or every row is taken as known)."""
+    if "known_user" in rated:
+        return rated["known_user"].astype(bool), rated["known_item"].astype(bool)
+    if train is not None:
+        return rows["user"].isin(train["user"]).to_numpy(), rows["item"].isin(train["item"]).to_numpy()
+    return np.ones(len(rows), bool), np.ones(len(rows), bool)
+
+
+def score_interactions(
+    rows: pd.DataFrame,
+    *,
+    plan: Plan,
+    rate: Callable[[pd.DataFrame], Outputs],
+    recommend: Callable[[pd.DataFrame], Outputs],
+    train: pd.DataFrame | None,
+) -> Scored:
+    """Score the export on interactions it never trained on: the held-out test split, or a later file.
+
+    Args:
+        rows: the interactions as `clean` gives them (user, item, rating).
+        plan: the run's plan.
+        rate: the export's `rating` signature on a frame with user and item columns.
+        recommend: the export's `serving_default` signature on a frame with a user column.
+        train: the training rows, for the baselines; None where they are not at hand (no baselines then).
+    """
     k = plan.top_k
+    rated = rate(rows[["user", "item"]])
+    known_user, known_item = _known(rated, rows, train)
+    known = known_user & known_item
     scores: dict[str, Any] = {}
-    baseline: dict[str, Any] = {"rule": "most popular items"}
-    # 1. Rating error, against predicting the item's mean training rating (the global mean for new items).
+    baseline: dict[str, Any] = {"rule": "most popular items"} if train is not None else {}
+    # 1. Rating error on the rows the model knows both sides of, against predicting the item's mean training rating.
     if not plan.implicit:
-        users, items = test["user"].to_numpy(str), test["item"].to_numpy(str)
-        predicted = call_batched(loaded.signatures["rating"], 8 * SERVE_BATCH, user=users, item=items)["rating"]
-        actual = test["rating"].to_numpy("float64")
-        error = predicted.astype("float64") - actual
-        scores["rmse"] = float(np.sqrt(np.mean(error**2)))
-        scores["mae"] = float(np.mean(np.abs(error)))
-        item_mean = train.groupby("item")["rating"].mean()
-        guess = test["item"].map(item_mean).fillna(plan.global_mean).to_numpy("float64")
-        baseline["rmse"] = float(np.sqrt(np.mean((guess - actual) ** 2)))
-        baseline["rmse_rule"] = "item mean rating (global mean for items new in test)"
-    # 2. Ranking: the held-out items a user liked (or, implicit, every held-out item) should come first.
-    liked = (test if plan.implicit else test[test["rating"] >= plan.relevant_at]).groupby("user")["item"].agg(set)
+        actual = rows["rating"].to_numpy("float64")[known]
+        error = rated["rating"].astype("float64")[known] - actual
+        scores["rmse"] = float(np.sqrt(np.mean(error**2))) if known.any() else None
+        scores["mae"] = float(np.mean(np.abs(error))) if known.any() else None
+        if train is not None:
+            item_mean = train.groupby("item")["rating"].mean()
+            guess = rows["item"][known].map(item_mean).fillna(plan.global_mean).to_numpy("float64")
+            baseline["rmse"] = float(np.sqrt(np.mean((guess - actual) ** 2))) if known.any() else None
+            baseline["rmse_rule"] = "item mean training rating"
+    # 2. Ranking, for the users the model knows: the items a user liked (or, implicit, every item) should come first.
+    #    A pair the user had in training is never recommended, so it cannot count.
+    ranked = rows[known_user]
+    if train is not None:
+        had = pd.MultiIndex.from_frame(train[["user", "item"]])
+        ranked = ranked[~pd.MultiIndex.from_frame(ranked[["user", "item"]]).isin(had)]
+    liked = (ranked if plan.implicit else ranked[ranked["rating"] >= plan.relevant_at]).groupby("user")["item"].agg(set)
     test_users = sorted(liked.index.tolist())
-    relevant = [liked[u] for u in test_users]
+    relevant = [set(liked[u]) for u in test_users]
     recommended: list[list[str]] = []
     if test_users:
-        out = call_batched(loaded.signatures["serving_default"], SERVE_BATCH, user=np.array(test_users, dtype=str))
+        out = recommend(pd.DataFrame({"user": test_users}))
         recommended = [[i.decode() for i in row if i] for row in out["items"]]
     scores |= ranking_metrics(recommended, relevant, k)
-    baseline |= ranking_metrics(popular_baseline(train, test_users, k), relevant, k)
-    scores |= {"k": k, "test_users": len(test_users), "test_rows": int(len(test))}
-    details = {"baseline": baseline, "rows": plan.rows, "users": plan.users, "items": plan.items}
-    return scores, details
+    if train is not None:
+        baseline |= ranking_metrics(popular_baseline(train, test_users, k), relevant, k)
+    scores |= {"k": k, "test_users": len(test_users), "test_rows": int(len(rows))}
+    return Scored(
+        scores=scores,
+        baseline=baseline,
+        unknown_user_rows=int((~known_user).sum()),
+        unknown_item_rows=int((known_user & ~known_item).sum()),
+    )
+
+
+def on_rows(fn: Any, batch: int) -> Callable[[pd.DataFrame], Outputs]:
+    """A loaded signature as a function of a frame holding its inputs (string ids), `batch` rows a call."""
+    names = list(fn.structured_input_signature[1])
+    return lambda frame: call_batched(fn, batch, **{name: frame[name].to_numpy(str) for name in names})
+
+
+def evaluate(path: Path, *, plan: Plan, train: pd.DataFrame, test: pd.DataFrame) -> tuple[dict, dict]:
+    """Score the export on the held-out test interactions with plain TensorFlow (no ModelDeck code)."""
+    signatures = tf.saved_model.load(str(path)).signatures
+    scored = score_interactions(
+        test,
+        plan=plan,
+        rate=on_rows(signatures["rating"], 8 * SERVE_BATCH),
+        recommend=on_rows(signatures["serving_default"], SERVE_BATCH),
+        train=train,
+    )
+    details = {"baseline": scored.baseline, "rows": plan.rows, "users": plan.users, "items": plan.items}
+    return scored.scores, details
+
+
+def training_rows(data: TaskData, *, plan: Plan, spec: RecommenderSpec) -> pd.DataFrame | None:
+    """The run's training interactions again, from its dataset version (the split is seeded: the same one).
+
+    None when they do not come out as many as the run trained on (the data or the split rule has changed).
+    """
+    # The plan's time column, or none (a run from before timed hold-outs too): the rows come in the same order.
+    roles = {"user": plan.user, "item": plan.item, "rating": plan.rating, "time": plan.time}
+    frame, *_ = clean(TaskData(data.frame, roles))
+    train, _, _ = split(frame, spec)
+    return train if len(train) == plan.rows["train"] else None
 
 
 def prepare(data: TaskData, *, spec: RecommenderSpec, batch_size: int) -> Prepared:
     """Split the interactions per user, index the ids, and return pipelines, build, export and evaluate."""
-    frame, user, item, rating = clean(data)
+    frame, user, item, rating, time = clean(data)
     if len(frame) < 2 * MIN_HELD_OUT:
         raise ValueError(
             f"Only {len(frame)} usable interactions (rows with both a user and an item). "
             f"Recommendation needs at least {2 * MIN_HELD_OUT}; upload more interactions."
         )
     train, val, test = split(frame, spec)
-    plan = make_plan(train, val, test, (user, item, rating), spec)
+    plan = make_plan(train, val, test, (user, item, rating, time), spec)
     users, items = lookups(train)
     negatives = NEGATIVES if plan.implicit else 0
     train_ds = dataset(

@@ -118,6 +118,50 @@ def test_split_holds_out_per_user_and_keeps_light_users_whole() -> None:
     assert counts == {"t": {"heavy": 14, "light": 4}, "v": {"heavy": 3}, "x": {"heavy": 3}}
 
 
+def timed(stamp: Any, column: str = "timestamp") -> pd.DataFrame:
+    """Users a, b, c rate items i0..i9 in that order (`stamp(n)` is the n-th time), listed shuffled."""
+    rows = [(user, f"i{n}", 3.0, stamp(n)) for user in "abc" for n in range(10)]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", column])
+    return frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
+
+
+@pytest.mark.parametrize(
+    ("column", "stamp"),
+    [("timestamp", lambda n: 1_700_000_000 + 3600 * n), ("rated_at", lambda n: f"2024-03-{n + 1:02d} 09:30")],
+)
+def test_a_time_column_holds_out_each_users_latest_ratings(column: str, stamp: Any) -> None:
+    frame, *_, time = recommend.clean(TaskData(timed(stamp, column), ROLES))
+    train, val, test = recommend.split(frame, spec())
+    items = {name: part.groupby("user")["item"].agg(sorted).to_dict() for name, part in (("v", val), ("x", test))}
+    assert (time, items) == (
+        column,
+        {"v": {u: ["i6", "i7"] for u in "abc"}, "x": {u: ["i8", "i9"] for u in "abc"}},
+    )
+    assert len(train) == 18
+
+
+def test_a_repeated_pair_keeps_its_latest_rating() -> None:
+    frame = pd.DataFrame({"user_id": [1, 1], "item_id": [7, 7], "rating": [5.0, 1.0], "ts": [20, 10]})
+    assert recommend.clean(TaskData(frame, ROLES))[0][["user", "item", "rating"]].to_dict("records") == [
+        {"user": "1", "item": "7", "rating": 5.0}
+    ]
+
+
+def test_a_time_named_column_that_holds_no_times_is_not_used() -> None:
+    frame, *_, time = recommend.clean(TaskData(timed(lambda n: f"slot {n}", "date"), ROLES))
+    assert (time, "time" in frame.columns) == (None, False)
+
+
+@pytest.mark.parametrize(("has_time", "expected"), [(True, ("timestamp", "latest")), (False, (None, "random"))])
+def test_the_plan_records_which_hold_out_was_used(has_time: bool, expected: tuple[Any, str]) -> None:
+    frame = tastes(users=10)
+    if has_time:
+        frame["timestamp"] = np.arange(len(frame))
+    plan = recommend.prepare(TaskData(frame, ROLES), spec=spec(), batch_size=32).plan
+    assert (plan["time"], plan["holdout"]) == expected
+    assert recommend.Plan.from_dict(plan).to_dict() == plan
+
+
 def test_missing_item_role_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="needs a user column and an item column"):
         recommend.prepare(TaskData(tastes(), {"user": "user_id", "item": None}), spec=spec(), batch_size=32)
@@ -150,6 +194,20 @@ def test_export_signatures_take_string_ids_and_name_their_outputs(mf: Any) -> No
         "user": tf.string,
         "item": tf.string,
     }
+    assert {n: s.dtype for n, s in signatures["rating"].structured_outputs.items()} == {
+        "rating": tf.float32,
+        "known_user": tf.bool,
+        "known_item": tf.bool,
+    }
+
+
+def test_rating_says_which_users_and_items_the_model_trained_on(mf: Any) -> None:
+    rate = tf.saved_model.load(str(mf[1])).signatures["rating"]
+    out = rate(user=tf.constant(["0", "0", "nobody"]), item=tf.constant(["1", "no-such-item", "1"]))
+    assert (out["known_user"].numpy().tolist(), out["known_item"].numpy().tolist()) == (
+        [True, True, False],
+        [True, False, True],
+    )
 
 
 def test_recommendations_for_a_known_user_exclude_items_seen_in_training(mf: Any) -> None:

@@ -13,6 +13,8 @@ import pandas as pd
 from backend import config, data
 from backend.jobs import has_live_worker
 from db import Run, Store, open_store
+from models.columns import read_date as read_date  # the dashboard's date fields read and write dates
+from models.columns import write_date as write_date
 
 MAX_OPTIONS = 50
 
@@ -32,10 +34,10 @@ def dataset_label(store: Store, run: Run) -> str:
 
 
 def playground_fields(store: Store, run: Run) -> list[dict[str, Any]]:
-    """One form field per model input: numbers default to the median, categories list their values.
+    """One form field per model input, with a default: the median number, the commonest category, the latest date.
 
-    A field's `label` is the column's name as uploaded (model inputs need ASCII-safe names, people read the
-    original).
+    A date field knows how its column writes dates (`order`); free text is typed. A field's `label` is the
+    column's name as uploaded (model inputs need ASCII-safe names, people read the original).
     """
     version = store.get_version(run.version_id)
     assert version is not None
@@ -61,6 +63,20 @@ def playground_fields(store: Store, run: Run) -> list[dict[str, Any]]:
                     "max": float(values.max()) if len(values) else None,
                 }
             )
+        elif name in features.get("date", []):
+            order = run.evaluation.get("plan", {}).get("dates", {}).get(name, "ymd")
+            days = [d for d in (read_date(v, order) for v in frame[name].dropna().head(5000)) if d]
+            fields.append(
+                {
+                    "name": name,
+                    "label": col.get("original", name),
+                    "kind": "date",
+                    "order": order,
+                    "default": max(days) if days else None,  # the latest: what a new case looks like
+                }
+            )
+        elif name in features.get("text", []):
+            fields.append({"name": name, "label": col.get("original", name), "kind": "text", "default": ""})
         elif name in features.get("categorical", []) + features.get("hashed", []):
             options = frame[name].dropna().astype(str).value_counts().index[:MAX_OPTIONS].tolist()
             fields.append(

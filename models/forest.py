@@ -152,11 +152,20 @@ class ForestModule(tf.Module):
     """The compiled forest with a `serving_default` over raw columns, like the networks' exports.
 
     Inputs: one [None, 1] tensor per column, float32 (NaN = missing) or string ("" = missing), plus any
-    `ignored` columns the trees never read (so the signature is the same as the network family's). Outputs:
-    `probabilities`, `label` and `classes` for classification, `value` for regression.
+    `ignored` columns the trees never read (so the signature is the same as the network family's); or the
+    given `signature`, whose columns `derive` turns into the named numbers the trees read (a table's dates and
+    texts, `models/derived.py`). Outputs: `probabilities`, `label` and `classes` for classification, `value`
+    for regression.
     """
 
-    def __init__(self, arrays: dict[str, Any], *, ignored: dict[str, tf.DType] | None = None) -> None:
+    def __init__(
+        self,
+        arrays: dict[str, Any],
+        *,
+        ignored: dict[str, tf.DType] | None = None,
+        signature: dict[str, tf.TensorSpec] | None = None,
+        derive: Any = None,
+    ) -> None:
         super().__init__(name="gradient_boosted_trees")
         a = arrays
         self._task, self._link, self._outputs = a["task"], a["link"], a["outputs"]
@@ -178,15 +187,22 @@ class ForestModule(tf.Module):
             for f in self._features
             if f["kind"] == "categorical"
         }
-        signature = {
-            f["name"]: tf.TensorSpec([None, 1], tf.string if f["kind"] == "categorical" else tf.float32, f["name"])
-            for f in self._features
-        }
-        signature |= {name: tf.TensorSpec([None, 1], dtype, name) for name, dtype in (ignored or {}).items()}
+        self.derive = derive
+        if signature is None:
+            signature = {
+                f["name"]: tf.TensorSpec([None, 1], tf.string if f["kind"] == "categorical" else tf.float32, f["name"])
+                for f in self._features
+            }
+            signature |= {name: tf.TensorSpec([None, 1], dtype, name) for name, dtype in (ignored or {}).items()}
         self.serving_default = tf.function(self._serve, input_signature=[signature])
 
     def _matrix(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
         """[rows, features] float32: numbers as given, categories as dictionary indices, NaN where missing."""
+        if self.derive is not None:
+            inputs = dict(inputs)
+            for column, values in self.derive(inputs).items():
+                for i, name in enumerate(self.derive.names[column]):
+                    inputs[name] = values[:, i]
         columns = []
         for f in self._features:
             x = tf.reshape(inputs[f["name"]], [-1])
@@ -241,7 +257,14 @@ class ForestModule(tf.Module):
         }
 
 
-def export(model: Any, path: Any, *, ignored: dict[str, tf.DType] | None = None) -> None:
+def export(
+    model: Any,
+    path: Any,
+    *,
+    ignored: dict[str, tf.DType] | None = None,
+    signature: dict[str, tf.TensorSpec] | None = None,
+    derive: Any = None,
+) -> None:
     """Write the compiled forest as a SavedModel whose `serving_default` any TensorFlow loads and serves."""
-    module = ForestModule(forest_arrays(model), ignored=ignored)
+    module = ForestModule(forest_arrays(model), ignored=ignored, signature=signature, derive=derive)
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serving_default})

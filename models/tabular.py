@@ -7,7 +7,7 @@ the data split, tf.data pipelines, the FeatureSpace, the network, and the export
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,8 @@ import pandas as pd
 import tensorflow as tf
 from keras.utils import FeatureSpace
 
-from models import metrics
+from models import derived, metrics
+from models.columns import date_order, feature_names
 from models.spec import TabularSpec
 from models.splits import three_way
 from models.task import LIGHT_STEPS_PER_EXECUTION, Choice, Prepared, TaskData, call_batched, prefetched
@@ -37,6 +38,8 @@ class Plan:
     fill: dict[str, float]
     classes: list[str]  # classification: class names, index = model output position
     target_scale: dict[str, Any]  # regression: {"log": bool, "mean": float, "std": float}
+    dates: dict[str, str] = field(default_factory=dict)  # date columns and their field order (models/columns.py)
+    texts: dict[str, dict[str, list[Any]]] = field(default_factory=dict)  # free text: {"words": [...], "idf": [...]}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,24 +47,42 @@ class Plan:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
         """The plan `to_dict` wrote, as a run saves it (other keys, e.g. the trees' `architecture`, left out)."""
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
     @property
     def inputs(self) -> list[str]:
-        return self.numeric + self.categorical + self.hashed
+        """The raw columns the exported model takes."""
+        return self.numeric + self.categorical + self.hashed + list(self.dates) + list(self.texts)
+
+    @property
+    def date_features(self) -> list[str]:
+        """The calendar numbers the date columns become ("signup_date.month", ...)."""
+        names = feature_names(self.dates, {})
+        return [feature for column in self.dates for feature in names[column]]
+
+    def derived(self) -> derived.Derived:
+        """The graph module that turns this plan's date and text columns into numbers."""
+        return derived.Derived(self.dates, self.texts)
 
 
 # 1. Decide what the model sees, from the training rows only (no peeking at the test split).
 def make_plan(train: pd.DataFrame, *, columns: list[dict[str, Any]], target: str, task: str, spec: TabularSpec) -> Plan:
     numeric, categorical, hashed, fill = [], [], [], {}
+    dates: dict[str, str] = {}
+    texts: dict[str, dict[str, list[Any]]] = {}
     for col in columns:
         name = col["name"]
-        if name == target or col["kind"] == "text" or train[name].nunique(dropna=False) <= 1:
-            continue  # free text needs a text model; constant columns carry nothing
+        if name == target or train[name].nunique(dropna=False) <= 1:
+            continue  # constant columns carry nothing
         if col["kind"] == "numeric":
             numeric.append(name)
             median = train[name].median()
             fill[name] = float(median) if pd.notna(median) else 0.0
+        elif col["kind"] == "date" and (order := date_order(train[name])):
+            dates[name] = order
+        elif col["kind"] == "text":
+            if (vocabulary := derived.vocabulary(train[name]))["words"]:
+                texts[name] = vocabulary
         elif train[name].nunique() <= spec.max_categories:
             categorical.append(name)
         else:
@@ -81,7 +102,11 @@ def make_plan(train: pd.DataFrame, *, columns: list[dict[str, Any]], target: str
             "mean": float(z.mean()) if scaled else 0.0,
             "std": float(z.std() or 1.0) if scaled else 1.0,
         }
-    return Plan(task, target, numeric, categorical, hashed, fill, classes, target_scale)
+    plan = Plan(task, target, numeric, categorical, hashed, fill, classes, target_scale, dates, texts)
+    if dates:  # the network fills a date that is missing or unreadable with the training median of each part
+        parts = derived.derive_frame(train, dates, {})
+        fill |= {name: float(np.nanmedian(v)) if np.isfinite(v).any() else 0.0 for name, v in parts.items()}
+    return plan
 
 
 # 2. Split once, reproducibly: train / validation / test.
@@ -95,16 +120,51 @@ def split(
     )
 
 
-# 3. Raw columns as the exported model receives them: [N, 1] float32 or string.
+# 3. Raw columns as the exported model receives them: [N, 1] float32 or string; then what the network reads.
+def signature(plan: Plan) -> dict[str, tf.TensorSpec]:
+    """The export's inputs: a float32 [N, 1] per number column, a string [N, 1] per category, date and text."""
+    specs = {n: tf.TensorSpec([None, 1], tf.float32, name=n) for n in plan.numeric}
+    strings = plan.categorical + plan.hashed + list(plan.dates) + list(plan.texts)
+    return specs | {n: tf.TensorSpec([None, 1], tf.string, name=n) for n in strings}
+
+
 def raw_inputs(frame: pd.DataFrame, plan: Plan) -> dict[str, np.ndarray]:
     inputs: dict[str, np.ndarray] = {}
     for name in plan.numeric:
         values = pd.to_numeric(frame[name], errors="coerce").fillna(plan.fill[name])
         inputs[name] = values.to_numpy("float32").reshape(-1, 1)
-    for name in plan.categorical + plan.hashed:
+    for name in plan.categorical + plan.hashed + list(plan.dates) + list(plan.texts):
         values = frame[name].astype("string").fillna("")
         inputs[name] = values.to_numpy(dtype=object).astype(str).reshape(-1, 1)
-    return {name: inputs[name] for name in sorted(inputs)}  # the order FeatureSpace made its inputs in
+    return {name: inputs[name] for name in sorted(inputs)}
+
+
+def words_input(column: str) -> str:
+    """The network's input holding a text column's word weights."""
+    return f"{column}.words"
+
+
+def model_inputs(raw: dict[str, Any], plan: Plan, module: derived.Derived) -> dict[str, Any]:
+    """What the network reads, from raw columns, in the graph or eagerly (training calls it on NumPy arrays).
+
+    Numbers with missing values filled by the training median, categories as they are, each calendar part of a
+    date column (filled the same way), and each text column's word weights.
+    """
+    x = {name: raw[name] for name in plan.numeric + plan.categorical + plan.hashed}
+    for name in plan.numeric:
+        x[name] = tf.where(tf.math.is_nan(x[name]), plan.fill[name], x[name])
+    values = module({name: raw[name] for name in [*plan.dates, *plan.texts]})
+    names = feature_names(plan.dates, {})
+    for column in plan.dates:
+        for i, feature in enumerate(names[column]):
+            part = values[column][:, i : i + 1]
+            x[feature] = tf.where(tf.math.is_nan(part), plan.fill[feature], part)
+    x |= {words_input(column): values[column] for column in plan.texts}
+    return {name: x[name] for name in sorted(x)}
+
+
+def _numpy(inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+    return {name: value.numpy() if hasattr(value, "numpy") else value for name, value in inputs.items()}
 
 
 def encode_target(series: pd.Series, plan: Plan) -> np.ndarray:
@@ -118,19 +178,28 @@ def encode_target(series: pd.Series, plan: Plan) -> np.ndarray:
 
 
 # 4. Preprocessing layers, adapted on the training rows.
+CYCLES = {"month": 13, "weekday": 7, "hour": 24}  # calendar parts the network reads one-hot (values below these)
+
+
 def feature_space(plan: Plan, spec: TabularSpec, train_inputs: dict[str, np.ndarray]) -> FeatureSpace:
     """Numeric columns are normalised by their mean and variance, computed here in NumPy: FeatureSpace's own
     adapt makes a pass over a tf.data pipeline per column, 3 s for 10 columns of 40,000 rows, while the user
-    waits for the first epoch. Only the string lookups are adapted by FeatureSpace."""
+    waits for the first epoch. Only the string lookups are adapted by FeatureSpace. A date's month, weekday and
+    hour are one-hot (December is not "more" than November); its year, day and days since 1970 are numbers."""
     features: dict[str, Any] = {}
-    for name in plan.numeric:
+    cycles = {f"{column}.{part}": n for column in plan.dates for part, n in CYCLES.items()}
+    for name in plan.numeric + plan.date_features:
+        if name in cycles:  # a month is one of twelve, not a size: one-hot, as a category
+            one_hot = keras.layers.CategoryEncoding(num_tokens=cycles[name], output_mode="one_hot")
+            features[name] = FeatureSpace.feature(dtype="float32", preprocessor=one_hot, output_mode="float")
+            continue
         column = train_inputs[name].astype("float64")
         normalise = keras.layers.Normalization(mean=column.mean(axis=0), variance=column.var(axis=0))
         features[name] = FeatureSpace.feature(dtype="float32", preprocessor=normalise, output_mode="float")
     features |= {n: FeatureSpace.string_categorical(num_oov_indices=1) for n in plan.categorical}
     features |= {n: FeatureSpace.string_hashed(num_bins=spec.max_categories) for n in plan.hashed}
     space = FeatureSpace(features=features, output_mode="concat")
-    lookups = {n: train_inputs[n] for n in plan.categorical} or train_inputs  # the columns FeatureSpace adapts
+    lookups = {n: train_inputs[n] for n in plan.categorical} or {n: train_inputs[n] for n in features}
     space.adapt(tf.data.Dataset.from_tensor_slices(lookups).batch(8192))
     return space
 
@@ -163,9 +232,20 @@ def compile_network(model: keras.Model, plan: Plan, spec: TabularSpec) -> None:
 ENCODED_BUDGET_BYTES = 512 * 2**20  # encoded training features up to this size are computed once and kept
 
 
+def features(x: dict[str, Any], space: FeatureSpace) -> tf.Tensor:
+    """The network's inputs -> its feature matrix: the FeatureSpace's encoding, then any text word weights."""
+    encoded = space({name: x[name] for name in space.features})
+    words = [x[name] for name in sorted(x) if name not in space.features]
+    return tf.concat([encoded, *words], axis=-1) if words else encoded
+
+
 def encode(inputs: dict[str, np.ndarray], space: FeatureSpace) -> np.ndarray:
-    """Raw columns -> the FeatureSpace's float32 feature matrix, in large batches."""
-    batches = tf.data.Dataset.from_tensor_slices(inputs).batch(8192).map(space, num_parallel_calls=AUTOTUNE)
+    """The network's inputs -> its float32 feature matrix, in large batches."""
+    batches = (
+        tf.data.Dataset.from_tensor_slices(inputs)
+        .batch(8192)
+        .map(lambda x: features(x, space), num_parallel_calls=AUTOTUNE)
+    )
     return np.concatenate([b.numpy() for b in batches], axis=0)
 
 
@@ -178,7 +258,7 @@ def dataset(
     here, and the epochs only shuffle and batch a matrix; otherwise it runs per batch in tf.data, off the model.
     Once is 1.5-2x faster per epoch on the CPU for a small MLP, whose steps are cheaper than the encoding.
     """
-    width = int(space.get_encoded_features().shape[-1])
+    width = feature_width(space, inputs)
     if len(y) * width * 4 <= ENCODED_BUDGET_BYTES:
         ds = tf.data.Dataset.from_tensor_slices((encode(inputs, space), y))
         if shuffle_seed is not None:
@@ -187,30 +267,35 @@ def dataset(
     ds = tf.data.Dataset.from_tensor_slices((inputs, y))
     if shuffle_seed is not None:
         ds = ds.shuffle(min(len(y), 100_000), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lambda x, t: (space(x), t), num_parallel_calls=AUTOTUNE)
+    ds = ds.batch(batch_size).map(lambda x, t: (features(x, space), t), num_parallel_calls=AUTOTUNE)
     if shuffle_seed is None:  # the same batches every epoch (validation): encode them once, on the first pass
         ds = ds.cache()
     return prefetched(ds)
 
 
-def inference_model(space: FeatureSpace, net: keras.Model) -> keras.Model:
-    """Raw column dict in, network output out: what gets exported."""
-    raw = space.get_inputs()
-    return keras.Model(raw, net(space.get_encoded_features()), name="modeldeck")
+def feature_width(space: FeatureSpace, inputs: dict[str, Any]) -> int:
+    """How many numbers the network reads per row."""
+    words = sum(int(inputs[name].shape[-1]) for name in inputs if name not in space.features)
+    return int(space.get_encoded_features().shape[-1]) + words
+
+
+def inference_model(space: FeatureSpace, net: keras.Model, plan: Plan) -> keras.Model:
+    """The network's inputs (`model_inputs`) in, its output out: what the export wraps."""
+    inputs = dict(space.get_inputs())
+    encoded = space.get_encoded_features()
+    words = {words_input(c): keras.Input(shape=(len(v["words"]),), name=words_input(c)) for c, v in plan.texts.items()}
+    if words:
+        encoded = keras.layers.Concatenate()([encoded, *words.values()])
+    return keras.Model(inputs | words, net(encoded), name="modeldeck")
 
 
 # 6. Export in TensorFlow Serving's layout, with named outputs and raw-column inputs.
 def export(model: keras.Model, plan: Plan, path: Path) -> None:
-    signature = {n: tf.TensorSpec([None, 1], tf.float32, name=n) for n in plan.numeric}
-    signature |= {n: tf.TensorSpec([None, 1], tf.string, name=n) for n in plan.categorical + plan.hashed}
-    fill = {n: tf.constant(v, tf.float32) for n, v in plan.fill.items()}
+    module = plan.derived()
 
-    @tf.function(input_signature=[signature])
+    @tf.function(input_signature=[signature(plan)])
     def serve(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        x = {name: inputs[name] for name in sorted(inputs)}  # the order the Keras inputs were made in
-        for name in plan.numeric:
-            x[name] = tf.where(tf.math.is_nan(x[name]), fill[name], x[name])
-        out = tf.cast(model(x, training=False), tf.float32)
+        out = tf.cast(model(model_inputs(inputs, plan, module), training=False), tf.float32)
         if plan.task == "classification":
             classes = tf.constant(plan.classes)
             n = tf.shape(out)[0]
@@ -225,6 +310,7 @@ def export(model: keras.Model, plan: Plan, path: Path) -> None:
 
     archive = keras.export.ExportArchive()
     archive.track(model)
+    archive.track(module)  # its word tables
     archive.add_endpoint("serving_default", serve)
     archive.write_out(str(path), verbose=False)
 
@@ -241,7 +327,13 @@ def score_export(
     else:
         scores, details = metrics.regression(test_rows[plan.target].to_numpy(), outputs["value"])
     details["rows"] = {"train": len(train_rows), "validation": len(val_rows), "test": len(test_rows)}
-    details["features"] = {"numeric": plan.numeric, "categorical": plan.categorical, "hashed": plan.hashed}
+    details["features"] = {
+        "numeric": plan.numeric,
+        "categorical": plan.categorical,
+        "hashed": plan.hashed,
+        "date": list(plan.dates),
+        "text": list(plan.texts),
+    }
     return scores, details
 
 
@@ -278,19 +370,24 @@ def prepare(data: TaskData, *, spec: TabularSpec, batch_size: int) -> Prepared |
     task = "regression" if data.task == "regression" else "classification"
     train_rows, val_rows, test_rows = split(data.frame, target=target, task=task, spec=spec)
     plan = make_plan(train_rows, columns=data.columns, target=target, task=task, spec=spec)
-    train_x = raw_inputs(train_rows, plan)
+    module = plan.derived()
+
+    def network_inputs(rows: pd.DataFrame) -> dict[str, np.ndarray]:
+        return _numpy(model_inputs(raw_inputs(rows, plan), plan, module))
+
+    train_x = network_inputs(train_rows)
     space = feature_space(plan, spec, train_x)  # adapted now, before any mixed precision policy: it stays float32
     train_ds = dataset(
         train_x, encode_target(train_rows[target], plan), space, batch_size=batch_size, shuffle_seed=spec.seed
     )
     val_ds = dataset(
-        raw_inputs(val_rows, plan),
+        network_inputs(val_rows),
         encode_target(val_rows[target], plan),
         space,
         batch_size=max(batch_size, 1024),
         shuffle_seed=None,
     )
-    width = int(space.get_encoded_features().shape[-1])
+    width = feature_width(space, train_x)
 
     def build() -> keras.Model:
         net = network(width, plan, spec)
@@ -298,7 +395,7 @@ def prepare(data: TaskData, *, spec: TabularSpec, batch_size: int) -> Prepared |
         return net
 
     def export_model(net: keras.Model, path: Path) -> None:
-        export(inference_model(space, net), plan, path)
+        export(inference_model(space, net, plan), plan, path)
 
     def evaluate(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         return score_export(path, raw_inputs(test_rows, plan), plan, rows=(train_rows, val_rows, test_rows))

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models import forest, tabular
+from models import derived, forest, tabular
 from models.spec import TabularSpec
 from models.task import Prepared, TaskData
 
@@ -24,13 +24,20 @@ _LOSS_SCALE = {"BINOMIAL_LOG_LIKELIHOOD": 0.5}
 
 
 def tree_inputs(frame: pd.DataFrame, plan: tabular.Plan) -> dict[str, np.ndarray]:
-    """Raw columns as YDF and the export take them: float32 numbers with NaN, strings with "" where missing."""
+    """The columns YDF grows trees on: float32 numbers with NaN, strings with "" where missing, and the numbers
+    that date and text columns become (`models/derived.py`, the ops the export runs), one column each."""
     inputs: dict[str, np.ndarray] = {}
     for name in plan.numeric:
         inputs[name] = pd.to_numeric(frame[name], errors="coerce").to_numpy("float32")
     for name in plan.categorical + plan.hashed:
         inputs[name] = frame[name].astype("string").fillna("").to_numpy(dtype=object).astype(str)
-    return inputs
+    return inputs | derived.derive_frame(frame, plan.dates, plan.texts)
+
+
+def export_inputs(rows: pd.DataFrame, plan: tabular.Plan) -> dict[str, np.ndarray]:
+    """The export's [N, 1] inputs, numbers missing as NaN: the trees route a missing value themselves."""
+    numbers = {n: pd.to_numeric(rows[n], errors="coerce").to_numpy("float32").reshape(-1, 1) for n in plan.numeric}
+    return tabular.raw_inputs(rows, plan) | numbers
 
 
 def _learner(plan: tabular.Plan, spec: TabularSpec) -> Any:
@@ -79,15 +86,10 @@ def prepare(data: TaskData, *, spec: TabularSpec) -> Prepared:
         return model, curves(model)
 
     def export_model(model: Any, path: Path) -> None:
-        import tensorflow as tf
-
-        used = {f.name for f in model.input_features()}
-        ignored = {n: tf.float32 for n in plan.numeric if n not in used}
-        ignored |= {n: tf.string for n in plan.categorical + plan.hashed if n not in used}
-        forest.export(model, path, ignored=ignored)
+        forest.export(model, path, signature=tabular.signature(plan), derive=plan.derived())
 
     def columns(rows: pd.DataFrame) -> dict[str, np.ndarray]:
-        return {name: values.reshape(-1, 1) for name, values in tree_inputs(rows, plan).items()}
+        return export_inputs(rows, plan)
 
     def evaluate(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         return tabular.score_export(path, columns(test_rows), plan, rows=(train_rows, val_rows, test_rows))

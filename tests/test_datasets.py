@@ -83,7 +83,7 @@ def test_column_kinds_and_the_task_are_inferred(store) -> None:
     _, cls = _add(store, factories.csv_bytes(factories.churn_frame()), filename="c.csv", target="churn")
     _, reg = _add(store, factories.csv_bytes(factories.price_frame()), filename="p.csv", target="price")
     kinds = {c["name"]: c["kind"] for c in cls.columns}
-    assert kinds == {"tenure": "numeric", "plan": "categorical", "charges": "numeric", "churn": "categorical"}
+    assert kinds == {"tenure": "numeric", "plan": "categorical", "charges": "numeric", "churn": "boolean"}  # yes/no
     assert (cls.task, reg.task) == ("classification", "regression")
 
 

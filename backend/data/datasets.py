@@ -21,14 +21,17 @@ import pandas as pd
 from backend import config
 from backend.config import Paths
 from backend.data import images, ingest, kinds, samples, storage
+from backend.data.numbers import parse_numbers
 from backend.errors import BadInput, NotFound
 from backend.i18n import Message
 from db import Dataset, DatasetVersion, Store
+from models import columns
 from models.tasks import tasks_for_kind
 
 TASKS = tasks_for_kind("tabular")  # what a table's target can be predicted as
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]+")
 _TEXT_MIN_MEAN_LENGTH = 40
+_FLAG_PAIRS = (("yes", "no"), ("true", "false"), ("y", "n"), ("t", "f"), ("是", "否"))
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class Column:
     """What a column is, as the model and the playground form need it."""
 
     name: str
-    kind: str  # "numeric" | "categorical" | "text"
+    kind: str  # "numeric" | "categorical" | "boolean" | "date" | "text"
     dtype: str
     missing: int
     unique: int
@@ -85,19 +88,49 @@ def _normalise(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     return frame.reset_index(drop=True), renamed
 
 
+def _text_kind(col: pd.Series) -> str:
+    """What a column of strings holds: yes/no flags, dates, free text (long, mostly distinct) or categories."""
+    present = col.dropna()
+    uniques = present.unique()
+    if 0 < len(uniques) <= 8:  # "Yes", "yes" and "YES" are one word
+        words = {str(v).strip().lower() for v in uniques}
+        if any(words <= set(pair) for pair in _FLAG_PAIRS):
+            return "boolean"
+    if columns.date_order(present) is not None:
+        return "date"
+    lengths = present.str.len()
+    unique_share = col.nunique() / max(1, len(present))
+    long_text = len(lengths) and lengths.mean() >= _TEXT_MIN_MEAN_LENGTH and unique_share > 0.5
+    return "text" if long_text else "categorical"
+
+
+def _read_numbers(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Columns of numbers written for people ("$1,234.50", "12%") as numbers, when every value reads as one.
+
+    Returns the frame and the columns read. A column with some values that are not numbers stays as it is: the
+    quality check's "make numeric" fix offers to read it, and says how many values would be lost.
+    """
+    read = []
+    for name in frame.columns:
+        col = frame[name]
+        if pd.api.types.is_numeric_dtype(col) or col.notna().sum() == 0:
+            continue
+        if parse_numbers(col.dropna().head(1000)).isna().any():  # a look at the head rules most columns out
+            continue
+        numbers = parse_numbers(col)
+        if numbers.notna().sum() == col.notna().sum():
+            frame[name] = numbers
+            read.append(str(name))
+    return frame, read
+
+
 def profile(frame: pd.DataFrame, renamed: dict[str, str] | None = None) -> list[Column]:
     """Each column's kind, storage type, missing and distinct counts; `renamed` maps new names to the given ones."""
     renamed = renamed or {}
     columns = []
     for name in frame.columns:
         col = frame[name]
-        if pd.api.types.is_numeric_dtype(col):
-            kind = "numeric"
-        else:
-            lengths = col.dropna().str.len()
-            unique_share = col.nunique() / max(1, col.notna().sum())
-            long_text = len(lengths) and lengths.mean() >= _TEXT_MIN_MEAN_LENGTH and unique_share > 0.5
-            kind = "text" if long_text else "categorical"
+        kind = "numeric" if pd.api.types.is_numeric_dtype(col) else _text_kind(col)
         columns.append(
             Column(
                 name=name,
@@ -171,6 +204,9 @@ def add_frame(
         raise BadInput("error.data.no_rows", name=name)
     frame, more_renamed = _normalise(frame)
     renamed = {**more_renamed, **(renamed or {})}
+    frame, read = _read_numbers(frame)
+    if read:
+        notes = [*notes, Message.of("note.numbers_read", columns=", ".join(read))]
     if target is not None and target not in frame.columns:
         target = _SAFE_NAME.sub("_", target.strip()).strip("_") if target.strip() else target
     task = checked_task(frame, target, task)

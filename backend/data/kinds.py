@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 KINDS = ("tabular", "text", "ratings", "images")
+_TEXT_TABLE_COLUMNS = 4  # a text, a label and an id or two
 _USER = re.compile(r"^(user|customer|client|member|reviewer)(_?id)?$", re.I)
 _ITEM = re.compile(r"^(item|product|movie|book|song|article|sku)(_?id)?$", re.I)
 _RATING = re.compile(r"^(rating|score|stars|interaction|clicked|purchased)$", re.I)
@@ -28,9 +29,14 @@ def roles(columns: list[dict[str, Any]]) -> dict[str, str | None]:
 
 
 def infer(columns: list[dict[str, Any]]) -> str:
+    """Ratings with user and item columns; text when a text column is most of the table; tabular otherwise.
+
+    A table of many columns with one free-text column (a customer table with their last review) stays tabular:
+    its model reads the text as one feature among the others.
+    """
     found = roles(columns)
     if found["user"] and found["item"]:
         return "ratings"
-    if found["text"]:
+    if found["text"] and len(columns) <= _TEXT_TABLE_COLUMNS:
         return "text"
     return "tabular"

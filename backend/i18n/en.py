@@ -29,7 +29,9 @@ MESSAGES: dict[str, str] = {
     # kind.*
     "kind.numeric": "number",
     "kind.categorical": "category",
-    "kind.text": "free text (not used yet)",
+    "kind.boolean": "yes/no",
+    "kind.date": "date (read as year, month, weekday, …)",
+    "kind.text": "free text (read as its words)",
     # preset.*
     "preset.fast": "Fast",
     "preset.balanced": "Balanced",
@@ -618,6 +620,7 @@ MESSAGES: dict[str, str] = {
     "note.no_path_rows.one": "Skipped {count:,} row without an image path in {column}",
     "note.no_path_rows.other": "Skipped {count:,} rows without an image path in {column}",
     "note.relabelled.one": "Relabelled {count:,} row of {target}.",
+    "note.numbers_read": "Read {columns} as numbers (currency signs, thousands separators and % removed).",
     "note.relabelled.other": "Relabelled {count:,} rows of {target}.",
     "note.skipped_files.one": "Skipped {count:,} non-image file: {listed}",
     "note.skipped_files.other": "Skipped {count:,} non-image files: {listed}",

@@ -29,7 +29,9 @@ MESSAGES: dict[str, str] = {
     # kind.*
     "kind.numeric": "数值",
     "kind.categorical": "类别",
-    "kind.text": "自由文本（暂不使用）",
+    "kind.boolean": "是/否",
+    "kind.date": "日期（读作年、月、星期等）",
+    "kind.text": "自由文本（按词读取）",
     # preset.*
     "preset.fast": "快速",
     "preset.balanced": "均衡",
@@ -618,6 +620,7 @@ MESSAGES: dict[str, str] = {
     "note.no_path_rows.one": "已跳过 {count:,} 行 {column} 中没有图片路径的数据",
     "note.no_path_rows.other": "已跳过 {count:,} 行 {column} 中没有图片路径的数据",
     "note.relabelled.one": "已重新标注 {target} 的 {count:,} 行。",
+    "note.numbers_read": "已将 {columns} 读作数字（去掉了货币符号、千位分隔符和百分号）。",
     "note.relabelled.other": "已重新标注 {target} 的 {count:,} 行。",
     "note.skipped_files.one": "已跳过 {count:,} 个非图片文件：{listed}",
     "note.skipped_files.other": "已跳过 {count:,} 个非图片文件：{listed}",

@@ -92,6 +92,12 @@ def table_form() -> None:
                     row[name] = col.number_input(field["label"], value=int(round(number)), step=1, key=widget_key)
                 else:
                     row[name] = col.number_input(field["label"], value=number, format="%.4g", key=widget_key)
+            elif field["kind"] == "date":
+                day = playground.read_date(value, field["order"]) or field["default"]
+                picked = col.date_input(field["label"], value=day, key=widget_key)
+                row[name] = playground.write_date(picked, field["order"]) if picked else ""
+            elif field["kind"] == "text":
+                row[name] = col.text_area(field["label"], value=str(value or ""), height=100, key=widget_key)
             else:
                 options = field["options"] if str(value) in field["options"] else [str(value), *field["options"]]
                 row[name] = col.selectbox(field["label"], options, index=options.index(str(value)), key=widget_key)

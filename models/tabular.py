@@ -348,7 +348,8 @@ def prepare(data: TaskData, *, spec: TabularSpec, batch_size: int) -> Prepared |
     """Split, plan and adapt on the training rows; pipelines, network, export and evaluation for the engine.
 
     `architecture=gbt` trains gradient-boosted trees instead (models/trees.py), on the same split and plan;
-    `architecture=auto` offers the trees, this network and a linear model (no hidden layer) as candidates.
+    `architecture=auto` offers the trees, this network and a linear model (no hidden layer) as candidates, and
+    the average of the two best.
     """
     if spec.architecture == "auto":
         from models import trees
@@ -360,7 +361,7 @@ def prepare(data: TaskData, *, spec: TabularSpec, batch_size: int) -> Prepared |
             "linear": prepare(data, spec=linear, batch_size=batch_size),
         }
         metric = "rmse" if data.task == "regression" else "log_loss"
-        return Choice({name: c for name, c in candidates.items() if isinstance(c, Prepared)}, metric)
+        return Choice({name: c for name, c in candidates.items() if isinstance(c, Prepared)}, metric, ensemble=True)
     if spec.architecture == "gbt":
         from models import trees
 

@@ -73,6 +73,7 @@ class Choice:
 
     candidates: dict[str, Prepared]
     metric: str  # "log_loss" | "rmse"
+    ensemble: bool = False  # also try the average of the two best (models/ensemble.py), kept when it scores better
 
 
 def prefetched(ds: Any) -> Any:

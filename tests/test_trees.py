@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 
-from models import trees
+from models import ensemble, trees
 from models.spec import TabularSpec
 from models.task import TaskData
 from tests import factories
@@ -117,7 +118,30 @@ def test_the_default_for_tables_trains_trees_a_network_and_a_linear_model_and_ke
     assert (info["status"], info["spec"]["architecture"], set(selection["scores"])) == (
         "succeeded",
         "auto",
-        {"gbt", "mlp", "linear"},
+        {"gbt", "mlp", "linear", "ensemble"},  # and the average of the two best
     )
     assert selection["winner"] == min(selection["scores"], key=selection["scores"].get)
     assert selection["metric"] == "log_loss" and info["epochs_done"] >= 1  # the winner's curves
+    exports = list((runs["home"] / "runs" / str(info["run_id"])).rglob("saved_model.pb"))
+    assert len(exports) == 1, exports  # the losers' exports are gone
+
+
+def test_the_average_of_two_exports_serves_their_mean_in_plain_tensorflow(tmp_path: Path) -> None:
+    frame, columns, target = _table("classification", rows=600)
+    data = TaskData(frame=frame, roles={"target": target}, columns=columns, task="classification")
+    folders = []
+    for depth in (2, 5):  # two different forests
+        prepared = trees.prepare(data, spec=TabularSpec(architecture="gbt", num_trees=20, max_depth=depth))
+        assert prepared.fit is not None
+        prepared.export(prepared.fit()[0], tmp_path / str(depth))
+        folders.append(tmp_path / str(depth))
+    ensemble.export(folders, tmp_path / "average")
+    rows = trees.tabular.raw_inputs(frame.head(50), _plan_of(prepared))
+    served = [
+        tf.saved_model.load(str(f)).signatures["serving_default"](**rows) for f in [*folders, tmp_path / "average"]
+    ]
+    np.testing.assert_allclose(
+        served[2]["probabilities"], (served[0]["probabilities"] + served[1]["probabilities"]) / 2, atol=1e-6
+    )
+    best = np.asarray(served[2]["classes"])[0][np.argmax(served[2]["probabilities"], axis=1)]
+    assert np.asarray(served[2]["label"]).tolist() == best.tolist()

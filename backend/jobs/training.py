@@ -182,7 +182,8 @@ def choose(
     """Train every candidate family on the same split; the one whose export scores best on validation wins.
 
     Each candidate is exported and scored on the validation rows (what is served is what is judged); a
-    candidate that fails (a loss gone NaN) drops out. The run keeps the winner's curves. Returns the winner's
+    candidate that fails (a loss gone NaN) drops out. When the choice allows, the average of the two best
+    exports is a candidate too (`models/ensemble.py`). The run keeps the winner's curves. Returns the winner's
     family data, its fit and the selection (metric, each candidate's score, the winner); a fit whose `outcome`
     ends the run instead when it is cancelled or every candidate fails.
     """
@@ -190,7 +191,7 @@ def choose(
 
     scores: dict[str, float] = {}
     failures: dict[str, str] = {}
-    best: tuple[float, str, Any, Fitted] | None = None
+    trained: dict[str, tuple[Any, Fitted]] = {}
     for name, candidate in choice.candidates.items():
         folder = run_dir / "candidates" / name  # its own backups and logs: a resumed run must not mix them
         fitted = fit(store, run, spec, candidate, run_dir=folder, batch=batch, strategy=strategy)
@@ -202,21 +203,36 @@ def choose(
         fitted.exported = folder / "export"
         candidate.export(fitted.model, fitted.exported)
         scores[name] = candidate.validate(fitted.exported)
-        if best is None or scores[name] < best[0]:
-            if best is not None and best[3].exported is not None:
-                shutil.rmtree(best[3].exported)  # the one it beats
-            best = (scores[name], name, candidate, fitted)
-        else:
-            shutil.rmtree(fitted.exported)
-    if best is None:
+        trained[name] = (candidate, fitted)
+    if not trained:
         error = "; ".join(f"{name}: {error}" for name, error in failures.items())
         return None, Fitted(outcome=("failed", {"error": error})), {}
-    _, winner, prepared, fitted = best
+    ranked = sorted(scores, key=scores.__getitem__)
+    if choice.ensemble and len(ranked) >= 2:
+        trained["ensemble"] = _ensemble(ranked[:2], trained, folder=run_dir / "candidates" / "ensemble")
+        scores["ensemble"] = trained["ensemble"][0].validate(trained["ensemble"][1].exported)
+    winner = min(scores, key=scores.__getitem__)
+    prepared, fitted = trained[winner]
+    for name, (_, other) in trained.items():  # only the winner's export is kept
+        if name != winner and other.exported is not None and other.exported.exists():
+            shutil.rmtree(other.exported)
     store.clear_metrics(run.id)  # the curves shown are the winner's
     fitted.progress = record_curves(store, run, fitted.curves)
     (run_dir / "plan.json").write_text(json.dumps(prepared.plan, indent=2, default=str))
     selection = {"metric": choice.metric, "scores": scores, "winner": winner, "failed": failures}
     return prepared, fitted, selection
+
+
+def _ensemble(members: list[str], trained: dict[str, tuple[Any, Fitted]], *, folder: Path) -> tuple[Any, Fitted]:
+    """The average of two trained candidates' exports, as a candidate: the best member's plan, curves and scoring."""
+    from dataclasses import replace
+
+    from models import ensemble
+
+    best, best_fit = trained[members[0]]
+    ensemble.export([trained[m][1].exported for m in members], folder / "export")  # type: ignore[misc]
+    plan = best.plan | {"architecture": "ensemble", "members": members}
+    return replace(best, plan=plan), Fitted(best_fit.model, best_fit.curves, exported=folder / "export")
 
 
 CURVE_POINTS = 100  # a forest's curves are kept at this many points at most (one per tree is up to thousands)

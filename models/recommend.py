@@ -599,6 +599,31 @@ def popular_baseline(train: pd.DataFrame, test_users: list[str], k: int) -> list
 Outputs = dict[str, np.ndarray]  # a signature's named outputs, one entry per row
 
 
+BIAS_SHRINK = 10.0  # ratings' worth of prior pulling a user's or an item's bias towards 0
+
+
+def bias_baseline(train: pd.DataFrame, rounds: int = 4) -> Callable[[pd.DataFrame], np.ndarray]:
+    """The classic rating baseline: the mean, plus each item's and each user's offset from it, shrunk towards 0
+    for the few-rated (Koren, "Factorization meets the neighborhood", 2008), fitted by alternating a few rounds.
+    Returns a function of (user, item) rows; an unknown user or item adds nothing."""
+    mean = float(train["rating"].mean())
+    user_bias = pd.Series(0.0, index=pd.Index(train["user"].unique()))
+    for _ in range(rounds):
+        residual = train["rating"] - mean - train["user"].map(user_bias).to_numpy()
+        grouped = residual.groupby(train["item"])
+        item_bias = grouped.sum() / (grouped.count() + BIAS_SHRINK)
+        residual = train["rating"] - mean - train["item"].map(item_bias).to_numpy()
+        grouped = residual.groupby(train["user"])
+        user_bias = grouped.sum() / (grouped.count() + BIAS_SHRINK)
+
+    def predict(rows: pd.DataFrame) -> np.ndarray:
+        user = rows["user"].map(user_bias).to_numpy("float64", na_value=0.0)
+        item = rows["item"].map(item_bias).to_numpy("float64", na_value=0.0)
+        return mean + user + item
+
+    return predict
+
+
 @dataclass(frozen=True)
 class Scored:
     """The model's and the baselines' figures on interactions the model never trained on."""
@@ -642,17 +667,16 @@ def score_interactions(
     known = known_user & known_item
     scores: dict[str, Any] = {}
     baseline: dict[str, Any] = {"rule": "most popular items"} if train is not None else {}
-    # 1. Rating error on the rows the model knows both sides of, against predicting the item's mean training rating.
+    # 1. Rating error on the rows the model knows both sides of, against the mean + user and item biases.
     if not plan.implicit:
         actual = rows["rating"].to_numpy("float64")[known]
         error = rated["rating"].astype("float64")[known] - actual
         scores["rmse"] = float(np.sqrt(np.mean(error**2))) if known.any() else None
         scores["mae"] = float(np.mean(np.abs(error))) if known.any() else None
         if train is not None:
-            item_mean = train.groupby("item")["rating"].mean()
-            guess = rows["item"][known].map(item_mean).fillna(plan.global_mean).to_numpy("float64")
+            guess = bias_baseline(train)(rows[known])
             baseline["rmse"] = float(np.sqrt(np.mean((guess - actual) ** 2))) if known.any() else None
-            baseline["rmse_rule"] = "item mean training rating"
+            baseline["rmse_rule"] = "mean + user and item biases"
     # 2. Ranking, for the users the model knows: the items a user liked (or, implicit, every item) should come first.
     #    A pair the user had in training is never recommended, so it cannot count.
     ranked = rows[known_user]

@@ -128,4 +128,5 @@ def test_rating_error_counts_only_rows_whose_user_and_item_the_model_knows() -> 
     scored = recommend.score_interactions(rows, plan=plan, rate=rate, recommend=recommend_items, train=train)
     assert (scored.unknown_user_rows, scored.unknown_item_rows) == (1, 2)
     assert (scored.scores["rmse"], scored.scores["mae"], scored.scores["test_rows"]) == (1.0, 1.0, 4)
-    assert scored.baseline["rmse"] == 1.0  # y's training mean is 2.0; it was rated 3.0
+    guess = recommend.bias_baseline(train)(rows.iloc[[1]])[0]  # b rated y 3.0
+    assert scored.baseline["rmse"] == pytest.approx(abs(guess - 3.0))

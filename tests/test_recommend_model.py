@@ -295,3 +295,18 @@ def test_the_pipelines_keep_their_prefetch_under_op_determinism(rating: str | No
     frame = tastes(users=20) if rating else tastes(users=20).drop(columns="rating")
     p = recommend.prepare(TaskData(frame, ROLES | {"rating": rating}), spec=spec(), batch_size=32)
     assert (pipeline_slowdowns(p.train), pipeline_slowdowns(p.validation)) == ([], [])
+
+
+def test_the_bias_baseline_recovers_ratings_made_of_a_mean_and_user_and_item_offsets() -> None:
+    rng = np.random.default_rng(0)
+    users, items = rng.normal(0, 0.5, 100), rng.normal(0, 0.8, 80)
+    pairs = pd.DataFrame({"u": rng.integers(0, 100, 20000), "i": rng.integers(0, 80, 20000)}).drop_duplicates()
+    rating = 3.5 + users[pairs["u"]] + items[pairs["i"]] + rng.normal(0, 0.1, len(pairs))
+    frame = pd.DataFrame({"user": "u" + pairs["u"].astype(str), "item": "i" + pairs["i"].astype(str), "rating": rating})
+    train, test = frame.iloc[: len(frame) * 4 // 5], frame.iloc[len(frame) * 4 // 5 :]
+    guess = recommend.bias_baseline(train)(test)
+    item_mean = test["item"].map(train.groupby("item")["rating"].mean()).to_numpy()
+    rmse = float(np.sqrt(np.mean((guess - test["rating"].to_numpy()) ** 2)))
+    assert rmse < 0.2 < float(np.sqrt(np.mean((item_mean - test["rating"].to_numpy()) ** 2)))  # users differ
+    unknown = recommend.bias_baseline(train)(pd.DataFrame({"user": ["nobody"], "item": ["nothing"]}))
+    assert unknown == pytest.approx([train["rating"].mean()])

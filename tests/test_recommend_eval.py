@@ -71,6 +71,7 @@ def test_a_timed_run_held_out_each_users_latest_ratings(ratings_run: dict[str, A
     shown = factories.cli_json(ratings_run["home"], "runs", "show", str(ratings_run["run_id"]))
     plan = (ratings_run["home"] / "runs" / str(shown["run_id"]) / "plan.json").read_text()
     assert ('"holdout": "latest"' in plan, '"time": "timestamp"' in plan) == (True, True)
+    assert (shown["holdout"], shown["baseline"]["rmse_rule"]) == ("latest", "mean + user and item biases")
 
 
 @pytest.mark.parametrize(

@@ -258,6 +258,8 @@ def describe(store: Store, run: Run) -> dict[str, Any]:
         "dataset_version": version.hash[:12] if version else None,
         "spec": run.spec,
         "metrics": run.metrics,
+        "baseline": run.evaluation.get("baseline"),  # the same figures of the trivial rule the run must beat
+        "holdout": run.evaluation.get("plan", {}).get("holdout"),  # a recommender's: "latest" ratings or "random"
         "device": run.device,
         "epochs_done": run.epochs_done,
         "throughput": run.progress.get("samples_per_s"),

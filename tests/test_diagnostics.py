@@ -28,6 +28,18 @@ def test_validation_loss_rising_while_training_loss_falls_is_overfitting() -> No
     assert findings == [{"id": "overfitting", "severity": "warning", "params": {"best": 2, "epochs": 5}}]
 
 
+def test_a_text_run_whose_validation_loss_climbs_until_early_stopping_ends_it_is_overfitting() -> None:
+    """The reviews sample's shape: the best epoch, then three of climbing validation loss, 5% above the best."""
+    curves = {
+        "loss": [0.62, 0.45, 0.29, 0.18, 0.11, 0.06],
+        "val_loss": [0.571, 0.489, 0.487, 0.493, 0.501, 0.511],
+    }
+    findings = diagnose(curves, task="text-classification", classes=2, metrics={}, baseline={})
+    assert findings == [{"id": "overfitting", "severity": "warning", "params": {"best": 3, "epochs": 6}}]
+    wobbling = {"loss": curves["loss"], "val_loss": [0.571, 0.489, 0.487, 0.501, 0.493, 0.499]}  # no climb
+    assert diagnose(wobbling, task="text-classification", classes=2, metrics={}, baseline={}) == []
+
+
 def test_trees_that_overfit_are_told_the_trees_remedies() -> None:
     curves = {"loss": [0.6, 0.4, 0.3, 0.2, 0.1], "val_loss": [0.55, 0.45, 0.5, 0.6, 0.7]}
     findings = diagnose(curves, task="regression", classes=0, metrics={}, baseline={}, trees=True)

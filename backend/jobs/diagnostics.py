@@ -12,6 +12,7 @@ from models.tasks import task_info
 
 STUCK_SHARE = 0.95  # a loss within 5% of ln(classes) is what guessing scores
 OVERFIT_RISE = 0.10  # validation loss 10% above its best while training loss still falls
+OVERFIT_CLIMB = 0.03, 3  # or 3% above it after climbing for 3 epochs in a row (what early stopping cuts short)
 BASELINE_MARGIN = 0.005
 EXPLODED = 3.0  # a classifier's loss this many times what guessing scores, or a loss that ends this far above its start
 
@@ -48,7 +49,12 @@ def diagnose(
     # 3. Overfitting: validation loss rising from its best while the training loss keeps falling.
     if len(val_loss) >= 3 and len(loss) == len(val_loss):
         best = min(range(len(val_loss)), key=val_loss.__getitem__)
-        rose = val_loss[-1] > val_loss[best] * (1 + OVERFIT_RISE)
+        share, epochs = OVERFIT_CLIMB
+        tail = val_loss[-epochs - 1 :]
+        climbed = len(val_loss) - 1 - best >= epochs and all(b > a for a, b in zip(tail, tail[1:], strict=False))
+        rose = val_loss[-1] > val_loss[best] * (1 + OVERFIT_RISE) or (
+            climbed and val_loss[-1] > val_loss[best] * (1 + share)
+        )
         if best < len(val_loss) - 1 and rose and loss[-1] < loss[best]:
             overfitting = "overfitting_trees" if trees else "overfitting"  # each family's own remedies
             findings.append(_finding(overfitting, "warning", best=best + 1, epochs=len(val_loss)))

@@ -353,7 +353,7 @@ def test_training_page_shows_the_trained_run_succeeded_with_its_curves(
 
 
 # -- Evaluation ----------------------------------------------------------------------------------------------
-def test_evaluation_page_shows_the_four_classification_metrics(
+def test_evaluation_page_shows_the_classification_metrics_with_their_meanings_and_a_table_by_class(
     churn_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     use_home(monkeypatch, churn_run["home"])
@@ -367,7 +367,23 @@ def test_evaluation_page_shows_the_four_classification_metrics(
             ("Macro F1", f"{m['f1_macro']:.3f}"),
             ("ROC AUC", f"{m['roc_auc']:.3f}"),
             ("Log loss", f"{m['log_loss']:.3f}"),
+            ("Average precision", f"{m['average_precision']:.3f}"),
+            ("Brier score", f"{m['brier']:.3f}"),
+            ("Calibration error", f"{m['ece']:.3f}"),
         ],
+    )
+    assert all(metric.help for metric in at.metric)  # each says what it means in plain words
+    assert [tab.label for tab in at.tabs] == [
+        "Confusion matrix",
+        "ROC curve",
+        "Precision–recall",
+        "Calibration",
+        "Gain and lift",
+    ]
+    by_class = at.dataframe[0].value
+    assert (list(by_class.columns), by_class["class"].tolist()) == (
+        ["class", "precision", "recall", "F1", "test cases"],
+        ["no", "yes"],
     )
 
 
@@ -377,7 +393,7 @@ def test_evaluation_page_lists_the_run_in_the_history_table(
     use_home(monkeypatch, churn_run["home"])
     at = open_page("views/evaluation.py")
 
-    table = at.dataframe[0].value
+    table = at.dataframe[-1].value
     assert list(table.columns) == [
         "Run",
         "Dataset @ version",

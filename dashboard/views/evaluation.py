@@ -21,41 +21,113 @@ st.caption(t("evaluation.split", test=ev.get("rows", {}).get("test", "?"), train
 def metric_row(keys: tuple[str, ...], fmt: str = "{:.3f}") -> None:
     for col, key in zip(st.columns(len(keys)), keys, strict=True):
         value = m.get(key)
-        col.metric(t(f"metric.{key}"), "—" if value is None else fmt.format(value))
+        col.metric(t(f"metric.{key}"), "—" if value is None else fmt.format(value), help=t(f"meaning.{key}"))
 
 
-def classifier() -> None:
-    metric_row(("accuracy", "f1_macro", "roc_auc", "log_loss"))
-    base = ev.get("baseline", {}).get("accuracy")
-    if base is not None:
-        st.caption(t("evaluation.baseline_cls", acc=base))
-    left, right = st.columns(2)
+def line(fig: go.Figure, x: list, y: list, name: str, **style) -> None:
+    fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, **style))
+
+
+def diagonal(fig: go.Figure, name: str, low: float = 0.0, high: float = 1.0) -> None:
+    line(fig, [low, high], [low, high], name, line={"dash": "dash", "color": "grey"})
+
+
+def confusion_chart(normalised: bool) -> go.Figure:
     classes, matrix = ev.get("classes", []), ev.get("confusion_matrix", [])
+    shown = [[v / max(sum(row), 1) for v in row] for row in matrix] if normalised else matrix
+    text = [[f"{v:.0%}" for v in row] for row in shown] if normalised else matrix
     fig = go.Figure(
         go.Heatmap(
-            z=matrix, x=classes, y=classes, colorscale="Blues", text=matrix, texttemplate="%{text}", showscale=False
+            z=shown, x=classes, y=classes, colorscale="Blues", text=text, texttemplate="%{text}", showscale=False
         )
     )
     fig.update_layout(
-        title=t("evaluation.confusion"),
         xaxis_title=t("evaluation.predicted"),
         yaxis_title=t("evaluation.actual"),
         yaxis_autorange="reversed",
         height=420,
     )
-    left.plotly_chart(fig, width="stretch")
-    roc = go.Figure()
-    for curve in ev.get("roc", []):
-        roc.add_trace(go.Scatter(x=curve["fpr"], y=curve["tpr"], mode="lines", name=str(curve["class"])))
-    roc.add_trace(
+    return fig
+
+
+def curves_chart(key: str, x: str, y: str, x_title: str, y_title: str, chance: bool) -> go.Figure:
+    fig = go.Figure()
+    for curve in ev.get(key, []):
+        line(fig, curve[x], curve[y], str(curve["class"]))
+    if chance:
+        diagonal(fig, t("evaluation.chance"))
+    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, height=420)
+    return fig
+
+
+def calibration_chart() -> go.Figure:
+    bins = ev.get("calibration", {})
+    fig = go.Figure()
+    fig.add_trace(
         go.Scatter(
-            x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash", "color": "grey"}, name=t("evaluation.chance")
+            x=bins.get("confidence", []),
+            y=bins.get("accuracy", []),
+            mode="lines+markers",
+            marker={"size": [4 + 16 * (c / max(bins.get("count", [1]))) ** 0.5 for c in bins.get("count", [])]},
+            customdata=bins.get("count", []),
+            hovertemplate=t("evaluation.calibration_hover", x="%{x:.0%}", y="%{y:.0%}", n="%{customdata}")
+            + "<extra></extra>",
+            name=t("evaluation.this_model"),
         )
     )
-    roc.update_layout(
-        title=t("evaluation.roc"), xaxis_title=t("evaluation.fpr"), yaxis_title=t("evaluation.tpr"), height=420
+    diagonal(fig, t("evaluation.perfect"))
+    fig.update_layout(xaxis_title=t("evaluation.confidence"), yaxis_title=t("evaluation.how_often_right"), height=420)
+    return fig
+
+
+def gains_chart() -> go.Figure:
+    g = ev.get("gains", {})
+    fig = go.Figure()
+    line(fig, [0.0, *g.get("share", [])], [0.0, *g.get("gain", [])], t("evaluation.gain"))
+    diagonal(fig, t("evaluation.chance"))
+    fig.add_trace(go.Scatter(x=g.get("share", []), y=g.get("lift", []), name=t("evaluation.lift"), yaxis="y2"))
+    fig.update_layout(
+        xaxis_title=t("evaluation.share_contacted"),
+        yaxis_title=t("evaluation.share_found"),
+        yaxis2={"title": t("evaluation.lift"), "overlaying": "y", "side": "right", "tickformat": ".1f"},
+        legend={"orientation": "h", "y": -0.2},
+        height=460,
     )
-    right.plotly_chart(roc, width="stretch")
+    return fig
+
+
+def classifier() -> None:
+    metric_row(("accuracy", "f1_macro", "roc_auc", "log_loss"))
+    metric_row(("average_precision", "brier", "ece"))
+    base = ev.get("baseline", {}).get("accuracy")
+    if base is not None:
+        st.caption(t("evaluation.baseline_cls", acc=base))
+    charts = {
+        "confusion": lambda: confusion_chart(st.toggle(t("evaluation.by_row"), key="by_row")),
+        "roc": lambda: curves_chart("roc", "fpr", "tpr", t("evaluation.fpr"), t("evaluation.tpr"), chance=True),
+        "pr": lambda: curves_chart(
+            "pr", "recall", "precision", t("evaluation.recall"), t("evaluation.precision"), False
+        ),
+        "calibration": calibration_chart,
+    }
+    if ev.get("gains"):
+        charts["gains"] = gains_chart
+    for tab, (name, chart) in zip(st.tabs([t(f"evaluation.{n}") for n in charts]), charts.items(), strict=True):
+        with tab:
+            st.caption(t(f"evaluation.{name}_help"))
+            st.plotly_chart(chart(), width="stretch", key=f"chart_{name}")
+    per_class = m.get("per_class")
+    if per_class:
+        st.subheader(t("evaluation.per_class"))
+        table = pd.DataFrame(per_class).T.rename_axis(t("evaluation.class")).reset_index()
+        st.dataframe(
+            table.rename(columns=lambda c: t(f"evaluation.col_{c}") if c in PER_CLASS else c),
+            width="stretch",
+            hide_index=True,
+        )
+
+
+PER_CLASS = ("precision", "recall", "f1", "support")
 
 
 def regressor() -> None:
@@ -64,27 +136,48 @@ def regressor() -> None:
     if base is not None:
         st.caption(t("evaluation.baseline_reg", rmse=base))
     actual, predicted = ev.get("actual", []), ev.get("predicted", [])
-    fig = go.Figure(
+    scatter = go.Figure(
         go.Scatter(x=actual, y=predicted, mode="markers", marker={"opacity": 0.5}, name=t("evaluation.points"))
     )
     if actual:
-        lo, hi = min(actual + predicted), max(actual + predicted)
-        fig.add_trace(
-            go.Scatter(
-                x=[lo, hi],
-                y=[lo, hi],
-                mode="lines",
-                line={"dash": "dash", "color": "grey"},
-                name=t("evaluation.perfect"),
-            )
+        diagonal(scatter, t("evaluation.perfect"), min(actual + predicted), max(actual + predicted))
+    scatter.update_layout(xaxis_title=t("evaluation.actual"), yaxis_title=t("evaluation.predicted"), height=440)
+    residuals = go.Figure(
+        go.Scatter(
+            x=predicted,
+            y=[a - p for a, p in zip(actual, predicted, strict=True)],
+            mode="markers",
+            marker={"opacity": 0.5},
+            name=t("evaluation.points"),
         )
-    fig.update_layout(
-        title=t("evaluation.pred_vs_actual"),
-        xaxis_title=t("evaluation.actual"),
-        yaxis_title=t("evaluation.predicted"),
-        height=460,
     )
-    st.plotly_chart(fig, width="stretch")
+    residuals.add_hline(y=0, line_dash="dash", line_color="grey")
+    residuals.update_layout(xaxis_title=t("evaluation.predicted"), yaxis_title=t("evaluation.residual"), height=440)
+    hist = ev.get("residuals", {})
+    edges = hist.get("edges", [])
+    histogram = go.Figure(
+        go.Bar(
+            x=[(a + b) / 2 for a, b in zip(edges, edges[1:], strict=False)],
+            y=hist.get("counts", []),
+            name=t("evaluation.points"),
+        )
+    )
+    histogram.update_layout(
+        xaxis_title=t("evaluation.residual"), yaxis_title=t("evaluation.cases"), bargap=0.05, height=440
+    )
+    deciles = ev.get("deciles", [])
+    by_decile = go.Figure()
+    labels = [f"{d['low']:,.4g}–{d['high']:,.4g}" for d in deciles]
+    by_decile.add_trace(go.Bar(x=labels, y=[d["mae"] for d in deciles], name=t("metric.mae")))
+    by_decile.add_trace(go.Bar(x=labels, y=[d["bias"] for d in deciles], name=t("evaluation.bias")))
+    by_decile.update_layout(xaxis_title=t("evaluation.actual"), barmode="group", height=440)
+    charts = {"pred_vs_actual": scatter, "residuals": residuals, "residual_histogram": histogram}
+    if deciles:
+        charts["deciles"] = by_decile
+    for tab, (name, fig) in zip(st.tabs([t(f"evaluation.{n}") for n in charts]), charts.items(), strict=True):
+        with tab:
+            st.caption(t(f"evaluation.{name}_help"))
+            st.plotly_chart(fig, width="stretch", key=f"chart_{name}")
 
 
 def text_examples() -> None:

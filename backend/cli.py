@@ -385,6 +385,25 @@ def _read_rows(args: argparse.Namespace) -> Any:
     return data.read_table(path, path.name).frame
 
 
+def cmd_decide(store: Store, args: argparse.Namespace) -> int:
+    """Choose a binary classifier's threshold on business values; store it and put it in the export."""
+    from backend import jobs
+
+    costs = jobs.decision_costs(args.value_tp, args.cost_fp, args.cost_fn, args.currency)
+    chosen = jobs.decide(store, args.run, costs, threshold=args.threshold, reason=args.why)
+    money = f"{chosen['expected_profit']:,.2f} {costs.currency}".rstrip()
+    counts = ", ".join(f"{k.upper()} {v}" for k, v in chosen["confusion"].items())
+    roi = "—" if chosen["roi"] is None else f"{chosen['roi']:.2f}"
+    lines = [
+        f"run {chosen['run_id']}: {chosen['positive']!r} when its probability is at least {chosen['threshold']:.4f}",
+        f"  expected profit per 1,000 cases: {money} (ROI {roi})",
+        f"  on the test rows: {counts}",
+        f"  stored with model {chosen['model_name']} version {chosen['model_version']}; its export returns `decision`",
+    ]
+    _emit(args, chosen, lines)
+    return 0
+
+
 def cmd_eval(store: Store, args: argparse.Namespace) -> int:
     from backend import jobs, serving
 
@@ -586,6 +605,16 @@ def parser() -> argparse.ArgumentParser:
     again.add_argument("run", help=RUN_HELP)
     again.add_argument("--wait", action="store_true")
 
+    decide = command(sub, "decide", cmd_decide, "choose a two-class model's threshold on business values")
+    decide.add_argument("run", help=RUN_HELP)
+    decide.add_argument("--value-tp", type=float, required=True, help="gained by acting on a true positive")
+    decide.add_argument("--cost-fp", type=float, required=True, help="lost by acting on a false positive")
+    decide.add_argument("--cost-fn", type=float, required=True, help="lost by missing a positive")
+    decide.add_argument("--currency", default="", help="e.g. EUR (shown with the amounts)")
+    decide.add_argument(
+        "--threshold", type=float, help="this threshold (default: the most profitable on the test rows)"
+    )
+    decide.add_argument("--why", default="", help="why this threshold, for the record")
     ev = command(sub, "eval", cmd_eval, "metrics on the test split, or on --input")
     ev.add_argument("run", help=RUN_HELP)
     ev.add_argument("--input", help="a labelled CSV file (for a recommender: later ratings, by user and item)")

@@ -1,6 +1,17 @@
 """Run history in SQL: schema, migrations, and a store that returns plain records."""
 
-from db.records import Dataset, DatasetVersion, Job, Metric, QualityReport, Run, Worker
+from db.records import Dataset, DatasetVersion, Decision, Job, Metric, QualityReport, Run, Worker
 from db.store import Store, open_store
 
-__all__ = ["Dataset", "DatasetVersion", "Job", "Metric", "QualityReport", "Run", "Store", "Worker", "open_store"]
+__all__ = [
+    "Dataset",
+    "DatasetVersion",
+    "Decision",
+    "Job",
+    "Metric",
+    "QualityReport",
+    "Run",
+    "Store",
+    "Worker",
+    "open_store",
+]

@@ -68,6 +68,20 @@ class Run:
 
 
 @dataclass(frozen=True)
+class Decision:
+    """A threshold chosen for a run's model (the latest one applies)."""
+
+    id: int
+    run_id: int
+    threshold: float
+    costs: dict[str, Any]
+    outcome: dict[str, Any]
+    chosen_by: str
+    reason: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Metric:
     epoch: int
     name: str

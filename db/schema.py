@@ -96,6 +96,20 @@ class RunRow(Base):
     __table_args__ = (UniqueConstraint("model_name", "model_version"),)
 
 
+class DecisionRow(Base):
+    """A threshold chosen for a run's model: the costs it was chosen on, what it earns there, who, when, why."""
+
+    __tablename__ = "decisions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    threshold: Mapped[float] = mapped_column(Float)
+    costs: Mapped[dict[str, Any]] = mapped_column(JSON)  # value_tp, cost_fp, cost_fn, currency
+    outcome: Mapped[dict[str, Any]] = mapped_column(JSON)  # expected_profit per 1,000 cases, roi, confusion
+    chosen_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class MetricRow(Base):
     """One point of a training curve: a metric's value at the end of an epoch."""
 

@@ -24,6 +24,7 @@ from db import records
 from db.schema import (
     DatasetRow,
     DatasetVersionRow,
+    DecisionRow,
     JobRow,
     MetricRow,
     QualityReportRow,
@@ -330,6 +331,36 @@ class Store:
                 .values(model_name=model_name, model_version=version, export_path=export_root)
             )
             return version
+
+    def add_decision(
+        self,
+        run_id: int,
+        *,
+        threshold: float,
+        costs: dict[str, Any],
+        outcome: dict[str, Any],
+        chosen_by: str,
+        reason: str,
+    ) -> records.Decision:
+        with self._write() as s:
+            row = DecisionRow(
+                run_id=run_id,
+                threshold=threshold,
+                costs=costs,
+                outcome=outcome,
+                chosen_by=chosen_by,
+                reason=reason,
+                created_at=utcnow(),
+            )
+            s.add(row)
+            s.flush()
+            return _record(records.Decision, row)
+
+    def decisions(self, run_id: int) -> list[records.Decision]:
+        """A run's decisions, the latest (the one that applies) first."""
+        with self._read() as s:
+            rows = s.scalars(select(DecisionRow).where(DecisionRow.run_id == run_id).order_by(DecisionRow.id.desc()))
+            return [_record(records.Decision, r) for r in rows]
 
     def request_cancel(self, run_id: int) -> records.Run:
         """Ask the worker to stop a run; a queued run is cancelled on the spot."""

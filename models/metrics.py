@@ -49,7 +49,8 @@ def classification(y_true: list[str], probabilities: np.ndarray, classes: list[s
     loss, ROC AUC and average precision (of the second class for two, macro one-vs-rest for more), the Brier
     score, and a `per_class` table of precision, recall, F1 and support; plus the top-label expected
     calibration error (`ece`). The details hold the confusion matrix, ROC and precision-recall curves, the
-    reliability bins and, for two classes, cumulative gain and lift.
+    reliability bins and, for two classes, cumulative gain and lift, and `test_scores` (arrays: each test
+    case's label and score, which the engine keeps beside the run for choosing a threshold, not in the DB).
     """
     index = {c: i for i, c in enumerate(classes)}
     known = np.array([t in index for t in y_true])
@@ -93,6 +94,7 @@ def classification(y_true: list[str], probabilities: np.ndarray, classes: list[s
             scores["roc_auc"] = float(skm.roc_auc_score(y, p[:, 1]))
             scores["average_precision"] = float(skm.average_precision_score(y == 1, p[:, 1]))
             details["gains"] = gains((y == 1).astype("float64"), p[:, 1])
+            details["test_scores"] = {"label": (y == 1).astype("int8"), "score": p[:, 1].astype("float32")}
         else:
             scores["roc_auc"] = float(skm.roc_auc_score(y, p, multi_class="ovr", average="macro", labels=labels))
             onehot = np.eye(len(classes))[y]

@@ -7,11 +7,17 @@
 - `tuning.py`: a hyperparameter search, every trial a run of its own.
 - `diagnostics.py`: plain-words findings about a finished run's curves.
 - `evaluation.py`: metrics of a trained model on labelled rows the user brings.
+- `decisions.py`: a binary classifier's threshold, chosen on business costs, stored and applied to its export.
 
 The task registry (`models.tasks`) is handed on from here too, for the dashboard.
 Other wings and the faces import from here only. Nothing here imports TensorFlow at import time.
 """
 
+from backend.jobs.decisions import costs as decision_costs
+from backend.jobs.decisions import current as current_decision
+from backend.jobs.decisions import curve as decision_curve
+from backend.jobs.decisions import decide
+from backend.jobs.decisions import describe as describe_decision
 from backend.jobs.evaluation import SCORABLE, score_labelled
 from backend.jobs.runs import (
     FINISHED,
@@ -45,8 +51,13 @@ __all__ = [
     "TASKS",
     "TaskInfo",
     "cancel",
+    "current_decision",
     "curves",
+    "decide",
+    "decision_costs",
+    "decision_curve",
     "default_space",
+    "describe_decision",
     "describe",
     "exported_model",
     "get_run",

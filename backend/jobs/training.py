@@ -116,6 +116,12 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
     else:
         prepared.export(net, export_dir)
     scores, details = prepared.evaluate(export_dir)
+    if "test_scores" in details:  # each test case's score: for choosing a threshold later (backend/jobs/decisions.py)
+        import numpy as np
+
+        from models.decision import TEST_SCORES
+
+        np.savez_compressed(run_dir / TEST_SCORES, **details.pop("test_scores"))
     details["plan"] = prepared.plan
     if selection:
         details["selection"] = selection

@@ -3,7 +3,8 @@
 Exports live at `<home>/runs/<run-id>/export/<model>/<version>/saved_model.pb` (TensorFlow Serving's
 layout). The folder is rescanned at most once a second, and at once when a request names a model or
 version it has not seen, so a new export is served without a restart. A SavedModel is loaded on first use
-and kept. Every version found is servable; "latest" is the highest version number.
+and kept until its `saved_model.pb` is replaced (a chosen threshold rewrites the version's export). Every
+version found is servable; "latest" is the highest version number.
 """
 
 from __future__ import annotations
@@ -49,6 +50,15 @@ def _not_found(name: str, version: int | None) -> NotFound:
     return NotFound("error.serving.servable_not_found", request=request)
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """Which file `saved_model.pb` is now (inode, modification time): it changes when a threshold is chosen."""
+    try:
+        info = (path / "saved_model.pb").stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns
+
+
 def scan_exports(runs: Path) -> dict[str, dict[int, Path]]:
     """Finds every exported SavedModel under the runs folder.
 
@@ -88,6 +98,7 @@ class ModelRepository:
         self._index: dict[str, dict[int, Path]] = {}
         self._scanned_at = float("-inf")
         self._loaded: dict[Path, Any] = {}
+        self._stamps: dict[Path, tuple[int, int] | None] = {}
         self._load_locks: dict[Path, threading.Lock] = {}
 
     def _refresh(self, *, force: bool = False) -> dict[str, dict[int, Path]]:
@@ -96,7 +107,11 @@ class ModelRepository:
                 self._index = scan_exports(self.runs)
                 self._scanned_at = time.monotonic()
                 present = {path for versions in self._index.values() for path in versions.values()}
-                self._loaded = {path: model for path, model in self._loaded.items() if path in present}
+                stamps = {path: _stamp(path) for path in present}  # a version rewritten in place is loaded again
+                self._loaded = {
+                    p: m for p, m in self._loaded.items() if p in present and self._stamps.get(p) == stamps[p]
+                }
+                self._stamps = stamps
             return self._index
 
     def models(self) -> dict[str, list[int]]:

@@ -5,7 +5,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend import jobs, playground
-from dashboard.common import pick_finished_run, store
+from backend.errors import ModelDeckError
+from dashboard.common import pick_finished_run, show_error, store
 from dashboard.i18n import t
 
 st.title(t("evaluation.title"))
@@ -228,6 +229,91 @@ def generator() -> None:
             st.markdown(f"**{sample['prompt']}**{sample['text']}")
 
 
+def decision_view() -> None:
+    """Binary classifiers: business values in, profit over the threshold out; the chosen one goes with the model."""
+    if len(ev.get("classes", [])) != 2:
+        return
+    st.subheader(t("decision.title"))
+    chosen = jobs.current_decision(store(), run)
+    if chosen is not None:
+        st.info(
+            t(
+                "decision.current",
+                threshold=chosen.threshold,
+                who=chosen.chosen_by,
+                when=chosen.created_at.strftime("%Y-%m-%d %H:%M"),
+                why=chosen.reason or "—",
+            ),
+            icon=":material/gavel:",
+        )
+    st.caption(t("decision.intro", positive=ev["classes"][1]))
+    before = chosen.costs if chosen else {}
+    a, b, c, d = st.columns([2, 2, 2, 1])
+    value_tp = a.number_input(t("decision.value_tp"), min_value=0.0, value=float(before.get("value_tp", 100.0)))
+    cost_fp = b.number_input(t("decision.cost_fp"), min_value=0.0, value=float(before.get("cost_fp", 20.0)))
+    cost_fn = c.number_input(t("decision.cost_fn"), min_value=0.0, value=float(before.get("cost_fn", 0.0)))
+    currency = d.text_input(t("decision.currency"), value=before.get("currency", ""), max_chars=8)
+    try:
+        costs = jobs.decision_costs(value_tp, cost_fp, cost_fn, currency)
+        curve = jobs.decision_curve(store(), run.id, costs)
+    except ModelDeckError as exc:
+        show_error(exc)
+        return
+    best = curve["threshold"].index(curve["best"])
+    threshold = st.slider(
+        t("decision.threshold"), 0.0, 1.0, value=float(chosen.threshold if chosen else curve["best"]), step=0.005
+    )
+    at = min(range(len(curve["threshold"])), key=lambda i: abs(curve["threshold"][i] - threshold))
+    money = f" {costs.currency}" if costs.currency else ""
+    fig = go.Figure()
+    line(
+        fig,
+        curve["threshold"],
+        curve["profit_per_1000"],
+        t("decision.profit_axis", currency=f"({costs.currency})" if costs.currency else ""),
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[curve["best"]],
+            y=[curve["profit_per_1000"][best]],
+            mode="markers",
+            marker={"size": 12, "color": "green"},
+            name=t("decision.best"),
+        )
+    )
+    fig.add_vline(x=threshold, line_dash="dot", line_color="grey")
+    fig.update_layout(
+        xaxis_title=t("decision.threshold"),
+        yaxis_title=t("decision.profit_axis", currency=f"({costs.currency})" if costs.currency else ""),
+        height=380,
+    )
+    st.plotly_chart(fig, width="stretch", key="chart_profit")
+    left, middle, right = st.columns(3)
+    left.metric(t("decision.profit"), f"{curve['profit_per_1000'][at]:,.0f}{money}")
+    roi = curve["roi"][at]
+    middle.metric(t("decision.roi"), "—" if roi is None else f"{roi:.0%}")
+    right.metric(t("decision.flagged"), f"{(curve['tp'][at] + curve['fp'][at]) / max(curve['cases'], 1):.0%}")
+    st.caption(
+        t(
+            "decision.counts",
+            tp=curve["tp"][at],
+            fp=curve["fp"][at],
+            fn=curve["fn"][at],
+            tn=curve["tn"][at],
+            best=curve["best"],
+        )
+    )
+    reason = st.text_input(t("decision.why"), placeholder=t("decision.why_placeholder"))
+    if st.button(t("decision.apply", threshold=threshold), type="primary"):
+        with st.spinner(t("decision.applying")):
+            try:
+                jobs.decide(store(), run.id, costs, threshold=threshold, reason=reason.strip())
+            except ModelDeckError as exc:
+                show_error(exc)
+                return
+        st.success(t("decision.applied", threshold=threshold, name=run.model_name, version=run.model_version))
+
+
 VIEWS = {  # the registry's chart names
     "classifier": classifier,
     "text_mistakes": text_examples,
@@ -238,6 +324,8 @@ VIEWS = {  # the registry's chart names
 }
 for chart in jobs.task_info(run.task).charts:
     VIEWS[chart]()
+if jobs.task_info(run.task).classifier:
+    decision_view()
 
 st.subheader(t("evaluation.history"))
 table = pd.DataFrame(playground.runs_table(store())).dropna(axis=1, how="all")  # e.g. no RMSE without regression

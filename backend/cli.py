@@ -314,17 +314,29 @@ def cmd_tune(store: Store, args: argparse.Namespace) -> int:
 def cmd_runs_list(store: Store, args: argparse.Namespace) -> int:
     from backend import jobs
 
-    items = [jobs.describe(store, r) for r in store.list_runs()]
+    dataset_id = None
+    if args.dataset:
+        from backend import data  # pandas: only to resolve a dataset's name
+
+        dataset_id = data.resolve(store, args.dataset)[0].id
+    summaries, total = store.run_summaries(
+        offset=args.offset,
+        limit=args.limit,
+        sort=args.sort,
+        descending=not args.ascending,
+        status=args.status,
+        task=args.task,
+        dataset_id=dataset_id,
+    )
+    items = [jobs.summarize(r) for r in summaries]
+    shown = f"runs {args.offset + 1}-{args.offset + len(items)} of {total:,}" if items else f"no runs of {total:,}"
+    rows = [
+        [i["run_id"], i["dataset"], i["task"], i["status"], i["epochs_done"], _headline(i["metrics"])] for i in items
+    ]
     _emit(
         args,
-        {"runs": items},
-        _table(
-            [
-                [i["run_id"], i["dataset"], i["task"], i["status"], i["epochs_done"], _headline(i["metrics"])]
-                for i in items
-            ],
-            ["RUN", "DATASET", "TASK", "STATUS", "EPOCHS", "METRIC"],
-        ),
+        {"runs": items, "total": total, "offset": args.offset, "limit": args.limit},
+        _table(rows, ["RUN", "DATASET", "TASK", "STATUS", "EPOCHS", "METRIC"]) + [shown],
     )
     return 0
 
@@ -595,7 +607,16 @@ def parser() -> argparse.ArgumentParser:
     tune.add_argument("--wait", action="store_true", help="wait for the search to finish")
 
     run_cmds = sub.add_parser("runs", help="run history").add_subparsers(dest="runs_command", required=True)
-    command(run_cmds, "list", cmd_runs_list, "list runs")
+    listing = command(run_cmds, "list", cmd_runs_list, "list runs, newest first (a page at a time)")
+    listing.add_argument("--limit", type=int, default=50, help="runs per page (default 50)")
+    listing.add_argument("--offset", type=int, default=0, help="runs to skip (the page's start)")
+    listing.add_argument(
+        "--sort", default="id", help="id, created_at, duration_s, epochs_done, status, task or a metric"
+    )
+    listing.add_argument("--ascending", action="store_true", help="smallest first")
+    listing.add_argument("--status", help="e.g. succeeded, failed, running")
+    listing.add_argument("--task", help="e.g. classification")
+    listing.add_argument("--dataset", help=DATASET_HELP)
     command(run_cmds, "show", cmd_runs_show, "show a run").add_argument("run", help=RUN_HELP)
     command(run_cmds, "cancel", cmd_runs_cancel, "cancel a run").add_argument("run", help=RUN_HELP)
     resume = command(run_cmds, "resume", cmd_runs_resume, "resume an interrupted run")

@@ -178,30 +178,32 @@ def image_thumbnails(store: Store, run: Run, rows: list[int], *, size: int = 128
     return [data.thumbnail(config.paths().datasets, files.iloc[row], size=size) for row in rows]
 
 
-def runs_table(store: Store) -> list[dict[str, Any]]:
+HISTORY_METRICS = ("accuracy", "f1_macro", "roc_auc", "rmse", "r2", "ndcg_at_k", "perplexity")
+
+
+def runs_table(store: Store, **page: Any) -> tuple[list[dict[str, Any]], int]:
+    """A page of the run history as table rows, and how many runs match.
+
+    `page` is `Store.run_summaries`'s paging, sorting and filters: done in SQL, fast at any number of runs.
+    """
+    summaries, total = store.run_summaries(**page)
     rows = []
-    for run in store.list_runs():
+    for run in summaries:
         m = run.metrics
         rows.append(
             {
                 "run": run.id,
-                "dataset": dataset_label(store, run),
+                "dataset": f"{run.dataset} @ {run.version_hash[:8]}",
                 "task": run.task,
                 "status": run.status,
-                "accuracy": m.get("accuracy"),
-                "f1_macro": m.get("f1_macro"),
-                "roc_auc": m.get("roc_auc"),
-                "rmse": m.get("rmse"),
-                "r2": m.get("r2"),
-                "ndcg_at_k": m.get("ndcg_at_k"),
-                "perplexity": m.get("perplexity"),
+                **{name: m.get(name) for name in HISTORY_METRICS},
                 "epochs": run.epochs_done,
                 "duration_s": round(run.duration_s, 1),
                 "device": run.device,
                 "spec": ", ".join(
                     f"{k}={v}"
                     for k, v in run.spec.items()
-                    if k in ("hidden_units", "epochs", "batch_size", "learning_rate", "dropout")
+                    if k in ("architecture", "hidden_units", "epochs", "batch_size", "learning_rate", "dropout")
                 ),
                 "model": f"{run.model_name}/{run.model_version}"
                 if run.model_name and run.status == "succeeded"
@@ -210,4 +212,4 @@ def runs_table(store: Store) -> list[dict[str, Any]]:
                 "created": run.created_at.strftime("%Y-%m-%d %H:%M"),
             }
         )
-    return rows
+    return rows, total

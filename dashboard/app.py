@@ -20,6 +20,7 @@ PAGES = [
     ("views/labeling.py", "nav.labeling", ":material/edit_note:"),
     ("views/training.py", "nav.training", ":material/model_training:"),
     ("views/evaluation.py", "nav.evaluation", ":material/analytics:"),
+    ("views/compare.py", "nav.compare", ":material/compare_arrows:"),
     ("views/playground.py", "nav.playground", ":material/science:"),
 ]
 

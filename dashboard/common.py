@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -82,9 +83,16 @@ def show_error(exc: ModelDeckError) -> None:
     st.error(exc.text(lang()), icon=":material/error:")
 
 
-def pick_finished_run(*, label: str, describe: Callable[[jobs.Run], str], none_text: str) -> jobs.Run:
-    """Guard and picker for pages that need a trained model: the run chosen last, else the newest."""
-    done = {r.id: r for r in store().list_runs() if r.status == "succeeded" and r.export_path}  # not searches
+PICKER_RUNS = 500  # the newest finished runs a picker offers (older ones: the Compare page's history)
+
+
+def pick_finished_run(*, label: str, describe: Callable[[jobs.RunSummary], str], none_text: str) -> jobs.Run:
+    """Guard and picker for pages that need a trained model: the run chosen last, else the newest.
+
+    The picker lists summaries (one query, no evaluation details); only the chosen run is read in full.
+    """
+    finished, _ = store().run_summaries(status="succeeded", limit=PICKER_RUNS)
+    done = {r.id: r for r in finished if r.model_name}  # not searches: they export no model of their own
     if not done:
         st.info(none_text)
         st.page_link("views/training.py", label=t("nav.training"), icon=":material/model_training:")
@@ -94,4 +102,17 @@ def pick_finished_run(*, label: str, describe: Callable[[jobs.Run], str], none_t
     run_id = st.selectbox(
         label, ids, index=ids.index(preferred) if preferred in ids else 0, format_func=lambda i: describe(done[i])
     )
-    return done[run_id]
+    run = store().get_run(run_id)
+    assert run is not None, "a listed run exists"
+    return run
+
+
+def show_history(rows: list[dict[str, Any]]) -> None:
+    """Run-history rows (`playground.runs_table`) as a table in the reader's language; empty columns left out."""
+    if not rows:
+        st.caption(t("compare.no_runs"))
+        return
+    table = pd.DataFrame(rows).dropna(axis=1, how="all")  # e.g. no RMSE without regression
+    table["status"] = table["status"].map(lambda s: t(f"status.{s}"))
+    table["task"] = table["task"].map(lambda s: t(f"task.{s}"))
+    st.dataframe(table.rename(columns=lambda c: t(f"runs.{c}")), width="stretch", hide_index=True)

@@ -68,6 +68,28 @@ class Run:
 
 
 @dataclass(frozen=True)
+class RunSummary:
+    """A run as a history table lists it: no curves, no evaluation details, its dataset's name at hand."""
+
+    id: int
+    dataset: str
+    dataset_id: int
+    version_hash: str
+    task: str
+    status: str
+    metrics: dict[str, Any]
+    spec: dict[str, Any]
+    epochs_done: int
+    duration_s: float
+    device: str | None
+    model_name: str | None
+    model_version: int | None
+    override_reason: str | None
+    parent_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Decision:
     """A threshold chosen for a run's model (the latest one applies)."""
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from db import records
@@ -63,8 +64,24 @@ def _sqlite_pragmas(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _head_revision() -> str:
+    """The newest revision, read from the migration files' names (`0005_decisions.py` is "0005")."""
+    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+
+
+def _at_head(engine: Engine) -> bool:
+    """Whether the database is already at the newest revision: one query, without loading alembic."""
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("select version_num from alembic_version").scalar() == _head_revision()
+    except DBAPIError:  # a new database: no version table yet
+        return False
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest alembic revision."""
+    """Bring the schema to the newest alembic revision (alembic loads only when there is something to do)."""
+    if _at_head(engine):
+        return
     from alembic import command
     from alembic.config import Config
 
@@ -281,6 +298,114 @@ class Store:
             if parent_id is not None:
                 q = q.where(RunRow.parent_id == parent_id)
             return [_record(records.Run, r) for r in s.scalars(q)]
+
+    def run_summaries(
+        self,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+        sort: str = "id",
+        descending: bool = True,
+        status: str | None = None,
+        task: str | None = None,
+        dataset_id: int | None = None,
+        top_level: bool = True,
+        ids: list[int] | None = None,
+    ) -> tuple[list[records.RunSummary], int]:
+        """A page of runs for a history table, sorted and filtered in SQL, and how many runs match in all.
+
+        `sort` is a column ("id", "created_at", "duration_s", "epochs_done", "status", "task") or a metric
+        name, sorted by its value in the metrics JSON (runs without it last). `top_level` leaves out the
+        trials of a search. Only the columns a table shows are read: never the evaluation details.
+        """
+        columns = {
+            "id": RunRow.id,
+            "created_at": RunRow.created_at,
+            "duration_s": RunRow.duration_s,
+            "epochs_done": RunRow.epochs_done,
+            "status": RunRow.status,
+            "task": RunRow.task,
+        }
+        key = columns.get(sort, RunRow.metrics[sort].as_float())
+        order = [key.is_(None), key.desc() if descending else key.asc(), RunRow.id.desc()]
+        fields = (
+            RunRow.id,
+            DatasetRow.name,
+            DatasetRow.id,
+            DatasetVersionRow.hash,
+            RunRow.task,
+            RunRow.status,
+            RunRow.metrics,
+            RunRow.spec,
+            RunRow.epochs_done,
+            RunRow.duration_s,
+            RunRow.device,
+            RunRow.model_name,
+            RunRow.model_version,
+            RunRow.override_reason,
+            RunRow.parent_id,
+            RunRow.created_at,
+        )
+        joined = select(*fields).join(DatasetVersionRow, RunRow.version_id == DatasetVersionRow.id)
+        joined = joined.join(DatasetRow, DatasetVersionRow.dataset_id == DatasetRow.id)
+        conditions = []
+        if status is not None:
+            conditions.append(RunRow.status == status)
+        if task is not None:
+            conditions.append(RunRow.task == task)
+        if dataset_id is not None:
+            conditions.append(DatasetVersionRow.dataset_id == dataset_id)
+        if top_level:
+            conditions.append(RunRow.parent_id.is_(None))
+        if ids is not None:
+            conditions.append(RunRow.id.in_(ids))
+        with self._read() as s:
+            total = s.scalar(
+                select(func.count(RunRow.id))
+                .join(DatasetVersionRow, RunRow.version_id == DatasetVersionRow.id)
+                .where(*conditions)
+            )
+            rows = s.execute(joined.where(*conditions).order_by(*order).offset(offset).limit(limit))
+            return [records.RunSummary(*row) for row in rows], int(total or 0)
+
+    def best_runs(self, metric: str, *, higher_is_better: bool, limit: int = 20) -> list[records.RunSummary]:
+        """Each dataset's best finished run by a metric: a leaderboard, one row per dataset, best first."""
+        value = RunRow.metrics[metric].as_float()
+        best = func.max(value) if higher_is_better else func.min(value)
+        with self._read() as s:
+            per_dataset = (
+                select(DatasetVersionRow.dataset_id.label("dataset_id"), best.label("best"))
+                .join(RunRow, RunRow.version_id == DatasetVersionRow.id)
+                .where(RunRow.status == "succeeded", value.is_not(None))
+                .group_by(DatasetVersionRow.dataset_id)
+                .subquery()
+            )
+            ids = s.scalars(
+                select(func.max(RunRow.id))
+                .join(DatasetVersionRow, RunRow.version_id == DatasetVersionRow.id)
+                .join(per_dataset, per_dataset.c.dataset_id == DatasetVersionRow.dataset_id)
+                .where(RunRow.status == "succeeded", value == per_dataset.c.best)
+                .group_by(DatasetVersionRow.dataset_id)
+            ).all()
+        found, _ = self.run_summaries(
+            ids=list(ids), sort=metric, descending=higher_is_better, limit=limit, top_level=False
+        )
+        return found
+
+    def metric_curves(
+        self, run_ids: list[int], names: tuple[str, ...] = ("loss", "val_loss")
+    ) -> dict[int, dict[str, list[tuple[int, float]]]]:
+        """Curves of several runs in one query: run id -> metric name -> (epoch, value) in epoch order."""
+        with self._read() as s:
+            rows = s.execute(
+                select(MetricRow.run_id, MetricRow.name, MetricRow.epoch, MetricRow.value)
+                .where(MetricRow.run_id.in_(run_ids), MetricRow.name.in_(names))
+                .order_by(MetricRow.run_id, MetricRow.name, MetricRow.epoch)
+            )
+            curves: dict[int, dict[str, list[tuple[int, float]]]] = {}
+            for run_id, name, epoch, value in rows:
+                curves.setdefault(run_id, {}).setdefault(name, []).append((epoch, value))
+            return curves
 
     def update_run(self, run_id: int, *, only_if_status: str | None = None, **values: Any) -> records.Run:
         """Set fields of a run; with `only_if_status`, only while the run still has that status."""

@@ -34,13 +34,13 @@ CLOSED_PORT_URL = "http://127.0.0.1:9"
 
 # -- helpers -------------------------------------------------------------------------------------------------
 def open_page(page: str = "views/data.py", *, lang: str | None = None) -> AppTest:
-    """The app run once on `page` (optionally after choosing a language in the sidebar)."""
+    """The app run once on `page` (optionally after choosing a language in the sidebar, there)."""
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.run()
-    if lang is not None:
-        at.selectbox(key="language_picker").select(lang).run()
     if page != "views/data.py":
         at.switch_page(page).run()
+    if lang is not None:
+        at.selectbox(key="language_picker").select(lang).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

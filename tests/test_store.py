@@ -152,3 +152,12 @@ def test_an_epoch_whose_loss_went_nan_records_its_finite_metrics(store) -> None:
     run = store.create_run(version_id=version.id, task="regression", target="a", spec={})
     store.record_epoch(run.id, epoch=0, logs={"loss": float("nan"), "mae": 1.5}, progress={})
     assert [(m.name, m.value) for m in store.run_metrics(run.id)] == [("mae", 1.5)]
+
+
+def test_each_migration_file_is_named_after_its_revision_so_the_head_is_known_without_alembic() -> None:
+    from db.store import MIGRATIONS, _head_revision
+
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        if path.name[0].isdigit():
+            assert f'revision = "{path.name.split("_", 1)[0]}"' in path.read_text(), path.name
+    assert _head_revision() == max(p.name[:4] for p in (MIGRATIONS / "versions").glob("[0-9]*.py"))

@@ -35,17 +35,19 @@ from backend.jobs.runs import (
     spec_form,
     start_search,
     start_training,
+    summarize,
     tasks_for,
     tensorboard_command,
     wait,
     worker_if_needed,
 )
 from backend.jobs.worker import has_live_worker, reap_dead_workers, serve_forever
-from db import Run  # the record the wing returns, for callers' type hints
+from db import Run, RunSummary  # the records the wing returns, for callers' type hints
 from models.tasks import TASKS, TaskInfo, task_info
 
 __all__ = [
     "Run",
+    "RunSummary",
     "FINISHED",
     "SCORABLE",
     "TASKS",
@@ -73,6 +75,7 @@ __all__ = [
     "spec_form",
     "start_search",
     "start_training",
+    "summarize",
     "task_info",
     "tasks_for",
     "tensorboard_command",

@@ -15,14 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
 from backend.errors import BadInput
 from db import Run, Store
-from models import metrics
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas and NumPy load with the rows, not with the wing: `runs list` never needs them
+    import numpy as np
+    import pandas as pd
+
     from models.recommend import Plan
 
 # Tasks whose rows carry their answer (a recommender's: the ratings users gave).
@@ -57,6 +56,8 @@ def score_labelled(
         return _score_ratings(run, frame, predict=predict, source=source, store=store)
     if run.target not in frame.columns:
         raise BadInput("error.eval.no_target_column", source=source, target=run.target)
+    from models import metrics  # scikit-learn: a second's import that `runs list` and the pages need not pay
+
     frame = frame[frame[run.target].notna()]
     outputs = predict(frame)
     if run.task == "regression":
@@ -94,6 +95,8 @@ def _score_ratings(
     were left out for a user (`unknown_user_rows`) or an item (`unknown_item_rows`) the model never trained on,
     and `baseline`: the same figures of the baselines, when the run's training rows are at hand.
     """
+    import pandas as pd
+
     stored = run.evaluation["plan"]  # the file is checked before TensorFlow loads
     user, item = stored["user"], stored["item"]
     rating = None if stored["implicit"] else stored["rating"]

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from backend import config, data, quality
+from backend import config
 from backend.errors import BadInput, InvalidState, NotFound, QualityGateBlocked
 from backend.i18n import Message
 from backend.jobs import tuning
 from backend.jobs.worker import has_live_worker, reap_dead_workers
-from db import DatasetVersion, Run, Store
+from db import DatasetVersion, Run, RunSummary, Store
 from models.spec import SpecError, TrainingSpec
 from models.tasks import TASKS, make_spec, task_info, tasks_for_kind
 
@@ -38,6 +38,8 @@ def _task_and_target(
     version: DatasetVersion, *, kind: str, name: str, target: str | None, task: str | None
 ) -> tuple[str, str | None]:
     """Check that the task fits the data and that the columns it needs are there; the task and its target."""
+    from backend import data  # pandas: not for the commands that only read the history
+
     offered = tasks_for(kind)
     roles = data.roles(version.columns)
     wanted = None if task in (None, "auto") else task
@@ -107,6 +109,8 @@ def _checked_run(
     override_reason: str | None,
 ) -> dict[str, Any]:
     """What `create_run` needs, once the task fits the data, the spec is valid and the gate is passed."""
+    from backend import quality
+
     dataset = store.find_dataset(version.dataset_id)
     kind = dataset.kind if dataset is not None else "tabular"
     task, target = _task_and_target(
@@ -243,6 +247,26 @@ def curves(store: Store, *, run_id: int) -> dict[str, list[tuple[int, float]]]:
     for m in store.run_metrics(run_id):
         result.setdefault(m.name, []).append((m.epoch, m.value))
     return result
+
+
+def summarize(run: RunSummary) -> dict[str, Any]:
+    """A run as `runs list` prints it and the history table shows it (no evaluation details)."""
+    return {
+        "run_id": run.id,
+        "dataset": run.dataset,
+        "dataset_version": run.version_hash[:12],
+        "task": run.task,
+        "status": run.status,
+        "metrics": run.metrics,
+        "spec": run.spec,
+        "epochs_done": run.epochs_done,
+        "duration_s": round(run.duration_s, 2),
+        "device": run.device,
+        "model_name": run.model_name if run.status == "succeeded" else None,
+        "model_version": run.model_version if run.status == "succeeded" else None,
+        "override_reason": run.override_reason,
+        "created_at": run.created_at.isoformat(timespec="seconds"),
+    }
 
 
 def describe(store: Store, run: Run) -> dict[str, Any]:

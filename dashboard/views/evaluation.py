@@ -6,13 +6,14 @@ import streamlit as st
 
 from backend import jobs, playground
 from backend.errors import ModelDeckError
-from dashboard.common import pick_finished_run, show_error, store
+from dashboard.common import pick_finished_run, show_error, show_history, store
 from dashboard.i18n import t
 
+RECENT_RUNS = 20  # the history's newest runs here; all of them, paged, sorted and filtered, on Compare
 st.title(t("evaluation.title"))
 run = pick_finished_run(
     label=t("evaluation.run"),
-    describe=lambda r: t("evaluation.run_label", id=r.id, dataset=playground.dataset_label(store(), r)),
+    describe=lambda r: t("evaluation.run_label", id=r.id, dataset=f"{r.dataset} @ {r.version_hash[:8]}"),
     none_text=t("evaluation.none"),
 )
 m, ev = run.metrics, run.evaluation
@@ -328,7 +329,6 @@ if jobs.task_info(run.task).classifier:
     decision_view()
 
 st.subheader(t("evaluation.history"))
-table = pd.DataFrame(playground.runs_table(store())).dropna(axis=1, how="all")  # e.g. no RMSE without regression
-table["status"] = table["status"].map(lambda s: t(f"status.{s}"))
-table["task"] = table["task"].map(lambda s: t(f"task.{s}"))
-st.dataframe(table.rename(columns=lambda c: t(f"runs.{c}")), width="stretch", hide_index=True)
+rows, total = playground.runs_table(store(), limit=RECENT_RUNS)
+show_history(rows)
+st.page_link("views/compare.py", label=t("evaluation.all_runs", total=total), icon=":material/compare_arrows:")

@@ -21,7 +21,7 @@ from models import derived, metrics
 from models.columns import date_order, feature_names
 from models.spec import TabularSpec
 from models.splits import three_way
-from models.task import LIGHT_STEPS_PER_EXECUTION, Choice, Prepared, TaskData, call_batched, prefetched
+from models.task import LIGHT_STEPS_PER_EXECUTION, ROW, Choice, Prepared, TaskData, call_batched, prefetched
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -327,6 +327,8 @@ def score_export(
     else:
         scores, details = metrics.regression(test_rows[plan.target].to_numpy(), outputs["value"])
     details["rows"] = {"train": len(train_rows), "validation": len(val_rows), "test": len(test_rows)}
+    if ROW in test_rows.columns:  # the engine named the rows: keep each test row's prediction for the gallery
+        details["test_predictions"] = test_predictions(test_rows, outputs, plan)
     details["features"] = {
         "numeric": plan.numeric,
         "categorical": plan.categorical,
@@ -335,6 +337,24 @@ def score_export(
         "text": list(plan.texts),
     }
     return scores, details
+
+
+def test_predictions(rows: pd.DataFrame, outputs: dict[str, np.ndarray], plan: Plan) -> dict[str, np.ndarray]:
+    """Each test row's position in the version, its true answer and the export's: label and confidence, or value."""
+    if plan.task == "classification":
+        probabilities = np.asarray(outputs["probabilities"])
+        predicted = np.array(plan.classes, dtype=object)[probabilities.argmax(axis=1)]
+        return {
+            "row": rows[ROW].to_numpy("int64"),
+            "actual": rows[plan.target].astype(str).to_numpy(dtype=object),
+            "predicted": predicted,
+            "confidence": probabilities.max(axis=1).astype("float64"),
+        }
+    return {
+        "row": rows[ROW].to_numpy("int64"),
+        "actual": rows[plan.target].astype("float64").to_numpy(),
+        "predicted": np.asarray(outputs["value"], dtype="float64").reshape(-1),
+    }
 
 
 def validation_loss(path: Path, inputs: dict[str, np.ndarray], plan: Plan, rows: pd.DataFrame) -> float:

@@ -31,6 +31,10 @@ import pandas as pd
 LIGHT_STEPS_PER_EXECUTION = 32
 
 
+TEST_PREDICTIONS = "test_predictions.parquet"  # beside a run: each test row's position, answer and prediction
+ROW = "__row__"  # a table's column the engine adds: each row's position in the version, kept through the split
+
+
 @dataclass(frozen=True)
 class TaskData:
     """A dataset version as the engine hands it to a family.

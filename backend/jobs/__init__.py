@@ -7,6 +7,7 @@
 - `tuning.py`: a hyperparameter search, every trial a run of its own.
 - `diagnostics.py`: plain-words findings about a finished run's curves.
 - `evaluation.py`: metrics of a trained model on labelled rows the user brings.
+- `gallery.py`: the test rows behind a mistake; relabel or drop them and train the same spec again.
 - `decisions.py`: a binary classifier's threshold, chosen on business costs, stored and applied to its export.
 
 The task registry (`models.tasks`) is handed on from here too, for the dashboard.
@@ -19,6 +20,9 @@ from backend.jobs.decisions import curve as decision_curve
 from backend.jobs.decisions import decide
 from backend.jobs.decisions import describe as describe_decision
 from backend.jobs.evaluation import SCORABLE, score_labelled
+from backend.jobs.gallery import compared as compare_metrics
+from backend.jobs.gallery import fix_and_retrain
+from backend.jobs.gallery import test_rows as gallery_rows
 from backend.jobs.runs import (
     FINISHED,
     cancel,
@@ -53,6 +57,9 @@ __all__ = [
     "TASKS",
     "TaskInfo",
     "cancel",
+    "compare_metrics",
+    "fix_and_retrain",
+    "gallery_rows",
     "current_decision",
     "curves",
     "decide",

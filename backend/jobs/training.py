@@ -44,7 +44,7 @@ def environment() -> dict[str, Any]:
 def task_data(store: Store, *, paths: Paths, run: Run) -> Any:
     """The run's dataset version as a family receives it: the table (images with their bytes) and the roles."""
     from backend import data
-    from models.task import TaskData
+    from models.task import ROW, TaskData
 
     version = store.get_version(run.version_id)
     assert version is not None
@@ -52,6 +52,8 @@ def task_data(store: Store, *, paths: Paths, run: Run) -> Any:
     if "file" in frame.columns and run.task == "image-classification":
         root = paths.datasets.resolve()
         frame = frame.assign(image=[(root / f).read_bytes() for f in frame["file"].astype(str)])
+    if run.task in ("classification", "regression"):  # the rows' positions, so evaluation can name them
+        frame = frame.assign(**{ROW: range(len(frame))})
     roles: dict[str, str | None] = {**data.roles(version.columns), "target": run.target}
     return TaskData(frame=frame, roles=roles, columns=version.columns, task=run.task)
 
@@ -122,6 +124,12 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
         from models.decision import TEST_SCORES
 
         np.savez_compressed(run_dir / TEST_SCORES, **details.pop("test_scores"))
+    if "test_predictions" in details:  # each test row's answer: the Evaluation page's gallery (jobs/gallery.py)
+        import pandas as pd
+
+        from models.task import TEST_PREDICTIONS
+
+        pd.DataFrame(details.pop("test_predictions")).to_parquet(run_dir / TEST_PREDICTIONS, index=False)
     details["plan"] = prepared.plan
     if selection:
         details["selection"] = selection

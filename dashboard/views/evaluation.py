@@ -230,6 +230,68 @@ def generator() -> None:
             st.markdown(f"**{sample['prompt']}**{sample['text']}")
 
 
+def gallery_view() -> None:
+    """Table runs: the test rows behind a mistake, fixed in one step (relabel or drop, then the same spec again)."""
+    if run.task not in ("classification", "regression"):
+        return
+    st.subheader(t("gallery.title"))
+    classes, matrix = ev.get("classes", []), ev.get("confusion_matrix", [])
+    actual = predicted = None
+    if run.task == "classification" and matrix:
+        cells = [(matrix[i][j], i, j) for i in range(len(classes)) for j in range(len(classes)) if i != j]
+        _, worst_i, worst_j = max(cells, default=(0, 0, 0))
+        a, b = st.columns(2)
+        actual = a.selectbox(t("gallery.actual"), classes, index=worst_i, key="gallery_actual")
+        predicted = b.selectbox(t("gallery.predicted"), classes, index=worst_j, key="gallery_predicted")
+        st.caption(t("gallery.cell_help", count=matrix[classes.index(actual)][classes.index(predicted)]))
+    else:
+        st.caption(t("gallery.regression_help"))
+    try:
+        rows = jobs.gallery_rows(store(), run, actual=actual, predicted=predicted)
+    except ModelDeckError as exc:
+        show_error(exc)
+        return
+    if rows.empty:
+        st.caption(t("gallery.empty"))
+        return
+    shown = rows.rename(
+        columns={c: t(f"gallery.col_{c}") for c in ("row", "actual", "predicted", "confidence", "error")}
+    )
+    st.dataframe(shown, width="stretch", hide_index=True, height=min(400, 38 + 35 * len(rows)))
+    picked = st.multiselect(
+        t("gallery.pick"), rows["row"].tolist(), key="gallery_rows", placeholder=t("gallery.pick_placeholder")
+    )
+    action = st.radio(
+        t("gallery.action"), ["relabel", "drop"], format_func=lambda a: t(f"gallery.{a}"), horizontal=True
+    )
+    label = None
+    if action == "relabel":
+        if run.task == "classification":
+            guess = classes.index(predicted) if predicted in classes else 0  # a wrong label: what the model said
+            label = st.selectbox(t("gallery.new_label"), classes, index=guess)
+        else:
+            label = str(st.number_input(t("gallery.new_value"), value=0.0))
+    if st.button(t("gallery.apply", count=len(picked)), type="primary", disabled=not picked):
+        try:
+            fix = {"relabel": dict.fromkeys(picked, label)} if action == "relabel" else {"drop": picked}
+            version, again = jobs.fix_and_retrain(store(), run.id, **fix)
+        except ModelDeckError as exc:
+            show_error(exc)
+            return
+        st.session_state[f"retrained_{run.id}"] = again.id
+        st.success(t("gallery.started", run=again.id, version=version.hash[:8]))
+    retrained = st.session_state.get(f"retrained_{run.id}")
+    if retrained is not None:
+        again = jobs.get_run(store(), retrained)
+        if again.status != "succeeded":
+            st.info(t("gallery.waiting", run=again.id, status=t(f"status.{again.status}")))
+        else:
+            change = pd.DataFrame(jobs.compare_metrics(run, again))
+            change["metric"] = change["metric"].map(lambda k: t(f"metric.{k}"))
+            st.markdown(t("gallery.compared", old=run.id, new=again.id))
+            st.dataframe(change.rename(columns=lambda c: t(f"gallery.col_{c}")), hide_index=True)
+
+
 def decision_view() -> None:
     """Binary classifiers: business values in, profit over the threshold out; the chosen one goes with the model."""
     if len(ev.get("classes", [])) != 2:
@@ -325,6 +387,7 @@ VIEWS = {  # the registry's chart names
 }
 for chart in jobs.task_info(run.task).charts:
     VIEWS[chart]()
+gallery_view()
 if jobs.task_info(run.task).classifier:
     decision_view()
 

@@ -216,7 +216,7 @@ def test_user_goes_from_a_csv_to_a_prediction_and_reads_the_ui_in_chinese(
     for label in ("Accuracy", "Macro F1", "ROC AUC"):
         expect(metrics.filter(has_text=label)).to_contain_text(re.compile(r"\d\.\d{3}$"))
     expect(page.get_by_role("heading", name="Run history", exact=True)).to_be_visible()
-    expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+    expect(page.get_by_test_id("stDataFrame").last).to_be_visible()  # after the per-class table and the gallery
     shot(page, shots, "3-evaluation")
 
     # 4. Playground: predict the default case through the inference server.
@@ -226,7 +226,8 @@ def test_user_goes_from_a_csv_to_a_prediction_and_reads_the_ui_in_chinese(
     settled(page)
     expect(metrics.filter(has_text="Predicted churn")).to_contain_text(re.compile(r"Predicted churn\s*(yes|no)$"))
     expect(page.get_by_test_id("stPlotlyChart").get_by_text("Probability of each class")).to_be_visible()
-    expect(page.get_by_test_id("stPlotlyChart").locator(".barlayer .point")).to_have_count(2)  # yes and no
+    probabilities = page.get_by_test_id("stPlotlyChart").filter(has_text="Probability of each class")
+    expect(probabilities.locator(".barlayer .point")).to_have_count(2)  # yes and no
     shot(page, shots, "4-playground")
 
     # 5. Language: the sidebar switch turns the UI Chinese, and the next page is Chinese too.
@@ -272,17 +273,64 @@ def test_every_page_reads_chinese_with_data_loaded(app: App, page: Page, shots: 
     settled(page)
     english = {"data": page.evaluate(_ENGLISH_PROSE)}
     shot(page, shots, "7-zh-data")
-    for title, path in (
-        ("质量检查", "quality"),
-        ("标注", "labeling"),
-        ("训练", "training"),
-        ("评估", "evaluation"),
-        ("体验场", "playground"),
+    for title, path, heading in (
+        ("质量检查", "quality", "质量检查"),
+        ("标注", "labeling", "标注"),
+        ("训练", "training", "训练"),
+        ("评估", "evaluation", "评估"),
+        ("对比", "compare", "对比运行"),
+        ("体验场", "playground", "体验场"),
     ):
-        go_to(page, title, path, title)
+        go_to(page, title, path, heading)
         english[path] = page.evaluate(_ENGLISH_PROSE)
         shot(page, shots, f"7-zh-{path}")
     assert {path: texts for path, texts in english.items() if texts} == {}
+
+
+@pytest.mark.browser
+def test_a_threshold_chosen_on_evaluation_reaches_the_playground_and_a_fixed_row_retrains(
+    app: App, page: Page, shots: Path
+) -> None:
+    """After the first test's run: choose a business threshold, see the Playground decide with it; then drop a
+    mistaken row from the gallery, and see the run trained on the fixed data compared with the old one."""
+    page.goto(f"{app.url}/evaluation")
+    expect(page.get_by_role("heading", name="From a score to a decision", exact=True)).to_be_visible(timeout=60_000)
+    settled(page)
+    cost = page.get_by_test_id("stNumberInput").filter(has_text="Cost of a false negative").locator("input")
+    cost.fill("50")
+    cost.press("Enter")
+    settled(page)
+    page.get_by_test_id("stButton").get_by_role("button", name=re.compile(r"^Use \d\.\d{3} for this model$")).click()
+    expect(page.get_by_text(re.compile(r"now decides at \d\.\d{3}"))).to_be_visible(timeout=TRAINING_MS)
+    settled(page)
+    shot(page, shots, "8a-evaluation-decision")
+
+    go_to(page, "Playground", "playground", "Playground")
+    page.get_by_test_id("stFormSubmitButton").get_by_role("button", name="Predict", exact=True).click()
+    metrics = page.get_by_test_id("stMetric")
+    expect(metrics.filter(has_text="Decision")).to_contain_text(re.compile(r"Decision\s*(yes|no)$"))
+    shot(page, shots, "8b-playground-decision")
+
+    go_to(page, "Evaluation", "evaluation", "Evaluation")
+    expect(page.get_by_role("heading", name="Mistakes, row by row", exact=True)).to_be_visible()
+    settled(page)
+    page.get_by_test_id("stMultiSelect").filter(has_text="Rows to fix").locator("input").click()
+    page.keyboard.press("ArrowDown")  # the first row number offered
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    settled(page)
+    page.get_by_test_id("stRadio").get_by_text("Drop", exact=True).click()
+    settled(page)
+    page.get_by_test_id("stButton").get_by_role("button", name="Save as a new version and train again (1 rows)").click()
+    expect(page.get_by_text(re.compile(r"^Saved as version \w{8}; run \d+ is training it"))).to_be_visible()
+    for _ in range(TRAINING_MS // 10_000):  # the page shows the new run's metrics once it has finished
+        go_to(page, "Evaluation", "evaluation", "Evaluation")
+        settled(page)
+        if page.get_by_text(re.compile(r"\(after the fix\) against run \d+")).count():
+            break
+        page.wait_for_timeout(10_000)
+    expect(page.get_by_text(re.compile(r"\(after the fix\) against run \d+"))).to_be_visible()
+    shot(page, shots, "8c-evaluation-fixed")
 
 
 @pytest.mark.browser

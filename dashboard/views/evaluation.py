@@ -6,6 +6,7 @@ import streamlit as st
 
 from backend import jobs, playground
 from backend.errors import ModelDeckError
+from dashboard import state
 from dashboard.common import pick_finished_run, show_error, show_history, store
 from dashboard.i18n import t
 
@@ -279,6 +280,7 @@ def gallery_view() -> None:
             show_error(exc)
             return
         st.session_state[f"retrained_{run.id}"] = again.id
+        st.session_state[state.RUN] = run.id  # stay on this run when the new one finishes: the comparison is here
         st.success(t("gallery.started", run=again.id, version=version.hash[:8]))
     retrained = st.session_state.get(f"retrained_{run.id}")
     if retrained is not None:

@@ -9,6 +9,7 @@
 - `evaluation.py`: metrics of a trained model on labelled rows the user brings.
 - `gallery.py`: the test rows behind a mistake; relabel or drop them and train the same spec again.
 - `decisions.py`: a binary classifier's threshold, chosen on business costs, stored and applied to its export.
+- `explanations.py`: why a model said what it said: permutation importance, and one prediction by occlusion.
 
 The task registry (`models.tasks`) is handed on from here too, for the dashboard.
 Other wings and the faces import from here only. Nothing here imports TensorFlow at import time.
@@ -20,6 +21,22 @@ from backend.jobs.decisions import curve as decision_curve
 from backend.jobs.decisions import decide
 from backend.jobs.decisions import describe as describe_decision
 from backend.jobs.evaluation import SCORABLE, score_labelled
+from backend.jobs.explanations import (
+    ImageExplanation,
+    Importances,
+    Predict,
+    RowExplanation,
+    TextExplanation,
+    example_explanation,
+    explain_image,
+    explain_row,
+    explain_text,
+    feature_importance,
+    local_predict,
+    reference_row,
+    saved_example,
+    saved_importance,
+)
 from backend.jobs.gallery import compared as compare_metrics
 from backend.jobs.gallery import fix_and_retrain
 from backend.jobs.gallery import test_rows as gallery_rows
@@ -88,4 +105,18 @@ __all__ = [
     "tensorboard_command",
     "wait",
     "worker_if_needed",
+    "ImageExplanation",
+    "Importances",
+    "Predict",
+    "RowExplanation",
+    "TextExplanation",
+    "explain_image",
+    "explain_row",
+    "example_explanation",
+    "explain_text",
+    "feature_importance",
+    "local_predict",
+    "reference_row",
+    "saved_example",
+    "saved_importance",
 ]

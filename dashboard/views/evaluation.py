@@ -6,7 +6,7 @@ import streamlit as st
 
 from backend import jobs, playground
 from backend.errors import ModelDeckError
-from dashboard import state
+from dashboard import explain, state
 from dashboard.common import pick_finished_run, show_error, show_history, store
 from dashboard.i18n import t
 
@@ -392,6 +392,7 @@ for chart in jobs.task_info(run.task).charts:
 gallery_view()
 if jobs.task_info(run.task).classifier:
     decision_view()
+explain.evaluation_section(run)
 
 st.subheader(t("evaluation.history"))
 rows, total = playground.runs_table(store(), limit=RECENT_RUNS)

@@ -9,6 +9,7 @@ import streamlit as st
 
 from backend import jobs, playground, serving
 from backend.errors import ModelDeckError
+from dashboard import explain
 from dashboard.common import pick_finished_run, show_error, store
 from dashboard.i18n import t
 
@@ -35,6 +36,12 @@ def ask(rows: list[dict], signature: str | None = None) -> dict:
         st.stop()
     st.session_state[f"latency_{run.id}"] = latency
     return predictions[0]
+
+
+def predict_many(rows: list[dict]) -> list[dict]:
+    """Many rows in one request (an explanation's variants); the latency shown stays the prediction's own."""
+    assert run.model_name is not None, "a finished run with an export has a model name"
+    return serving.predict(rows, model=run.model_name, version=run.model_version, timeout=60)[0]
 
 
 def footer() -> None:
@@ -116,6 +123,7 @@ def table_form() -> None:
             show_classes(prediction, run.target)
         else:
             st.metric(t("playground.value", target=run.target), f"{float(prediction['value']):,.2f}")
+        explain.row_section(run, row, predict_many)
         footer()
 
 
@@ -130,6 +138,7 @@ def text_form() -> None:
             st.warning(t("playground.text_empty"))
             st.stop()
         show_classes(ask([{"text": typed}]), run.target)
+        explain.text_section(run, typed, predict_many)
         footer()
 
 
@@ -146,6 +155,7 @@ def image_form() -> None:
     left.image(data, width="stretch")
     with right:
         show_classes(ask([{"image": {"b64": base64.b64encode(data).decode()}}]), run.target)
+    explain.image_section(run, data, predict_many)
     footer()
 
 

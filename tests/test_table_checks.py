@@ -405,3 +405,38 @@ def test_free_text_is_not_a_high_cardinality_category() -> None:
     rng = np.random.default_rng(5)
     text = [" ".join(rng.choice(words, 12)) for _ in range(2000)]
     assert check("high_cardinality", learnable_frame().assign(review=text)).passed is True
+
+
+# -- statistics the checks share ---------------------------------------------------------------------------------
+def messy_frame(rows: int = 3000, seed: int = 3) -> pd.DataFrame:
+    """Copied rows (gaps and -0.0 included), an id column, text, gaps and a numeric column with ties."""
+    rng = np.random.default_rng(seed)
+    frame = learnable_frame(rows, seed).assign(
+        row=np.arange(rows),
+        code=[f"C-{i:05d}" for i in rng.permutation(rows)],
+        zero=rng.choice([0.0, -0.0, 1.5, np.nan], rows),
+        note=pd.array(rng.choice(["late", "on time", None], rows), dtype="string"),
+    )
+    copies = rng.choice(rows, 120, replace=False)
+    frame.iloc[copies[60:]] = frame.iloc[copies[:60]].to_numpy()
+    return frame.astype({"row": "int64", "x1": "float64", "zero": "float64", "note": "string"})
+
+
+def test_the_shared_duplicate_rows_are_those_pandas_finds() -> None:
+    frame = messy_frame()
+    assert table_checks._duplicate_rows(frame).tolist() == np.flatnonzero(frame.duplicated()).tolist()
+
+
+@pytest.mark.parametrize("target", ["label", None])
+def test_the_shared_roles_are_those_computed_for_one_check(target: str | None) -> None:
+    frame = messy_frame()
+    shared = table_checks._feature_roles(Context(frame, "label", "classification"), target)
+    assert shared == table_checks._roles(frame, target)
+    assert shared["code"] == "id" and shared["row"] == "id"
+
+
+def test_a_report_that_shares_its_statistics_equals_checks_run_one_by_one() -> None:
+    frame = messy_frame()
+    together = quality.run_checks(frame, target="label", task="classification")
+    alone = [c(Context(frame, "label", "classification")) for c in table_checks.CHECKS]
+    assert [c.to_dict() for c in together] == [c.to_dict() for c in alone]

@@ -5,8 +5,22 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+
+
+def _incoming(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".incoming-", dir=root))
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    try:
+        os.replace(tmp, final)
+    except OSError:  # another process stored the same content first
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_once(root: Path, digest: str, *, marker: str, write: Callable[[Path], None]) -> Path:
@@ -18,15 +32,47 @@ def write_once(root: Path, digest: str, *, marker: str, write: Callable[[Path], 
     final = root / digest
     if (final / marker).exists():
         return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=root))
+    tmp = _incoming(root)
     try:
         write(tmp)
-        try:
-            os.replace(tmp, final)
-        except OSError:  # another process stored the same content first
-            shutil.rmtree(tmp, ignore_errors=True)
+        _publish(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+class Pending:
+    """A version folder being written on another thread, named once its digest is known (see `writing`)."""
+
+    def __init__(self, root: Path, marker: str, tmp: Path, written: Future[None]) -> None:
+        self._root, self._marker, self._tmp, self._written = root, marker, tmp, written
+
+    def publish(self, digest: str) -> Path:
+        """Wait for the write, then rename the folder to `root/digest` (or drop it when that version exists)."""
+        self._written.result()
+        final = self._root / digest
+        if (final / self._marker).exists():
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        else:
+            _publish(self._tmp, final)
+        return final
+
+
+@contextmanager
+def writing(root: Path, *, marker: str, write: Callable[[Path], None]) -> Iterator[Pending]:
+    """`write_once` for content whose digest takes a while: `write(folder)` runs on another thread meanwhile.
+
+    Inside the block the caller computes the digest (and whatever else) and calls `publish(digest)`. `write` must
+    only read what the block reads too. A failure on either side leaves nothing behind, as with `write_once`.
+    """
+    tmp = _incoming(root)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="modeldeck-write") as pool:
+        pending = Pending(root, marker, tmp, pool.submit(write, tmp))
+        try:
+            yield pending
+        except BaseException:
+            pool.shutdown(wait=True)  # the write may still be going on in `tmp`
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    shutil.rmtree(tmp, ignore_errors=True)  # gone already, unless the block returned without publishing

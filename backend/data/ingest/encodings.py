@@ -70,11 +70,11 @@ class Shape:
 
 def first_pass(src: Source) -> Shape:
     breaks, quote = 0, False
-    for chunk in [src.data] if src.data is not None else src.chunks():
-        breaks += chunk.count(b"\n")
-        if b"\r" in chunk:  # a lone \r (old Mac files) ends a line too; a CRLF then counts twice
-            breaks += chunk.count(b"\r")
-        quote = quote or b'"' in chunk
+    for chunk, n in src.chunks_into():
+        breaks += chunk.count(b"\n", 0, n)
+        if chunk.find(b"\r", 0, n) >= 0:  # a lone \r (old Mac files) ends a line too; a CRLF then counts twice
+            breaks += chunk.count(b"\r", 0, n)
+        quote = quote or chunk.find(b'"', 0, n) >= 0
     return Shape(breaks, quote)
 
 

@@ -147,6 +147,17 @@ class Source:
             while chunk := f.read(CHUNK):
                 yield chunk
 
+    def chunks_into(self) -> Iterator[tuple[bytes | bytearray, int]]:
+        """(buffer, length) pairs: the bytes held, or the file read into one reused buffer (valid until the next)."""
+        if self.data is not None:
+            yield self.data, len(self.data)
+            return
+        assert self.path is not None
+        buffer = bytearray(CHUNK)
+        with self.path.open("rb") as f:
+            while n := f.readinto(buffer):
+                yield buffer, n
+
     def arrow(self) -> Any:
         """A fresh input for pyarrow: the path (pyarrow streams it) or a zero-copy buffer."""
         return pa.BufferReader(self.data) if self.data is not None else str(self.path)

@@ -194,6 +194,8 @@ def _read_csv(src: Source, filename: str, limits: Limits) -> TableRead:
         raise too_many_rows(filename, limits.max_rows)
     names, renames = _unique_columns(table.column_names)
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    pa.default_memory_pool().release_unused()  # the parser's blocks, kept for reuse, would count in the upload's peak
     frame.columns = names
     notes = (
         [Message.of("note.encoding", encoding=short_name(encoding))] if encoding not in ("utf-8", "utf-8-sig") else []

@@ -26,6 +26,19 @@ from backend.data import datasets
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The keys of a classifier run's metrics (models/metrics.py `classification`).
+CLASSIFIER_METRICS = {
+    "accuracy",
+    "f1_macro",
+    "roc_auc",
+    "log_loss",
+    "average_precision",
+    "brier",
+    "ece",
+    "per_class",
+    "test_rows",
+}
+
 
 def churn_frame(rows: int = 240, seed: int = 0) -> pd.DataFrame:
     """A learnable classification table: churn depends on tenure, plan and charges."""

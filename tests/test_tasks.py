@@ -34,8 +34,8 @@ TINY = {  # a minute or less per task on a laptop CPU
     "recommendation": ["--set", "epochs=3", "--set", "embedding_dim=8", "--set", "top_k=5"],
 }
 METRICS = {
-    "text-classification": {"accuracy", "f1_macro", "roc_auc", "log_loss", "test_rows"},
-    "image-classification": {"accuracy", "f1_macro", "roc_auc", "log_loss", "test_rows"},
+    "text-classification": factories.CLASSIFIER_METRICS,
+    "image-classification": factories.CLASSIFIER_METRICS,
     "text-generation": {"perplexity", "test_tokens"},
     "recommendation": {"rmse", "mae", "precision_at_k", "recall_at_k", "ndcg_at_k", "k", "test_users", "test_rows"},
 }

@@ -14,6 +14,7 @@ import tensorflow as tf
 from models import text
 from models.spec import TextSpec
 from models.task import Prepared, TaskData
+from tests import factories
 from tests.factories import pipeline_slowdowns
 
 POSITIVE = ["great", "love", "tasty", "excellent", "wonderful", "fresh", "delicious", "perfect"]
@@ -74,9 +75,12 @@ def test_bag_learns_separable_sentiment_and_evaluates_its_export(tmp_path: Path)
     p.export(model, tmp_path / "export")
     scores, details = p.evaluate(tmp_path / "export")
     assert scores["accuracy"] > 0.8
-    assert set(scores) == {"accuracy", "f1_macro", "log_loss", "roc_auc", "test_rows"}
+    assert set(scores) == factories.CLASSIFIER_METRICS
     assert scores["test_rows"] == 36
-    assert set(details) == {"classes", "confusion_matrix", "roc", "baseline", "rows", "examples"}
+    assert set(details) == {
+        *("classes", "confusion_matrix", "roc", "pr", "calibration", "gains", "baseline", "rows", "examples"),
+        "test_scores",  # each test case's score, which the engine keeps beside the run
+    }
     assert details["rows"] == {"train": 168, "validation": 36, "test": 36}
     assert details["classes"] == ["neg", "pos"]
 

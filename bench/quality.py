@@ -9,7 +9,9 @@ finds it in the page cache):
 - pyarrow: a bare `pyarrow.csv.read_csv` of the file, the floor for `data add`.
 
 Each row prints wall times (whole processes, imports included: what a user waits for), the ratio ours/ydata
-(target: at most 1/3), the ratio `data add`/pyarrow (target: at most 1.5) and each side's peak RSS. A shape on
+(target: at most 1/3), the ratio `data add`/pyarrow (target: at most 1.5), the same ratio past each side's
+start-up (what the data costs each, once imports and for ours the database are paid: measured on a three-row file)
+and each side's peak RSS. A shape on
 which ydata takes over YDATA_LIMIT_S is measured again on a quarter of its rows, and the table says so. The CSVs are
 generated once, with fixed seeds, under `$MODELDECK_HOME/bench/` and reused. Uploads over the default 200 MB limit
 are let through with MODELDECK_MAX_UPLOAD_MB for ours. `python -m bench.quality [SHAPE ...]` runs some shapes.
@@ -238,6 +240,17 @@ def pyarrow_parse(csv: Path) -> Timed:
     return _run([sys.executable, "-c", "import sys, pyarrow.csv; pyarrow.csv.read_csv(sys.argv[1])", str(csv)])
 
 
+def start_up(folder: Path) -> tuple[float, float]:
+    """What each side pays before the first byte of the data: `data add` of a three-row file, and a pyarrow parse
+    of the same (imports, and for ours the database). Each is the best of three runs."""
+    tiny = folder / "start-up.csv"
+    tiny.write_text("a,b,label\n1,x,0\n2,y,1\n3,z,0\n")
+    shape = Shape("start-up", 3, "label", mixed)
+    ours_s = min(ours(tiny, shape)[0].seconds for _ in range(3))
+    theirs_s = min(pyarrow_parse(tiny).seconds for _ in range(3))
+    return ours_s, theirs_s
+
+
 def ours(csv: Path, shape: Shape) -> tuple[Timed, Timed]:
     """`data add` and then `data check`, each a fresh process, in a home that holds no data yet (so the version is
     written) but a database already made (as every home but a brand-new one has)."""
@@ -284,23 +297,26 @@ def _verdict(ok: bool) -> str:
 
 HEADER = (
     f"  {'shape':<14} {'add':>5} {'check':>6} {'ours':>6} {'ydata':>6} {'ours/ydata':>11} {'pyarrow':>8}"
-    f" {'add/pyarrow':>12}   peak MB: {'add':>5} {'check':>5} {'ydata':>5} {'pyarrow':>7}"
+    f" {'add/pyarrow':>12} {'past start-up':>14}   peak MB: {'add':>5} {'check':>5} {'ydata':>5} {'pyarrow':>7}"
 )
 
 
-def _line(shape: Shape, floor: Timed, add: Timed, check: Timed, theirs: Timed | None) -> str:
+def _line(
+    shape: Shape, floor: Timed, add: Timed, check: Timed, theirs: Timed | None, starts: tuple[float, float]
+) -> str:
     total, parse = add.seconds + check.seconds, add.seconds / floor.seconds
+    work = (add.seconds - starts[0]) / max(floor.seconds - starts[1], 1e-3)  # the data's share of each side
     ratio = "-" if theirs is None else f"{total / theirs.seconds:.3f} {_verdict(total / theirs.seconds <= TIME_TARGET)}"
     their_s, their_mb = ("-", "-") if theirs is None else (f"{theirs.seconds:.1f}", f"{theirs.peak_mb:.0f}")
     label = f"{shape.name} {shape.rows / 1000:,.0f}k"
     return (
         f"  {label:<14} {add.seconds:>5.1f} {check.seconds:>6.1f} {total:>6.1f} {their_s:>6} {ratio:>11}"
-        f" {floor.seconds:>8.1f} {f'{parse:.2f} {_verdict(parse <= PARSE_TARGET)}':>12}"
+        f" {floor.seconds:>8.1f} {f'{parse:.2f} {_verdict(parse <= PARSE_TARGET)}':>12} {work:>14.2f}"
         f"            {add.peak_mb:>5.0f} {check.peak_mb:>5.0f} {their_mb:>5} {floor.peak_mb:>7.0f}"
     )
 
 
-def measure(shape: Shape) -> list[str]:
+def measure(shape: Shape, starts: tuple[float, float]) -> list[str]:
     """The shape's row of the table; when ydata is too slow on it, a note and the row for a quarter of the rows."""
     csv = data_file(shape)
     _warm(csv)
@@ -310,10 +326,10 @@ def measure(shape: Shape) -> list[str]:
     if theirs == "slow" and shape.rows >= 4000:
         smaller = replace(shape, rows=shape.rows // 4)
         note = f"    ydata took over {YDATA_LIMIT_S} s on {shape.name}: measured again on {smaller.rows:,} rows"
-        return [_line(shape, floor, add, check, None), note, *measure(smaller)]
+        return [_line(shape, floor, add, check, None, starts), note, *measure(smaller, starts)]
     if isinstance(theirs, str):
-        return [_line(shape, floor, add, check, None), f"    ydata {theirs}"]
-    return [_line(shape, floor, add, check, theirs)]
+        return [_line(shape, floor, add, check, None, starts), f"    ydata {theirs}"]
+    return [_line(shape, floor, add, check, theirs, starts)]
 
 
 def main() -> None:
@@ -332,9 +348,14 @@ def main() -> None:
         f"  targets: ours/ydata <= {TIME_TARGET:.3f}, add/pyarrow <= {PARSE_TARGET};"
         f" ours with MODELDECK_MAX_UPLOAD_MB={UPLOAD_MB}"
     )
+    starts = start_up(data_file(SHAPES[names[0]]).parent)
+    print(
+        f"  start-up (a three-row file): `data add` {starts[0]:.2f} s, pyarrow {starts[1]:.2f} s;"
+        " past start-up = (add - its start-up) / (pyarrow - its start-up)"
+    )
     print(HEADER, flush=True)
     for name in names:
-        for line in measure(SHAPES[name]):
+        for line in measure(SHAPES[name], starts):
             print(line, flush=True)
 
 

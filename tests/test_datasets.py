@@ -197,3 +197,21 @@ def test_adding_a_table_imports_no_model_library(tmp_path) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=factories.ROOT, capture_output=True, text=True)
     assert (result.returncode, result.stdout.splitlines()[-1:]) == (0, ["[]"]), result.stderr[-2000:]
+
+
+def test_the_content_hash_sees_every_value_and_not_how_the_texts_are_chunked() -> None:
+    import pyarrow as pa
+
+    frame = pd.DataFrame({"n": [1.5, np.nan, 3.0], "t": pd.array(["a", None, "bc"], dtype="string")})
+    same = frame.copy()
+    chunked = pa.chunked_array([pa.array(["a"]), pa.array([None, "bc"])])  # as pyarrow's parser hands it over
+    same["t"] = pd.Series(pd.arrays.ArrowStringArray(chunked), dtype="string")
+    assert datasets.content_hash(same) == datasets.content_hash(frame)
+    changed = [
+        frame.assign(t=pd.array(["a", "", "bc"], dtype="string")),  # empty is not missing
+        frame.assign(t=pd.array(["ab", None, "c"], dtype="string")),  # the same characters, cut elsewhere
+        frame.assign(n=[1.5, np.nan, 3.5]),
+        frame.rename(columns={"n": "m"}),
+        frame.iloc[:2],
+    ]
+    assert len({datasets.content_hash(f) for f in [frame, *changed]}) == len(changed) + 1

@@ -440,3 +440,21 @@ def test_a_report_that_shares_its_statistics_equals_checks_run_one_by_one() -> N
     together = quality.run_checks(frame, target="label", task="classification")
     alone = [c(Context(frame, "label", "classification")) for c in table_checks.CHECKS]
     assert [c.to_dict() for c in together] == [c.to_dict() for c in alone]
+
+
+def test_checks_training_at_once_leave_the_thread_limit_as_it_was() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: F401  (loads OpenMP, which is limited)
+    from threadpoolctl import threadpool_info
+
+    def threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info()]
+
+    before = threads()
+    first, second = table_checks._one_thread(), table_checks._one_thread()
+    first.__enter__()
+    second.__enter__()
+    assert set(threads()) == {1}
+    first.__exit__(None, None, None)  # on two threads the first in may be the first out
+    assert set(threads()) == {1}, "the other check still trains"
+    second.__exit__(None, None, None)
+    assert threads() == before

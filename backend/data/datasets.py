@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from backend import config
 from backend.config import Paths
@@ -188,10 +189,34 @@ def infer_task(frame: pd.DataFrame, target: str) -> str:
     return "classification"
 
 
+def _column_digest(col: pd.Series) -> bytes:
+    """A column's values as SHA-256 digests of their raw bytes: the numbers, or the texts' lengths and characters.
+
+    Runs at memory speed, several times faster than pandas' per-value hash, and gives the same digest however
+    pyarrow chunked the texts and whether pandas holds them in pyarrow or as Python strings.
+    """
+    values, data, sizes = col.array, hashlib.sha256(), hashlib.sha256()
+    if isinstance(col.dtype, np.dtype) and col.dtype.kind in "biufcmM":
+        data.update(np.ascontiguousarray(col.to_numpy()).view(np.uint8))
+    elif isinstance(col.dtype, pd.StringDtype):
+        arrow = values.__arrow_array__()
+        for chunk in arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]:
+            sizes.update(pc.binary_length(chunk).fill_null(-1).cast(pa.int64()).to_numpy())  # -1: missing
+            offsets = np.frombuffer(chunk.buffers()[1], np.int64 if pa.types.is_large_string(chunk.type) else np.int32)
+            start, end = offsets[chunk.offset], offsets[chunk.offset + len(chunk)]
+            if chunk.buffers()[2] is not None:
+                data.update(memoryview(chunk.buffers()[2])[start:end])
+    else:  # nullable integers and the like
+        data.update(pd.util.hash_pandas_object(col, index=False).to_numpy())
+    return data.digest() + sizes.digest()
+
+
 def content_hash(frame: pd.DataFrame) -> str:
+    """A version's identity: its column names, types, row count and values."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    digest.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()] + [len(frame)]).encode())
+    for name in frame.columns:
+        digest.update(_column_digest(frame[name]))
     return digest.hexdigest()
 
 

@@ -11,10 +11,12 @@ checks that fit models (leakage, label errors, drift) work on a seeded sample an
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
+import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -321,35 +323,73 @@ def _duplicate_rows(frame: pd.DataFrame) -> np.ndarray:
 
 
 class _Shared:
-    """What several checks compute from the same rows, computed once per report (checks never change the frame)."""
+    """What several checks compute from the same rows, computed once per report (checks never change the frame).
+
+    Two checks may ask at once from two threads (see `gate.CHECK_THREADS`): one computes, the other waits for it.
+    """
 
     def __init__(self, ctx: Context) -> None:
         self.frame, self.target, self.task = ctx.frame, ctx.target, ctx.task
+        self._made: dict[str, Any] = {}
+        self._lock = threading.RLock()  # re-entered: `roles` may ask for `duplicates`
 
-    @functools.cached_property
+    def _once(self, name: str, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            if name not in self._made:
+                self._made[name] = make()
+            return self._made[name]
+
+    @property
     def duplicates(self) -> np.ndarray:
         """`_duplicate_rows` of the frame."""
-        return _duplicate_rows(self.frame)
+        return self._once("duplicates", lambda: _duplicate_rows(self.frame))
 
-    @functools.cached_property
+    @property
     def roles(self) -> dict[str, str]:
         """`_roles` of every column, the target included."""
-        return _roles(self.frame, None, distinct_rows=lambda: len(self.frame) - len(self.duplicates))
+        distinct_rows = lambda: len(self.frame) - len(self.duplicates)  # noqa: E731
+        return self._once("roles", lambda: _roles(self.frame, None, distinct_rows=distinct_rows))
 
-    @functools.cached_property
+    @property
     def labelled(self) -> tuple[np.ndarray, pd.Series] | None:
         """`_labelled` of the report's target and task."""
-        return _labelled(self.frame, self.target, self.task)
+        return self._once("labelled", lambda: _labelled(self.frame, self.target, self.task))
 
 
 _SHARED: weakref.WeakKeyDictionary[Context, _Shared] = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()
 
 
 def _shared(ctx: Context) -> _Shared:
     """The report's shared statistics: made by the first check that asks, kept as long as the context lives."""
-    if ctx not in _SHARED:
-        _SHARED[ctx] = _Shared(ctx)
-    return _SHARED[ctx]
+    with _SHARED_LOCK:
+        if ctx not in _SHARED:
+            _SHARED[ctx] = _Shared(ctx)
+        return _SHARED[ctx]
+
+
+_LIMIT = threading.Lock()
+_limited: list[Any] = []  # the threadpoolctl limit in force, with one entry per check inside it
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """The quick models' OpenMP threads limited to one while any check trains one.
+
+    threadpoolctl's limits hold for the whole process, so two checks on two threads (`gate.CHECK_THREADS`) share one
+    limit, lifted when the last leaves: each lifting its own could leave the process at one thread for good.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with _LIMIT:
+        _limited.append(_limited[0] if _limited else threadpool_limits(1))
+    try:
+        yield
+    finally:
+        with _LIMIT:
+            limit = _limited.pop()
+            if not _limited:
+                limit.restore_original_limits()
 
 
 def _feature_roles(ctx: Context, target: str | None) -> dict[str, str]:
@@ -436,14 +476,13 @@ def _model_score(
     if not columns:
         return None
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-    from threadpoolctl import threadpool_limits
 
     rows = np.flatnonzero(np.arange(len(sample)) < LEAK_MODEL_ROWS)
     matrix, categorical = _model_matrix(sample[columns].iloc[rows], columns, max_categories=LABEL_BINS)
     y, folds = y[rows], folds[rows]
     kind = HistGradientBoostingClassifier if classes else HistGradientBoostingRegressor
     predicted = np.empty(len(rows), dtype="float64")
-    with threadpool_limits(1):  # see label_errors: spinning OpenMP threads slow a busy machine down
+    with _one_thread():  # see label_errors: spinning OpenMP threads slow a busy machine down
         for fold in range(FOLDS):
             test = folds == fold
             model = kind(max_iter=50, max_bins=LABEL_BINS, categorical_features=categorical, random_state=SEED)
@@ -657,7 +696,6 @@ def label_errors(ctx: Context) -> CheckResult:
         return result("label_errors", "warning", True, "small", {"sampled_rows": len(rows)}, min=LABEL_MIN_ROWS)
     from sklearn.ensemble import HistGradientBoostingClassifier  # heavy imports, only when this check runs
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from threadpoolctl import threadpool_limits
 
     # 1. Out-of-fold probabilities.
     matrix, categorical = _model_matrix(frame[columns].iloc[rows], columns, max_categories=LABEL_BINS)
@@ -672,7 +710,7 @@ def label_errors(ctx: Context) -> CheckResult:
     )
     cv = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=SEED)
     # One thread: OpenMP threads that spin while a worker trains on the same cores slow this down tenfold.
-    with threadpool_limits(1):
+    with _one_thread():
         proba = cross_val_predict(model, matrix, given, cv=cv, method="predict_proba")
     # 2. Per-class thresholds: the average self-confidence.
     thresholds = np.array([proba[given == k, k].mean() for k in range(len(classes))])

@@ -5,12 +5,13 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import mmap
 import re
 from dataclasses import dataclass
 
 from charset_normalizer import from_bytes
 
-from backend.data.ingest.limits import Source, quoted
+from backend.data.ingest.limits import CHUNK, Source, quoted
 from backend.errors import BadInput
 from backend.i18n import Message
 
@@ -68,14 +69,17 @@ class Shape:
     has_quote: bool  # without a quote no field can hold a newline, so blocks can be split at any newline
 
 
+def _count(view: bytes | mmap.mmap, byte: bytes) -> int:
+    return sum(view[i : i + CHUNK].count(byte) for i in range(0, len(view), CHUNK))
+
+
 def first_pass(src: Source) -> Shape:
-    breaks, quote = 0, False
-    for chunk, n in src.chunks_into():
-        breaks += chunk.count(b"\n", 0, n)
-        if chunk.find(b"\r", 0, n) >= 0:  # a lone \r (old Mac files) ends a line too; a CRLF then counts twice
-            breaks += chunk.count(b"\r", 0, n)
-        quote = quote or chunk.find(b'"', 0, n) >= 0
-    return Shape(breaks, quote)
+    """Line breaks and quotes, over the file mapped into memory: several times faster than reading it in chunks."""
+    with src.view() as view:
+        breaks = _count(view, b"\n")
+        if view.find(b"\r") >= 0:  # a lone \r (old Mac files) ends a line too; a CRLF then counts twice
+            breaks += _count(view, b"\r")
+        return Shape(breaks, view.find(b'"') >= 0)
 
 
 def _first_bad_utf8(src: Source) -> int:

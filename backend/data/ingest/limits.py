@@ -7,7 +7,9 @@ Every refusal is a `BadInput` with one line that says what is wrong and how to f
 
 from __future__ import annotations
 
+import contextlib
 import io
+import mmap
 import os
 import re
 import stat
@@ -147,16 +149,15 @@ class Source:
             while chunk := f.read(CHUNK):
                 yield chunk
 
-    def chunks_into(self) -> Iterator[tuple[bytes | bytearray, int]]:
-        """(buffer, length) pairs: the bytes held, or the file read into one reused buffer (valid until the next)."""
-        if self.data is not None:
-            yield self.data, len(self.data)
+    @contextlib.contextmanager
+    def view(self) -> Iterator[bytes | mmap.mmap]:
+        """All the bytes at once: the bytes held, or the file mapped into memory (nothing is copied)."""
+        if self.data is not None or self.size == 0:
+            yield self.data or b""
             return
         assert self.path is not None
-        buffer = bytearray(CHUNK)
-        with self.path.open("rb") as f:
-            while n := f.readinto(buffer):
-                yield buffer, n
+        with self.path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            yield mapped
 
     def arrow(self) -> Any:
         """A fresh input for pyarrow: the path (pyarrow streams it) or a zero-copy buffer."""

@@ -429,13 +429,34 @@ def cmd_eval(store: Store, args: argparse.Namespace) -> int:
                 predictors[signature] = serving.Predictor(export_dir, signature)
             return predictors[signature].raw(rows)
 
-        metrics = jobs.score_labelled(run, _read_rows(args), predict=predict, source=args.input, store=store)
+        rows = _read_rows(args)
+        metrics = jobs.score_labelled(run, rows, predict=predict, source=args.input, store=store, by=args.by)
+    elif args.by:
+        metrics = metrics | {"segments": jobs.segment_metrics(store, run, args.by)}
+    segments = metrics.pop("segments", None)
     lines = [f"run {run.id} ({run.task})"]
     for key, value in metrics.items():  # a recommender's baselines are a group of their own
         nested = value.items() if isinstance(value, dict) else []
         lines += [f"  {key}:" if nested else f"  {key}: {value}"] + [f"    {k}: {v}" for k, v in nested]
+    if segments is not None:
+        lines += _segment_lines(segments)
+        metrics["segments"] = segments
     _emit(args, {"run_id": run.id, "task": run.task, "metrics": metrics}, lines)
     return 0
+
+
+def _segment_lines(found: dict[str, Any]) -> list[str]:
+    """The segments as a table, the worst first: each metric with its 95% interval."""
+    names = [k for k in found["overall"] if k != "rows"]
+    lines = [f"  by {found['column']} (worst {found['metric']} first; 95% bootstrap intervals):"]
+    for entry in found["segments"]:
+        cells = []
+        for name in names:
+            value, interval = entry.get(name), entry["interval"].get(name)
+            shown = "-" if value is None else f"{value:.3f}"
+            cells.append(f"{name} {shown}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""))
+        lines.append(f"    {entry['segment']} ({entry['rows']} rows): " + ", ".join(cells))
+    return lines
 
 
 def _prediction_rows(run: Any, args: argparse.Namespace) -> tuple[Any, str]:
@@ -639,6 +660,7 @@ def parser() -> argparse.ArgumentParser:
     ev = command(sub, "eval", cmd_eval, "metrics on the test split, or on --input")
     ev.add_argument("run", help=RUN_HELP)
     ev.add_argument("--input", help="a labelled CSV file (for a recommender: later ratings, by user and item)")
+    ev.add_argument("--by", metavar="COLUMN", help="every metric per segment of this column, the worst first")
     pr = command(sub, "predict", cmd_predict, "predict rows with a run's model")
     pr.add_argument("run", help=RUN_HELP)
     rows = pr.add_mutually_exclusive_group(required=True)

@@ -162,3 +162,184 @@ def regression(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[dict, dict]:
         },
     }
     return scores, details
+
+
+# -- segments: every metric per slice of the rows, with a bootstrap interval ----------------------------------
+SEGMENT_DRAWS = 200  # bootstrap resamples per segment
+SEGMENT_LEVEL = 0.95
+SEGMENT_MAX = 20  # segments listed; the smaller rest are pooled as "(other)"
+SEGMENT_MIN_ROWS = 10  # a smaller segment is pooled too: its metrics would be noise
+SEGMENT_BINS = 5  # a many-valued number is cut into this many equal-count ranges
+_DRAW_CELLS = 2_000_000  # resampled positions held at once (draws x rows), so a large segment stays in memory
+MISSING, OTHER = "(missing)", "(other)"
+
+
+def segment_groups(values: Any, bins: int = SEGMENT_BINS) -> np.ndarray:
+    """Each row's segment name: its category, or for a many-valued number its range ("[10, 25)", equal counts).
+
+    Missing values are a segment of their own; beyond SEGMENT_MAX segments, or under SEGMENT_MIN_ROWS rows, the
+    smaller ones are pooled as "(other)" (when there are two or more of them).
+    """
+    import pandas as pd
+
+    values = pd.Series(values).reset_index(drop=True)
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if numeric and values.nunique() > bins:
+        cut = pd.qcut(values.astype("float64"), bins, duplicates="drop")
+        names = np.array([f"[{_short(i.left)}, {_short(i.right)})" for i in cut.cat.categories], dtype=object)
+        codes = cut.cat.codes.to_numpy()
+        groups = np.where(codes >= 0, names[np.maximum(codes, 0)], MISSING)
+        # qcut's intervals are closed on the right; shown as half-open ranges they read as most people write them
+    else:
+        groups = np.where(values.isna().to_numpy(), MISSING, values.astype(str).to_numpy(dtype=object))
+    counts = pd.Series(groups).value_counts()
+    kept = set(counts.index[:SEGMENT_MAX][counts.iloc[:SEGMENT_MAX] >= SEGMENT_MIN_ROWS])
+    if len(counts) - len(kept) <= 1:  # one small segment alone keeps its name: "(other)" would hide it
+        return groups.astype(object)
+    return np.where(np.isin(groups, list(kept)), groups, OTHER).astype(object)
+
+
+def _short(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _draws(rng: np.random.Generator, n: int, draws: int) -> Any:
+    """Bootstrap resamples of n positions, a block of rows of a (draws, n) array at a time."""
+    per_block = max(1, _DRAW_CELLS // max(n, 1))
+    for start in range(0, draws, per_block):
+        yield rng.integers(0, n, size=(min(per_block, draws - start), n))
+
+
+def _auc_rows(label: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """ROC AUC of each row of (resamples, n) arrays: the Mann-Whitney statistic, ties counted half (as sklearn)."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(score, axis=1)
+    positives = label.sum(axis=1)
+    negatives = label.shape[1] - positives
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ((ranks * label).sum(axis=1) - positives * (positives + 1) / 2) / (positives * negatives)
+
+
+def _f1_macro_rows(actual: np.ndarray, predicted: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Macro F1 of each row of (resamples, n) arrays, over `classes` (those of the whole segment), as sklearn."""
+    scores = []
+    for k in classes:
+        is_actual, is_predicted = actual == k, predicted == k
+        tp = (is_actual & is_predicted).sum(axis=1)
+        denominator = is_actual.sum(axis=1) + is_predicted.sum(axis=1)
+        scores.append(np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0))
+    return np.mean(scores, axis=0)
+
+
+def _classifier_scores(actual: np.ndarray, predicted: np.ndarray, positive: np.ndarray | None) -> dict[str, Any]:
+    labels = np.unique(np.concatenate([actual, predicted]))
+    scores: dict[str, Any] = {
+        "accuracy": float(skm.accuracy_score(actual, predicted)),
+        "f1_macro": float(skm.f1_score(actual, predicted, average="macro", labels=labels, zero_division=0)),
+    }
+    if positive is not None:
+        is_positive = actual == positive[0]
+        both = 0 < is_positive.sum() < len(is_positive)
+        scores["roc_auc"] = float(skm.roc_auc_score(is_positive, positive[1])) if both else None
+        scores["positive_rate"] = float(is_positive.mean())
+    return scores
+
+
+def _regression_scores(actual: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+    return {
+        "rmse": float(np.sqrt(skm.mean_squared_error(actual, predicted))),
+        "mae": float(skm.mean_absolute_error(actual, predicted)),
+        "r2": float(skm.r2_score(actual, predicted)) if len(actual) > 1 and np.ptp(actual) > 0 else None,
+    }
+
+
+def _intervals(
+    rng: np.random.Generator,
+    actual: np.ndarray,
+    predicted: np.ndarray,
+    *,
+    positive: tuple[str, np.ndarray] | None,
+    regression: bool,
+    draws: int,
+) -> dict[str, list[float] | None]:
+    """Percentile bootstrap intervals of each segment metric (None where no resample defines it)."""
+    samples: dict[str, list[np.ndarray]] = {}
+    classes = None if regression else np.unique(np.concatenate([actual, predicted]))
+    for rows in _draws(rng, len(actual), draws):
+        a, p = actual[rows], predicted[rows]
+        if regression:
+            error = a - p
+            total = ((a - a.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r2 = np.where(total > 0, 1 - (error**2).sum(axis=1) / total, np.nan)
+            block = {"rmse": np.sqrt((error**2).mean(axis=1)), "mae": np.abs(error).mean(axis=1), "r2": r2}
+        else:
+            assert classes is not None
+            block = {"accuracy": (a == p).mean(axis=1), "f1_macro": _f1_macro_rows(a, p, classes)}
+            if positive is not None:
+                block["roc_auc"] = _auc_rows((a == positive[0]).astype("float64"), positive[1][rows])
+                block["positive_rate"] = (a == positive[0]).mean(axis=1)
+        for name, values in block.items():
+            samples.setdefault(name, []).append(values)
+    tail = (1 - SEGMENT_LEVEL) / 2 * 100
+    out: dict[str, list[float] | None] = {}
+    for name, parts in samples.items():
+        values = np.concatenate(parts)
+        values = values[np.isfinite(values)]
+        out[name] = np.percentile(values, [tail, 100 - tail]).tolist() if len(values) else None
+    return out
+
+
+def segments(
+    groups: np.ndarray,
+    actual: np.ndarray,
+    predicted: np.ndarray,
+    *,
+    regression: bool,
+    positive: tuple[str, np.ndarray] | None = None,
+    draws: int = SEGMENT_DRAWS,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Every metric per segment, each with a bootstrap 95% interval, the worst segment first.
+
+    Args:
+        groups: each row's segment (`segment_groups`).
+        actual, predicted: class names, or numbers for a regression.
+        regression: whether the rows are a regression's (RMSE, MAE, R²) or a classifier's (accuracy, macro F1).
+        positive: for a binary classifier, the positive class and each row's score for it (adds ROC AUC and the
+            positive rate).
+        draws: bootstrap resamples per segment (rows drawn with replacement within the segment).
+
+    Returns `metric` (the one the order follows), `higher_is_better`, `overall` (every metric on all rows) and
+    `segments`: each with `segment`, `rows`, its metrics and `interval` (metric -> [low, high] or None). The
+    point values are scikit-learn's on the segment's rows.
+    """
+    actual = np.asarray(actual, dtype="float64" if regression else object)
+    predicted = np.asarray(predicted, dtype="float64" if regression else object)
+    if regression:
+        metric, higher = "rmse", False
+    else:
+        metric, higher = ("roc_auc" if positive is not None else "accuracy"), True
+
+    def scores(rows: np.ndarray) -> dict[str, Any]:
+        if regression:
+            return _regression_scores(actual[rows], predicted[rows])
+        chosen = None if positive is None else (positive[0], positive[1][rows])
+        return _classifier_scores(actual[rows], predicted[rows], chosen)
+
+    rng = np.random.default_rng(seed)
+    listed = []
+    for name in sorted(set(groups.tolist()), key=str):
+        rows = np.flatnonzero(groups == name)
+        chosen = None if positive is None else (positive[0], positive[1][rows])
+        interval = _intervals(rng, actual[rows], predicted[rows], positive=chosen, regression=regression, draws=draws)
+        listed.append({"segment": str(name), "rows": int(len(rows))} | scores(rows) | {"interval": interval})
+
+    def badness(entry: dict[str, Any]) -> tuple[bool, float]:
+        value = entry[metric]
+        return value is None, (-value if not higher else value) if value is not None else 0.0
+
+    listed.sort(key=badness)
+    overall = {"rows": int(len(actual))} | scores(np.arange(len(actual)))
+    return {"metric": metric, "higher_is_better": higher, "overall": overall, "segments": listed}

@@ -97,6 +97,66 @@ def test_regression_metrics_equal_scikit_learns_and_the_deciles_cover_every_case
     assert np.mean([d["mae"] for d in deciles]) == pytest.approx(scores["mae"], rel=1e-9)  # 50 cases in each
 
 
+def test_each_segment_metric_equals_scikit_learns_on_its_rows_and_the_worst_comes_first() -> None:
+    y, p, names = _predictions(2, rows=900)
+    rng = np.random.default_rng(3)
+    region = rng.choice(["north", "south", "east"], len(y))
+    score = p[:, 1].astype("float64")
+    score[region == "east"] = rng.uniform(size=(region == "east").sum())  # no better than chance there
+    actual = np.array(y, dtype=object)
+    predicted = np.where(score >= 0.5, "c1", "c0").astype(object)
+    found = metrics.segments(
+        metrics.segment_groups(region), actual, predicted, regression=False, positive=("c1", score)
+    )
+    assert found["metric"] == "roc_auc" and found["segments"][0]["segment"] == "east"
+    for entry in found["segments"]:
+        rows = region == entry["segment"]
+        assert entry["rows"] == rows.sum()
+        assert entry["roc_auc"] == pytest.approx(skm.roc_auc_score(actual[rows] == "c1", score[rows]), abs=1e-6)
+        assert entry["accuracy"] == pytest.approx(skm.accuracy_score(actual[rows], predicted[rows]), abs=1e-6)
+        f1 = skm.f1_score(actual[rows], predicted[rows], average="macro", zero_division=0)
+        assert entry["f1_macro"] == pytest.approx(f1, abs=1e-6)
+        for name in ("roc_auc", "accuracy", "f1_macro", "positive_rate"):
+            low, high = entry["interval"][name]
+            assert low <= entry[name] <= high and high - low < 0.25
+    assert [e["roc_auc"] for e in found["segments"]] == sorted(e["roc_auc"] for e in found["segments"])
+
+
+def test_the_bootstrap_auc_and_f1_of_each_resample_equal_scikit_learns() -> None:
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 2, (5, 300))
+    score = rng.integers(0, 20, (5, 300)) / 20  # many ties
+    want = [skm.roc_auc_score(label[i], score[i]) for i in range(5)]
+    np.testing.assert_allclose(metrics._auc_rows(label.astype("float64"), score), want, atol=1e-9)
+    actual, predicted = rng.choice(["a", "b", "c"], (5, 300)), rng.choice(["a", "b", "c", "d"], (5, 300))
+    classes = np.array(["a", "b", "c", "d"])
+    want = [skm.f1_score(actual[i], predicted[i], average="macro", labels=classes, zero_division=0) for i in range(5)]
+    np.testing.assert_allclose(metrics._f1_macro_rows(actual, predicted, classes), want, atol=1e-9)
+
+
+def test_regression_segments_cut_a_number_into_equal_ranges_and_pool_small_ones() -> None:
+    rng = np.random.default_rng(1)
+    size = rng.lognormal(3, 1, 2000)
+    actual = size * 2 + rng.normal(0, 1, 2000) * (1 + (size > np.quantile(size, 0.8)) * 9)  # worse on big ones
+    predicted = size * 2
+    groups = metrics.segment_groups(size)
+    assert len(set(groups)) == metrics.SEGMENT_BINS and all(g.startswith("[") for g in groups)
+    found = metrics.segments(groups, actual, predicted, regression=True)
+    worst = found["segments"][0]
+    assert (
+        found["metric"] == "rmse"
+        and worst["segment"] == sorted(set(groups), key=lambda g: float(g[1:].split(",")[0]))[-1]
+    )
+    rows = groups == worst["segment"]
+    assert worst["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(actual[rows], predicted[rows])), abs=1e-6)
+    assert worst["r2"] == pytest.approx(skm.r2_score(actual[rows], predicted[rows]), abs=1e-6)
+    plans = np.array(["basic"] * 500 + ["plus"] * 495 + ["rare"] * 3 + ["odd"] * 2, dtype=object)
+    assert set(metrics.segment_groups(plans)) == {"basic", "plus", metrics.OTHER}
+    assert set(metrics.segment_groups(plans[:-2])) == {"basic", "plus", "rare"}, "one small segment keeps its name"
+    with_gaps = metrics.segment_groups(np.where(np.arange(1000) % 10 == 0, None, plans).astype(object))
+    assert (with_gaps == metrics.MISSING).sum() == 100
+
+
 def test_eval_json_returns_every_classification_metric_on_the_test_split_and_on_an_input_file(churn_run) -> None:
     shown = factories.cli_json(churn_run["home"], "eval", str(churn_run["run_id"]))
     scored = factories.cli_json(churn_run["home"], "eval", str(churn_run["run_id"]), "--input", str(churn_run["csv"]))
@@ -104,3 +164,31 @@ def test_eval_json_returns_every_classification_metric_on_the_test_split_and_on_
         m = result["metrics"]
         assert {"average_precision", "ece", "brier", "roc_auc", "per_class"} <= set(m), sorted(m)
         assert set(m["per_class"]) == {"no", "yes"} and 0 <= m["ece"] <= 1 and 0 <= m["brier"] <= 1
+
+
+def test_eval_by_a_column_slices_the_test_split_and_an_input_file(churn_run, price_run) -> None:
+    run, home = str(churn_run["run_id"]), churn_run["home"]
+    shown = factories.cli_json(home, "eval", run, "--by", "plan")["metrics"]
+    found = shown["segments"]
+    assert found["column"] == "plan" and found["metric"] == "roc_auc"
+    assert {e["segment"] for e in found["segments"]} == {"basic", "plus", "premium"}
+    assert sum(e["rows"] for e in found["segments"]) == shown["test_rows"] == found["overall"]["rows"]
+    assert found["overall"]["accuracy"] == pytest.approx(shown["accuracy"], abs=1e-6)
+    assert found["overall"]["roc_auc"] == pytest.approx(shown["roc_auc"], abs=1e-6)
+    worst_first = [e["roc_auc"] for e in found["segments"] if e["roc_auc"] is not None]
+    assert worst_first == sorted(worst_first)
+
+    scored = factories.cli_json(home, "eval", run, "--input", str(churn_run["csv"]), "--by", "charges")["metrics"]
+    ranges = scored["segments"]["segments"]
+    assert len(ranges) == metrics.SEGMENT_BINS and sum(e["rows"] for e in ranges) == scored["test_rows"]
+    assert scored["segments"]["overall"]["accuracy"] == pytest.approx(scored["accuracy"], abs=1e-6)
+
+    prices = factories.cli_json(price_run["home"], "eval", str(price_run["run_id"]), "--by", "city")["metrics"]
+    assert prices["segments"]["metric"] == "rmse"
+    assert prices["segments"]["overall"]["rmse"] == pytest.approx(prices["rmse"], rel=1e-6)
+    text = factories.cli(price_run["home"], "eval", str(price_run["run_id"]), "--by", "city").stdout
+    assert "by city (worst rmse first; 95% bootstrap intervals):" in text and "north (" in text
+
+    wrong = factories.cli(home, "eval", run, "--by", "colour")
+    assert wrong.returncode == 2 and "no column 'colour'" in wrong.stderr and "plan" in wrong.stderr
+    assert "Traceback" not in wrong.stderr

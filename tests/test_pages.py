@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -385,6 +386,24 @@ def test_evaluation_page_shows_the_classification_metrics_with_their_meanings_an
         ["class", "precision", "recall", "F1", "test cases"],
         ["no", "yes"],
     )
+
+
+def test_evaluation_page_shows_every_metric_by_segment_with_its_interval(
+    churn_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_home(monkeypatch, churn_run["home"])
+    at = open_page("views/evaluation.py")
+
+    (slicer,) = [box for box in at.selectbox if box.label == "Slice the test rows by"]
+    assert slicer.options == ["tenure", "plan", "charges"]
+    slicer.select("plan").run()
+    (table,) = [d.value for d in at.dataframe if "segment" in d.value.columns]
+    assert list(table.columns) == ["segment", "test rows", "Accuracy", "Macro F1", "ROC AUC", "Positive rate"]
+    assert sorted(table["segment"]) == ["basic", "plus", "premium"]
+    assert table["test rows"].sum() == churn_run["metrics"]["test_rows"]
+    assert all(re.fullmatch(r"\d\.\d{3}  \(\d\.\d{3}–\d\.\d{3}\)", cell) for cell in table["Accuracy"])
+    chart = next(c for c in charts(at) if c["data"][0].get("error_x"))
+    assert len(chart["data"][0]["y"]) == 3
 
 
 def test_evaluation_page_lists_the_run_in_the_history_table(

@@ -10,6 +10,7 @@
 - `gallery.py`: the test rows behind a mistake; relabel or drop them and train the same spec again.
 - `decisions.py`: a binary classifier's threshold, chosen on business costs, stored and applied to its export.
 - `explanations.py`: why a model said what it said: permutation importance, and one prediction by occlusion.
+- `segments.py`: every test metric per segment of a column, with bootstrap intervals.
 
 The task registry (`models.tasks`) is handed on from here too, for the dashboard.
 Other wings and the faces import from here only. Nothing here imports TensorFlow at import time.
@@ -62,6 +63,8 @@ from backend.jobs.runs import (
     wait,
     worker_if_needed,
 )
+from backend.jobs.segments import by_column as segment_metrics
+from backend.jobs.segments import columns as segment_columns
 from backend.jobs.worker import has_live_worker, reap_dead_workers, serve_forever
 from db import Run, RunSummary  # the records the wing returns, for callers' type hints
 from models.tasks import TASKS, TaskInfo, task_info
@@ -119,4 +122,6 @@ __all__ = [
     "reference_row",
     "saved_example",
     "saved_importance",
+    "segment_columns",
+    "segment_metrics",
 ]

@@ -35,8 +35,9 @@ def score_labelled(
     predict: Callable[..., dict[str, np.ndarray]],
     source: str,
     store: Store | None = None,
+    by: str | None = None,
 ) -> dict[str, Any]:
-    """The run's metrics on labelled rows (rows without a label are left out).
+    """The run's metrics on labelled rows (rows without a label are left out), per segment of `by` too.
 
     Args:
         run: a finished run of a task in `SCORABLE`.
@@ -46,6 +47,7 @@ def score_labelled(
             recommender `predict(rows, signature)` runs the named signature (`serving_default` when not named).
         source: what the rows are called in messages, e.g. the file's name.
         store: where the run's dataset is; a recommender's baselines need its training rows.
+        by: a column of the rows: its segments' metrics are added under `segments` (see `backend.jobs.segments`).
 
     Raises:
         BadInput: the task cannot be scored on rows, or the rows lack the columns it needs.
@@ -56,15 +58,33 @@ def score_labelled(
         return _score_ratings(run, frame, predict=predict, source=source, store=store)
     if run.target not in frame.columns:
         raise BadInput("error.eval.no_target_column", source=source, target=run.target)
+    import numpy as np
+
     from models import metrics  # scikit-learn: a second's import that `runs list` and the pages need not pay
 
+    if by is not None and (by not in frame.columns or by == run.target):
+        raise BadInput("error.eval.no_segment_column", source=source, column=by)
     frame = frame[frame[run.target].notna()]
     outputs = predict(frame)
     if run.task == "regression":
-        scores, _ = metrics.regression(frame[run.target].to_numpy(), outputs["value"])
+        actual, predicted = frame[run.target].to_numpy(dtype="float64"), outputs["value"].reshape(-1)
+        scores, _ = metrics.regression(actual, predicted)
+        if by is not None:
+            found = metrics.segments(metrics.segment_groups(frame[by]), actual, predicted, regression=True)
+            scores["segments"] = {"column": by} | found
         return scores
     classes = [c.decode() for c in outputs["classes"][0]] if len(frame) else []
-    scores, _ = metrics.classification(frame[run.target].astype(str).tolist(), outputs["probabilities"], classes)
+    actual = frame[run.target].astype(str).to_numpy(dtype=object)
+    scores, _ = metrics.classification(actual.tolist(), outputs["probabilities"], classes)
+    if by is not None:
+        from backend.jobs.segments import positive_scores
+
+        probabilities = np.asarray(outputs["probabilities"])
+        predicted = np.array(classes, dtype=object)[probabilities.argmax(axis=1)]
+        positive = positive_scores(classes, predicted, probabilities.max(axis=1))
+        groups = metrics.segment_groups(frame[by])
+        found = metrics.segments(groups, actual, predicted, regression=False, positive=positive)
+        scores["segments"] = {"column": by} | found
     return scores
 
 

@@ -294,6 +294,66 @@ def gallery_view() -> None:
             st.dataframe(change.rename(columns=lambda c: t(f"gallery.col_{c}")), hide_index=True)
 
 
+def segments_view() -> None:
+    """Table runs: every metric per segment of a column, worst first, each with its bootstrap 95% interval."""
+    if run.task not in ("classification", "regression"):
+        return
+    choices = jobs.segment_columns(store(), run)
+    if not choices:
+        return
+    st.subheader(t("segments.title"))
+    column = st.selectbox(t("segments.column"), choices, key="segments_column")
+    try:
+        found = jobs.segment_metrics(store(), run, column)
+    except ModelDeckError as exc:
+        show_error(exc)
+        return
+    metric, overall = found["metric"], found["overall"]
+    st.caption(t("segments.help", metric=t(f"metric.{metric}"), overall=overall[metric] or 0.0))
+    listed = found["segments"]
+    shown = [e for e in listed if e[metric] is not None]
+    fig = go.Figure(
+        go.Scatter(
+            x=[e[metric] for e in shown],
+            y=[f"{e['segment']} ({e['rows']})" for e in shown],
+            mode="markers",
+            marker={"size": 10},
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": [e["interval"][metric][1] - e[metric] if e["interval"][metric] else 0 for e in shown],
+                "arrayminus": [e[metric] - e["interval"][metric][0] if e["interval"][metric] else 0 for e in shown],
+            },
+            name=t(f"metric.{metric}"),
+        )
+    )
+    if overall[metric] is not None:
+        fig.add_vline(x=overall[metric], line_dash="dot", line_color="grey", annotation_text=t("segments.overall"))
+    fig.update_layout(
+        xaxis_title=t(f"metric.{metric}"),
+        yaxis={"autorange": "reversed"},  # the worst on top, as in the table
+        height=max(240, 60 + 32 * len(shown)),
+        showlegend=False,
+    )
+    st.plotly_chart(fig, width="stretch", key="chart_segments")
+    names = [k for k in overall if k != "rows"]
+
+    def cell(entry: dict, name: str) -> str:
+        value, interval = entry[name], entry["interval"].get(name)
+        if value is None:
+            return "—"
+        return f"{value:.3f}" + (f"  ({interval[0]:.3f}–{interval[1]:.3f})" if interval else "")
+
+    table = pd.DataFrame(
+        [
+            {t("segments.segment"): e["segment"], t("segments.rows"): e["rows"]}
+            | {t(f"metric.{n}"): cell(e, n) for n in names}
+            for e in listed
+        ]
+    )
+    st.dataframe(table, width="stretch", hide_index=True)
+
+
 def decision_view() -> None:
     """Binary classifiers: business values in, profit over the threshold out; the chosen one goes with the model."""
     if len(ev.get("classes", [])) != 2:
@@ -389,6 +449,7 @@ VIEWS = {  # the registry's chart names
 }
 for chart in jobs.task_info(run.task).charts:
     VIEWS[chart]()
+segments_view()
 gallery_view()
 if jobs.task_info(run.task).classifier:
     decision_view()

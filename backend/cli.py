@@ -397,10 +397,52 @@ def _read_rows(args: argparse.Namespace) -> Any:
     return data.read_table(path, path.name).frame
 
 
+def _cost_matrix(given: str, classes: list[str]) -> list[list[float]]:
+    """`--cost-matrix`: a CSV file (classes as header and first column) or JSON {actual: {decided: cost}}."""
+    import pandas as pd
+
+    try:
+        if Path(given).is_file():
+            table = pd.read_csv(given, index_col=0)
+            table.index, table.columns = table.index.astype(str), table.columns.astype(str)
+            cells = {a: {d: table.loc[a, d] for d in table.columns} for a in table.index}
+        else:
+            cells = json.loads(given)
+            if not isinstance(cells, dict) or not all(isinstance(row, dict) for row in cells.values()):
+                raise ValueError("expected an object of objects")
+    except (ValueError, OSError) as exc:
+        raise BadInput("error.cli.bad_cost_matrix", given=given, reason=str(exc).splitlines()[0]) from None
+    unknown = sorted({*cells, *(d for row in cells.values() for d in row)} - set(classes))
+    if unknown:
+        raise BadInput("error.decide.matrix_classes", classes=", ".join(classes))
+    return [[cells.get(a, {}).get(d, 0.0) for d in classes] for a in classes]
+
+
 def cmd_decide(store: Store, args: argparse.Namespace) -> int:
-    """Choose a binary classifier's threshold on business values; store it and put it in the export."""
+    """Choose how a classifier decides (a threshold, or a cost matrix); store it and put it in the export."""
     from backend import jobs
 
+    binary = (args.value_tp, args.cost_fp, args.cost_fn)
+    by_matrix = args.cost_matrix is not None and binary == (None, None, None)
+    if not by_matrix and (args.cost_matrix is not None or None in binary):
+        raise BadInput("error.cli.decide_how")
+    if by_matrix:
+        run = jobs.get_run(store, args.run)
+        classes = run.evaluation.get("classes", [])
+        if len(classes) < 3:
+            raise BadInput("error.decide.not_multiclass", run_id=run.id, classes=len(classes))
+        matrix = jobs.decision_cost_matrix(classes, _cost_matrix(args.cost_matrix, classes), args.currency)
+        chosen = jobs.decide_costs(store, run.id, matrix, reason=args.why)
+        money = f" {matrix.currency}" if matrix.currency else ""
+        lines = [
+            f"run {chosen['run_id']}: decides the class of least expected cost ({len(classes)} classes)",
+            f"  cost per 1,000 test cases: {chosen['expected_cost']:,.2f}{money}"
+            f" (the most probable class: {chosen['plain_cost']:,.2f}{money}; saved {chosen['saving']:,.2f}{money})",
+            f"  stored with model {chosen['model_name']} version {chosen['model_version']}:"
+            " its export returns `decision` and `expected_cost`",
+        ]
+        _emit(args, chosen, lines)
+        return 0
     costs = jobs.decision_costs(args.value_tp, args.cost_fp, args.cost_fn, args.currency)
     chosen = jobs.decide(store, args.run, costs, threshold=args.threshold, reason=args.why)
     money = f"{chosen['expected_profit']:,.2f} {costs.currency}".rstrip()
@@ -433,6 +475,9 @@ def cmd_eval(store: Store, args: argparse.Namespace) -> int:
         metrics = jobs.score_labelled(run, rows, predict=predict, source=args.input, store=store, by=args.by)
     elif args.by:
         metrics = metrics | {"segments": jobs.segment_metrics(store, run, args.by)}
+    if args.tolerance is not None:
+        tolerance, relative = jobs.parse_tolerance(args.tolerance)
+        metrics = metrics | {"tolerance_band": jobs.tolerance_band(run, tolerance, relative=relative)}
     segments = metrics.pop("segments", None)
     lines = [f"run {run.id} ({run.task})"]
     for key, value in metrics.items():  # a recommender's baselines are a group of their own
@@ -647,11 +692,19 @@ def parser() -> argparse.ArgumentParser:
     again.add_argument("run", help=RUN_HELP)
     again.add_argument("--wait", action="store_true")
 
-    decide = command(sub, "decide", cmd_decide, "choose a two-class model's threshold on business values")
+    decide = command(
+        sub, "decide", cmd_decide, "how a classifier decides: a threshold on business values, or a cost matrix"
+    )
     decide.add_argument("run", help=RUN_HELP)
-    decide.add_argument("--value-tp", type=float, required=True, help="gained by acting on a true positive")
-    decide.add_argument("--cost-fp", type=float, required=True, help="lost by acting on a false positive")
-    decide.add_argument("--cost-fn", type=float, required=True, help="lost by missing a positive")
+    decide.add_argument("--value-tp", type=float, help="two classes: gained by acting on a true positive")
+    decide.add_argument("--cost-fp", type=float, help="two classes: lost by acting on a false positive")
+    decide.add_argument("--cost-fn", type=float, help="two classes: lost by missing a positive")
+    decide.add_argument(
+        "--cost-matrix",
+        metavar="CSV|JSON",
+        help="three or more classes: cost[actual][decided], a CSV with the classes as header and first column,"
+        ' or JSON like {"a": {"b": 5}} (cells not given cost 0)',
+    )
     decide.add_argument("--currency", default="", help="e.g. EUR (shown with the amounts)")
     decide.add_argument(
         "--threshold", type=float, help="this threshold (default: the most profitable on the test rows)"
@@ -661,6 +714,9 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("run", help=RUN_HELP)
     ev.add_argument("--input", help="a labelled CSV file (for a recommender: later ratings, by user and item)")
     ev.add_argument("--by", metavar="COLUMN", help="every metric per segment of this column, the worst first")
+    ev.add_argument(
+        "--tolerance", metavar="T|P%", help="a regression: the share of test predictions within ±T, or ±P%% of truth"
+    )
     pr = command(sub, "predict", cmd_predict, "predict rows with a run's model")
     pr.add_argument("run", help=RUN_HELP)
     rows = pr.add_mutually_exclusive_group(required=True)

@@ -91,11 +91,11 @@ class RunSummary:
 
 @dataclass(frozen=True)
 class Decision:
-    """A threshold chosen for a run's model (the latest one applies)."""
+    """How a run's model decides (the latest one applies): a threshold for two classes, a cost matrix for more."""
 
     id: int
     run_id: int
-    threshold: float
+    threshold: float | None  # None: the costs hold a cost matrix
     costs: dict[str, Any]
     outcome: dict[str, Any]
     chosen_by: str

@@ -97,14 +97,16 @@ class RunRow(Base):
 
 
 class DecisionRow(Base):
-    """A threshold chosen for a run's model: the costs it was chosen on, what it earns there, who, when, why."""
+    """How a run's model decides (a threshold, or a cost matrix): the costs, what it earns there, who, when, why."""
 
     __tablename__ = "decisions"
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
-    threshold: Mapped[float] = mapped_column(Float)
-    costs: Mapped[dict[str, Any]] = mapped_column(JSON)  # value_tp, cost_fp, cost_fn, currency
-    outcome: Mapped[dict[str, Any]] = mapped_column(JSON)  # expected_profit per 1,000 cases, roi, confusion
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: a multiclass cost matrix decides
+    # Two classes: value_tp, cost_fp, cost_fn, currency. More: classes, matrix (cost[actual][decided]), currency.
+    costs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Two classes: expected_profit per 1,000 cases, roi, confusion. More: expected_cost, plain_cost, confusion.
+    outcome: Mapped[dict[str, Any]] = mapped_column(JSON)
     chosen_by: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime)

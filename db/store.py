@@ -461,7 +461,7 @@ class Store:
         self,
         run_id: int,
         *,
-        threshold: float,
+        threshold: float | None,
         costs: dict[str, Any],
         outcome: dict[str, Any],
         chosen_by: str,

@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-TEST_SCORES = "test_scores.npz"  # beside a run: each test case's label (1: the second class) and score
+# Beside a run: each test case's label (1: the second class) and score; for more classes, its class index
+# (`label`) and every class's probability (`probabilities`).
+TEST_SCORES = "test_scores.npz"
 MAX_POINTS = 1001  # thresholds shown on the curve; the best one is searched over every test score
 
 
@@ -98,6 +100,83 @@ def at_threshold(labels: np.ndarray, scores: np.ndarray, costs: Costs, threshold
     }
 
 
+# -- more than two classes: a cost matrix ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class CostMatrix:
+    """What deciding each class costs when each class is the true one: `matrix[actual][decided]`, one currency.
+
+    A negative cost is a gain. The decision for a case is the class with the least expected cost under the
+    model's probabilities (`p @ matrix`), which is the most probable class only when every mistake costs alike.
+    """
+
+    classes: tuple[str, ...]
+    matrix: tuple[tuple[float, ...], ...]
+    currency: str = ""
+
+    def array(self) -> np.ndarray:
+        return np.asarray(self.matrix, dtype=np.float64)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"classes": list(self.classes), "matrix": [list(r) for r in self.matrix], "currency": self.currency}
+
+
+def least_cost(probabilities: np.ndarray, costs: CostMatrix) -> tuple[np.ndarray, np.ndarray]:
+    """Each case's decision (a class index) and its expected cost under the probabilities."""
+    expected = np.asarray(probabilities, dtype=np.float64) @ costs.array()
+    decided = expected.argmin(axis=1)
+    return decided, expected[np.arange(len(decided)), decided]
+
+
+def cost_outcome(labels: np.ndarray, probabilities: np.ndarray, costs: CostMatrix) -> dict[str, Any]:
+    """What deciding by least expected cost costs on the test cases, against deciding the most probable class.
+
+    Returns `expected_cost` and `plain_cost` (per 1,000 cases, the realised cost of each rule on the test
+    cases), `saving` (plain minus expected) and `confusion` (actual x decided counts under the cost rule).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    matrix, size = costs.array(), len(costs.classes)
+    decided, _ = least_cost(probabilities, costs)
+    plain = np.asarray(probabilities).argmax(axis=1)
+    per_1000 = 1000.0 / max(len(labels), 1)
+    cost = float(matrix[labels, decided].sum() * per_1000)
+    plain_cost = float(matrix[labels, plain].sum() * per_1000)
+    confusion = np.bincount(labels * size + decided, minlength=size * size).reshape(size, size)
+    return {
+        "expected_cost": cost,
+        "plain_cost": plain_cost,
+        "saving": plain_cost - cost,
+        "confusion": confusion.tolist(),
+    }
+
+
+def export_with_costs(source: Path, target: Path, *, costs: CostMatrix) -> None:
+    """Write `source`'s export again at `target` with `decision` (the least expected cost class) and
+    `expected_cost` outputs, the cost matrix a constant in the graph (the rest unchanged)."""
+    import tensorflow as tf
+
+    class Decided(tf.Module):
+        def __init__(self) -> None:
+            super().__init__(name="decided")
+            self.model = tf.saved_model.load(str(source))
+            serve = self.model.signatures["serving_default"]
+            _, signature = serve.structured_input_signature
+            matrix = tf.constant(costs.array(), tf.float32)
+
+            @tf.function(input_signature=[signature])
+            def decide(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+                out = dict(serve(**inputs))
+                expected = tf.matmul(out["probabilities"], matrix)
+                decided = tf.argmin(expected, axis=1, output_type=tf.int32)
+                out["decision"] = tf.gather(out["classes"], decided, batch_dims=1)
+                out["expected_cost"] = tf.reduce_min(expected, axis=1)
+                return out
+
+            self.serving_default = decide
+
+    module = Decided()
+    tf.saved_model.save(module, str(target), signatures={"serving_default": module.serving_default})
+
+
 def export_with_threshold(source: Path, target: Path, *, threshold: float) -> None:
     """Write `source`'s export again at `target` with `decision` and `threshold` outputs (the rest unchanged)."""
     import tensorflow as tf
@@ -126,10 +205,18 @@ def export_with_threshold(source: Path, target: Path, *, threshold: float) -> No
 
 
 def main(argv: list[str]) -> None:
-    """`python -m models.decision SOURCE TARGET THRESHOLD`: the export rewrite, in a process of its own so that
-    callers without TensorFlow (the dashboard) can ask for it."""
-    source, target, threshold = argv
-    export_with_threshold(Path(source), Path(target), threshold=float(threshold))
+    """`python -m models.decision SOURCE TARGET THRESHOLD|COSTS_JSON`: the export rewrite, in a process of its own
+    so that callers without TensorFlow (the dashboard) can ask for it. COSTS_JSON is `CostMatrix.to_dict()`."""
+    import json
+
+    source, target, how = argv
+    if how.lstrip().startswith("{"):
+        given = json.loads(how)
+        matrix = tuple(tuple(float(v) for v in row) for row in given["matrix"])
+        costs = CostMatrix(tuple(given["classes"]), matrix, given.get("currency", ""))
+        export_with_costs(Path(source), Path(target), costs=costs)
+    else:
+        export_with_threshold(Path(source), Path(target), threshold=float(how))
 
 
 if __name__ == "__main__":

@@ -50,7 +50,8 @@ def classification(y_true: list[str], probabilities: np.ndarray, classes: list[s
     score, and a `per_class` table of precision, recall, F1 and support; plus the top-label expected
     calibration error (`ece`). The details hold the confusion matrix, ROC and precision-recall curves, the
     reliability bins and, for two classes, cumulative gain and lift, and `test_scores` (arrays: each test
-    case's label and score, which the engine keeps beside the run for choosing a threshold, not in the DB).
+    case's label and score, or for more classes every probability, which the engine keeps beside the run for
+    choosing a threshold or a cost matrix, not in the DB).
     """
     index = {c: i for i, c in enumerate(classes)}
     known = np.array([t in index for t in y_true])
@@ -101,6 +102,7 @@ def classification(y_true: list[str], probabilities: np.ndarray, classes: list[s
             scores["average_precision"] = float(
                 np.mean([skm.average_precision_score(onehot[:, i], p[:, i]) for i in present])
             )
+            details["test_scores"] = {"label": y.astype("int32"), "probabilities": p.astype("float32")}
         for i in present if len(classes) > 2 else [1]:
             fpr, tpr, _ = skm.roc_curve(y == i, p[:, i])
             fpr_points, tpr_points = _downsampled(fpr, tpr)
@@ -175,7 +177,7 @@ MISSING, OTHER = "(missing)", "(other)"
 
 
 def segment_groups(values: Any, bins: int = SEGMENT_BINS) -> np.ndarray:
-    """Each row's segment name: its category, or for a many-valued number its range ("[10, 25)", equal counts).
+    """Each row's segment name: its category, or for a many-valued number its range ("[16, 29]", equal counts).
 
     Missing values are a segment of their own; beyond SEGMENT_MAX segments, or under SEGMENT_MIN_ROWS rows, the
     smaller ones are pooled as "(other)" (when there are two or more of them).
@@ -185,11 +187,12 @@ def segment_groups(values: Any, bins: int = SEGMENT_BINS) -> np.ndarray:
     values = pd.Series(values).reset_index(drop=True)
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
     if numeric and values.nunique() > bins:
-        cut = pd.qcut(values.astype("float64"), bins, duplicates="drop")
-        names = np.array([f"[{_short(i.left)}, {_short(i.right)})" for i in cut.cat.categories], dtype=object)
-        codes = cut.cat.codes.to_numpy()
-        groups = np.where(codes >= 0, names[np.maximum(codes, 0)], MISSING)
-        # qcut's intervals are closed on the right; shown as half-open ranges they read as most people write them
+        numbers = values.astype("float64")
+        codes = pd.qcut(numbers, bins, duplicates="drop").cat.codes.to_numpy()
+        # Each range by the smallest and largest value in it ("[16, 29]"): qcut's own edges start below the data.
+        bounds = numbers.groupby(codes).agg(["min", "max"])
+        names = {code: f"[{_short(low)}, {_short(high)}]" for code, (low, high) in bounds.iterrows() if code >= 0}
+        groups = np.array([names.get(code, MISSING) for code in codes], dtype=object)
     else:
         groups = np.where(values.isna().to_numpy(), MISSING, values.astype(str).to_numpy(dtype=object))
     counts = pd.Series(groups).value_counts()
@@ -343,3 +346,22 @@ def segments(
     listed.sort(key=badness)
     overall = {"rows": int(len(actual))} | scores(np.arange(len(actual)))
     return {"metric": metric, "higher_is_better": higher, "overall": overall, "segments": listed}
+
+
+def within_tolerance(actual: np.ndarray, predicted: np.ndarray, tolerance: float, *, relative: bool) -> dict:
+    """The share of predictions within a band around the true value: ± `tolerance` in the target's units, or
+    ± that share of the true value (`relative`, e.g. 0.1 for 10%); with the band's under- and over-shoots."""
+    actual, predicted = np.asarray(actual, dtype="float64"), np.asarray(predicted, dtype="float64")
+    width = tolerance * np.abs(actual) if relative else np.full(len(actual), float(tolerance))
+    error = predicted - actual
+    inside = np.abs(error) <= width
+    rows = max(len(actual), 1)
+    return {
+        "tolerance": float(tolerance),
+        "relative": relative,
+        "rows": int(len(actual)),
+        "inside": int(inside.sum()),
+        "share_inside": float(inside.sum() / rows),
+        "share_below": float((error < -width).sum() / rows),
+        "share_above": float((error > width).sum() / rows),
+    }

@@ -156,3 +156,116 @@ def test_the_evaluation_page_shows_profit_over_the_threshold_and_stores_the_one_
     assert len(decided["decision"]) == 5 and shown["status"] == "succeeded" and profit
     at = pages.open_page("views/evaluation.py")
     assert any(text.startswith("This model version decides at") for text in pages.values(at.info))
+
+
+# -- three or more classes: a cost matrix ----------------------------------------------------------------------
+_DECIDE_BY_COSTS = """
+import json, sys
+import numpy as np, tensorflow as tf
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+columns = json.loads(sys.argv[2])
+specs = serve.structured_input_signature[1]
+out = serve(**{k: tf.constant(np.array(v, specs[k].dtype.as_numpy_dtype).reshape(-1, 1)) for k, v in columns.items()})
+print(json.dumps({
+    "decision": [x.decode() for x in out["decision"].numpy()],
+    "expected_cost": out["expected_cost"].numpy().tolist(),
+    "p": out["probabilities"].numpy().tolist(),
+    "classes": [x.decode() for x in out["classes"].numpy()[0]],
+}))
+"""
+
+
+def tiers_frame(rows: int = 300, seed: int = 0) -> pd.DataFrame:
+    """Three overlapping classes of customers, so that the most probable class is often a close call."""
+    rng = np.random.default_rng(seed)
+    tier = rng.choice(["bronze", "silver", "gold"], rows)
+    spend = rng.normal(0, 1, rows) + (tier == "silver") * 1.0 + (tier == "gold") * 2.0
+    visits = rng.normal(0, 1, rows) + (tier == "gold") * 1.0
+    return pd.DataFrame({"spend": spend.round(3), "visits": visits.round(3), "tier": tier})
+
+
+@pytest.fixture(scope="module")
+def tiers_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from tests.conftest import _trained_home
+
+    return _trained_home(tmp_path_factory.mktemp("tiers"), tiers_frame(), name="tiers", target="tier")
+
+
+def test_a_cost_matrix_is_stored_and_plain_tensorflow_decides_the_least_expected_cost(
+    tiers_run: dict[str, Any], tmp_path: Path
+) -> None:
+    home, run_id = tiers_run["home"], str(tiers_run["run_id"])
+    # Missing a gold customer costs 20; any other mistake 1.
+    costs = {
+        "gold": {"bronze": 20, "silver": 20},
+        "silver": {"bronze": 1, "gold": 1},
+        "bronze": {"silver": 1, "gold": 1},
+    }
+    chosen = factories.cli_json(home, "decide", run_id, "--cost-matrix", json.dumps(costs), "--why", "gold matters")
+    assert chosen["threshold"] is None and chosen["reason"] == "gold matters"
+    assert sum(map(sum, chosen["confusion"])) == tiers_run["metrics"]["test_rows"]
+    assert chosen["saving"] == pytest.approx(chosen["plain_cost"] - chosen["expected_cost"])
+
+    rows = tiers_frame(rows=60, seed=5).drop(columns=["tier"])
+    export = _export(home, tiers_run["run_id"])
+    columns = json.dumps({k: v.tolist() for k, v in rows.items()})
+    done = subprocess.run(
+        [sys.executable, "-c", _DECIDE_BY_COSTS, str(export), columns], capture_output=True, text=True, check=True
+    )
+    served = json.loads(done.stdout.strip().splitlines()[-1])
+    classes, p = served["classes"], np.array(served["p"])
+    matrix = np.array([[costs.get(a, {}).get(d, 0) for d in classes] for a in classes], dtype=float)
+    expected = p @ matrix
+    assert served["decision"] == [classes[i] for i in expected.argmin(axis=1)]
+    assert served["expected_cost"] == pytest.approx(expected.min(axis=1).tolist(), rel=1e-5)
+    assert any(d != classes[i] for d, i in zip(served["decision"], p.argmax(axis=1), strict=True)), "costs matter"
+
+    as_csv = tmp_path / "costs.csv"
+    as_csv.write_text("actual,bronze,silver,gold\nbronze,0,1,1\nsilver,1,0,1\ngold,1,1,0\n")
+    plain = factories.cli_json(home, "decide", run_id, "--cost-matrix", str(as_csv))
+    assert plain["saving"] == pytest.approx(0.0, abs=1e-9), "equal mistakes: the most probable class is the cheapest"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cost-matrix", '{"platinum": {"gold": 1}}'], "must be the model's classes, in its order: bronze"),
+        (["--cost-matrix", '{"gold": {"bronze": "a lot"}}'], "must be a number"),
+        (["--cost-matrix", "{}"], "Every cost is zero"),
+        (["--cost-matrix", "[1, 2"], "is neither a CSV file"),
+        (["--value-tp", "1"], "Give either --cost-matrix"),
+        ([], "Give either --cost-matrix"),
+        (["--value-tp", "1", "--cost-fp", "1", "--cost-fn", "1"], "a threshold needs a two-class classifier"),
+    ],
+)
+def test_bad_cost_matrices_get_one_line(tiers_run: dict[str, Any], args: list[str], message: str) -> None:
+    done = factories.cli(tiers_run["home"], "decide", str(tiers_run["run_id"]), *args)
+    assert (done.returncode, len(done.stderr.strip().splitlines())) == (2, 1), done.stderr
+    assert message in done.stderr
+
+
+def test_a_two_class_run_cannot_take_a_cost_matrix(churn_run: dict[str, Any]) -> None:
+    done = factories.cli(churn_run["home"], "decide", str(churn_run["run_id"]), "--cost-matrix", "{}")
+    assert done.returncode == 2 and "a cost matrix is for three or more" in done.stderr
+
+
+def test_the_evaluation_page_weighs_a_cost_matrix_and_stores_it(
+    tiers_run: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(tiers_run["home"], home)
+    pages.use_home(monkeypatch, home)
+    at = pages.open_page("views/evaluation.py")
+    assert "From a score to a decision" in pages.values(at.subheader)
+    shown = dict(pages.metrics(at))
+    # Every mistake costs 1 by default: deciding the most probable class is already the cheapest.
+    assert shown["Saved per 1,000 cases"] == "0"
+    cost = float(shown["Cost per 1,000 cases, least expected cost"].replace(",", ""))
+    assert cost == pytest.approx(1000 * (1 - tiers_run["metrics"]["accuracy"]), abs=0.5)
+    next(b for b in at.button if b.label == "Use these costs for this model").click().run()
+    assert not at.exception and pages.values(at.error) == []
+    assert pages.values(at.success)[0].startswith("Model tiers version")
+    stored = factories.cli_json(home, "runs", "show", str(tiers_run["run_id"]))
+    assert stored["status"] == "succeeded"
+    at = pages.open_page("views/evaluation.py")
+    assert any(text.startswith("This model version decides by a cost matrix") for text in pages.values(at.info))

@@ -140,13 +140,13 @@ def test_regression_segments_cut_a_number_into_equal_ranges_and_pool_small_ones(
     actual = size * 2 + rng.normal(0, 1, 2000) * (1 + (size > np.quantile(size, 0.8)) * 9)  # worse on big ones
     predicted = size * 2
     groups = metrics.segment_groups(size)
-    assert len(set(groups)) == metrics.SEGMENT_BINS and all(g.startswith("[") for g in groups)
+    assert len(set(groups)) == metrics.SEGMENT_BINS
+    low, high = (float(x) for x in min(groups, key=lambda g: float(g[1:].split(",")[0]))[1:-1].split(","))
+    assert low == float(f"{size.min():.4g}") and high < np.quantile(size, 0.21), "named by the values inside"
     found = metrics.segments(groups, actual, predicted, regression=True)
     worst = found["segments"][0]
-    assert (
-        found["metric"] == "rmse"
-        and worst["segment"] == sorted(set(groups), key=lambda g: float(g[1:].split(",")[0]))[-1]
-    )
+    largest = max(set(groups), key=lambda g: float(g[1:].split(",")[0]))
+    assert found["metric"] == "rmse" and worst["segment"] == largest
     rows = groups == worst["segment"]
     assert worst["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(actual[rows], predicted[rows])), abs=1e-6)
     assert worst["r2"] == pytest.approx(skm.r2_score(actual[rows], predicted[rows]), abs=1e-6)
@@ -192,3 +192,21 @@ def test_eval_by_a_column_slices_the_test_split_and_an_input_file(churn_run, pri
     wrong = factories.cli(home, "eval", run, "--by", "colour")
     assert wrong.returncode == 2 and "no column 'colour'" in wrong.stderr and "plan" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_the_tolerance_band_counts_predictions_within_units_or_a_share_of_the_truth(price_run) -> None:
+    actual, predicted = np.array([100.0, 200.0, 50.0, 80.0]), np.array([105.0, 170.0, 50.0, 100.0])
+    units = metrics.within_tolerance(actual, predicted, 10, relative=False)
+    assert (units["inside"], units["share_below"], units["share_above"]) == (2, 0.25, 0.25)
+    share = metrics.within_tolerance(actual, predicted, 0.2, relative=True)  # ±20, ±40, ±10, ±16
+    assert share["inside"] == 3 and share["share_above"] == 0.25
+
+    home, run = price_run["home"], str(price_run["run_id"])
+    shown = factories.cli_json(home, "eval", run, "--tolerance", "15%")["metrics"]["tolerance_band"]
+    assert shown["relative"] and shown["tolerance"] == pytest.approx(0.15)
+    assert shown["rows"] == price_run["metrics"]["test_rows"]
+    text = factories.cli(home, "eval", run, "--tolerance", "500").stdout
+    assert "tolerance_band:" in text and "share_inside:" in text
+    for bad in ("-5", "ten", "0%"):
+        done = factories.cli(home, "eval", run, "--tolerance", bad)
+        assert done.returncode == 2 and "is not a positive number" in done.stderr, done.stderr

@@ -448,11 +448,14 @@ def test_evaluation_page_shows_the_regression_metrics(
     at = open_page("views/evaluation.py")
 
     m = price_run["metrics"]
-    assert metrics(at) == [
+    assert metrics(at)[:3] == [
         ("RMSE", f"{m['rmse']:,.3f}"),
         ("MAE", f"{m['mae']:,.3f}"),
         ("R²", f"{m['r2']:,.3f}"),
     ]
+    band = factories.cli_json(price_run["home"], "eval", str(price_run["run_id"]), "--tolerance", "10%")
+    inside = band["metrics"]["tolerance_band"]["share_inside"]
+    assert dict(metrics(at))["Within the band"] == f"{inside:.1%}", "10% of the true value by default"
 
 
 # -- Playground ----------------------------------------------------------------------------------------------

@@ -16,10 +16,12 @@ The task registry (`models.tasks`) is handed on from here too, for the dashboard
 Other wings and the faces import from here only. Nothing here imports TensorFlow at import time.
 """
 
+from backend.jobs.decisions import cost_check as decision_cost_check
+from backend.jobs.decisions import cost_matrix as decision_cost_matrix
 from backend.jobs.decisions import costs as decision_costs
 from backend.jobs.decisions import current as current_decision
 from backend.jobs.decisions import curve as decision_curve
-from backend.jobs.decisions import decide
+from backend.jobs.decisions import decide, decide_costs
 from backend.jobs.decisions import describe as describe_decision
 from backend.jobs.evaluation import SCORABLE, score_labelled
 from backend.jobs.explanations import (
@@ -65,6 +67,7 @@ from backend.jobs.runs import (
 )
 from backend.jobs.segments import by_column as segment_metrics
 from backend.jobs.segments import columns as segment_columns
+from backend.jobs.segments import parse_tolerance, tolerance_band
 from backend.jobs.worker import has_live_worker, reap_dead_workers, serve_forever
 from db import Run, RunSummary  # the records the wing returns, for callers' type hints
 from models.tasks import TASKS, TaskInfo, task_info
@@ -83,7 +86,10 @@ __all__ = [
     "current_decision",
     "curves",
     "decide",
+    "decision_cost_check",
+    "decision_cost_matrix",
     "decision_costs",
+    "decide_costs",
     "decision_curve",
     "default_space",
     "describe_decision",
@@ -124,4 +130,6 @@ __all__ = [
     "saved_importance",
     "segment_columns",
     "segment_metrics",
+    "parse_tolerance",
+    "tolerance_band",
 ]

@@ -1,9 +1,9 @@
-"""Where a model is weaker: every test metric per segment of a column, with bootstrap 95% intervals.
+"""Where a model is weaker: every test metric per segment of a column, and a regression's tolerance band.
 
-A table run keeps each test row's position in its dataset version, true answer and prediction
-(`models.task.TEST_PREDICTIONS`), so any column of the version, the ones the model did not use included, can
-slice its test rows: a category by its values, a many-valued number by equal-count ranges. Rows the user
-brings (`modeldeck eval RUN --input FILE --by COLUMN`) are sliced the same way by `score_labelled`.
+Segments get bootstrap 95% intervals. A table run keeps each test row's position in its dataset version, true
+answer and prediction (`models.task.TEST_PREDICTIONS`), so any column of the version, the ones the model did not
+use included, can slice its test rows: a category by its values, a many-valued number by equal-count ranges. Rows
+the user brings (`modeldeck eval RUN --input FILE --by COLUMN`) are sliced the same way by `score_labelled`.
 """
 
 from __future__ import annotations
@@ -75,3 +75,39 @@ def by_column(store: Store, run: Run, column: str) -> dict[str, Any]:
         actual, predicted = kept["actual"].to_numpy(dtype=object), kept["predicted"].to_numpy(dtype=object)
         found = metrics.segments(groups, actual, predicted, regression=False, positive=positive)
     return {"column": column} | found
+
+
+def parse_tolerance(given: str) -> tuple[float, bool]:
+    """A tolerance as a person writes it: "250" (in the target's units) or "10%" (of the true value).
+
+    Raises:
+        BadInput: it is not a positive number, with or without a percent sign.
+    """
+    text = given.strip()
+    relative = text.endswith("%")
+    try:
+        value = float(text.rstrip("%").strip())
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise BadInput("error.eval.bad_tolerance", given=given)
+    return (value / 100 if relative else value), relative
+
+
+def tolerance_band(run: Run, tolerance: float, *, relative: bool) -> dict[str, Any]:
+    """A regression run's share of test predictions within the band (see `models.metrics.within_tolerance`).
+
+    Raises:
+        BadInput: the run is not a table regression, or kept no test predictions.
+    """
+    import pandas as pd
+
+    from models import metrics
+
+    if run.task != "regression":
+        raise BadInput("error.eval.tolerance_not_regression", run_id=run.id)
+    path = config.paths().run_dir(run.id) / TEST_PREDICTIONS
+    if not path.is_file():
+        raise BadInput("error.gallery.no_predictions", run_id=run.id)
+    kept = pd.read_parquet(path)
+    return metrics.within_tolerance(kept["actual"], kept["predicted"], tolerance, relative=relative)

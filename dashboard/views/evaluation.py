@@ -181,6 +181,31 @@ def regressor() -> None:
         with tab:
             st.caption(t(f"evaluation.{name}_help"))
             st.plotly_chart(fig, width="stretch", key=f"chart_{name}")
+    tolerance_view()
+
+
+def tolerance_view() -> None:
+    """A regression: the share of test predictions within a band a team would accept, and which way the rest miss."""
+    st.subheader(t("tolerance.title"))
+    left, right = st.columns([2, 1])
+    kind = left.radio(
+        t("tolerance.kind"), ["relative", "absolute"], format_func=lambda k: t(f"tolerance.{k}"), horizontal=True
+    )
+    relative = kind == "relative"
+    default = 10.0 if relative else float(f"{m.get('mae') or 1.0:.2g}")  # ± the typical miss, rounded
+    value = right.number_input(t("tolerance.value"), min_value=0.0, value=default, key=f"tolerance_{kind}")
+    if not value > 0:
+        return
+    try:
+        band = jobs.tolerance_band(run, value / 100 if relative else value, relative=relative)
+    except ModelDeckError as exc:
+        show_error(exc)
+        return
+    a, b, c = st.columns(3)
+    a.metric(t("tolerance.inside"), f"{band['share_inside']:.1%}")
+    b.metric(t("tolerance.below"), f"{band['share_below']:.1%}")
+    c.metric(t("tolerance.above"), f"{band['share_above']:.1%}")
+    st.caption(t("tolerance.help", rows=band["rows"]))
 
 
 def text_examples() -> None:
@@ -331,8 +356,9 @@ def segments_view() -> None:
         fig.add_vline(x=overall[metric], line_dash="dot", line_color="grey", annotation_text=t("segments.overall"))
     fig.update_layout(
         xaxis_title=t(f"metric.{metric}"),
-        yaxis={"autorange": "reversed"},  # the worst on top, as in the table
-        height=max(240, 60 + 32 * len(shown)),
+        yaxis={"autorange": "reversed", "type": "category", "dtick": 1},  # every segment named, the worst on top
+        height=110 + 36 * len(shown),
+        margin={"t": 30, "b": 50},
         showlegend=False,
     )
     st.plotly_chart(fig, width="stretch", key="chart_segments")
@@ -354,8 +380,54 @@ def segments_view() -> None:
     st.dataframe(table, width="stretch", hide_index=True)
 
 
+def cost_matrix_view() -> None:
+    """Three or more classes: what each mistake costs in, the least expected cost decision out, kept with the model."""
+    classes = ev["classes"]
+    st.subheader(t("decision.title"))
+    chosen = jobs.current_decision(store(), run)
+    before = chosen.costs if chosen is not None and chosen.threshold is None else {}
+    if before:
+        when = chosen.created_at.strftime("%Y-%m-%d %H:%M")
+        st.info(t("decision.matrix_current", who=chosen.chosen_by, when=when, why=chosen.reason or "—"))
+    st.caption(t("decision.matrix_intro"))
+    start = before.get("matrix") or [[0.0 if a == d else 1.0 for d in classes] for a in classes]
+    left, right = st.columns([4, 1])
+    edited = left.data_editor(
+        pd.DataFrame(start, index=classes, columns=classes, dtype="float64"),
+        key=f"cost_matrix_{run.id}",
+        width="stretch",
+    )
+    left.caption(t("decision.matrix_help"))
+    currency = right.text_input(t("decision.currency"), value=before.get("currency", ""), max_chars=8)
+    try:
+        costs = jobs.decision_cost_matrix(classes, edited.to_numpy().tolist(), currency)
+        outcome = jobs.decision_cost_check(store(), run.id, costs)
+    except ModelDeckError as exc:
+        show_error(exc)
+        return
+    money = f" {costs.currency}" if costs.currency else ""
+    a, b, c = st.columns(3)
+    a.metric(t("decision.matrix_cost"), f"{outcome['expected_cost']:,.0f}{money}")
+    b.metric(t("decision.matrix_plain"), f"{outcome['plain_cost']:,.0f}{money}")
+    c.metric(t("decision.matrix_saving"), f"{outcome['saving']:,.0f}{money}")
+    st.caption(t("decision.matrix_counts"))
+    st.dataframe(pd.DataFrame(outcome["confusion"], index=classes, columns=classes), width="stretch")
+    reason = st.text_input(t("decision.why"), placeholder=t("decision.why_placeholder"), key="matrix_why")
+    if st.button(t("decision.matrix_apply"), type="primary"):
+        with st.spinner(t("decision.applying")):
+            try:
+                jobs.decide_costs(store(), run.id, costs, reason=reason.strip())
+            except ModelDeckError as exc:
+                show_error(exc)
+                return
+        st.success(t("decision.matrix_applied", name=run.model_name, version=run.model_version))
+
+
 def decision_view() -> None:
     """Binary classifiers: business values in, profit over the threshold out; the chosen one goes with the model."""
+    if len(ev.get("classes", [])) > 2:
+        cost_matrix_view()
+        return
     if len(ev.get("classes", [])) != 2:
         return
     st.subheader(t("decision.title"))

@@ -54,14 +54,13 @@ def show_classes(prediction: dict, target: str | None) -> None:
     left, right = st.columns([1, 2])
     left.metric(t("playground.label", target=target or ""), str(prediction["label"]))
     left.metric(t("playground.confidence"), f"{max(probabilities.values()):.1%}")
-    if "decision" in prediction:  # a threshold was chosen for this model: the export decides
-        left.metric(
-            t("playground.decision"),
-            str(prediction["decision"]),
-            help=t(
-                "playground.decision_help", threshold=float(prediction["threshold"]), positive=prediction["classes"][1]
-            ),
-        )
+    if "decision" in prediction:  # a threshold or a cost matrix was chosen for this model: the export decides
+        if "threshold" in prediction:
+            threshold, positive = float(prediction["threshold"]), prediction["classes"][1]
+            why = t("playground.decision_help", threshold=threshold, positive=positive)
+        else:
+            why = t("playground.decision_cost_help", cost=float(prediction["expected_cost"]))
+        left.metric(t("playground.decision"), str(prediction["decision"]), help=why)
     fig = go.Figure(
         go.Bar(
             x=list(probabilities.values()),

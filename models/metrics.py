@@ -235,7 +235,9 @@ def _f1_macro_rows(actual: np.ndarray, predicted: np.ndarray, classes: np.ndarra
     return np.mean(scores, axis=0)
 
 
-def _classifier_scores(actual: np.ndarray, predicted: np.ndarray, positive: np.ndarray | None) -> dict[str, Any]:
+def _classifier_scores(
+    actual: np.ndarray, predicted: np.ndarray, positive: tuple[str, np.ndarray] | None
+) -> dict[str, Any]:
     labels = np.unique(np.concatenate([actual, predicted]))
     scores: dict[str, Any] = {
         "accuracy": float(skm.accuracy_score(actual, predicted)),

@@ -21,7 +21,16 @@ from models import derived, metrics
 from models.columns import date_order, feature_names
 from models.spec import TabularSpec
 from models.splits import three_way
-from models.task import LIGHT_STEPS_PER_EXECUTION, ROW, Choice, Prepared, TaskData, call_batched, prefetched
+from models.task import (
+    LIGHT_STEPS_PER_EXECUTION,
+    ROW,
+    Choice,
+    Prepared,
+    TaskData,
+    call_batched,
+    classified,
+    prefetched,
+)
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -342,14 +351,7 @@ def score_export(
 def test_predictions(rows: pd.DataFrame, outputs: dict[str, np.ndarray], plan: Plan) -> dict[str, np.ndarray]:
     """Each test row's position in the version, its true answer and the export's: label and confidence, or value."""
     if plan.task == "classification":
-        probabilities = np.asarray(outputs["probabilities"])
-        predicted = np.array(plan.classes, dtype=object)[probabilities.argmax(axis=1)]
-        return {
-            "row": rows[ROW].to_numpy("int64"),
-            "actual": rows[plan.target].astype(str).to_numpy(dtype=object),
-            "predicted": predicted,
-            "confidence": probabilities.max(axis=1).astype("float64"),
-        }
+        return classified(rows[ROW], rows[plan.target], outputs["probabilities"], plan.classes)
     return {
         "row": rows[ROW].to_numpy("int64"),
         "actual": rows[plan.target].astype("float64").to_numpy(),

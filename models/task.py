@@ -109,3 +109,15 @@ def call_batched(fn: Callable[..., Any], batch: int, **inputs: np.ndarray) -> di
         for name, value in fn(**{k: tf.constant(v[start : start + batch]) for k, v in inputs.items()}).items():
             parts.setdefault(name, []).append(value.numpy())
     return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+
+
+def classified(rows: Any, actual: Any, probabilities: Any, classes: list[str]) -> dict[str, np.ndarray]:
+    """A classifier's `TEST_PREDICTIONS` columns: each test example's position in its dataset version (`row`),
+    its true label (`actual`), the export's label (`predicted`) and that label's probability (`confidence`)."""
+    probabilities = np.asarray(probabilities)
+    return {
+        "row": np.asarray(rows, dtype="int64"),
+        "actual": np.asarray([str(a) for a in actual], dtype=object),
+        "predicted": np.array(classes, dtype=object)[probabilities.argmax(axis=1)],
+        "confidence": probabilities.max(axis=1).astype("float64"),
+    }

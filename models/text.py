@@ -21,7 +21,15 @@ import tensorflow as tf
 from models import metrics
 from models.spec import TextSpec
 from models.splits import three_way
-from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched, in_chunks, prefetched
+from models.task import (
+    LIGHT_STEPS_PER_EXECUTION,
+    Prepared,
+    TaskData,
+    call_batched,
+    classified,
+    in_chunks,
+    prefetched,
+)
 
 MIN_ROWS = 10  # fewer labelled texts cannot fill a train, a validation and a test split
 EXAMPLES = 20  # test texts shown on the Evaluation page
@@ -233,7 +241,8 @@ def compile_network(model: keras.Model, spec: TextSpec) -> None:
 
 # 4. Check the data and keep the usable rows: a text and a label.
 def usable_rows(data: TaskData) -> tuple[pd.DataFrame, str, str, int]:
-    """The labelled, non-empty texts as a frame with columns `text` and `label` (str), and how many were dropped."""
+    """The labelled, non-empty texts as a frame with columns `text`, `label` (str) and `_row` (each text's position
+    in the frame the engine passed in: its dataset version), and how many were dropped."""
     frame, roles = data.frame, data.roles
     text_col, target = roles.get("text"), roles.get("target")
     names = ", ".join(map(str, frame.columns))
@@ -248,7 +257,7 @@ def usable_rows(data: TaskData) -> tuple[pd.DataFrame, str, str, int]:
     text = frame[text_col].astype("string").str.strip()
     keep = frame[target].notna() & text.notna() & (text != "")
     rows = pd.DataFrame({"text": text[keep].astype(str), "label": frame.loc[keep, target].astype(str)})
-    rows = rows.reset_index(drop=True)
+    rows = rows.reset_index(drop=True).assign(_row=np.flatnonzero(keep.to_numpy(dtype=bool)))
     if len(rows) < MIN_ROWS:
         raise ValueError(
             f"Only {len(rows)} rows have both a text in '{text_col}' and a label in '{target}'; "
@@ -347,7 +356,8 @@ def export(model: keras.Model, vectorizer: keras.layers.TextVectorization, class
 def evaluate(
     export_dir: Path, *, test: pd.DataFrame, classes: list[str], rows: dict[str, int]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Metrics from `models.metrics.classification`, plus `rows` per split and example predictions."""
+    """Metrics from `models.metrics.classification`, plus `rows` per split, example predictions and each test
+    text's prediction by its `_row` (`test_predictions`: the engine keeps them beside the run for the gallery)."""
     serve = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
     texts = test["text"].tolist()
     outputs = call_batched(serve, EVAL_BATCH, text=np.array(texts, dtype=object))
@@ -356,6 +366,7 @@ def evaluate(
     scores, details = metrics.classification(truth, probabilities, classes)
     details["rows"] = rows
     details["examples"] = examples(texts, truth, probabilities, classes)
+    details["test_predictions"] = classified(test["_row"], truth, probabilities, classes)
     return scores, details
 
 

@@ -19,7 +19,7 @@ import tensorflow as tf
 from models import metrics
 from models.spec import ImageSpec
 from models.splits import cut_frame
-from models.task import Prepared, TaskData, call_batched, prefetched
+from models.task import Prepared, TaskData, call_batched, classified, prefetched
 
 AUTOTUNE = tf.data.AUTOTUNE
 IMAGE = "image"  # the column of encoded file bytes
@@ -245,9 +245,10 @@ def export(model: keras.Model, path: Path, *, classes: list[str], channels: int,
 def evaluate(
     path: Path, test: pd.DataFrame, *, classes: list[str], rows: dict[str, int]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Metrics of the exported model (loaded with plain TensorFlow) on `test`, and its worst mistakes.
+    """Metrics of the exported model (loaded with plain TensorFlow) on `test`, its worst mistakes, and each test
+    image's prediction (`test_predictions`: the engine keeps them beside the run for the gallery).
 
-    `test` keeps a `_row` column: each image's position in the frame the engine passed in.
+    `test` keeps a `_row` column: each image's position in the frame the engine passed in (its dataset version).
     """
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     images = [bytes(b) for b in test[IMAGE]]
@@ -269,6 +270,7 @@ def evaluate(
         }
         for i in wrong[:MAX_MISTAKES]
     ]
+    details["test_predictions"] = classified(test["_row"], truth, probabilities, classes)
     details["rows"] = dict(rows)
     return scores, details
 

@@ -80,9 +80,12 @@ def test_bag_learns_separable_sentiment_and_evaluates_its_export(tmp_path: Path)
     assert set(details) == {
         *("classes", "confusion_matrix", "roc", "pr", "calibration", "gains", "baseline", "rows", "examples"),
         "test_scores",  # each test case's score, which the engine keeps beside the run
+        "test_predictions",  # each test text's position, label and prediction: the engine keeps them for the gallery
     }
     assert details["rows"] == {"train": 168, "validation": 36, "test": 36}
     assert details["classes"] == ["neg", "pos"]
+    kept, labels = details["test_predictions"], sentiment_frame()["sentiment"]
+    assert (len(kept["row"]), kept["actual"].tolist()) == (36, labels.iloc[kept["row"]].tolist())
 
 
 @pytest.mark.parametrize("architecture", ["bag", "cnn", "transformer"])
@@ -183,6 +186,15 @@ def test_rows_with_missing_label_or_empty_text_are_dropped() -> None:
     p = prepared(frame, tiny_spec())
     assert p.plan["dropped_rows"] == 3
     assert sum(p.plan["rows"].values()) == 237
+
+
+def test_each_usable_text_keeps_its_position_in_the_frame() -> None:
+    frame = sentiment_frame()
+    frame.loc[0, "sentiment"] = None
+    frame.loc[1, "review"] = "   "
+    rows, *_ = text.usable_rows(TaskData(frame, ROLES))
+    assert rows["_row"].tolist()[:3] == [2, 3, 4]
+    assert rows["text"].tolist() == frame["review"].iloc[rows["_row"]].tolist()
 
 
 def test_numeric_labels_become_sorted_string_classes() -> None:

@@ -293,7 +293,10 @@ def test_evaluate_reports_rows_and_the_most_confident_mistakes_first(tmp_path: P
     assert (details["rows"], scores["test_rows"]) == ({"train": 62, "validation": 14, "test": 14}, 14)
     assert confidences == sorted(confidences, reverse=True) and 0 < len(mistakes) <= 14
     assert all(frame["label"][m["index"]] == m["label"] != m["predicted"] for m in mistakes)
-    assert set(details) >= {"classes", "confusion_matrix", "roc", "baseline", "rows", "mistakes"}
+    assert set(details) >= {"classes", "confusion_matrix", "roc", "baseline", "rows", "mistakes", "test_predictions"}
+    kept = details["test_predictions"]  # each test image's position, label and prediction, for the gallery
+    assert (len(kept["row"]), kept["actual"].tolist()) == (14, frame["label"].iloc[kept["row"]].tolist())
+    assert {(m["index"], m["predicted"]) for m in mistakes} <= set(zip(kept["row"], kept["predicted"], strict=True))
 
 
 def test_the_pipelines_keep_their_prefetch_under_op_determinism() -> None:

@@ -197,7 +197,7 @@ def _column_digest(col: pd.Series) -> bytes:
     """
     values, data, sizes = col.array, hashlib.sha256(), hashlib.sha256()
     if isinstance(col.dtype, np.dtype) and col.dtype.kind in "biufcmM":
-        data.update(np.ascontiguousarray(col.to_numpy()).view(np.uint8))
+        data.update(np.ascontiguousarray(col.to_numpy()).view(np.uint8).data)
     elif isinstance(col.dtype, pd.StringDtype):
         arrow = values.__arrow_array__()
         for chunk in arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]:

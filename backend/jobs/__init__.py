@@ -40,8 +40,8 @@ from backend.jobs.explanations import (
     saved_example,
     saved_importance,
 )
+from backend.jobs.gallery import GALLERY_TASKS, fix_and_retrain
 from backend.jobs.gallery import compared as compare_metrics
-from backend.jobs.gallery import fix_and_retrain
 from backend.jobs.gallery import test_rows as gallery_rows
 from backend.jobs.runs import (
     FINISHED,
@@ -77,6 +77,7 @@ __all__ = [
     "RunSummary",
     "FINISHED",
     "SCORABLE",
+    "GALLERY_TASKS",
     "TASKS",
     "TaskInfo",
     "cancel",

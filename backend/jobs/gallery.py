@@ -1,10 +1,10 @@
-"""The error gallery: the test rows behind a mistake, and fixing them in one step.
+"""The error gallery: the test examples behind a mistake, and fixing them in one step.
 
-A confusion-matrix cell (or a regression's largest misses) opens the rows behind it; relabel or drop them as
-a new dataset version, then train the same spec on it.
+A confusion-matrix cell (or a regression's largest misses) opens the examples behind it: a table's rows, texts
+or images. Relabel or drop them as a new dataset version, then train the same spec on it.
 
-A table run's training keeps each test row's position in its dataset version, true answer and prediction
-(`models.task.TEST_PREDICTIONS`, beside the run), so the gallery shows the rows as uploaded and a fix names
+Training keeps each test example's position in its dataset version, true answer and prediction
+(`models.task.TEST_PREDICTIONS`, beside the run), so the gallery shows the examples as uploaded and a fix names
 them exactly. The fix goes through the quality wing (a relabelling, then a drop, each a version with its
 note, as the Labeling page makes them) and the new run through the quality gate like any other.
 """
@@ -15,56 +15,70 @@ from typing import Any
 
 from backend import config
 from backend.errors import BadInput
+from backend.i18n import Message
 from backend.jobs.runs import get_run, start_training
 from db import Run, Store
 from models.task import TEST_PREDICTIONS
 
+GALLERY_TASKS = ("classification", "regression", "text-classification", "image-classification")  # keep test answers
+IMAGE_COLUMNS = ("file", "original")  # an image as its version holds it: the stored file, its path in the upload
 MAX_ROWS = 200
+
+
+def _as_uploaded(run: Run, rows: Any) -> Any:
+    """What the user uploaded for these examples: a table's columns (the answer aside), the text, or the image.
+
+    An image is its stored `file` (relative to the datasets folder, for `data.thumbnail`) and `original` path.
+    """
+    if run.task == "text-classification":
+        return rows[[run.evaluation["plan"]["text"]]]
+    if run.task == "image-classification":
+        return rows[list(IMAGE_COLUMNS)]
+    return rows.drop(columns=[run.target], errors="ignore")
 
 
 def test_rows(
     store: Store, run: Run, *, actual: str | None = None, predicted: str | None = None, limit: int = MAX_ROWS
 ) -> Any:
-    """The run's test rows as uploaded, with `actual`, `predicted` and `confidence` (or `error` for a regression).
+    """The run's test examples as uploaded, with `actual`, `predicted` and `confidence` (or `error` for a regression).
 
-    Classification: the rows of one cell (`actual`, `predicted`; None means any), the most confident first.
-    Regression: the largest misses first. `row` is each row's position in the run's dataset version.
+    Classifiers (tables, texts, images): the examples of one cell (`actual`, `predicted`; None means any), the most
+    confident first. Regression: the largest misses first. `row` is each example's position in the run's dataset
+    version; after the answers come a table's columns, a text run's text column, or an image's `IMAGE_COLUMNS`.
 
     Raises:
-        BadInput: the run is not a table run, or was trained before its test predictions were kept.
+        BadInput: the run's task has no gallery, or the run was trained before its test predictions were kept.
     """
     import pandas as pd
 
     from backend import data
 
+    if run.task not in GALLERY_TASKS:
+        raise BadInput("error.gallery.unsupported", run_id=run.id, task=Message.of(f"task.{run.task}"))
     path = config.paths().run_dir(run.id) / TEST_PREDICTIONS
-    if run.task not in ("classification", "regression"):
-        raise BadInput("error.gallery.not_table", run_id=run.id)
     if not path.is_file():
         raise BadInput("error.gallery.no_predictions", run_id=run.id)
     kept = pd.read_parquet(path)
-    if run.task == "classification":
+    if run.task == "regression":
+        kept = kept.assign(error=kept["predicted"] - kept["actual"])
+        kept = kept.reindex(kept["error"].abs().sort_values(ascending=False, kind="stable").index)
+    else:
         if actual is not None:
             kept = kept[kept["actual"] == actual]
         if predicted is not None:
             kept = kept[kept["predicted"] == predicted]
         kept = kept.sort_values("confidence", ascending=False, kind="stable")
-    else:
-        kept = kept.assign(error=kept["predicted"] - kept["actual"])
-        kept = kept.reindex(kept["error"].abs().sort_values(ascending=False, kind="stable").index)
-    kept = kept.head(limit)
+    kept = kept.head(limit).reset_index(drop=True)
     version = store.get_version(run.version_id)
     assert version is not None
     rows = data.load_frame(version).iloc[kept["row"].to_numpy()].reset_index(drop=True)
-    shown = kept.drop(columns=["row"]).reset_index(drop=True)
-    inputs = rows.drop(columns=[run.target], errors="ignore")
-    return pd.concat([kept[["row"]].reset_index(drop=True), shown, inputs], axis=1)
+    return pd.concat([kept, _as_uploaded(run, rows)], axis=1)
 
 
 def fix_and_retrain(
     store: Store, run_id: int | str, *, relabel: dict[int, str] | None = None, drop: list[int] | None = None
 ) -> tuple[Any, Run]:
-    """Relabel and/or drop rows of a run's version, as a new version, and queue the same spec on it.
+    """Relabel and/or drop rows (texts, images) of a run's version, as a new version, and queue the same spec on it.
 
     Rows are positions, as `test_rows` gives them. Returns the new version and the new run (same task,
     target and spec).

@@ -4,13 +4,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend import jobs, playground
+from backend import data, jobs, playground
 from backend.errors import ModelDeckError
 from dashboard import explain, state
-from dashboard.common import pick_finished_run, show_error, show_history, store
+from dashboard.common import paths, pick_finished_run, show_error, show_history, store
 from dashboard.i18n import t
 
 RECENT_RUNS = 20  # the history's newest runs here; all of them, paged, sorted and filtered, on Compare
+ROWS_SHOWN = 200  # a gallery cell's most confident rows or texts, in a table
+IMAGES_SHOWN = 48  # a cell's most confident images: each thumbnail is a file read and a resize on every rerun
 st.title(t("evaluation.title"))
 run = pick_finished_run(
     label=t("evaluation.run"),
@@ -256,43 +258,51 @@ def generator() -> None:
             st.markdown(f"**{sample['prompt']}**{sample['text']}")
 
 
-def gallery_view() -> None:
-    """Table runs: the test rows behind a mistake, fixed in one step (relabel or drop, then the same spec again)."""
-    if run.task not in ("classification", "regression"):
-        return
-    st.subheader(t("gallery.title"))
-    classes, matrix = ev.get("classes", []), ev.get("confusion_matrix", [])
-    actual = predicted = None
-    if run.task == "classification" and matrix:
-        cells = [(matrix[i][j], i, j) for i in range(len(classes)) for j in range(len(classes)) if i != j]
-        _, worst_i, worst_j = max(cells, default=(0, 0, 0))
-        a, b = st.columns(2)
-        actual = a.selectbox(t("gallery.actual"), classes, index=worst_i, key="gallery_actual")
-        predicted = b.selectbox(t("gallery.predicted"), classes, index=worst_j, key="gallery_predicted")
-        st.caption(t("gallery.cell_help", count=matrix[classes.index(actual)][classes.index(predicted)]))
-    else:
+def gallery_cell(classes: list[str], matrix: list[list[int]]) -> tuple[str | None, str | None]:
+    """A classifier's confusion-matrix cell to open, the largest mistake first; (None, None) for a regression."""
+    if run.task == "regression" or not matrix:
         st.caption(t("gallery.regression_help"))
-    try:
-        rows = jobs.gallery_rows(store(), run, actual=actual, predicted=predicted)
-    except ModelDeckError as exc:
-        show_error(exc)
+        return None, None
+    cells = [(matrix[i][j], i, j) for i in range(len(classes)) for j in range(len(classes)) if i != j]
+    _, worst_i, worst_j = max(cells, default=(0, 0, 0))
+    a, b = st.columns(2)
+    actual = a.selectbox(t("gallery.actual"), classes, index=worst_i, key="gallery_actual")
+    predicted = b.selectbox(t("gallery.predicted"), classes, index=worst_j, key="gallery_predicted")
+    st.caption(t("gallery.cell_help", count=matrix[classes.index(actual)][classes.index(predicted)]))
+    return actual, predicted
+
+
+def gallery_examples(rows: pd.DataFrame) -> None:
+    """The examples: a table of rows or texts, or a grid of thumbnails captioned actual → predicted (confidence)."""
+    if run.task != "image-classification":
+        shown = rows.rename(
+            columns={c: t(f"gallery.col_{c}") for c in ("row", "actual", "predicted", "confidence", "error")}
+        )
+        st.dataframe(shown, width="stretch", hide_index=True, height=min(400, 38 + 35 * len(rows)))
         return
-    if rows.empty:
-        st.caption(t("gallery.empty"))
-        return
-    shown = rows.rename(
-        columns={c: t(f"gallery.col_{c}") for c in ("row", "actual", "predicted", "confidence", "error")}
-    )
-    st.dataframe(shown, width="stretch", hide_index=True, height=min(400, 38 + 35 * len(rows)))
-    picked = st.multiselect(
-        t("gallery.pick"), rows["row"].tolist(), key="gallery_rows", placeholder=t("gallery.pick_placeholder")
-    )
+    columns = st.columns(6)
+    for i, item in enumerate(rows.to_dict("records")):
+        caption = t(
+            "gallery.image_caption",
+            row=item["row"],
+            actual=item["actual"],
+            predicted=item["predicted"],
+            confidence=item["confidence"],
+        )
+        columns[i % 6].image(data.thumbnail(paths().datasets, item["file"]), caption=caption, width="stretch")
+
+
+def gallery_fix(rows: pd.DataFrame, classes: list[str], predicted: str | None) -> None:
+    """Relabel or drop the picked examples as a new version, train the same spec on it, and compare the two runs."""
+    images = run.task == "image-classification"
+    placeholder = t("gallery.pick_placeholder_images") if images else t("gallery.pick_placeholder")
+    picked = st.multiselect(t("gallery.pick"), rows["row"].tolist(), key="gallery_rows", placeholder=placeholder)
     action = st.radio(
         t("gallery.action"), ["relabel", "drop"], format_func=lambda a: t(f"gallery.{a}"), horizontal=True
     )
     label = None
     if action == "relabel":
-        if run.task == "classification":
+        if run.task != "regression":
             guess = classes.index(predicted) if predicted in classes else 0  # a wrong label: what the model said
             label = st.selectbox(t("gallery.new_label"), classes, index=guess)
         else:
@@ -317,6 +327,28 @@ def gallery_view() -> None:
             change["metric"] = change["metric"].map(lambda k: t(f"metric.{k}"))
             st.markdown(t("gallery.compared", old=run.id, new=again.id))
             st.dataframe(change.rename(columns=lambda c: t(f"gallery.col_{c}")), hide_index=True)
+
+
+def gallery_view() -> None:
+    """The test rows, texts or images behind a mistake, fixed in one step (relabel or drop, then the same spec)."""
+    if run.task not in jobs.GALLERY_TASKS:
+        return
+    st.subheader(t("gallery.title"))
+    classes, matrix = ev.get("classes", []), ev.get("confusion_matrix", [])
+    actual, predicted = gallery_cell(classes, matrix)
+    limit = IMAGES_SHOWN if run.task == "image-classification" else ROWS_SHOWN
+    try:
+        rows = jobs.gallery_rows(store(), run, actual=actual, predicted=predicted, limit=limit)
+    except ModelDeckError as exc:
+        show_error(exc)
+        return
+    if rows.empty:
+        st.caption(t("gallery.empty"))
+        return
+    if actual is not None and len(rows) < matrix[classes.index(actual)][classes.index(predicted)]:
+        st.caption(t("gallery.shown", shown=len(rows)))
+    gallery_examples(rows)
+    gallery_fix(rows, classes, predicted)
 
 
 def segments_view() -> None:
@@ -385,8 +417,9 @@ def cost_matrix_view() -> None:
     classes = ev["classes"]
     st.subheader(t("decision.title"))
     chosen = jobs.current_decision(store(), run)
-    before = chosen.costs if chosen is not None and chosen.threshold is None else {}
-    if before:
+    before: dict = {}
+    if chosen is not None and chosen.threshold is None:  # a cost matrix applies
+        before = chosen.costs
         when = chosen.created_at.strftime("%Y-%m-%d %H:%M")
         st.info(t("decision.matrix_current", who=chosen.chosen_by, when=when, why=chosen.reason or "—"))
     st.caption(t("decision.matrix_intro"))
@@ -457,9 +490,8 @@ def decision_view() -> None:
         show_error(exc)
         return
     best = curve["threshold"].index(curve["best"])
-    threshold = st.slider(
-        t("decision.threshold"), 0.0, 1.0, value=float(chosen.threshold if chosen else curve["best"]), step=0.005
-    )
+    start = chosen.threshold if chosen is not None and chosen.threshold is not None else curve["best"]
+    threshold = st.slider(t("decision.threshold"), 0.0, 1.0, value=float(start), step=0.005)
     at = min(range(len(curve["threshold"])), key=lambda i: abs(curve["threshold"][i] - threshold))
     money = f" {costs.currency}" if costs.currency else ""
     fig = go.Figure()

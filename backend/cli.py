@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from backend import config
 from backend.errors import BadInput, ModelDeckError, QualityGateBlocked
+from backend.i18n import LANGUAGES
 from models.spec import SpecError, parse_sets
 from models.tasks import TASKS, task_info, tasks_for_kind
 
@@ -589,6 +590,24 @@ RUN_HELP = "a run's id (`modeldeck runs list`)"
 
 
 # -- parser -----------------------------------------------------------------------------------------
+def cmd_report(store: Store, args: argparse.Namespace) -> int:
+    """A finished run written up to hand over: one self-contained HTML file, or a PDF of it (`--out *.pdf`)."""
+    from backend import jobs
+
+    out = Path(args.out)
+    run = jobs.get_run(store, args.run)
+    page = jobs.report_html(store, run.id, lang=args.lang)
+    fmt = "pdf" if out.suffix.lower() == ".pdf" else "html"
+    content = jobs.print_pdf(page) if fmt == "pdf" else page.encode("utf-8")
+    try:
+        out.write_bytes(content)
+    except OSError as exc:
+        raise BadInput("report.error.cannot_write", path=str(out), reason=exc.strerror or str(exc)) from None
+    payload = {"run_id": run.id, "path": str(out.resolve()), "format": fmt, "bytes": len(content)}
+    _emit(args, payload, [f"{out} ({fmt.upper()}, {len(content):,} bytes)"])
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     exit_codes = "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
     p = argparse.ArgumentParser(
@@ -726,6 +745,10 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("run", help=RUN_HELP)
     ex.add_argument("--out", required=True)
     ex.add_argument("--format", choices=["savedmodel", "tflite"], default="savedmodel")
+    report = command(sub, "report", cmd_report, "a run's report to hand over: one HTML file, or a PDF of it")
+    report.add_argument("run", help=RUN_HELP)
+    report.add_argument("--out", required=True, help="report.html, or report.pdf (printed by headless Chromium)")
+    report.add_argument("--lang", choices=LANGUAGES, default="en", help="the report's language (default: en)")
     return p
 
 

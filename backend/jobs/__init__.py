@@ -10,6 +10,8 @@
 - `gallery.py`: the test rows behind a mistake; relabel or drop them and train the same spec again.
 - `decisions.py`: a binary classifier's threshold, chosen on business costs, stored and applied to its export.
 - `explanations.py`: why a model said what it said: permutation importance, and one prediction by occlusion.
+- `report.py`: a finished run written up to hand over, as one self-contained HTML page and a PDF of it.
+- `svg.py`: charts drawn as inline SVG, for pages that must hold everything they show (the report).
 - `segments.py`: every test metric per segment of a column, with bootstrap intervals.
 
 The task registry (`models.tasks`) is handed on from here too, for the dashboard.
@@ -43,6 +45,7 @@ from backend.jobs.explanations import (
 from backend.jobs.gallery import GALLERY_TASKS, fix_and_retrain
 from backend.jobs.gallery import compared as compare_metrics
 from backend.jobs.gallery import test_rows as gallery_rows
+from backend.jobs.report import pdf_printer, print_pdf, report_html, report_pdf
 from backend.jobs.runs import (
     FINISHED,
     cancel,
@@ -129,6 +132,10 @@ __all__ = [
     "reference_row",
     "saved_example",
     "saved_importance",
+    "pdf_printer",
+    "print_pdf",
+    "report_html",
+    "report_pdf",
     "segment_columns",
     "segment_metrics",
     "parse_tolerance",

@@ -4,6 +4,8 @@
 #   docker build -t modeldeck:gpu --build-arg BASE_IMAGE=tensorflow/tensorflow:2.21.0-gpu .
 #   docker run -p 8501:8501 -p 8502:8502 -p 8500:8500 -v modeldeck:/data modeldeck
 #   docker run --gpus all ... modeldeck:gpu                         # training then uses every GPU
+#   docker compose up --build                                     # the three as services (docker-compose.yml)
+# A sample whose package is missing (Fashion-MNIST outside Debian) is skipped with a warning: the UI starts.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
 

@@ -77,9 +77,9 @@ def _version_json(dataset: Any, version: Any) -> dict[str, Any]:
 def cmd_samples(store: Store, args: argparse.Namespace) -> int:
     from backend import data
 
-    if args.load:
-        for name in data.SAMPLES:
-            data.add_sample(store, paths=config.paths(), sample=name)
+    skipped = data.add_samples(store, paths=config.paths()) if args.load else {}
+    for name, exc in skipped.items():  # an optional sample's package is missing: the others load, the app starts
+        print(f"warning: sample {name} skipped: {exc}", file=sys.stderr)
     payload = {
         "samples": [
             {
@@ -91,7 +91,8 @@ def cmd_samples(store: Store, args: argparse.Namespace) -> int:
                 "licence": s.licence,
             }
             for s in data.SAMPLES.values()
-        ]
+        ],
+        "skipped": [{"name": name, "reason": str(exc)} for name, exc in skipped.items()],
     }
     _emit(
         args,
@@ -526,10 +527,41 @@ def _prediction_rows(run: Any, args: argparse.Namespace) -> tuple[Any, str]:
     return frame, "serving_default"
 
 
+def _progress(done: int, total: int) -> None:
+    """A progress bar on stderr, redrawn in place (stdout stays the result's)."""
+    filled = 30 * done // max(total, 1)
+    bar = f"\rscoring [{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total:,} rows"
+    print(bar, end="\n" if done >= total else "", file=sys.stderr, flush=True)
+
+
+def _score_file(run: Any, export_dir: Path, args: argparse.Namespace) -> int:
+    """`predict --output`: every row scored in batches into a formula-safe CSV or a Parquet file."""
+    from backend import scoring, serving
+
+    output = Path(args.output)
+    fmt = scoring.check_output(output)  # before any row is read or scored
+    frame, signature = _prediction_rows(run, args)
+    scored = scoring.score(frame, predict=serving.Predictor(export_dir, signature).raw, on_progress=_progress)
+    size = scoring.write(scored.frame, output)
+    payload = {
+        "run_id": run.id,
+        "rows": scored.rows,
+        "output": str(output.resolve()),
+        "format": fmt,
+        "bytes": size,
+        "seconds": round(scored.seconds, 3),
+        "columns": [str(c) for c in scored.frame.columns],
+    }
+    _emit(args, payload, [f"{scored.rows:,} rows scored in {scored.seconds:.1f} s: {output} ({fmt}, {size:,} bytes)"])
+    return 0
+
+
 def cmd_predict(store: Store, args: argparse.Namespace) -> int:
     from backend import jobs, serving
 
     run, export_dir = jobs.exported_model(store, args.run)
+    if args.output:
+        return _score_file(run, export_dir, args)
     frame, signature = _prediction_rows(run, args)
     predictions = serving.Predictor(export_dir, signature).predict(frame)
     if "file" in frame.columns:
@@ -541,21 +573,115 @@ def cmd_predict(store: Store, args: argparse.Namespace) -> int:
 def cmd_export(store: Store, args: argparse.Namespace) -> int:
     from backend import jobs
 
+    if args.serving_config:
+        return _serving_config(store, args)
+    if not args.run or not args.out:
+        raise BadInput("error.cli.export_usage")
     run, export_dir = jobs.exported_model(store, args.run)
     target = Path(args.out) / str(run.model_name) / str(run.model_version)
     if args.format == "savedmodel":
         if target.exists():
             raise BadInput("error.cli.already_exists", target=target)
         shutil.copytree(export_dir, target)
-    else:
-        import tensorflow as tf
-
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(export_dir))
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    else:  # made and checked against the SavedModel on test rows; refused with the converter's reason
+        check = next(c for c in jobs.check_formats(store, run.id) if c.format == args.format)
+        made = jobs.format_file(run, check)
+        if made is None:
+            raise BadInput("error.export.refused", format=args.format, reason=check.refused)
         target.mkdir(parents=True, exist_ok=True)
-        target = target / "model.tflite"
-        target.write_bytes(converter.convert())
+        target = target / made.name
+        shutil.copyfile(made, target)
+        payload = {"run_id": run.id, "path": str(target), "format": args.format, "check": check.to_dict()}
+        difference = f"largest difference {check.max_difference:.3g} on {check.rows} test rows"
+        _emit(args, payload, [f"{target} ({check.size_bytes:,} bytes, {difference})"])
+        return 0
     _emit(args, {"run_id": run.id, "path": str(target), "format": args.format}, [str(target)])
+    return 0
+
+
+def _serving_config(store: Store, args: argparse.Namespace) -> int:
+    """`export --serving-config DIR`: every exported model and a models.config, for a stock TensorFlow Serving."""
+    from backend import jobs
+
+    written = jobs.serving_folder(store, out=Path(args.serving_config), mount=args.mount)
+    payload = {
+        "folder": str(written.folder),
+        "models": written.models,
+        "config": str(written.folder / "models.config"),
+        "command": written.command,
+    }
+    _emit(args, payload, [written.config, written.command])
+    return 0
+
+
+def cmd_report(store: Store, args: argparse.Namespace) -> int:
+    """A finished run written up to hand over: one self-contained HTML file, or a PDF of it (`--out *.pdf`)."""
+    from backend import jobs
+
+    out = Path(args.out)
+    run = jobs.get_run(store, args.run)
+    page = jobs.report_html(store, run.id, lang=args.lang)
+    fmt = "pdf" if out.suffix.lower() == ".pdf" else "html"
+    content = jobs.print_pdf(page) if fmt == "pdf" else page.encode("utf-8")
+    try:
+        out.write_bytes(content)
+    except OSError as exc:
+        raise BadInput("report.error.cannot_write", path=str(out), reason=exc.strerror or str(exc)) from None
+    payload = {"run_id": run.id, "path": str(out.resolve()), "format": fmt, "bytes": len(content)}
+    _emit(args, payload, [f"{out} ({fmt.upper()}, {len(content):,} bytes)"])
+    return 0
+
+
+def _stages_text(stages: dict[str, int]) -> str:
+    return ", ".join(f"{stage} v{version}" for stage, version in stages.items()) or "-"
+
+
+def _change_line(change: dict[str, Any]) -> str:
+    action = "promoted to" if change["action"] == "promote" else "rolled back, now"
+    why = f": {change['why']}" if change["why"] else ""
+    return f"{change['at']}  {change['model']} v{change['version']} {action} {change['stage']} by {change['by']}{why}"
+
+
+def cmd_models_list(store: Store, args: argparse.Namespace) -> int:
+    """The model registry: each model's task, data, versions and stages."""
+    from backend import serving
+
+    found = serving.registry_models(store)
+    rows = [[m.name, m.task, m.dataset, len(m.versions), m.versions[0], _stages_text(m.stages)] for m in found]
+    header = ["MODEL", "TASK", "DATASET", "VERSIONS", "LATEST", "STAGES"]
+    _emit(args, {"models": [m.to_dict() for m in found]}, _table(rows, header))
+    return 0
+
+
+def cmd_models_show(store: Store, args: argparse.Namespace) -> int:
+    from backend import serving
+
+    detail = serving.registry_model(store, args.model).to_dict()
+    lines = [f"{detail['name']} ({detail['task']}, dataset {detail['dataset']}): {_stages_text(detail['stages'])}"]
+    rows = [[v["version"], v["run_id"], ", ".join(v["stages"]), v["created_at"]] for v in detail["versions"]]
+    lines += _table(rows, ["VERSION", "RUN", "STAGES", "CREATED"])
+    lines += ["history:"] + [f"  {_change_line(c)}" for c in detail["history"]] if detail["history"] else []
+    _emit(args, detail, lines)
+    return 0
+
+
+def cmd_models_promote(store: Store, args: argparse.Namespace) -> int:
+    """Give a model's version a stage; a running inference server answers the stage's label with it at once."""
+    from backend import serving
+
+    change = serving.promote(store, args.model, args.version, stage=args.stage, reason=args.why, assigned_by=args.by)
+    payload = serving.change_dict(change)
+    _emit(args, payload, [_change_line(payload)])
+    return 0
+
+
+def cmd_models_rollback(store: Store, args: argparse.Namespace) -> int:
+    """Give a stage back to the version that held it before."""
+    from backend import serving
+
+    change = serving.rollback(store, args.model, stage=args.stage, reason=args.why, assigned_by=args.by)
+    payload = serving.change_dict(change)
+    _emit(args, payload, [_change_line(payload)])
     return 0
 
 
@@ -587,27 +713,10 @@ def cmd_ui(_store: Store, args: argparse.Namespace) -> int:
 
 DATASET_HELP = "a dataset's name or id (`modeldeck data list`)"
 RUN_HELP = "a run's id (`modeldeck runs list`)"
+MODEL_HELP = "a model's name (`modeldeck models list`)"
 
 
 # -- parser -----------------------------------------------------------------------------------------
-def cmd_report(store: Store, args: argparse.Namespace) -> int:
-    """A finished run written up to hand over: one self-contained HTML file, or a PDF of it (`--out *.pdf`)."""
-    from backend import jobs
-
-    out = Path(args.out)
-    run = jobs.get_run(store, args.run)
-    page = jobs.report_html(store, run.id, lang=args.lang)
-    fmt = "pdf" if out.suffix.lower() == ".pdf" else "html"
-    content = jobs.print_pdf(page) if fmt == "pdf" else page.encode("utf-8")
-    try:
-        out.write_bytes(content)
-    except OSError as exc:
-        raise BadInput("report.error.cannot_write", path=str(out), reason=exc.strerror or str(exc)) from None
-    payload = {"run_id": run.id, "path": str(out.resolve()), "format": fmt, "bytes": len(content)}
-    _emit(args, payload, [f"{out} ({fmt.upper()}, {len(content):,} bytes)"])
-    return 0
-
-
 def parser() -> argparse.ArgumentParser:
     exit_codes = "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
     p = argparse.ArgumentParser(
@@ -741,14 +850,42 @@ def parser() -> argparse.ArgumentParser:
     rows = pr.add_mutually_exclusive_group(required=True)
     rows.add_argument("--input", help="a CSV file; for an image model an image, a folder of images or a ZIP")
     rows.add_argument("--row", help="one row (or a list of rows) as JSON")
-    ex = command(sub, "export", cmd_export, "copy a run's model out", json_flag=True)
-    ex.add_argument("run", help=RUN_HELP)
-    ex.add_argument("--out", required=True)
-    ex.add_argument("--format", choices=["savedmodel", "tflite"], default="savedmodel")
+    pr.add_argument(
+        "--output",
+        metavar="FILE.csv|FILE.parquet",
+        help="score every row into this file: the input columns, the prediction, its probability and the decision"
+        " (a CSV is formula-safe: a cell starting with = + - @ is written with a leading ')",
+    )
+    ex = command(sub, "export", cmd_export, "copy a run's model out, or every model for TensorFlow Serving")
+    ex.add_argument("run", nargs="?", help=RUN_HELP)
+    out = ex.add_mutually_exclusive_group(required=True)
+    out.add_argument("--out", help="a folder: the model lands in OUT/<name>/<version>/")
+    out.add_argument(
+        "--serving-config", metavar="DIR", help="every exported model into DIR/<name>/<version>/, and DIR/models.config"
+    )
+    ex.add_argument("--format", choices=["savedmodel", "tflite", "tflite-int8"], default="savedmodel")
+    ex.add_argument("--mount", default="/models", help="where TensorFlow Serving's container sees DIR")
     report = command(sub, "report", cmd_report, "a run's report to hand over: one HTML file, or a PDF of it")
     report.add_argument("run", help=RUN_HELP)
     report.add_argument("--out", required=True, help="report.html, or report.pdf (printed by headless Chromium)")
     report.add_argument("--lang", choices=LANGUAGES, default="en", help="the report's language (default: en)")
+
+    model_cmds = sub.add_parser("models", help="the model registry: versions and stages").add_subparsers(
+        dest="models_command", required=True
+    )
+    command(model_cmds, "list", cmd_models_list, "models with their versions and stages")
+    command(model_cmds, "show", cmd_models_show, "a model's versions and stage history").add_argument(
+        "model", help=MODEL_HELP
+    )
+    promote = command(model_cmds, "promote", cmd_models_promote, "give a version a stage (staging, production)")
+    promote.add_argument("model", help=MODEL_HELP)
+    promote.add_argument("version", type=int, help="the version's number (`modeldeck models show MODEL`)")
+    rollback = command(model_cmds, "rollback", cmd_models_rollback, "give a stage back to its previous version")
+    rollback.add_argument("model", help=MODEL_HELP)
+    for stage_cmd in (promote, rollback):
+        stage_cmd.add_argument("--stage", required=True, help="production or staging")
+        stage_cmd.add_argument("--why", default="", help="why, for the stage history")
+        stage_cmd.add_argument("--by", help="who (default: your user name)")
     return p
 
 

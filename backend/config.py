@@ -44,7 +44,12 @@ def paths() -> Paths:
 
 def database_url() -> str:
     """MODELDECK_DATABASE_URL (e.g. postgresql+psycopg://…) or a SQLite file in the home."""
-    return os.environ.get("MODELDECK_DATABASE_URL") or f"sqlite:///{home() / 'modeldeck.db'}"
+    return database_url_for(home())
+
+
+def database_url_for(home_dir: Path) -> str:
+    """MODELDECK_DATABASE_URL, or the SQLite file in `home_dir` (a server given its home by a flag)."""
+    return os.environ.get("MODELDECK_DATABASE_URL") or f"sqlite:///{Path(home_dir).resolve() / 'modeldeck.db'}"
 
 
 def serving_url() -> str:

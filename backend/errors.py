@@ -41,6 +41,10 @@ class NotFound(ModelDeckError):
     """A dataset, run or model the user named does not exist."""
 
 
+class SampleUnavailable(BadInput):
+    """An optional sample's package is not installed here: skip the sample, the rest of the app works."""
+
+
 class QualityGateBlocked(ModelDeckError):
     """The quality gate has a failing blocker and no override reason was given."""
 

@@ -27,6 +27,17 @@ def worker_alive(store: Store) -> bool:
     return has_live_worker(store)
 
 
+def served_version(store: Store, run: Run) -> tuple[str | None, int | None]:
+    """What the Playground calls for a run's model: its `production` label when one is set, else the run's version.
+
+    Returns:
+        The label (or None) and the version it names now.
+    """
+    stage = "production"  # the model registry's stage (backend/serving/registry.py), read from the store: no server
+    live = store.current_stages().get(run.model_name, {}).get(stage) if run.model_name else None
+    return (stage, live) if live is not None else (None, run.model_version)
+
+
 def dataset_label(store: Store, run: Run) -> str:
     version = store.get_version(run.version_id)
     dataset = store.find_dataset(version.dataset_id) if version else None

@@ -21,6 +21,7 @@ PAGES = [
     ("views/training.py", "nav.training", ":material/model_training:"),
     ("views/evaluation.py", "nav.evaluation", ":material/analytics:"),
     ("views/compare.py", "nav.compare", ":material/compare_arrows:"),
+    ("views/models.py", "nav.models", ":material/deployed_code:"),
     ("views/playground.py", "nav.playground", ":material/science:"),
 ]
 

@@ -13,6 +13,7 @@ LIVE_RUN = "live_run"  # the run a live (auto-refreshing) view is following
 FIXED = "fixed_note"  # what the last one-click fix did, shown once after the rerun
 LABELS = "pending_labels"  # {version id: {row: new label}} not yet saved as a version
 LABEL_POSITION = "label_position"  # {version id: index in the labeling queue}
+SCORED = "scored_file"  # the Playground's last scored file: {"key": (run, model version, upload), "result": ...}
 
 
 def init() -> None:

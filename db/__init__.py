@@ -1,6 +1,18 @@
 """Run history in SQL: schema, migrations, and a store that returns plain records."""
 
-from db.records import Dataset, DatasetVersion, Decision, Job, Metric, QualityReport, Run, RunSummary, Worker
+from db.records import (
+    Dataset,
+    DatasetVersion,
+    Decision,
+    Job,
+    Metric,
+    ModelVersion,
+    QualityReport,
+    Run,
+    RunSummary,
+    StageChange,
+    Worker,
+)
 from db.store import Store, open_store
 
 __all__ = [
@@ -9,9 +21,11 @@ __all__ = [
     "Decision",
     "Job",
     "Metric",
+    "ModelVersion",
     "QualityReport",
     "Run",
     "RunSummary",
+    "StageChange",
     "Store",
     "Worker",
     "open_store",

@@ -104,6 +104,33 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class StageChange:
+    """A model version given a stage (by a promotion or a rollback): who, when, why. The latest per stage applies."""
+
+    id: int
+    model_name: str
+    version: int
+    stage: str
+    action: str  # promote | rollback
+    assigned_by: str
+    reason: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A model's version as the registry lists it: the run that made it, its task, data and test metrics."""
+
+    model_name: str
+    version: int
+    run_id: int
+    task: str
+    dataset: str
+    metrics: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Metric:
     epoch: int
     name: str

@@ -112,6 +112,20 @@ class DecisionRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class ModelStageRow(Base):
+    """A stage (staging, production) given to a model's version: the latest row per model and stage applies."""
+
+    __tablename__ = "model_stages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(20))  # promote | rollback
+    assigned_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class MetricRow(Base):
     """One point of a training curve: a metric's value at the end of an epoch."""
 

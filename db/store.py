@@ -28,6 +28,7 @@ from db.schema import (
     DecisionRow,
     JobRow,
     MetricRow,
+    ModelStageRow,
     QualityReportRow,
     RunRow,
     WorkerRow,
@@ -456,6 +457,90 @@ class Store:
                 .values(model_name=model_name, model_version=version, export_path=export_root)
             )
             return version
+
+    def name_model(self, run_id: int, *, names: list[str], task: str, export_parent: str) -> tuple[str, int]:
+        """Give a run the first of `names` no run of another task holds, and that name's next version.
+
+        A classifier and a regressor on the same data must not share a name: their signatures differ, so a
+        client of one would get the other's answers. The choice and the version are one transaction, so two
+        runs finishing at once get two versions (or two names). When every name is taken, the last gets a
+        number (`churn-regression-2`). The export root is `<export_parent>/<name>`.
+        """
+        candidates = list(names) + [f"{names[-1]}-{n}" for n in range(2, 1000)]
+        with self._write() as s:
+            for name in candidates:
+                others = s.scalar(select(func.count(RunRow.id)).where(RunRow.model_name == name, RunRow.task != task))
+                if not others:
+                    break
+            newest = s.scalar(select(func.max(RunRow.model_version)).where(RunRow.model_name == name))
+            version = (newest or 0) + 1
+            s.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id)
+                .values(model_name=name, model_version=version, export_path=f"{export_parent}/{name}")
+            )
+            return name, version
+
+    def model_versions(self, model_name: str | None = None) -> list[records.ModelVersion]:
+        """Every version of every model (or of one) made by a finished run, by name, the highest version first."""
+        query = (
+            select(
+                RunRow.model_name,
+                RunRow.model_version,
+                RunRow.id,
+                RunRow.task,
+                DatasetRow.name,
+                RunRow.metrics,
+                RunRow.created_at,
+            )
+            .join(DatasetVersionRow, RunRow.version_id == DatasetVersionRow.id)
+            .join(DatasetRow, DatasetVersionRow.dataset_id == DatasetRow.id)
+            .where(RunRow.model_name.is_not(None), RunRow.model_version.is_not(None), RunRow.status == "succeeded")
+            .order_by(RunRow.model_name, RunRow.model_version.desc())
+        )
+        if model_name is not None:
+            query = query.where(RunRow.model_name == model_name)
+        with self._read() as s:
+            return [records.ModelVersion(*row) for row in s.execute(query)]
+
+    def add_stage_change(
+        self, model_name: str, *, version: int, stage: str, action: str, assigned_by: str, reason: str
+    ) -> records.StageChange:
+        with self._write() as s:
+            row = ModelStageRow(
+                model_name=model_name,
+                version=version,
+                stage=stage,
+                action=action,
+                assigned_by=assigned_by,
+                reason=reason,
+                created_at=utcnow(),
+            )
+            s.add(row)
+            s.flush()
+            return _record(records.StageChange, row)
+
+    def stage_history(self, model_name: str | None = None) -> list[records.StageChange]:
+        """Stage changes (of one model, or of all), the latest first."""
+        query = select(ModelStageRow).order_by(ModelStageRow.id.desc())
+        if model_name is not None:
+            query = query.where(ModelStageRow.model_name == model_name)
+        with self._read() as s:
+            return [_record(records.StageChange, r) for r in s.scalars(query)]
+
+    def current_stages(self) -> dict[str, dict[str, int]]:
+        """Model name -> stage -> the version holding it now (the latest change per model and stage), one query."""
+        latest = select(func.max(ModelStageRow.id)).group_by(ModelStageRow.model_name, ModelStageRow.stage)
+        with self._read() as s:
+            rows = s.execute(
+                select(ModelStageRow.model_name, ModelStageRow.stage, ModelStageRow.version).where(
+                    ModelStageRow.id.in_(latest)
+                )
+            )
+            stages: dict[str, dict[str, int]] = {}
+            for name, stage, version in rows:
+                stages.setdefault(name, {})[stage] = version
+            return stages
 
     def add_decision(
         self,

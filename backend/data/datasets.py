@@ -25,7 +25,7 @@ from backend import config
 from backend.config import Paths
 from backend.data import images, ingest, kinds, samples, storage
 from backend.data.numbers import parse_numbers
-from backend.errors import BadInput, NotFound
+from backend.errors import BadInput, NotFound, SampleUnavailable
 from backend.i18n import Message
 from db import Dataset, DatasetVersion, Store
 from models import columns
@@ -468,23 +468,39 @@ def add_sample(store: Store, *, paths: Paths, sample: str) -> tuple[Dataset, Dat
 
     Raises:
         NotFound: no sample by that name.
+        SampleUnavailable: the package the sample comes from is not installed.
     """
     if sample not in samples.SAMPLES:
         raise NotFound("error.data.no_sample", sample=sample, samples=", ".join(samples.SAMPLES))
     s = samples.SAMPLES[sample]
-    if s.kind == "images":
-        image_set = images.read_image_zip(s.load_zip(), f"{s.name}.zip")
+    try:
+        content = s.load_zip() if s.kind == "images" else s.load()
+    except ModuleNotFoundError as exc:
+        raise SampleUnavailable("error.samples.no_package", sample=s.name, package=exc.name) from None
+    if isinstance(content, bytes):
+        image_set = images.read_image_zip(content, f"{s.name}.zip")
         return add_image_set(store, paths=paths, image_set=image_set, name=s.name, source=f"sample:{s.name}")
     return add_frame(
         store,
         paths=paths,
-        frame=s.load(),
+        frame=content,
         name=s.name,
         source=f"sample:{s.name}",
         target=s.target,
         task=s.task,
         kind=s.kind,
     )
+
+
+def add_samples(store: Store, *, paths: Paths) -> dict[str, SampleUnavailable]:
+    """Store every built-in sample whose package is installed; returns the others, by name, with why each was not."""
+    skipped = {}
+    for name in samples.SAMPLES:
+        try:
+            add_sample(store, paths=paths, sample=name)
+        except SampleUnavailable as exc:
+            skipped[name] = exc
+    return skipped
 
 
 def add_source(

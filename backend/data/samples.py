@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from backend.errors import BadInput
+from backend.errors import BadInput, SampleUnavailable
 from backend.i18n import render
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -133,11 +133,11 @@ def fashion_mnist_zip(limit_per_class: int = 200, *, root: Path = FASHION_MNIST)
     The images are 28 x 28 grey, as PNGs in one folder per class; read from Debian's dataset-fashion-mnist.
 
     Raises:
-        BadInput: the package is not installed.
+        SampleUnavailable: the package is not installed.
     """
     images_path, labels_path = root / "train-images-idx3-ubyte.gz", root / "train-labels-idx1-ubyte.gz"
     if not images_path.is_file() or not labels_path.is_file():
-        raise BadInput("error.samples.no_fashion_mnist", images_path=images_path)
+        raise SampleUnavailable("error.samples.no_fashion_mnist", images_path=images_path)
     pixels, labels = _idx(images_path, 0x803), _idx(labels_path, 0x801)
     chosen = np.concatenate([np.flatnonzero(labels == k)[:limit_per_class] for k in range(len(FASHION_CLASSES))])
     chosen.sort()

@@ -9,6 +9,7 @@
 - `evaluation.py`: metrics of a trained model on labelled rows the user brings.
 - `gallery.py`: the test rows behind a mistake; relabel or drop them and train the same spec again.
 - `decisions.py`: a binary classifier's threshold, chosen on business costs, stored and applied to its export.
+- `deploy.py`: a run's export as a zip and as TFLite (float, int8), each checked; a folder and config for TF Serving.
 - `explanations.py`: why a model said what it said: permutation importance, and one prediction by occlusion.
 - `report.py`: a finished run written up to hand over, as one self-contained HTML page and a PDF of it.
 - `svg.py`: charts drawn as inline SVG, for pages that must hold everything they show (the report).
@@ -25,6 +26,16 @@ from backend.jobs.decisions import current as current_decision
 from backend.jobs.decisions import curve as decision_curve
 from backend.jobs.decisions import decide, decide_costs
 from backend.jobs.decisions import describe as describe_decision
+from backend.jobs.deploy import (
+    FormatCheck,
+    ServingFolder,
+    check_formats,
+    format_file,
+    saved_formats,
+    savedmodel_zip,
+    serving_folder,
+    serving_plan,
+)
 from backend.jobs.evaluation import SCORABLE, score_labelled
 from backend.jobs.explanations import (
     ImageExplanation,
@@ -76,6 +87,14 @@ from db import Run, RunSummary  # the records the wing returns, for callers' typ
 from models.tasks import TASKS, TaskInfo, task_info
 
 __all__ = [
+    "FormatCheck",
+    "ServingFolder",
+    "check_formats",
+    "format_file",
+    "saved_formats",
+    "savedmodel_zip",
+    "serving_folder",
+    "serving_plan",
     "Run",
     "RunSummary",
     "FINISHED",

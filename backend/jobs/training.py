@@ -108,10 +108,11 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
     version = store.get_version(run.version_id)
     dataset = store.find_dataset(version.dataset_id) if version else None
     assert dataset is not None
-    name = model_name_for(dataset.name)
-    export_root = run_dir / "export" / name
-    version_number = store.assign_model_version(run.id, model_name=name, export_root=paths.relative(export_root))
-    export_dir = export_root / str(version_number)
+    base = model_name_for(dataset.name)  # a name another task holds gets the task added (`churn-regression`)
+    name, version_number = store.name_model(
+        run.id, names=[base, f"{base}-{run.task}"], task=run.task, export_parent=paths.relative(run_dir / "export")
+    )
+    export_dir = run_dir / "export" / name / str(version_number)
     if fitted.exported is not None:
         export_dir.parent.mkdir(parents=True, exist_ok=True)
         fitted.exported.rename(export_dir)

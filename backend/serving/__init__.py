@@ -2,6 +2,7 @@
 
 - `client.py`: the inference server's REST client (no TensorFlow: the dashboard uses it).
 - `predictor.py`: run an exported SavedModel in this process with plain TensorFlow (the CLI's predict, eval).
+- `registry.py`: the model registry: versions, stages (staging, production) with their history, rollback.
 - `repository.py`, `rest.py`, `grpc_service.py`, `server.py`: the inference server behind `modeldeck serve`.
 
 Importing this door loads no TensorFlow: the predictor loads it when it is built, the server when it starts.
@@ -13,6 +14,18 @@ from pathlib import Path
 
 from backend.serving.client import is_up, model_metadata, model_status, model_url, predict
 from backend.serving.predictor import Predictor
+from backend.serving.registry import (
+    PRODUCTION,
+    STAGES,
+    Model,
+    ModelDetail,
+    change_dict,
+    promote,
+    rollback,
+    stage_version,
+)
+from backend.serving.registry import models as registry_models
+from backend.serving.registry import show as registry_model
 
 
 def serve(*, home: Path, rest_port: int, grpc_port: int, host: str) -> None:
@@ -22,4 +35,22 @@ def serve(*, home: Path, rest_port: int, grpc_port: int, host: str) -> None:
     serve_models(home=home, rest_port=rest_port, grpc_port=grpc_port, host=host)
 
 
-__all__ = ["Predictor", "is_up", "model_metadata", "model_status", "model_url", "predict", "serve"]
+__all__ = [
+    "PRODUCTION",
+    "STAGES",
+    "Model",
+    "ModelDetail",
+    "Predictor",
+    "change_dict",
+    "is_up",
+    "model_metadata",
+    "model_status",
+    "model_url",
+    "predict",
+    "promote",
+    "registry_model",
+    "registry_models",
+    "rollback",
+    "serve",
+    "stage_version",
+]

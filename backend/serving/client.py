@@ -22,16 +22,19 @@ def _base(base_url: str | None) -> str:
     return (base_url or serving_url()).rstrip("/")
 
 
-def model_url(model: str, version: int | None = None, base_url: str | None = None) -> str:
-    """Returns TensorFlow Serving's REST URL of a model, or of one of its versions.
+def model_url(model: str, version: int | None = None, base_url: str | None = None, label: str | None = None) -> str:
+    """Returns TensorFlow Serving's REST URL of a model, of one of its versions, or of a version label.
 
     Args:
         model: The model's name.
-        version: A version number; `None` means the latest.
+        version: A version number; `None` means the latest (or the label's).
         base_url: The server's base URL; defaults to `backend.config.serving_url()`.
+        label: A version label (a registry stage, e.g. `production`), used when no version is given.
     """
     url = f"{_base(base_url)}/v1/models/{quote(model, safe='')}"
-    return url if version is None else f"{url}/versions/{int(version)}"
+    if version is not None:
+        return f"{url}/versions/{int(version)}"
+    return url if label is None else f"{url}/labels/{quote(label, safe='')}"
 
 
 def _server_message(response: httpx.Response) -> str:
@@ -52,7 +55,7 @@ def _send(method: str, url: str, base: str, *, timeout: float, body: Any = None)
         raise ServingUnavailable("error.serving.unreachable", base=base) from exc
     if response.status_code == 404:
         raise NotFound("error.serving.refused", message=_server_message(response))
-    if response.status_code == 400:
+    if response.status_code in (400, 413):  # a bad request, or one over the server's size limit
         raise BadInput("error.serving.refused", message=_server_message(response))
     if response.is_error:
         raise ServingUnavailable(
@@ -67,29 +70,35 @@ def _send(method: str, url: str, base: str, *, timeout: float, body: Any = None)
         raise ServingUnavailable("error.serving.not_json", base=base) from exc
 
 
-def model_status(model: str, version: int | None = None, base_url: str | None = None) -> dict[str, Any]:
+def model_status(
+    model: str, version: int | None = None, base_url: str | None = None, label: str | None = None
+) -> dict[str, Any]:
     """Returns TensorFlow Serving's status of a model: `{"model_version_status": [...]}`.
 
     Raises:
         NotFound: The server has no such model or version.
+        BadInput: No version holds the label.
         ServingUnavailable: The server is not answering.
     """
-    return _send("GET", model_url(model, version, base_url), _base(base_url), timeout=STATUS_TIMEOUT_SECONDS)
+    url = model_url(model, version, base_url, label)
+    return _send("GET", url, _base(base_url), timeout=STATUS_TIMEOUT_SECONDS)
 
 
-def model_metadata(model: str, version: int | None = None, base_url: str | None = None) -> dict[str, Any]:
+def model_metadata(
+    model: str, version: int | None = None, base_url: str | None = None, label: str | None = None
+) -> dict[str, Any]:
     """Returns TensorFlow Serving's metadata of a model: its model_spec and signature_def.
 
     Raises:
         NotFound: The server has no such model or version.
         ServingUnavailable: The server is not answering.
     """
-    url = model_url(model, version, base_url) + "/metadata"
+    url = model_url(model, version, base_url, label) + "/metadata"
     return _send("GET", url, _base(base_url), timeout=STATUS_TIMEOUT_SECONDS)
 
 
-def _single_output_name(model: str, version: int | None, base_url: str | None) -> str:
-    signatures = model_metadata(model, version, base_url)["metadata"]["signature_def"]["signature_def"]
+def _single_output_name(model: str, version: int | None, base_url: str | None, label: str | None) -> str:
+    signatures = model_metadata(model, version, base_url, label)["metadata"]["signature_def"]["signature_def"]
     return next(iter(signatures["serving_default"]["outputs"]))
 
 
@@ -101,6 +110,7 @@ def predict(
     base_url: str | None = None,
     timeout: float = 30,
     signature: str | None = None,
+    label: str | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """Asks the server for predictions, one per row, in TensorFlow Serving's row format.
 
@@ -114,6 +124,7 @@ def predict(
         base_url: The server's base URL; defaults to `backend.config.serving_url()`.
         timeout: Seconds to wait for the answer.
         signature: The signature to run; `None` means `serving_default`.
+        label: A version label (e.g. `production`), used when no version is given.
 
     Returns:
         The predictions (output name -> value, per row) and the request's latency in milliseconds.
@@ -123,7 +134,7 @@ def predict(
         NotFound: The server has no such model or version.
         ServingUnavailable: The server is not answering.
     """
-    url = model_url(model, version, base_url) + ":predict"
+    url = model_url(model, version, base_url, label) + ":predict"
     started = time.perf_counter()
     body: dict[str, Any] = {"instances": rows}
     if signature:
@@ -134,7 +145,7 @@ def predict(
     if not isinstance(predictions, list):
         raise ServingUnavailable("error.serving.no_predictions", base=_base(base_url))
     if predictions and not isinstance(predictions[0], dict):
-        output = _single_output_name(model, version, base_url)
+        output = _single_output_name(model, version, base_url, label)
         predictions = [{output: value} for value in predictions]
     return predictions, latency_ms
 

@@ -1,4 +1,8 @@
-"""gRPC: TensorFlow Serving's `PredictionService` (Predict and GetModelMetadata)."""
+"""gRPC: TensorFlow Serving's `PredictionService` (Predict, GetModelMetadata) and `ModelService` (GetModelStatus).
+
+A `model_spec` names a version by number (`version`), by label (`version_label`: a registry stage such as
+`production`) or neither (the latest), as TensorFlow Serving's does.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,13 @@ from typing import Any
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
 from backend.errors import BadInput, NotFound, ServingUnavailable
 from backend.serving.repository import DEFAULT_SIGNATURE, ModelRepository, Servable, error_status, run_signature
@@ -28,8 +38,10 @@ def _grpc_code(exc: Exception) -> grpc.StatusCode:
 
 
 def _servable_for(repository: ModelRepository, model_spec: Any) -> Servable:
-    version = model_spec.version.value if model_spec.HasField("version") else None
-    return repository.resolve(model_spec.name, version)
+    choice = model_spec.WhichOneof("version_choice")
+    version = model_spec.version.value if choice == "version" else None
+    label = model_spec.version_label if choice == "version_label" else None
+    return repository.resolve(model_spec.name, version, label)
 
 
 def _read_tensor(name: str, proto: Any) -> np.ndarray:
@@ -84,6 +96,43 @@ def grpc_metadata(
     return response
 
 
+def grpc_status(
+    repository: ModelRepository, request: get_model_status_pb2.GetModelStatusRequest
+) -> get_model_status_pb2.GetModelStatusResponse:
+    """Answers a TensorFlow Serving gRPC GetModelStatus request: every version, or the one the spec names.
+
+    Every version found is AVAILABLE: one not in memory is loaded by the request that needs it.
+
+    Raises:
+        NotFound: No such model or version.
+        BadInput: No version holds the label.
+    """
+    spec = request.model_spec
+    if spec.WhichOneof("version_choice") is None:
+        versions = repository.versions(spec.name)
+    else:
+        versions = [_servable_for(repository, spec).version]
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for version in versions:
+        status = response.model_version_status.add(version=version)
+        status.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+    return response
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    """TensorFlow Serving's ModelService: GetModelStatus (HandleReloadConfigRequest stays unimplemented)."""
+
+    def __init__(self, repository: ModelRepository) -> None:
+        self.repository = repository
+
+    def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 (gRPC's name)
+        """Returns the state of a model's versions."""
+        try:
+            return grpc_status(self.repository, request)
+        except Exception as exc:
+            context.abort(_grpc_code(exc), error_status(exc)[1])
+
+
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """TensorFlow Serving's PredictionService (Predict and GetModelMetadata) over a ModelRepository."""
 
@@ -125,6 +174,7 @@ def create_grpc_server(repository: ModelRepository, host: str, port: int) -> grp
         ],
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(repository), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(repository), server)
     try:
         bound = server.add_insecure_port(host_port(host, port))
     except RuntimeError:

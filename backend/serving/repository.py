@@ -5,6 +5,11 @@ layout). The folder is rescanned at most once a second, and at once when a reque
 version it has not seen, so a new export is served without a restart. A SavedModel is loaded on first use
 and kept until its `saved_model.pb` is replaced (a chosen threshold rewrites the version's export). Every
 version found is servable; "latest" is the highest version number.
+
+A version label (`production`, `staging`) names the version that holds that stage in the model registry
+(`registry.py`), read through `StageLabels` at request time, so a promotion or a rollback reaches a running
+server within a second. A loaded version that no stage holds and no request used for `unload_after` seconds is
+unloaded (`unload_idle`, which the server calls periodically); the next request for it loads it again.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +30,14 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from backend.config import Paths
 from backend.errors import BadInput, ModelDeckError, NotFound, ServingUnavailable
+from backend.serving.registry import StageLabels
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE = "serving_default"
 RESCAN_SECONDS = 1.0
 GRPC_STOP_GRACE_SECONDS = 5.0
+UNLOAD_AFTER_SECONDS = 600.0  # a version no stage holds is unloaded after this long without a request
 _EXPORT_GLOB = "*/export/*/*/saved_model.pb"
 _VERSION = re.compile(r"[0-9]+")
 _INTERNAL_ERROR = "Internal error while serving the request; the server's log has the details."
@@ -43,6 +51,10 @@ class Servable:
     name: str
     version: int
     path: Path
+
+
+def _unknown_label(label: str) -> BadInput:
+    return BadInput("error.serving.unknown_label", label=label)  # TensorFlow Serving's INVALID_ARGUMENT
 
 
 def _not_found(name: str, version: int | None) -> NotFound:
@@ -85,14 +97,29 @@ def scan_exports(runs: Path) -> dict[str, dict[int, Path]]:
 class ModelRepository:
     """The exported models under a ModelDeck home, loaded lazily and cached. Safe to share across threads."""
 
-    def __init__(self, home: Path, rescan_seconds: float = RESCAN_SECONDS) -> None:
+    def __init__(
+        self,
+        home: Path,
+        rescan_seconds: float = RESCAN_SECONDS,
+        *,
+        labels: StageLabels | None = None,
+        unload_after: float = UNLOAD_AFTER_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         """Creates a repository over `<home>/runs`; nothing is scanned or loaded yet.
 
         Args:
             home: The ModelDeck home folder.
             rescan_seconds: How old the last scan may be before a request triggers a new one.
+            labels: The model registry's stages, which version labels name; without it no label resolves.
+            unload_after: Seconds without a request after which a version no stage holds is unloaded.
+            clock: Seconds, for the last use of each version (tests pass their own).
         """
         self.runs = Paths(Path(home)).runs
+        self.labels = labels
+        self._unload_after = unload_after
+        self._clock = clock
+        self._used: dict[Path, float] = {}
         self._rescan_seconds = rescan_seconds
         self._lock = threading.Lock()
         self._index: dict[str, dict[int, Path]] = {}
@@ -129,12 +156,17 @@ class ModelRepository:
             raise _not_found(name, None)
         return sorted(versions, reverse=True)
 
-    def resolve(self, name: str, version: int | None = None) -> Servable:
-        """Finds a model version; `None` means the latest.
+    def resolve(self, name: str, version: int | None = None, label: str | None = None) -> Servable:
+        """Finds a model version: by number, by label (the registry's stage), or the latest when neither is given.
 
         Raises:
+            BadInput: No version of the model holds that label, in TensorFlow Serving's words.
             NotFound: No such model or version, in TensorFlow Serving's words.
         """
+        if label is not None:
+            version = self.labels.version(name, label) if self.labels is not None else None
+            if version is None:
+                raise _unknown_label(label)
         for force in (False, True):
             versions = self._refresh(force=force).get(name, {})
             chosen = max(versions, default=None) if version is None else version
@@ -144,6 +176,10 @@ class ModelRepository:
 
     def _load(self, servable: Servable) -> Any:
         with self._lock:
+            self._used[servable.path] = self._clock()
+            loaded = self._loaded.get(servable.path)
+            if loaded is not None:
+                return loaded
             lock = self._load_locks.setdefault(servable.path, threading.Lock())
         with lock:
             loaded = self._loaded.get(servable.path)
@@ -192,6 +228,38 @@ class ModelRepository:
             raise BadInput("error.serving.no_signature", name=name, signatures=", ".join(sorted(signatures)))
         return signatures[name]
 
+    def loaded(self) -> dict[str, list[int]]:
+        """Model name -> its versions in memory now, highest first."""
+        with self._lock:
+            where = {path: (name, v) for name, versions in self._index.items() for v, path in versions.items()}
+            found: dict[str, list[int]] = {}
+            for path in self._loaded:
+                if path in where:
+                    found.setdefault(where[path][0], []).append(where[path][1])
+        return {name: sorted(versions, reverse=True) for name, versions in sorted(found.items())}
+
+    def unload_idle(self) -> list[tuple[str, int]]:
+        """Unloads the versions no stage holds and no request used for `unload_after` seconds.
+
+        Returns:
+            The (model, version) pairs unloaded.
+        """
+        index = self._refresh()
+        pinned = self.labels.pinned() if self.labels is not None else set()
+        where = {path: (name, v) for name, versions in index.items() for v, path in versions.items()}
+        now = self._clock()
+        dropped = []
+        with self._lock:
+            for path in list(self._loaded):
+                servable = where.get(path)
+                idle = now - self._used.get(path, now) >= self._unload_after
+                if servable is not None and servable not in pinned and idle:
+                    del self._loaded[path]
+                    dropped.append(servable)
+        for name, version in dropped:
+            log.info("model=%s version=%d unloaded: no stage holds it and no request used it lately", name, version)
+        return sorted(dropped)
+
     def signature_defs(self, servable: Servable) -> dict[str, meta_graph_pb2.SignatureDef]:
         """Reads the SignatureDefs from `saved_model.pb`, as TensorFlow Serving reports them."""
         saved_model = saved_model_pb2.SavedModel()
@@ -228,7 +296,10 @@ def _to_bytes(name: str, value: Any) -> Any:
     if isinstance(value, bytes):
         return value
     if isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str):
-        return base64.b64decode(value["b64"])
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except ValueError as exc:
+            raise BadInput("error.serving.bad_b64", name=name, reason=exc) from exc
     raise BadInput("error.serving.not_a_string", name=name, value=value)
 
 
@@ -241,7 +312,7 @@ def _to_array(name: str, value: Any, spec: tf.TensorSpec) -> np.ndarray:
         return array
     try:
         return np.asarray(value, dtype=spec.dtype.as_numpy_dtype)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise BadInput("error.serving.bad_dtype", name=name, dtype=spec.dtype.name, reason=exc) from exc
 
 

@@ -1,4 +1,10 @@
-"""REST: TensorFlow Serving's JSON API (`/v1/models/NAME[/versions/N][:predict|/metadata]`)."""
+"""REST: TensorFlow Serving's JSON API (`/v1/models/NAME[/versions/N|/labels/L][:predict|/metadata]`).
+
+A malformed or hostile request gets TensorFlow Serving's `{"error": ...}` body with a 4xx status, never a 500:
+a body over `max_body_bytes` is refused with 413 before it is read whole, JSON nested deeper than `MAX_DEPTH`
+with 400 (checked before any of our code recurses into it), and values of the wrong type or shape with 400
+naming the input.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +21,13 @@ import numpy as np
 from google.protobuf import json_format
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from tensorflow_serving.apis import get_model_metadata_pb2
 
-from backend.errors import BadInput
+from backend.errors import BadInput, ModelDeckError
 from backend.serving.repository import (
     DEFAULT_SIGNATURE,
     GRPC_STOP_GRACE_SECONDS,
@@ -34,7 +41,15 @@ from backend.serving.repository import (
 
 log = logging.getLogger(__name__)
 
-_REST_PATH = re.compile(r"(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]+))?(?P<action>/metadata|:predict)?")
+_REST_PATH = re.compile(
+    r"(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]+)|/labels/(?P<label>[^/:]+))?(?P<action>/metadata|:predict)?"
+)
+MAX_BODY_BYTES = 64 * 1024 * 1024  # a batch of base64 images fits; more is refused with 413 before it is read
+MAX_DEPTH = 32  # JSON nesting: a tensor of rank 30 still fits; thousands deep would exhaust the stack
+
+
+class BodyTooLarge(ModelDeckError):
+    """A request body over the server's size limit (HTTP 413)."""
 
 
 # -- REST: TensorFlow Serving's JSON -------------------------------------------------------------------------
@@ -91,11 +106,27 @@ def _columns(outputs: dict[str, np.ndarray]) -> Any:
     return next(iter(columns.values())) if len(columns) == 1 else columns
 
 
+def _check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """Refuses JSON nested deeper than `limit`, walking it without recursion (the checks after it recurse)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, list | dict):
+                if depth + 1 > limit:
+                    raise BadInput("error.serving.too_deep", limit=limit)
+                pending.append((child, depth + 1))
+
+
 def _parse_body(body: bytes) -> dict[str, Any]:
     try:
         request = json.loads(body)
+    except RecursionError as exc:  # nested deeper than the interpreter's stack: refused like any deep body
+        raise BadInput("error.serving.too_deep", limit=MAX_DEPTH) from exc
     except ValueError as exc:
         raise BadInput("error.serving.body_bad_json", reason=exc) from exc
+    _check_depth(request)
     if not isinstance(request, dict):
         raise BadInput("error.serving.body_not_object")
     if ("instances" in request) == ("inputs" in request):
@@ -110,7 +141,10 @@ def rest_predict(repository: ModelRepository, servable: Servable, body: bytes) -
         BadInput: The body is malformed or its inputs do not fit the signature.
     """
     request = _parse_body(body)
-    signature = repository.signature(servable, request.get("signature_name") or DEFAULT_SIGNATURE)
+    signature_name = request.get("signature_name") or DEFAULT_SIGNATURE
+    if not isinstance(signature_name, str):
+        raise BadInput("error.serving.signature_not_text", value=signature_name)
+    signature = repository.signature(servable, signature_name)
     names = sorted(input_specs(signature))
     if "instances" in request:
         outputs = run_signature(signature, _columns_from_instances(request["instances"], names))
@@ -140,11 +174,14 @@ def _rest_models(repository: ModelRepository, method: str, rest: str, body: byte
     action = match and match["action"]
     if not match or (method == "POST") != (action == ":predict"):
         raise BadInput("error.serving.malformed", method=method, rest=rest)
-    name, version = match["name"], int(match["version"]) if match["version"] else None
+    name, version, label = match["name"], int(match["version"]) if match["version"] else None, match["label"]
     if action is None:
-        versions = repository.versions(name) if version is None else [repository.resolve(name, version).version]
+        if version is None and label is None:
+            versions = repository.versions(name)
+        else:
+            versions = [repository.resolve(name, version, label).version]
         return {"model_version_status": [_version_status(number) for number in versions]}
-    servable = repository.resolve(name, version)
+    servable = repository.resolve(name, version, label)
     if action == "/metadata":
         return rest_metadata(repository, servable)
     return rest_predict(repository, servable, body)
@@ -158,12 +195,29 @@ def _answer(handler: Callable[[], dict[str, Any]]) -> _JSON:
         return _JSON({"error": message}, status_code=status)
 
 
-def create_app(repository: ModelRepository, *, grpc_server: grpc.Server | None = None) -> Starlette:
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused as soon as it (or its declared length) passes `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge("error.serving.body_too_large", size=int(declared), limit=limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge("error.serving.body_too_large", size=size, limit=limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(
+    repository: ModelRepository, *, grpc_server: grpc.Server | None = None, max_body_bytes: int = MAX_BODY_BYTES
+) -> Starlette:
     """Builds the REST app: TensorFlow Serving's `/v1/models/...` API plus `/v1/models` and `/healthz`.
 
     Args:
         repository: Where the models come from.
         grpc_server: If given, it is started and stopped with the app.
+        max_body_bytes: Larger request bodies are refused with 413.
 
     Returns:
         The Starlette app; TensorFlow runs in the thread pool, never on the event loop.
@@ -172,12 +226,24 @@ def create_app(repository: ModelRepository, *, grpc_server: grpc.Server | None =
     async def healthz(_request: Request) -> _JSON:
         return _JSON({"status": "ok"})
 
+    def listing() -> dict[str, Any]:
+        models, loaded = repository.models(), repository.loaded()
+        labels = repository.labels.current() if repository.labels is not None else {}
+        return {
+            "models": [
+                {"name": name, "versions": versions, "labels": labels.get(name, {}), "loaded": loaded.get(name, [])}
+                for name, versions in models.items()
+            ]
+        }
+
     async def list_models(_request: Request) -> _JSON:
-        models = await run_in_threadpool(repository.models)
-        return _JSON({"models": [{"name": name, "versions": versions} for name, versions in models.items()]})
+        return await run_in_threadpool(_answer, listing)
 
     async def models(request: Request) -> _JSON:
-        body = await request.body()
+        try:
+            body = await _read_body(request, max_body_bytes)
+        except BodyTooLarge as exc:
+            return _JSON({"error": str(exc)}, status_code=413)
         rest = request.path_params["rest"]
         if not rest and request.method == "GET":
             return await list_models(request)
@@ -191,9 +257,15 @@ def create_app(repository: ModelRepository, *, grpc_server: grpc.Server | None =
         if grpc_server is not None:
             await run_in_threadpool(lambda: grpc_server.stop(GRPC_STOP_GRACE_SECONDS).wait())
 
+    async def http_error(_request: Request, exc: Exception) -> _JSON:
+        """Starlette's own refusals (unknown path, method) in TensorFlow Serving's body, too."""
+        status, message = (exc.status_code, exc.detail) if isinstance(exc, HTTPException) else error_status(exc)
+        return _JSON({"error": message}, status_code=status)
+
     routes = [
         Route("/healthz", healthz),
         Route("/v1/models", list_models),
-        Route("/v1/models/{rest:path}", models, methods=["GET", "POST"]),
+        Route("/v1/models/{rest:path}", models, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    handlers = {HTTPException: http_error, Exception: http_error}
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)

@@ -11,21 +11,26 @@ show at DEBUG only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import tensorflow as tf
 import uvicorn
 
 from backend import logs
-from backend.config import DEFAULT_GRPC_PORT, DEFAULT_REST_PORT
+from backend.config import DEFAULT_GRPC_PORT, DEFAULT_REST_PORT, database_url_for
 from backend.config import home as default_home
 from backend.errors import ModelDeckError, ServingUnavailable
 from backend.serving.grpc_service import create_grpc_server, host_port
-from backend.serving.repository import ModelRepository
-from backend.serving.rest import create_app
+from backend.serving.registry import StageLabels
+from backend.serving.repository import RESCAN_SECONDS, UNLOAD_AFTER_SECONDS, ModelRepository
+from backend.serving.rest import MAX_BODY_BYTES, create_app
+from db import open_store
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +39,15 @@ log = logging.getLogger(__name__)
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family)
+        listener = socket.create_server((host, port), family=family)
     except OSError as exc:
         raise ServingUnavailable(
             "error.serving.rest_port", host_port=host_port(host, port), strerror=os.strerror(exc.errno or 0)
         ) from exc
+    # Connections inherit this. asyncio sets it only on sockets made with proto=IPPROTO_TCP, which create_server's
+    # are not: without it a response's body waits for the client's delayed ACK of its headers (bench/serving.py).
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return listener
 
 
 def _quiet_uvicorn() -> None:
@@ -58,6 +67,27 @@ def _models_text(models: dict[str, list[int]]) -> str:
     )
 
 
+@contextlib.contextmanager
+def _unloading(repository: ModelRepository, every_s: float) -> Iterator[None]:
+    """Unloads idle versions in a thread of its own while the server runs (a request never waits on it)."""
+    stop = threading.Event()
+
+    def sweep() -> None:
+        while not stop.wait(every_s):
+            try:
+                repository.unload_idle()
+            except Exception:  # a database that is briefly locked must not end the sweeps
+                log.exception("unloading idle versions failed; trying again in %.0f s", every_s)
+
+    thread = threading.Thread(target=sweep, name="unload-idle", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
 def _allow_gpu_memory_growth() -> None:
     for gpu in tf.config.list_physical_devices("GPU"):
         tf.config.experimental.set_memory_growth(gpu, True)
@@ -69,6 +99,9 @@ def serve(
     rest_port: int = DEFAULT_REST_PORT,
     grpc_port: int = DEFAULT_GRPC_PORT,
     host: str = "127.0.0.1",
+    database_url: str | None = None,
+    unload_after: float = UNLOAD_AFTER_SECONDS,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> None:
     """Serves the exported models over REST and gRPC until SIGINT or SIGTERM, then stops both.
 
@@ -80,17 +113,23 @@ def serve(
         rest_port: Port of TensorFlow Serving's REST API.
         grpc_port: Port of TensorFlow Serving's gRPC API.
         host: Interface to listen on.
+        database_url: The database whose model registry the version labels come from (default:
+            MODELDECK_DATABASE_URL, or the SQLite file in `home`).
+        unload_after: Seconds without a request after which a version no stage holds is unloaded.
+        max_body_bytes: Larger REST request bodies are refused with 413.
 
     Raises:
         ServingUnavailable: A port cannot be bound.
     """
     _allow_gpu_memory_growth()
-    repository = ModelRepository(home)
+    url = database_url or database_url_for(home)
+    labels = StageLabels(lambda: open_store(url))
+    repository = ModelRepository(home, labels=labels, unload_after=unload_after)
     rest_socket = _listen(host, rest_port)
     try:
         grpc_server = create_grpc_server(repository, host, grpc_port)
         _quiet_uvicorn()
-        app = create_app(repository, grpc_server=grpc_server)
+        app = create_app(repository, grpc_server=grpc_server, max_body_bytes=max_body_bytes)
         config = uvicorn.Config(app, host=host, port=rest_port, log_config=None)
         log.info(
             "listening on http://%s (REST) and %s (gRPC); models under %s: %s",
@@ -99,11 +138,13 @@ def serve(
             repository.runs,
             _models_text(repository.models()),
         )
-        uvicorn.Server(config).run(sockets=[rest_socket])
+        with _unloading(repository, every_s=max(RESCAN_SECONDS, min(unload_after / 4, 30.0))):
+            uvicorn.Server(config).run(sockets=[rest_socket])
     except KeyboardInterrupt:
         pass
     finally:
         rest_socket.close()
+        labels.close()
     log.info("stopped")
 
 
@@ -114,10 +155,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_REST_PORT, help="REST port")
     parser.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT, help="gRPC port")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    parser.add_argument(
+        "--unload-after", type=float, default=UNLOAD_AFTER_SECONDS, help="idle seconds before an unstaged version goes"
+    )
+    parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES, help="larger REST bodies get 413")
     args = parser.parse_args(argv)
     logs.configure("serve")
     try:
-        serve(home=args.home or default_home(), rest_port=args.port, grpc_port=args.grpc_port, host=args.host)
+        serve(
+            home=args.home or default_home(),
+            rest_port=args.port,
+            grpc_port=args.grpc_port,
+            host=args.host,
+            unload_after=args.unload_after,
+            max_body_bytes=args.max_body_bytes,
+        )
     except ModelDeckError as exc:
         log.error("%s", exc)
         raise SystemExit(exc.exit_code) from exc

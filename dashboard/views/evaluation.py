@@ -6,7 +6,7 @@ import streamlit as st
 
 from backend import data, jobs, playground
 from backend.errors import ModelDeckError
-from dashboard import explain, report, state
+from dashboard import deploy, explain, report, state
 from dashboard.common import paths, pick_finished_run, show_error, show_history, store
 from dashboard.i18n import t
 
@@ -559,6 +559,7 @@ if jobs.task_info(run.task).classifier:
     decision_view()
 explain.evaluation_section(run)
 report.downloads(run)
+deploy.section(run)
 
 st.subheader(t("evaluation.history"))
 rows, total = playground.runs_table(store(), limit=RECENT_RUNS)

@@ -9,7 +9,7 @@ import streamlit as st
 
 from backend import jobs, playground, serving
 from backend.errors import ModelDeckError
-from dashboard import explain
+from dashboard import explain, scoring
 from dashboard.common import pick_finished_run, show_error, store
 from dashboard.i18n import t
 
@@ -22,6 +22,7 @@ run = pick_finished_run(
     ),
     none_text=t("playground.none"),
 )
+stage, served = playground.served_version(store(), run)  # the model's production version when it has one
 
 
 def ask(rows: list[dict], signature: str | None = None) -> dict:
@@ -29,7 +30,7 @@ def ask(rows: list[dict], signature: str | None = None) -> dict:
     assert run.model_name is not None, "a finished run with an export has a model name"
     try:
         predictions, latency = serving.predict(
-            rows, model=run.model_name, version=run.model_version, signature=signature
+            rows, model=run.model_name, version=None if stage else served, label=stage, signature=signature
         )
     except ModelDeckError as exc:
         show_error(exc)
@@ -41,12 +42,17 @@ def ask(rows: list[dict], signature: str | None = None) -> dict:
 def predict_many(rows: list[dict]) -> list[dict]:
     """Many rows in one request (an explanation's variants); the latency shown stays the prediction's own."""
     assert run.model_name is not None, "a finished run with an export has a model name"
-    return serving.predict(rows, model=run.model_name, version=run.model_version, timeout=60)[0]
+    return serving.predict(rows, model=run.model_name, version=None if stage else served, label=stage, timeout=60)[0]
 
 
 def footer() -> None:
     st.metric(t("playground.latency"), f"{st.session_state.get(f'latency_{run.id}', 0):.1f} ms")
-    st.caption(t("playground.served_by", name=run.model_name, version=run.model_version))
+    if stage:
+        st.caption(
+            t("playground.served_by_stage", name=run.model_name, stage=t(f"models.stage.{stage}"), version=served)
+        )
+    else:
+        st.caption(t("playground.served_by", name=run.model_name, version=run.model_version))
 
 
 def show_classes(prediction: dict, target: str | None) -> None:
@@ -218,4 +224,4 @@ FORMS = {
     "prompt": generation_form,
     "user": recommendation_form,
 }
-FORMS[jobs.task_info(run.task).playground]()
+scoring.with_file_scoring(run, version=served, one_example=FORMS[jobs.task_info(run.task).playground])

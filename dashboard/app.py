@@ -15,6 +15,7 @@ from dashboard.common import current, store  # noqa: E402
 from dashboard.i18n import LANGUAGES, lang, t  # noqa: E402
 
 PAGES = [
+    ("views/home.py", "nav.home", ":material/home:"),  # first: the use cases, and all that demo mode shows
     ("views/data.py", "nav.data", ":material/table_view:"),
     ("views/quality.py", "nav.quality", ":material/fact_check:"),
     ("views/labeling.py", "nav.labeling", ":material/edit_note:"),
@@ -41,19 +42,28 @@ with st.sidebar:
     if choice is not None and choice != lang():
         state.set_lang(choice)
         st.rerun()
-    chosen = current()
+    demo = st.toggle(t("sidebar.demo"), value=st.session_state[state.DEMO], help=t("sidebar.demo_help"))
+    if demo != st.session_state[state.DEMO]:
+        state.set_demo(demo)
+        st.rerun()
+    chosen = current() if not demo else None
     if chosen is not None:
         dataset, version = chosen
         st.caption(t("sidebar.dataset", name=dataset.name, version=version.hash[:8], rows=version.rows))
     from backend.playground import worker_alive
 
-    if not worker_alive(store()):
+    if not demo and not worker_alive(store()):
         st.warning(t("sidebar.no_worker"), icon=":material/pause_circle:")
 
+HIDDEN = ["views/usecase.py"]  # one use case, opened from its card: not in the menu
+shown = PAGES[:1] if st.session_state[state.DEMO] else PAGES  # demo mode: the use cases alone
 navigation = st.navigation(
     [
-        st.Page(path, title=t(key), icon=icon, default=(i == 0), url_path=Path(path).stem)
-        for i, (path, key, icon) in enumerate(PAGES)
+        *(
+            st.Page(path, title=t(key), icon=icon, default=(i == 0), url_path=Path(path).stem)
+            for i, (path, key, icon) in enumerate(shown)
+        ),
+        *(st.Page(path, title=t("nav.home"), url_path=Path(path).stem, visibility="hidden") for path in HIDDEN),
     ]
 )
 navigation.run()

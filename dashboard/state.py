@@ -14,6 +14,8 @@ FIXED = "fixed_note"  # what the last one-click fix did, shown once after the re
 LABELS = "pending_labels"  # {version id: {row: new label}} not yet saved as a version
 LABEL_POSITION = "label_position"  # {version id: index in the labeling queue}
 SCORED = "scored_file"  # the Playground's last scored file: {"key": (run, model version, upload), "result": ...}
+DEMO = "demo"  # demo mode: only the use cases, nothing technical (kept in the URL: a demo link stays one)
+USE_CASE = "use_case_id"  # the use case open on its page (kept in the URL, so a link opens it)
 
 
 def init() -> None:
@@ -23,6 +25,9 @@ def init() -> None:
     st.session_state.setdefault(RUN, None)
     st.session_state.setdefault(UPLOAD_NONCE, 0)
     st.session_state.setdefault(LIVE_RUN, None)
+    st.session_state.setdefault(DEMO, st.query_params.get("demo") == "1")
+    use_case = st.query_params.get("use_case")
+    st.session_state.setdefault(USE_CASE, int(use_case) if use_case and use_case.isdigit() else None)
     _to_url()
 
 
@@ -31,6 +36,10 @@ def _to_url() -> None:
     wanted = {"lang": st.session_state[LANG]}
     if st.session_state[DATASET] is not None:
         wanted["dataset"] = str(st.session_state[DATASET])
+    if st.session_state[DEMO]:
+        wanted["demo"] = "1"
+    if st.session_state[USE_CASE] is not None:
+        wanted["use_case"] = str(st.session_state[USE_CASE])
     for key, value in wanted.items():
         if st.query_params.get(key) != value:
             st.query_params[key] = value
@@ -48,3 +57,16 @@ def set_dataset(dataset_id: int | None) -> None:
 def set_lang(lang: str) -> None:
     st.session_state[LANG] = lang
     st.query_params["lang"] = lang
+
+
+def set_demo(on: bool) -> None:
+    st.session_state[DEMO] = on
+    if on:
+        st.query_params["demo"] = "1"
+    else:
+        st.query_params.pop("demo", None)
+
+
+def open_use_case(use_case_id: int) -> None:
+    st.session_state[USE_CASE] = use_case_id
+    st.query_params["use_case"] = str(use_case_id)

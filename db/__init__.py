@@ -11,6 +11,7 @@ from db.records import (
     Run,
     RunSummary,
     StageChange,
+    UseCase,
     Worker,
 )
 from db.store import Store, open_store
@@ -27,6 +28,7 @@ __all__ = [
     "RunSummary",
     "StageChange",
     "Store",
+    "UseCase",
     "Worker",
     "open_store",
 ]

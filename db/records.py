@@ -131,6 +131,21 @@ class ModelVersion:
 
 
 @dataclass(frozen=True)
+class UseCase:
+    """A use case card: what a model does for whom, in business words, and the run it was made from."""
+
+    id: int
+    title: str
+    description: str
+    audience: str
+    model_name: str
+    run_id: int
+    hidden: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class Metric:
     epoch: int
     name: str

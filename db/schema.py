@@ -126,6 +126,21 @@ class ModelStageRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class UseCaseRow(Base):
+    """A use case on the home page, in business words, over a model: its production version serves it."""
+
+    __tablename__ = "use_cases"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    audience: Mapped[str] = mapped_column(String(200))
+    model_name: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))  # the run it was made from
+    hidden: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class MetricRow(Base):
     """One point of a training curve: a metric's value at the end of an epoch."""
 

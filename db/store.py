@@ -31,6 +31,7 @@ from db.schema import (
     ModelStageRow,
     QualityReportRow,
     RunRow,
+    UseCaseRow,
     WorkerRow,
 )
 
@@ -571,6 +572,45 @@ class Store:
         with self._read() as s:
             rows = s.scalars(select(DecisionRow).where(DecisionRow.run_id == run_id).order_by(DecisionRow.id.desc()))
             return [_record(records.Decision, r) for r in rows]
+
+    def add_use_case(
+        self, *, title: str, description: str, audience: str, model_name: str, run_id: int
+    ) -> records.UseCase:
+        with self._write() as s:
+            now = utcnow()
+            row = UseCaseRow(
+                title=title,
+                description=description,
+                audience=audience,
+                model_name=model_name,
+                run_id=run_id,
+                hidden=False,
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(row)
+            s.flush()
+            return _record(records.UseCase, row)
+
+    def update_use_case(self, use_case_id: int, **values: Any) -> records.UseCase | None:
+        """Change a use case's title, description, audience or `hidden`; None when there is no such use case."""
+        with self._write() as s:
+            row = s.get(UseCaseRow, use_case_id)
+            if row is None:
+                return None
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.updated_at = utcnow()
+            s.flush()
+            return _record(records.UseCase, row)
+
+    def use_cases(self, *, hidden: bool = False) -> list[records.UseCase]:
+        """The use cases in the order they were made, the hidden ones only when asked for."""
+        query = select(UseCaseRow).order_by(UseCaseRow.id)
+        if not hidden:
+            query = query.where(UseCaseRow.hidden.is_(False))
+        with self._read() as s:
+            return [_record(records.UseCase, r) for r in s.scalars(query)]
 
     def request_cancel(self, run_id: int) -> records.Run:
         """Ask the worker to stop a run; a queued run is cancelled on the spot."""

@@ -161,7 +161,7 @@ def test_user_goes_from_a_csv_to_a_prediction_and_reads_the_ui_in_chinese(
     factories.churn_frame().to_csv(csv, index=False)
 
     # 1. Data: upload the CSV, add it, make `churn` the target.
-    page.goto(app.url)
+    page.goto(f"{app.url}/data")
     expect(page.get_by_role("heading", name="Data", exact=True)).to_be_visible(timeout=60_000)
     settled(page)
     page.get_by_test_id("stFileUploader").locator("input[type=file]").set_input_files(csv)
@@ -268,7 +268,7 @@ _ENGLISH_PROSE = """() => {
 @pytest.mark.browser
 def test_every_page_reads_chinese_with_data_loaded(app: App, page: Page, shots: Path) -> None:
     """After the first test (a dataset, a trained run), every page in Chinese has no English prose."""
-    page.goto(f"{app.url}/?lang=zh")
+    page.goto(f"{app.url}/data?lang=zh")
     expect(page.get_by_role("heading", name="数据", exact=True)).to_be_visible(timeout=60_000)
     settled(page)
     english = {"data": page.evaluate(_ENGLISH_PROSE)}
@@ -280,6 +280,7 @@ def test_every_page_reads_chinese_with_data_loaded(app: App, page: Page, shots: 
         ("评估", "evaluation", "评估"),
         ("对比", "compare", "对比运行"),
         ("体验场", "playground", "体验场"),
+        ("用例", "", "用例"),
     ):
         go_to(page, title, path, heading)
         english[path] = page.evaluate(_ENGLISH_PROSE)
@@ -334,8 +335,48 @@ def test_a_threshold_chosen_on_evaluation_reaches_the_playground_and_a_fixed_row
 
 
 @pytest.mark.browser
+def test_a_use_case_made_from_the_run_answers_in_business_words_and_demo_mode_hides_the_rest(
+    app: App, page: Page, shots: Path
+) -> None:
+    """After the first test's run: put it on the home page as a use case, open it, move a slider, and show it in
+    demo mode, where only the use cases are left."""
+    page.goto(f"{app.url}/?lang=en")
+    expect(page.get_by_role("heading", name="Use cases", exact=True)).to_be_visible(timeout=60_000)
+    settled(page)
+    expect(page.get_by_text("No use cases yet: make one from a trained model below.")).to_be_visible()
+    page.get_by_role("textbox", name="Title: the question it answers").fill("Which customers will leave?")  # open
+    page.get_by_role("textbox", name="Who it is for").fill("the retention team")
+    page.get_by_role("button", name="Put it on the home page").click()
+    expect(page.get_by_role("heading", name="Which customers will leave?")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Right \d+ times in 100 on \d+ cases it never saw\.$"))).to_be_visible()
+    expect(page.get_by_text("For the retention team", exact=True)).to_be_visible()
+    settled(page)
+    shot(page, shots, "14-use-cases")
+
+    page.get_by_test_id("stButton").get_by_role("button", name="Open").click()
+    expect(page).to_have_url(re.compile(r"/usecase(\?|$)"))
+    expect(page.get_by_role("heading", name="Which customers will leave?", exact=True)).to_be_visible()
+    expect(page.get_by_test_id("stMetric").filter(has_text="The answer")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(re.compile(r"^Answered in [\d.]+ ms$")).first).to_be_visible()
+    expect(page.get_by_role("heading", name="What if?", exact=True)).to_be_visible()
+    expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
+    settled(page)
+    shot(page, shots, "15-use-case")
+
+    page.get_by_test_id("stSidebar").get_by_text("Demo mode", exact=True).click()
+    settled(page)
+    for technical in ("Data", "Training", "Evaluation", "Playground"):  # the use cases alone
+        expect(page.get_by_role("link", name=technical, exact=True)).to_have_count(0)
+    expect(page.get_by_text(re.compile(r"^Answered in"))).to_have_count(0)
+    expect(page.get_by_test_id("stMetric").filter(has_text="The answer")).to_be_visible()
+    shot(page, shots, "16-use-case-demo")
+    page.get_by_test_id("stSidebar").get_by_text("Demo mode", exact=True).click()  # leave it as it was
+    settled(page)
+
+
+@pytest.mark.browser
 def test_chinese_survives_a_reload_after_changing_page(app: App, page: Page, shots: Path) -> None:
-    page.goto(app.url)
+    page.goto(f"{app.url}/data")
     expect(page.get_by_role("heading", name="Data", exact=True)).to_be_visible(timeout=60_000)
     settled(page)
     choose(page, "Language", "简体中文")
@@ -373,7 +414,7 @@ def test_user_uploads_images_fixes_a_duplicate_and_uploads_texts(
     app: App, page: Page, shots: Path, tmp_path: Path
 ) -> None:
     # 1. An image zip: one folder per class becomes an image dataset with a gallery.
-    page.goto(app.url)
+    page.goto(f"{app.url}/data")
     expect(page.get_by_role("heading", name="Data", exact=True)).to_be_visible(timeout=60_000)
     settled(page)
     page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(
@@ -400,7 +441,7 @@ def test_user_uploads_images_fixes_a_duplicate_and_uploads_texts(
     frame.loc[3, "review"] += " Write to me at jane.doe@example.com"
     csv = tmp_path / "reviews.csv"
     frame[["review", "churn"]].to_csv(csv, index=False)
-    go_to(page, "Data", "", "Data")
+    go_to(page, "Data", "data", "Data")
     page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(csv)
     page.get_by_test_id("stButton").get_by_role("button", name="Add this dataset").click()
     expect(page.get_by_role("heading", name="reviews", exact=True)).to_be_visible()
@@ -420,7 +461,7 @@ def test_user_trains_a_sentiment_model_on_texts_and_tries_it(app: App, page: Pag
     factories.reviews_frame(rows=300).to_csv(csv, index=False)
 
     # 1. Data: a table with a text column is text data; its label column is the target.
-    page.goto(app.url)
+    page.goto(f"{app.url}/data")
     expect(page.get_by_role("heading", name="Data", exact=True)).to_be_visible(timeout=60_000)
     settled(page)
     page.get_by_test_id("stFileUploader").first.locator("input[type=file]").set_input_files(csv)

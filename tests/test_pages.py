@@ -38,7 +38,7 @@ def open_page(page: str = "views/data.py", *, lang: str | None = None) -> AppTes
     """The app run once on `page` (optionally after choosing a language in the sidebar, there)."""
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.run()
-    if page != "views/data.py":
+    if page != "views/home.py":  # the first page, where the app opens
         at.switch_page(page).run()
     if lang is not None:
         at.selectbox(key="language_picker").select(lang).run()
@@ -91,12 +91,15 @@ def stored_run(home: Path, run_id: int) -> Any:
 # -- navigation ----------------------------------------------------------------------------------------------
 def test_navigation_lists_every_page_file_and_nothing_else() -> None:
     tree = ast.parse(APP.read_text())
-    pages = next(
-        ast.literal_eval(node.value)
-        for node in tree.body
-        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["PAGES"]
-    )
-    listed = [path for path, _, _ in pages]
+
+    def assigned(name: str) -> Any:
+        return next(
+            ast.literal_eval(node.value)
+            for node in tree.body
+            if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]
+        )
+
+    listed = [path for path, _, _ in assigned("PAGES")] + assigned("HIDDEN")
     assert sorted(listed) == sorted(f"views/{p.name}" for p in VIEWS.glob("*.py") if p.name != "__init__.py")
 
 

@@ -13,7 +13,8 @@
 - `explanations.py`: why a model said what it said: permutation importance, and one prediction by occlusion.
 - `report.py`: a finished run written up to hand over, as one self-contained HTML page and a PDF of it.
 - `svg.py`: charts drawn as inline SVG, for pages that must hold everything they show (the report).
-- `segments.py`: every test metric per segment of a column, with bootstrap intervals.
+- `usecases.py`: use cases in business words over a model, served by its production version.
+- `segments.py`: every test metric per segment of a column, with bootstrap intervals; a regression's tolerance band.
 
 The task registry (`models.tasks`) is handed on from here too, for the dashboard.
 Other wings and the faces import from here only. Nothing here imports TensorFlow at import time.
@@ -82,6 +83,12 @@ from backend.jobs.runs import (
 from backend.jobs.segments import by_column as segment_metrics
 from backend.jobs.segments import columns as segment_columns
 from backend.jobs.segments import parse_tolerance, tolerance_band
+from backend.jobs.usecases import Card as UseCaseCard
+from backend.jobs.usecases import cards as use_case_cards
+from backend.jobs.usecases import create as create_use_case
+from backend.jobs.usecases import quality as use_case_quality
+from backend.jobs.usecases import serving_run as use_case_run
+from backend.jobs.usecases import update as update_use_case
 from backend.jobs.worker import has_live_worker, reap_dead_workers, serve_forever
 from db import Run, RunSummary  # the records the wing returns, for callers' type hints
 from models.tasks import TASKS, TaskInfo, task_info
@@ -159,4 +166,10 @@ __all__ = [
     "segment_metrics",
     "parse_tolerance",
     "tolerance_band",
+    "UseCaseCard",
+    "create_use_case",
+    "update_use_case",
+    "use_case_cards",
+    "use_case_quality",
+    "use_case_run",
 ]

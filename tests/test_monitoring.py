@@ -324,10 +324,12 @@ def test_monitor_of_an_unknown_model_exits_2_with_one_line(served: Served) -> No
     )
 
 
-def _page() -> AppTest:
+def _page(lang: str = "en") -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.run()
     at.switch_page("views/monitoring.py").run()
+    if lang != "en":
+        at.selectbox(key="language_picker").select(lang).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -349,6 +351,16 @@ def test_monitoring_page_shows_the_figures_and_the_drift_alert(monitored: Any) -
     ]
     psi = json.loads(at.get("plotly_chart")[3].proto.spec)["data"][0]
     assert psi["y"][-1] == "charges"  # drawn from the bottom: the highest PSI on top
+
+
+def test_monitoring_page_reads_chinese(monitored: Any) -> None:
+    at = _page("zh")
+
+    assert ([t.value for t in at.title], [m.label for m in at.metric]) == (
+        ["监控"],
+        ["请求数", "错误数", "延迟 p50", "延迟 p95"],
+    )
+    assert [e.value.startswith("输入漂移：charges") for e in at.error] == [True]
 
 
 def test_monitoring_page_says_when_no_request_was_logged_yet(store: Any) -> None:

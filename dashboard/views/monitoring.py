@@ -72,7 +72,8 @@ for column, (label, value) in zip(
 if figures.requests > figures.logged:
     st.caption(t("monitoring.sampled", logged=figures.logged, requests=figures.requests))
 
-starts = [b.start for b in figures.timeline]
+# Buckets as labels, not as a time axis: one bucket alone would get ticks a millisecond apart.
+starts = [b.start.strftime("%Y-%m-%d" if figures.bucket == "day" else "%Y-%m-%d %H:%M") for b in figures.timeline]
 traffic, latency = st.columns(2)
 fig = go.Figure(
     [
@@ -83,6 +84,7 @@ fig = go.Figure(
 fig.update_layout(
     title=t("monitoring.requests_chart", bucket=t(f"monitoring.bucket.{figures.bucket}")),
     barmode="stack",
+    xaxis_type="category",
     yaxis_title=t("monitoring.requests"),
     height=340,
     margin={"t": 50, "b": 10},
@@ -95,7 +97,11 @@ fig = go.Figure(
     ]
 )
 fig.update_layout(
-    title=t("monitoring.latency_chart"), yaxis_title=t("monitoring.ms"), height=340, margin={"t": 50, "b": 10}
+    title=t("monitoring.latency_chart"),
+    xaxis_type="category",
+    yaxis_title=t("monitoring.ms"),
+    height=340,
+    margin={"t": 50, "b": 10},
 )
 latency.plotly_chart(fig, width="stretch", key="monitoring_latency")
 

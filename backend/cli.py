@@ -685,6 +685,42 @@ def cmd_models_rollback(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _monitor_lines(figures: Any, threshold: float) -> list[str]:
+    scope = f"version {figures.version}" if figures.version is not None else "all versions"
+    live = f"; production v{figures.production}" if figures.production is not None else ""
+    if not figures.logged:
+        return [f"{figures.model} ({scope}{live}): no request logged yet (the inference server logs those it answers)."]
+    lines = [
+        f"{figures.model} ({scope}{live}): {figures.requests} requests, {figures.errors} errors,"
+        f" latency p50 {figures.p50_ms:.1f} ms, p95 {figures.p95_ms:.1f} ms"
+    ]
+    rows = [
+        [b.start.isoformat(sep=" "), b.requests, b.errors, f"{b.p50_ms:.1f}", f"{b.p95_ms:.1f}"]
+        for b in figures.timeline
+    ]
+    lines += [f"per {figures.bucket}:"] + _table(rows, ["START", "REQUESTS", "ERRORS", "P50 MS", "P95 MS"])
+    if figures.predictions is not None:
+        shown = zip(figures.predictions.labels, figures.predictions.counts, strict=True)
+        lines.append("predictions: " + ", ".join(f"{label} {count}" for label, count in shown if count))
+    if figures.drift:
+        lines.append(f"input drift against the data of version {figures.drift_version} (run {figures.drift_run}):")
+        drift = [[f.feature, f.kind, f"{f.psi:.3f}", f.level, f.rows] for f in figures.drift]
+        lines += _table(drift, ["FEATURE", "KIND", "PSI", "READING", "EXAMPLES"])
+    if figures.alert:
+        drifted = ", ".join(f.feature for f in figures.drift if f.level == "drift")
+        lines.append(f"ALERT: input drift (PSI over {threshold}) in {drifted}")
+    return lines
+
+
+def cmd_monitor(store: Store, args: argparse.Namespace) -> int:
+    """A model's traffic, latency, predictions and input drift, from the inference server's request log."""
+    from backend import serving
+
+    figures = serving.monitor(store, args.model, version=args.version)
+    _emit(args, figures.to_dict(), _monitor_lines(figures, serving.DRIFT_ALERT))
+    return 0
+
+
 def cmd_worker(store: Store, args: argparse.Namespace) -> int:
     from backend import jobs, logs
 
@@ -886,6 +922,9 @@ def parser() -> argparse.ArgumentParser:
         stage_cmd.add_argument("--stage", required=True, help="production or staging")
         stage_cmd.add_argument("--why", default="", help="why, for the stage history")
         stage_cmd.add_argument("--by", help="who (default: your user name)")
+    monitor = command(sub, "monitor", cmd_monitor, "a model's traffic, latency, predictions and input drift")
+    monitor.add_argument("model", help=MODEL_HELP)
+    monitor.add_argument("--version", type=int, help="one version's requests (default: every version's)")
     return p
 
 

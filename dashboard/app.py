@@ -23,6 +23,7 @@ PAGES = [
     ("views/evaluation.py", "nav.evaluation", ":material/analytics:"),
     ("views/compare.py", "nav.compare", ":material/compare_arrows:"),
     ("views/models.py", "nav.models", ":material/deployed_code:"),
+    ("views/monitoring.py", "nav.monitoring", ":material/monitor_heart:"),
     ("views/playground.py", "nav.playground", ":material/science:"),
 ]
 

@@ -146,6 +146,23 @@ class UseCase:
 
 
 @dataclass(frozen=True)
+class LoggedRequest:
+    """A request the inference server answered, as logged: sampled (`weight` requests like it) and bounded."""
+
+    id: int
+    model_name: str
+    version: int
+    signature: str
+    created_at: datetime
+    latency_ms: float
+    status: str  # ok | error
+    rows: int
+    weight: int
+    inputs: list[dict[str, Any]]  # the first rows' inputs
+    outputs: list[dict[str, Any]]  # their outputs
+
+
+@dataclass(frozen=True)
 class Metric:
     epoch: int
     name: str

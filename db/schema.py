@@ -141,6 +141,23 @@ class UseCaseRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class RequestLogRow(Base):
+    """A request the inference server answered (sampled): `weight` requests like it were made, this one kept."""
+
+    __tablename__ = "request_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    signature: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(10))  # ok | error
+    rows: Mapped[int] = mapped_column(Integer)  # examples in the request
+    weight: Mapped[int] = mapped_column(Integer)  # requests this one stands for: 1, or k when 1 in k was kept
+    inputs: Mapped[list[Any]] = mapped_column(JSON)  # the first rows' inputs, one object per row
+    outputs: Mapped[list[Any]] = mapped_column(JSON)  # the same rows' outputs ([] for an error)
+
+
 class MetricRow(Base):
     """One point of a training curve: a metric's value at the end of an epoch."""
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,7 @@ from db.schema import (
     MetricRow,
     ModelStageRow,
     QualityReportRow,
+    RequestLogRow,
     RunRow,
     UseCaseRow,
     WorkerRow,
@@ -611,6 +612,37 @@ class Store:
             query = query.where(UseCaseRow.hidden.is_(False))
         with self._read() as s:
             return [_record(records.UseCase, r) for r in s.scalars(query)]
+
+    # -- the inference server's request log --------------------------------------------------------------
+    def add_requests(self, entries: list[dict[str, Any]], *, keep_per_model: int) -> None:
+        """Log a batch of served requests (RequestLogRow's fields); each model keeps its newest `keep_per_model`."""
+        if not entries:
+            return
+        with self._write() as s:
+            s.execute(insert(RequestLogRow), entries)
+            for name in sorted({e["model_name"] for e in entries}):
+                oldest_kept = s.scalar(
+                    select(RequestLogRow.id)
+                    .where(RequestLogRow.model_name == name)
+                    .order_by(RequestLogRow.id.desc())
+                    .offset(keep_per_model - 1)
+                    .limit(1)
+                )
+                if oldest_kept is not None:
+                    s.execute(
+                        delete(RequestLogRow).where(RequestLogRow.model_name == name, RequestLogRow.id < oldest_kept)
+                    )
+
+    def logged_requests(
+        self, model_name: str, *, version: int | None = None, limit: int = 20_000
+    ) -> list[records.LoggedRequest]:
+        """A model's logged requests (of one version, or of all), the newest `limit`, oldest first."""
+        query = select(RequestLogRow).where(RequestLogRow.model_name == model_name)
+        if version is not None:
+            query = query.where(RequestLogRow.version == version)
+        with self._read() as s:
+            rows = list(s.scalars(query.order_by(RequestLogRow.id.desc()).limit(limit)))
+            return [_record(records.LoggedRequest, r) for r in reversed(rows)]
 
     def request_cancel(self, run_id: int) -> records.Run:
         """Ask the worker to stop a run; a queued run is cancelled on the spot."""

@@ -7,6 +7,7 @@ through what a user sees and clicks. A full-page screenshot of every step lands 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests import factories
@@ -505,3 +507,35 @@ def test_user_trains_a_sentiment_model_on_texts_and_tries_it(app: App, page: Pag
     settled(page)
     expect(page.get_by_role("textbox", name="要分类的文本")).to_be_visible()
     shot(page, shots, "13-text-playground-chinese")
+
+
+def test_predictions_sent_to_the_server_show_on_monitoring_with_a_drift_alert(
+    app: App, page: Page, shots: Path
+) -> None:
+    """After the first test's run: send 40 predictions whose charges are far above anything in the training data
+    straight to the app's inference server, and see them counted on Monitoring, with the drift alert on charges."""
+    before = factories.cli_json(app.home, "monitor", "churn")["requests"]
+    rows = factories.churn_frame(rows=40, seed=7).drop(columns="churn").assign(charges=500.0)
+    with httpx.Client(timeout=30) as client:
+        for row in json.loads(rows.to_json(orient="records")):
+            client.post(f"{app.serving_url}/v1/models/churn:predict", json={"instances": [row]}).raise_for_status()
+    for _ in range(30):  # the server writes its request log every second
+        figures = factories.cli_json(app.home, "monitor", "churn")
+        if figures["requests"] >= before + 40:
+            break
+    assert figures["requests"] == before + 40
+
+    page.goto(f"{app.url}/models?lang=en")
+    expect(page.get_by_role("heading", name="Models and stages", exact=True)).to_be_visible(timeout=60_000)
+    settled(page)
+    go_to(page, "Monitoring", "monitoring", "Monitoring")
+    expect(page.get_by_role("combobox", name="Model", exact=True)).to_have_value(re.compile(r"^churn "))
+    metrics = page.get_by_test_id("stMetric")
+    expect(metrics.filter(has_text="Requests")).to_contain_text(re.compile(rf"Requests\s*{figures['requests']:,}$"))
+    expect(page.get_by_test_id("stAlertContentError")).to_contain_text(re.compile(r"Input drift: charges"))
+    charts = page.get_by_test_id("stPlotlyChart")
+    for title in ("Requests per minute", "Latency at the server", "Predicted classes"):
+        expect(charts.get_by_text(title, exact=True)).to_be_visible()
+    psi = charts.filter(has_text="Population stability index per feature")
+    expect(psi.locator(".barlayer .point")).to_have_count(len(figures["drift"]))
+    shot(page, shots, "17-monitoring")

@@ -3,6 +3,8 @@
 - `client.py`: the inference server's REST client (no TensorFlow: the dashboard uses it).
 - `predictor.py`: run an exported SavedModel in this process with plain TensorFlow (the CLI's predict, eval).
 - `registry.py`: the model registry: versions, stages (staging, production) with their history, rollback.
+- `requestlog.py`: the server's log of every request (sampled, bounded, written in batches) to the run history.
+- `monitoring.py`: figures over that log: traffic, latency, predictions, input drift (PSI) against the training data.
 - `repository.py`, `rest.py`, `grpc_service.py`, `server.py`: the inference server behind `modeldeck serve`.
 
 Importing this door loads no TensorFlow: the predictor loads it when it is built, the server when it starts.
@@ -13,6 +15,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from backend.serving.client import is_up, model_metadata, model_status, model_url, predict
+from backend.serving.monitoring import (
+    DRIFT_ALERT,
+    MIN_DRIFT_ROWS,
+    Bin,
+    Bucket,
+    FeatureDrift,
+    Monitoring,
+    Predictions,
+    categorical_psi,
+    monitor,
+    numeric_psi,
+)
 from backend.serving.predictor import Predictor
 from backend.serving.registry import (
     PRODUCTION,
@@ -36,16 +50,26 @@ def serve(*, home: Path, rest_port: int, grpc_port: int, host: str) -> None:
 
 
 __all__ = [
+    "DRIFT_ALERT",
+    "MIN_DRIFT_ROWS",
     "PRODUCTION",
     "STAGES",
+    "Bin",
+    "Bucket",
+    "FeatureDrift",
     "Model",
     "ModelDetail",
+    "Monitoring",
+    "Predictions",
     "Predictor",
+    "categorical_psi",
     "change_dict",
     "is_up",
     "model_metadata",
     "model_status",
     "model_url",
+    "monitor",
+    "numeric_psi",
     "predict",
     "promote",
     "registry_model",

@@ -7,6 +7,7 @@ A `model_spec` names a version by number (`version`), by label (`version_label`:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent import futures
 from typing import Any
@@ -52,21 +53,24 @@ def _read_tensor(name: str, proto: Any) -> np.ndarray:
 
 
 def grpc_predict(repository: ModelRepository, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
-    """Answers a TensorFlow Serving gRPC Predict request, honouring `output_filter`.
+    """Answers a TensorFlow Serving gRPC Predict request, honouring `output_filter`, and logs it (`requestlog.py`).
 
     Raises:
         NotFound: No such model or version.
         BadInput: The inputs do not fit the signature, or the filter names an unknown output.
     """
+    started = time.perf_counter()
     servable = _servable_for(repository, request.model_spec)
     signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-    signature = repository.signature(servable, signature_name)
-    inputs = {name: _read_tensor(name, proto) for name, proto in request.inputs.items()}
-    outputs = run_signature(signature, inputs)
-    wanted = list(request.output_filter) or list(outputs)
-    unknown = [name for name in wanted if name not in outputs]
-    if unknown:
-        raise BadInput("error.serving.unknown_output", unknown=unknown[0], outputs=", ".join(outputs))
+    with repository.requests.call(servable.name, servable.version, signature_name, started=started) as call:
+        signature = repository.signature(servable, signature_name)
+        call.inputs = {name: _read_tensor(name, proto) for name, proto in request.inputs.items()}
+        outputs = run_signature(signature, call.inputs)
+        wanted = list(request.output_filter) or list(outputs)
+        unknown = [name for name in wanted if name not in outputs]
+        if unknown:
+            raise BadInput("error.serving.unknown_output", unknown=unknown[0], outputs=", ".join(outputs))
+        call.outputs = outputs
     response = predict_pb2.PredictResponse()
     response.model_spec.name = servable.name
     response.model_spec.version.value = servable.version

@@ -31,6 +31,7 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from backend.config import Paths
 from backend.errors import BadInput, ModelDeckError, NotFound, ServingUnavailable
 from backend.serving.registry import StageLabels
+from backend.serving.requestlog import RequestLog
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class ModelRepository:
         rescan_seconds: float = RESCAN_SECONDS,
         *,
         labels: StageLabels | None = None,
+        requests: RequestLog | None = None,
         unload_after: float = UNLOAD_AFTER_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -112,11 +114,13 @@ class ModelRepository:
             home: The ModelDeck home folder.
             rescan_seconds: How old the last scan may be before a request triggers a new one.
             labels: The model registry's stages, which version labels name; without it no label resolves.
+            requests: Where the predict requests are logged (`requestlog.py`); without it none is.
             unload_after: Seconds without a request after which a version no stage holds is unloaded.
             clock: Seconds, for the last use of each version (tests pass their own).
         """
         self.runs = Paths(Path(home)).runs
         self.labels = labels
+        self.requests = requests or RequestLog(None)
         self._unload_after = unload_after
         self._clock = clock
         self._used: dict[Path, float] = {}

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -149,21 +150,26 @@ def _parse_body(body: bytes) -> dict[str, Any]:
 
 
 def rest_predict(repository: ModelRepository, servable: Servable, body: bytes) -> dict[str, Any]:
-    """Answers a TensorFlow Serving REST predict request (row or columnar format).
+    """Answers a TensorFlow Serving REST predict request (row or columnar format), logging it (`requestlog.py`).
 
     Raises:
         BadInput: The body is malformed or its inputs do not fit the signature.
     """
-    request = _parse_body(body)
+    started = time.perf_counter()
+    request = _parse_body(body)  # a body that is not a request is refused unlogged: it names no signature or inputs
     signature_name = request.get("signature_name") or DEFAULT_SIGNATURE
     if not isinstance(signature_name, str):
         raise BadInput("error.serving.signature_not_text", value=signature_name)
-    signature = repository.signature(servable, signature_name)
-    names = sorted(input_specs(signature))
-    if "instances" in request:
-        outputs = run_signature(signature, _columns_from_instances(request["instances"], names))
-        return {"predictions": _rows(outputs)}
-    return {"outputs": _columns(run_signature(signature, _columns_from_inputs(request["inputs"], names)))}
+    with repository.requests.call(servable.name, servable.version, signature_name, started=started) as call:
+        signature = repository.signature(servable, signature_name)
+        names = sorted(input_specs(signature))
+        if "instances" in request:
+            call.inputs = _columns_from_instances(request["instances"], names)
+            call.outputs = run_signature(signature, call.inputs)
+            return {"predictions": _rows(call.outputs)}
+        call.inputs = _columns_from_inputs(request["inputs"], names)
+        call.outputs = run_signature(signature, call.inputs)
+        return {"outputs": _columns(call.outputs)}
 
 
 def _version_status(version: int) -> dict[str, Any]:

@@ -3,6 +3,9 @@
 This wing is the only part of the backend that imports TensorFlow at its top level, and only the `serve`
 command (and the CLI's predict and eval) load it; `client.py` stays free of it for the dashboard.
 
+Every predict request is logged to the run history (`requestlog.py`: sampled, bounded, written in batches by a
+thread of its own) for the Monitoring page and `modeldeck monitor`.
+
 It logs one line per event (`backend.logs`): where it listens and what it serves, each model version as it
 loads or fails to load (`repository.py`), and its stop. uvicorn's own start-up lines and its line per request
 show at DEBUG only.
@@ -29,6 +32,7 @@ from backend.errors import ModelDeckError, ServingUnavailable
 from backend.serving.grpc_service import create_grpc_server, host_port
 from backend.serving.registry import StageLabels
 from backend.serving.repository import RESCAN_SECONDS, UNLOAD_AFTER_SECONDS, ModelRepository
+from backend.serving.requestlog import RequestLog
 from backend.serving.rest import MAX_BODY_BYTES, create_app
 from db import open_store
 
@@ -113,8 +117,8 @@ def serve(
         rest_port: Port of TensorFlow Serving's REST API.
         grpc_port: Port of TensorFlow Serving's gRPC API.
         host: Interface to listen on.
-        database_url: The database whose model registry the version labels come from (default:
-            MODELDECK_DATABASE_URL, or the SQLite file in `home`).
+        database_url: The database whose model registry the version labels come from, and where the requests are
+            logged (default: MODELDECK_DATABASE_URL, or the SQLite file in `home`).
         unload_after: Seconds without a request after which a version no stage holds is unloaded.
         max_body_bytes: Larger REST request bodies are refused with 413.
 
@@ -124,8 +128,10 @@ def serve(
     _allow_gpu_memory_growth()
     url = database_url or database_url_for(home)
     labels = StageLabels(lambda: open_store(url))
-    repository = ModelRepository(home, labels=labels, unload_after=unload_after)
+    requests = RequestLog(lambda: open_store(url))
+    repository = ModelRepository(home, labels=labels, requests=requests, unload_after=unload_after)
     rest_socket = _listen(host, rest_port)
+    requests.start()
     try:
         grpc_server = create_grpc_server(repository, host, grpc_port)
         _quiet_uvicorn()
@@ -144,6 +150,7 @@ def serve(
         pass
     finally:
         rest_socket.close()
+        requests.close()
         labels.close()
     log.info("stopped")
 

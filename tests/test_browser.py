@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
 from tests import factories
@@ -283,6 +284,8 @@ def test_every_page_reads_chinese_with_data_loaded(app: App, page: Page, shots: 
         ("对比", "compare", "对比运行"),
         ("体验场", "playground", "体验场"),
         ("用例", "", "用例"),
+        ("模型", "models", "模型与阶段"),
+        ("监控", "monitoring", "监控"),
     ):
         go_to(page, title, path, heading)
         english[path] = page.evaluate(_ENGLISH_PROSE)
@@ -539,3 +542,45 @@ def test_predictions_sent_to_the_server_show_on_monitoring_with_a_drift_alert(
     psi = charts.filter(has_text="Population stability index per feature")
     expect(psi.locator(".barlayer .point")).to_have_count(len(figures["drift"]))
     shot(page, shots, "17-monitoring")
+
+
+@pytest.mark.browser
+def test_a_promotion_reaches_the_playground_which_scores_a_whole_file_to_take_away(
+    app: App, page: Page, shots: Path, tmp_path: Path
+) -> None:
+    """After the first test's run: promote its model's version to production on the Models page, see the
+    Playground serve production, then score a file of customers there and download the scores as CSV."""
+    page.goto(f"{app.url}/models?lang=en")
+    expect(page.get_by_role("heading", name="Models and stages", exact=True)).to_be_visible(timeout=60_000)
+    settled(page)
+    page.get_by_role("textbox", name="Why").fill("best recall on last month's customers")
+    page.get_by_test_id("stButton").get_by_role("button", name="Promote", exact=True).click()
+    expect(page.get_by_text(re.compile(r"^Version (\d+) of churn now holds production\.$"))).to_be_visible()
+    version = re.search(r"Version (\d+)", page.get_by_text(re.compile(r"now holds production")).inner_text())
+    assert version is not None
+    settled(page)
+    shot(page, shots, "18-models-promoted")
+
+    go_to(page, "Playground", "playground", "Playground")
+    page.get_by_test_id("stFormSubmitButton").get_by_role("button", name="Predict", exact=True).click()
+    served = f"Served by model churn, production (version {version.group(1)}), over TensorFlow Serving's REST API."
+    expect(page.get_by_text(served, exact=True)).to_be_visible()
+    settled(page)
+
+    customers = factories.churn_frame(rows=120, seed=4).drop(columns=["churn"])
+    customers["note"] = ["=cmd|' /C calc'!A0" if i == 0 else "called back" for i in range(len(customers))]
+    csv = tmp_path / "customers.csv"
+    customers.to_csv(csv, index=False)
+    page.get_by_role("tab", name="Score a file").click()
+    page.get_by_test_id("stFileUploader").locator("input[type=file]").set_input_files(csv)
+    page.get_by_role("button", name="Score every row").click()
+    expect(page.get_by_text(re.compile(r"^120 rows scored in [\d.]+ s\.$"))).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("stPlotlyChart").filter(has_text="What the model answered")).to_be_visible()
+    settled(page)
+    shot(page, shots, "19-playground-scored-file")
+    with page.expect_download() as started:
+        page.get_by_role("button", name="Download CSV").click()
+    scored = pd.read_csv(started.value.path(), encoding="utf-8-sig")
+    assert len(scored) == 120 and {"prediction", "probability", "note"} <= set(scored.columns)
+    assert set(scored["prediction"]) <= {"yes", "no"}
+    assert scored.loc[0, "note"] == "'=cmd|' /C calc'!A0", "a formula is written as text"

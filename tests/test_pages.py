@@ -504,10 +504,14 @@ def test_playground_predict_with_the_server_down_shows_one_line_error(
 
 @pytest.fixture
 def serving(churn_run: dict[str, Any], tmp_path: Path) -> Iterator[str]:
-    """The real inference server over the churn home's exports; yields its REST URL once /healthz answers."""
+    """The real inference server over a copy of the churn home's exports (a server writes its request log into
+    its home's database: the session's shared home stays as the other tests expect it); yields its REST URL once
+    /healthz answers."""
     rest, grpc = factories.free_ports(2)
     url = f"http://127.0.0.1:{rest}"
-    command = factories.serve_command(churn_run["home"], rest, grpc)
+    home = tmp_path / "served"
+    shutil.copytree(churn_run["home"], home)
+    command = factories.serve_command(home, rest, grpc)
     with factories.running(command, log=tmp_path / "server.log", urls=[f"{url}/healthz"]):
         yield url
 

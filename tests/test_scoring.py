@@ -46,11 +46,16 @@ def _direct(home: Path, run_id: int, frame: pd.DataFrame) -> dict[str, np.ndarra
 
 @pytest.fixture(scope="module")
 def served_churn(churn_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real inference server over the churn home; yields its REST URL."""
+    """The real inference server over a copy of the churn home (a server writes its request log into its home's
+    database: the session's shared home stays as the other tests expect it); yields its REST URL."""
     rest, grpc = factories.free_ports(2)
     url = f"http://127.0.0.1:{rest}"
-    log = tmp_path_factory.mktemp("scoring") / "server.log"
-    with factories.running(factories.serve_command(churn_run["home"], rest, grpc), log=log, urls=[f"{url}/healthz"]):
+    folder = tmp_path_factory.mktemp("scoring")
+    home = folder / "home"
+    shutil.copytree(churn_run["home"], home)
+    with factories.running(
+        factories.serve_command(home, rest, grpc), log=folder / "server.log", urls=[f"{url}/healthz"]
+    ):
         yield url
 
 

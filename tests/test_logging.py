@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -94,7 +95,8 @@ def test_the_worker_logs_each_job_claimed_started_and_finished(home: Path, store
 
 # -- the inference server ----------------------------------------------------------------------------------------
 def test_serve_logs_where_it_listens_what_it_serves_and_each_model_it_loads(churn_run: Any, tmp_path: Path) -> None:
-    home = Path(churn_run["home"]).resolve()
+    home = (tmp_path / "home").resolve()  # a copy: the server writes its request log into its home's database
+    shutil.copytree(churn_run["home"], home)
     rest, grpc = factories.free_ports(2)
     command = [sys.executable, "-m", "backend.cli", "--home", str(home), "serve"]
     command += ["--port", str(rest), "--grpc-port", str(grpc)]

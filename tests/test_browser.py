@@ -567,7 +567,7 @@ def test_a_promotion_reaches_the_playground_which_scores_a_whole_file_to_take_aw
     settled(page)  # later tests' runs (a sentiment model) are newer: pick the promoted churn version
     page.get_by_test_id("stFormSubmitButton").get_by_role("button", name="Predict", exact=True).click()
     served = f"Served by model churn, production (version {version.group(1)}), over TensorFlow Serving's REST API."
-    expect(page.get_by_text(served, exact=True)).to_be_visible()
+    expect(page.get_by_text(served, exact=True)).to_be_visible(timeout=60_000)  # the server loads version 2 first
     settled(page)
 
     customers = factories.churn_frame(rows=120, seed=4).drop(columns=["churn"])

@@ -564,7 +564,11 @@ def test_a_promotion_reaches_the_playground_which_scores_a_whole_file_to_take_aw
     go_to(page, "Playground", "playground", "Playground")
     page.get_by_test_id("stSelectbox").get_by_role("combobox", name="Model", exact=True).click()
     page.get_by_role("option", name=re.compile(rf"^churn v{version.group(1)} \(run \d+, Classification\)$")).click()
-    settled(page)  # later tests' runs (a sentiment model) are newer: pick the promoted churn version
+    # Later tests' runs (a sentiment model) are newer: pick the promoted churn version, and wait for its form to
+    # replace the sentiment one (`settled` alone can look before the rerun starts, and a click on the old form's
+    # button is lost).
+    expect(page.get_by_role("spinbutton", name="tenure")).to_be_visible(timeout=30_000)
+    settled(page)
     page.get_by_test_id("stFormSubmitButton").get_by_role("button", name="Predict", exact=True).click()
     served = f"Served by model churn, production (version {version.group(1)}), over TensorFlow Serving's REST API."
     expect(page.get_by_text(served, exact=True)).to_be_visible(timeout=60_000)  # the server loads version 2 first

@@ -3,6 +3,7 @@ the rows a run will hold out. No TensorFlow here, so that the checks can import 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -10,20 +11,68 @@ import pandas as pd
 
 
 def cut(rows: int, share: float, seed: int, *, strata: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the rows kept and of the `share` of them cut off, at random with `seed`: scikit-learn's
-    `train_test_split`, stratified by `strata` (one label per row), or not where a class is too rare for it.
+    """Positions of the rows kept and of the `share` of them cut off, at random with `seed`: the rows scikit-learn's
+    `train_test_split` picks, stratified by `strata` (one label per row), or not where a class is too rare for it.
 
+    The same rows, not just the same kind of split: runs made before this module stopped importing scikit-learn
+    (0.7 s of a data check's start-up) must keep their test rows, and a test holds the two to the same answer.
     The shuffle depends only on the row count and each row's index into the sorted classes, so splitting
     positions picks the same rows as splitting the data itself, and strata given as sorted class codes pick
     the same rows as the labels they stand for."""
-    from sklearn.model_selection import train_test_split  # heavy import, only when something splits
+    if not 0 < share < 1:
+        raise ValueError(f"share={share} must be between 0 and 1")
+    n_test = math.ceil(share * rows)
+    n_train = rows - n_test
+    if n_train <= 0:
+        raise ValueError(f"{rows} rows leave none to keep after cutting off {share:.0%}")
+    if strata is not None:
+        try:
+            return _stratified(np.asarray(strata), n_train, n_test, np.random.RandomState(seed))
+        except _TooRare:
+            pass
+    permutation = np.random.RandomState(seed).permutation(rows)
+    return permutation[n_test:], permutation[:n_test]
 
-    positions = np.arange(rows)
-    try:
-        kept, off = train_test_split(positions, test_size=share, random_state=seed, stratify=strata)
-    except ValueError:  # a class too rare to stratify, or fewer rows cut off than classes
-        kept, off = train_test_split(positions, test_size=share, random_state=seed)
-    return kept, off
+
+class _TooRare(ValueError):
+    """A class with one row, or more classes than rows on one side: scikit-learn cannot stratify that."""
+
+
+def _stratified(
+    strata: np.ndarray, n_train: int, n_test: int, rng: np.random.RandomState
+) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's `StratifiedShuffleSplit`, one split, step for step (the same draws from `rng`)."""
+    _, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+    if counts.min() < 2 or min(n_train, n_test) < len(counts):
+        raise _TooRare
+    by_class = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
+    kept_per_class = _approximate_mode(counts, n_train, rng)
+    off_per_class = _approximate_mode(counts - kept_per_class, n_test, rng)
+    kept: list[np.ndarray] = []
+    off: list[np.ndarray] = []
+    for members, k, t in zip(by_class, kept_per_class, off_per_class, strict=True):
+        shuffled = members.take(rng.permutation(len(members)), mode="clip")
+        kept.append(shuffled[:k])
+        off.append(shuffled[k : k + t])
+    return rng.permutation(np.concatenate(kept)), rng.permutation(np.concatenate(off))
+
+
+def _approximate_mode(counts: np.ndarray, draws: int, rng: np.random.RandomState) -> np.ndarray:
+    """How many of `draws` rows each class gives: its share rounded down, the rest to the largest remainders,
+    ties broken at random (scikit-learn's `_approximate_mode`)."""
+    continuous = counts / counts.sum() * draws
+    floored = np.floor(continuous)
+    need = int(draws - floored.sum())
+    if need > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (tied,) = np.where(remainder == value)
+            now = min(len(tied), need)
+            floored[rng.choice(tied, size=now, replace=False)] += 1
+            need -= now
+            if need == 0:
+                break
+    return floored.astype(int)
 
 
 def cut_frame(

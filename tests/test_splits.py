@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.model_selection import train_test_split
 
 from models.splits import cut, cut_frame, three_way
@@ -38,3 +39,28 @@ def test_three_way_parts_hold_every_row_once_in_the_shares_asked_with_the_classe
         counts = part["label"].value_counts()
         assert ((counts - share * len(part)).abs().round(6) <= 1).all(), counts
     assert all(p.index.tolist() == list(range(len(p))) for p in parts)
+
+
+@pytest.mark.parametrize("rows", [2, 3, 7, 40, 101, 1000, 4099])
+@pytest.mark.parametrize("share", [0.1, 0.15, 0.2, 0.5, 0.9])
+@pytest.mark.parametrize("classes", [None, 1, 2, 3, 7, 60])
+def test_cut_picks_the_rows_scikit_learn_picks_or_refuses_as_it_does(
+    rows: int, share: float, classes: int | None
+) -> None:
+    """Runs stored before `cut` stopped calling scikit-learn must keep their test rows: the same rows, in the
+    same order, on balanced, skewed and too-rare classes alike."""
+    rng = np.random.default_rng(rows * 31 + (classes or 0))
+    strata = None if classes is None else rng.zipf(1.6, rows) % classes
+    positions = np.arange(rows)
+    for seed in (0, 42, 1234):
+        try:
+            expected = train_test_split(positions, test_size=share, random_state=seed, stratify=strata)
+        except ValueError:
+            try:
+                expected = train_test_split(positions, test_size=share, random_state=seed)
+            except ValueError:
+                with pytest.raises(ValueError):
+                    cut(rows, share, seed, strata=strata)
+                continue
+        got = cut(rows, share, seed, strata=strata)
+        assert [a.tolist() for a in got] == [a.tolist() for a in expected], (seed, strata)

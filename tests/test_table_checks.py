@@ -442,19 +442,33 @@ def test_a_report_that_shares_its_statistics_equals_checks_run_one_by_one() -> N
     assert [c.to_dict() for c in together] == [c.to_dict() for c in alone]
 
 
-def test_checks_training_at_once_leave_the_thread_limit_as_it_was() -> None:
-    from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: F401  (loads OpenMP, which is limited)
-    from threadpoolctl import threadpool_info
+def test_the_drift_statistics_are_scipys() -> None:
+    """KS and chi-squared without importing scipy.stats (0.4 s a report): the same statistic and chi-squared
+    p-value, a KS p-value within 20% of scipy's exact one, and the same verdict at the check's threshold."""
+    from scipy import stats
 
-    def threads() -> list[int]:
-        return [pool["num_threads"] for pool in threadpool_info()]
+    rng = np.random.default_rng(0)
+    for n, m in [(20, 20), (30, 80), (100, 25), (1000, 300), (5000, 5000), (50_000, 40_000)]:
+        for shift in (0.0, 0.1, 0.3, 0.6):
+            a, b = rng.normal(0, 1, n).round(2), rng.normal(shift, 1, m).round(2)  # rounded: ties, as in data
+            d, p = table_checks._ks_test(a, b)
+            expected = stats.ks_2samp(a, b)
+            assert d == pytest.approx(expected.statistic, abs=1e-12)
+            assert (p < 0.01) == (expected.pvalue < 0.01), (n, m, shift)
+            if expected.pvalue > 1e-12:
+                assert p == pytest.approx(expected.pvalue, rel=0.2), (n, m, shift)
+    for columns in (2, 3, 6):
+        table = rng.integers(1, 200, (2, columns))
+        assert table_checks._chi2_test(table) == pytest.approx(stats.chi2_contingency(table).pvalue, rel=1e-9)
 
-    before = threads()
-    first, second = table_checks._one_thread(), table_checks._one_thread()
-    first.__enter__()
-    second.__enter__()
-    assert set(threads()) == {1}
-    first.__exit__(None, None, None)  # on two threads the first in may be the first out
-    assert set(threads()) == {1}, "the other check still trains"
-    second.__exit__(None, None, None)
-    assert threads() == before
+
+def test_the_quick_model_predicts_each_fold_from_the_others() -> None:
+    frame = learnable_frame(rows=600)
+    y = pd.factorize(frame["label"], sort=True)[0]
+    folds = table_checks._stratified_folds(y, 0)
+    assert sorted(np.bincount(folds)) == [120] * 5
+    assert all(abs(np.mean(y[folds == f]) - y.mean()) < 0.01 for f in range(5)), "each class spread evenly"
+    columns = ["x1", "x2", "plan", "tenure"]
+    proba = table_checks._quick_model(frame, columns, y, folds, 2, trees=40, depth=4, shrinkage=0.2)
+    assert proba.shape == (600, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert np.mean(proba.argmax(axis=1) == y) > 0.85, "a learnable table is learnt out of fold"

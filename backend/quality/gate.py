@@ -38,8 +38,8 @@ TARGET_CHECKS = frozenset(
     }
 )
 
-# The checks run on a few threads: they spend most of their time in numpy, pandas and scikit-learn code that lets
-# go of the GIL, so a report on two cores takes little more than half as long. The slowest (training a quick
+# The checks run on a few threads: they spend most of their time in numpy, pandas and YDF code that lets go of
+# the GIL, so a report on two cores takes little more than half as long. The slowest (training a quick
 # model) start first, so that they do not finish last.
 CHECK_THREADS = min(4, os.cpu_count() or 1)
 SLOWEST = frozenset({"label_errors"})

@@ -22,8 +22,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from backend import data
 from backend.quality.common import (
@@ -220,6 +218,9 @@ def find_duplicates(frame: pd.DataFrame) -> Duplicates:
     ).sort_values(["a", "b"], ignore_index=True)
     group = np.full(n, -1, dtype=np.int64)
     if len(pairs):
+        from scipy.sparse import coo_matrix  # imported here: a tabular report need not load it
+        from scipy.sparse.csgraph import connected_components
+
         graph = coo_matrix((np.ones(len(pairs)), (pair_a, pair_b)), shape=(n, n))
         _, components = connected_components(graph, directed=False)
         joined = np.unique(np.r_[pair_a, pair_b])

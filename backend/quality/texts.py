@@ -14,8 +14,6 @@ import re
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from backend import data
 from backend.quality.common import (
@@ -144,6 +142,9 @@ def near_duplicate_groups(texts: list[str]) -> np.ndarray:
                 a.append(members[i])
                 b.append(members[j])
     links = (np.ones(sum(len(x) for x in a)), (np.concatenate(a), np.concatenate(b)))
+    from scipy.sparse import coo_matrix  # imported here: a tabular report need not load it
+    from scipy.sparse.csgraph import connected_components
+
     _, component = connected_components(coo_matrix(links, shape=(len(values), len(values))), directed=False)
     group = component[inverse.ravel()]
     _, first = np.unique(group, return_index=True)  # the first position of each group, by group number

@@ -545,7 +545,9 @@ def set_kind(store: Store, *, dataset: Dataset, kind: str) -> Dataset:
 
 def load_frame(version: DatasetVersion) -> pd.DataFrame:
     """The rows of a stored version (for images, its index: one row per image)."""
-    frame = pd.read_parquet(config.paths().resolve(version.path))
+    # One block per column: pandas would otherwise copy every number column into one 2-D block (0.3 s of 0.4 s
+    # for a 200,000 x 100 table), and the checks and the trainers read column by column anyway.
+    frame = pd.read_parquet(config.paths().resolve(version.path), to_pandas_kwargs={"split_blocks": True})
     pa.default_memory_pool().release_unused()  # the reader's buffers, kept for reuse, would count in the peak
     return frame
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
+import threading
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -947,5 +949,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CTRL_C
 
 
+def run() -> None:
+    """The `modeldeck` command: `main`, then out of the process without the interpreter's teardown.
+
+    Freeing a large table object by object and unloading pandas, pyarrow and YDF took 0.17 s after `data check`
+    of a 200,000 x 100 table had printed its answer; the operating system takes the memory back at once. `main`
+    closes the database and every file; output and logs are flushed here. A command that leaves a thread or a
+    child process behind exits the usual way, which waits for them.
+    """
+    code = main()
+    multiprocessing = sys.modules.get("multiprocessing")
+    if threading.active_count() > 1 or (multiprocessing is not None and multiprocessing.active_children()):
+        sys.exit(code)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

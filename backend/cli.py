@@ -955,11 +955,13 @@ def run() -> None:
     Freeing a large table object by object and unloading pandas, pyarrow and YDF took 0.17 s after `data check`
     of a 200,000 x 100 table had printed its answer; the operating system takes the memory back at once. `main`
     closes the database and every file; output and logs are flushed here. A command that leaves a thread or a
-    child process behind exits the usual way, which waits for them.
+    child process behind exits the usual way, which waits for them, and so does one run under a profiler or a
+    coverage tracer, which write their results at exit.
     """
     code = main()
     multiprocessing = sys.modules.get("multiprocessing")
-    if threading.active_count() > 1 or (multiprocessing is not None and multiprocessing.active_children()):
+    waiting = threading.active_count() > 1 or (multiprocessing is not None and multiprocessing.active_children())
+    if waiting or sys.getprofile() is not None or sys.gettrace() is not None:
         sys.exit(code)
     logging.shutdown()
     sys.stdout.flush()

@@ -534,6 +534,35 @@ def test_versions_no_stage_or_recent_request_needs_are_unloaded(churn_run: dict[
     )
 
 
+def test_the_server_warms_each_models_latest_version_once_and_every_staged_one(
+    churn_run: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first answer a stakeholder sees must be as quick as the rest: versions are loaded and their signatures
+    run once when found, not on the first request; a version unloaded for idleness stays unloaded until asked."""
+    from backend.serving.repository import ModelRepository
+
+    home = tmp_path / "home"
+    shutil.copytree(churn_run["home"], home)
+    _second_version(home, churn_run["run_id"])  # production holds version 1; version 2 is the latest
+    labels = registry.StageLabels(lambda: open_store(f"sqlite:///{home / 'modeldeck.db'}"), ttl_seconds=0)
+    clock = Clock()
+    repository = ModelRepository(home, labels=labels, unload_after=60, clock=clock, rescan_seconds=0)
+    caplog.set_level("INFO", logger="backend.serving.repository")
+    try:
+        first = repository.warm_up()
+        loaded = repository.loaded()
+        again = repository.warm_up()
+        clock.now = 61
+        unloaded = repository.unload_idle()
+        after_unloading = repository.warm_up()
+    finally:
+        labels.close()
+    assert (first, loaded, again) == ([("churn", 1), ("churn", 2)], {"churn": [2, 1]}, [])
+    assert (unloaded, after_unloading, repository.loaded()) == ([("churn", 2)], [], {"churn": [1]})
+    warmed = [r.getMessage() for r in caplog.records if "loaded and warmed" in r.getMessage()]
+    assert [m.split(" loaded")[0] for m in warmed] == ["model=churn version=1", "model=churn version=2"]
+
+
 # -- the dashboard -----------------------------------------------------------------------------------------------------
 def _page(page: str) -> Any:
     from streamlit.testing.v1 import AppTest

@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,18 +73,28 @@ def _models_text(models: dict[str, list[int]]) -> str:
 
 
 @contextlib.contextmanager
-def _unloading(repository: ModelRepository, every_s: float) -> Iterator[None]:
-    """Unloads idle versions in a thread of its own while the server runs (a request never waits on it)."""
+def _housekeeping(repository: ModelRepository, unload_every_s: float) -> Iterator[None]:
+    """A thread of its own while the server runs, which a request never waits on.
+
+    It loads and warms each model's new versions as they appear (`ModelRepository.warm_up`, looking every
+    RESCAN_SECONDS) and unloads the idle ones.
+    """
     stop = threading.Event()
 
     def sweep() -> None:
-        while not stop.wait(every_s):
+        unloaded_at = time.monotonic()
+        while True:
             try:
-                repository.unload_idle()
+                repository.warm_up()
+                if time.monotonic() - unloaded_at >= unload_every_s:
+                    unloaded_at = time.monotonic()
+                    repository.unload_idle()
             except Exception:  # a database that is briefly locked must not end the sweeps
-                log.exception("unloading idle versions failed; trying again in %.0f s", every_s)
+                log.exception("warming or unloading versions failed; trying again in %.0f s", RESCAN_SECONDS)
+            if stop.wait(RESCAN_SECONDS):
+                return
 
-    thread = threading.Thread(target=sweep, name="unload-idle", daemon=True)
+    thread = threading.Thread(target=sweep, name="housekeeping", daemon=True)
     thread.start()
     try:
         yield
@@ -144,7 +155,7 @@ def serve(
             repository.runs,
             _models_text(repository.models()),
         )
-        with _unloading(repository, every_s=max(RESCAN_SECONDS, min(unload_after / 4, 30.0))):
+        with _housekeeping(repository, unload_every_s=max(RESCAN_SECONDS, min(unload_after / 4, 30.0))):
             uvicorn.Server(config).run(sockets=[rest_socket])
     except KeyboardInterrupt:
         pass

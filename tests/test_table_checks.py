@@ -472,3 +472,22 @@ def test_the_quick_model_predicts_each_fold_from_the_others() -> None:
     proba = table_checks._quick_model(frame, columns, y, folds, 2, trees=40, depth=4, shrinkage=0.2)
     assert proba.shape == (600, 2) and np.allclose(proba.sum(axis=1), 1)
     assert np.mean(proba.argmax(axis=1) == y) > 0.85, "a learnable table is learnt out of fold"
+
+
+def test_quick_models_training_at_once_print_nothing(capfd: pytest.CaptureFixture[str]) -> None:
+    """`modeldeck train --json` runs the gate, whose checks train on two threads: YDF must not print into it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import ydf
+
+    ydf.verbose(1)  # YDF's default, as a fresh process has it
+    frame = learnable_frame(rows=600)
+    y = pd.factorize(frame["label"], sort=True)[0]
+    folds = table_checks._stratified_folds(y, 0)
+
+    def train(_: int) -> np.ndarray:
+        return table_checks._quick_model(frame, ["x1", "x2", "plan"], y, folds, 2, trees=5, depth=3, shrinkage=0.3)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(train, range(8)))
+    assert capfd.readouterr().out == ""

@@ -287,6 +287,10 @@ def _quick_model(
     """
     import ydf  # heavy-ish import, only when a check trains
 
+    # Quiet for good: `train(verbose=0)` lowers YDF's global level and restores it after, so with two checks
+    # training at once one could restore it mid-way through the other, which then printed "Model trained in …"
+    # into the output of `modeldeck train --json`.
+    ydf.verbose(0)
     inputs = _quick_inputs(frame, columns, max_categories=LABEL_BINS)
     label = "__label__"
     while label in inputs:

@@ -27,7 +27,9 @@ PAGES = [
     ("views/playground.py", "nav.playground", ":material/science:"),
 ]
 
-st.set_page_config(page_title="ModelDeck", page_icon=":material/explore:", layout="wide")
+# Our own file: a ":material/…:" or emoji page icon makes the browser fetch it from Google's or a CDN's servers.
+ICON = Path(__file__).resolve().parent / "assets" / "icon.png"
+st.set_page_config(page_title="ModelDeck", page_icon=str(ICON), layout="wide")
 state.init()
 
 with st.sidebar:

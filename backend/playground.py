@@ -6,8 +6,11 @@ dashboard imports this module).
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from backend import config, data
@@ -44,11 +47,30 @@ def dataset_label(store: Store, run: Run) -> str:
     return f"{dataset.name if dataset else '?'} @ {version.hash[:8] if version else '?'}"
 
 
+_WORDS = re.compile(r"[A-Z]+\d*(?![a-z])|[A-Z]?[a-z]+\d*|\d+")
+
+
+def humanise(name: str) -> str:
+    """A column name as a label people read.
+
+    `monthly_spend` and `MonthlySpend` become "Monthly spend", `customerID` "Customer ID". A name that is not
+    written like an identifier (`城市`, "Monthly spend") is left as it is.
+    """
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-. ]*", name) or " " in name.strip():
+        return name
+    words = _WORDS.findall(name)
+    if not words:
+        return name
+    shown = [w if (w.isupper() and len(w) > 1) else w.lower() for w in words]
+    return " ".join(shown)[0].upper() + " ".join(shown)[1:]
+
+
 def playground_fields(store: Store, run: Run) -> list[dict[str, Any]]:
     """One form field per model input, with a default: the median number, the commonest category, the latest date.
 
-    A date field knows how its column writes dates (`order`); free text is typed. A field's `label` is the
-    column's name as uploaded (model inputs need ASCII-safe names, people read the original).
+    A date field knows how its column writes dates (`order`); free text is typed; a number that is only ever 0 or 1
+    is a flag (kind "flag", a switch). A field's `label` is the column's name as uploaded (model inputs need
+    ASCII-safe names, people read the original), written as words when it was written as an identifier.
     """
     version = store.get_version(run.version_id)
     assert version is not None
@@ -59,14 +81,18 @@ def playground_fields(store: Store, run: Run) -> list[dict[str, Any]]:
         name = col["name"]
         if name == run.target:
             continue
+        label = humanise(str(col.get("original", name)))
         if name in features.get("numeric", []):
             values = pd.to_numeric(frame[name], errors="coerce").dropna()
             median = float(values.median()) if len(values) else 0.0
             integral = bool(len(values) and (values == values.round()).all())
+            if integral and set(values.unique()) == {0, 1}:
+                fields.append({"name": name, "label": label, "kind": "flag", "default": int(round(median))})
+                continue
             fields.append(
                 {
                     "name": name,
-                    "label": col.get("original", name),
+                    "label": label,
                     "kind": "numeric",
                     "default": median,
                     "integer": integral,
@@ -80,20 +106,20 @@ def playground_fields(store: Store, run: Run) -> list[dict[str, Any]]:
             fields.append(
                 {
                     "name": name,
-                    "label": col.get("original", name),
+                    "label": label,
                     "kind": "date",
                     "order": order,
                     "default": max(days) if days else None,  # the latest: what a new case looks like
                 }
             )
         elif name in features.get("text", []):
-            fields.append({"name": name, "label": col.get("original", name), "kind": "text", "default": ""})
+            fields.append({"name": name, "label": label, "kind": "text", "default": ""})
         elif name in features.get("categorical", []) + features.get("hashed", []):
             options = frame[name].dropna().astype(str).value_counts().index[:MAX_OPTIONS].tolist()
             fields.append(
                 {
                     "name": name,
-                    "label": col.get("original", name),
+                    "label": label,
                     "kind": "categorical",
                     "options": options,
                     "default": options[0] if options else "",
@@ -102,13 +128,38 @@ def playground_fields(store: Store, run: Run) -> list[dict[str, Any]]:
     return fields
 
 
-def example_row(store: Store, run: Run, index: int) -> dict[str, Any]:
-    """A real row of the dataset (without its target), to fill the playground form."""
+@dataclass(frozen=True)
+class Example:
+    """A real row of a run's dataset, for the playground.
+
+    What to fill in, what really happened, and which of its inputs the row leaves empty (the form shows a
+    stand-in there, and says so).
+    """
+
+    values: dict[str, Any]
+    actual: str | None  # the row's target as written, None when the row has none
+    empty: list[str]
+
+
+def _actual(frame: pd.DataFrame, target: str | None, position: int) -> str | None:
+    if target is None or target not in frame.columns:
+        return None
+    value = frame[target].iloc[position]
+    if pd.isna(value):
+        return None
+    return f"{value:,.4g}" if isinstance(value, float) else str(value)
+
+
+def example_row(store: Store, run: Run, index: int) -> Example:
+    """A real row of the dataset, the `index`-th (wrapping round), to fill the playground form."""
     version = store.get_version(run.version_id)
     assert version is not None
     frame = data.load_frame(version)
-    row = frame.iloc[index % len(frame)]
-    return {k: (None if pd.isna(v) else v) for k, v in row.items() if k != run.target}
+    position = index % len(frame)
+    row = frame.iloc[position]
+    values = {k: (None if pd.isna(v) else v) for k, v in row.items() if k != run.target}
+    empty = [str(k) for k, v in values.items() if v is None]
+    return Example(values=values, actual=_actual(frame, run.target, position), empty=empty)
 
 
 def _frame_and_roles(store: Store, run: Run) -> tuple[pd.DataFrame, dict[str, str | None]]:
@@ -117,18 +168,22 @@ def _frame_and_roles(store: Store, run: Run) -> tuple[pd.DataFrame, dict[str, st
     return data.load_frame(version), data.roles(version.columns)
 
 
-def example_text(store: Store, run: Run, index: int) -> str:
-    """A real text of the dataset, to fill the playground."""
+def example_text(store: Store, run: Run, index: int) -> tuple[str, str | None]:
+    """A real text of the dataset, to fill the playground, and its label."""
     frame, roles = _frame_and_roles(store, run)
-    texts = frame[roles["text"]].dropna().astype(str)
-    return texts.iloc[index % len(texts)] if len(texts) else ""
+    present = np.flatnonzero(frame[roles["text"]].notna().to_numpy())
+    if not len(present):
+        return "", None
+    position = int(present[index % len(present)])
+    return str(frame[roles["text"]].iloc[position]), _actual(frame, run.target, position)
 
 
-def example_image(store: Store, run: Run, index: int) -> bytes:
-    """The original bytes of a real image of the dataset, to try the model on."""
+def example_image(store: Store, run: Run, index: int) -> tuple[bytes, str | None]:
+    """The original bytes of a real image of the dataset, to try the model on, and its label."""
     frame, _ = _frame_and_roles(store, run)
-    files = frame["file"].astype(str)
-    return (config.paths().datasets / files.iloc[index % len(files)]).read_bytes()
+    position = index % len(frame)
+    image = (config.paths().datasets / str(frame["file"].iloc[position])).read_bytes()
+    return image, _actual(frame, run.target, position)
 
 
 def known_users(store: Store, run: Run, limit: int = 500) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -115,4 +116,13 @@ def show_history(rows: list[dict[str, Any]]) -> None:
     table = pd.DataFrame(rows).dropna(axis=1, how="all")  # e.g. no RMSE without regression
     table["status"] = table["status"].map(lambda s: t(f"status.{s}"))
     table["task"] = table["task"].map(lambda s: t(f"task.{s}"))
-    st.dataframe(table.rename(columns=lambda c: t(f"runs.{c}")), width="stretch", hide_index=True)
+    st.dataframe(table.rename(columns=lambda c: t(f"runs.{c}")), width="stretch", hide_index=True, placeholder="—")
+
+
+_LINE_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+def readable(text: str) -> str:
+    """A text as a person reads it: line breaks written as HTML (`<br />`, all over scraped reviews) become line
+    breaks. The text models drop tags themselves, so a cleaned text is predicted as the raw one is."""
+    return _LINE_BREAK.sub("\n", text)

@@ -40,7 +40,7 @@ def _table(checks: list[jobs.FormatCheck]) -> None:
         }
         for c in checks
     ]
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.dataframe(rows, hide_index=True, width="stretch", placeholder="—")
     st.caption(t("deploy.table_note", rows=max(c.rows for c in checks)))
 
 

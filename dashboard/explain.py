@@ -14,6 +14,7 @@ import streamlit as st
 
 from backend import config, jobs
 from backend.errors import ModelDeckError
+from dashboard.charts import plotly_config
 from dashboard.common import show_error, store
 from dashboard.i18n import t
 
@@ -129,7 +130,7 @@ def importance_section(run: jobs.Run) -> None:
             return
     metric = t(f"metric.{found.metric}")
     st.caption(t("explain.importance_how", metric=metric, score=found.score, rows=found.rows, repeats=found.repeats))
-    st.plotly_chart(importance_chart(found), width="stretch", key="chart_importance")
+    st.plotly_chart(importance_chart(found), width="stretch", key="chart_importance", config=plotly_config())
     lines = [
         t("explain.importance_line", feature=_plain(c.label), drop=c.drop, spread=c.spread, metric=metric)
         for c in found.columns[:TOP_SENTENCES]
@@ -176,7 +177,7 @@ def row_section(run: jobs.Run, row: dict[str, Any], predict: jobs.Predict) -> No
     )
     axis = t("explain.row_axis_class", cls=found.explained) if found.explained else t("explain.row_axis_value")
     fig.update_layout(xaxis_title=axis, height=120 + 28 * len(top), margin={"t": 20})
-    st.plotly_chart(fig, width="stretch", key="chart_why_row")
+    st.plotly_chart(fig, width="stretch", key="chart_why_row", config=plotly_config())
     if found.explained is not None:
         what = t("explain.chance_of", cls=_plain(found.explained))
     else:
@@ -275,7 +276,7 @@ def image_section(run: jobs.Run, image: bytes, predict: jobs.Predict) -> None:
         return
     st.subheader(t("explain.why_title"))
     left, right = st.columns([3, 2])
-    left.plotly_chart(saliency_chart(found), width="stretch", key="chart_why_image")
+    left.plotly_chart(saliency_chart(found), width="stretch", key="chart_why_image", config=plotly_config())
     right.caption(t("explain.image_intro", cls=found.explained, score=found.score, cells=len(found.grid)))
 
 

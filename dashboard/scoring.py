@@ -13,6 +13,7 @@ import streamlit as st
 from backend import jobs, scoring
 from backend.errors import ModelDeckError
 from dashboard import state
+from dashboard.charts import plotly_config
 from dashboard.common import show_error
 from dashboard.i18n import t
 
@@ -71,8 +72,8 @@ def _show(result: dict[str, Any], stem: str) -> None:
     scored: scoring.Scored = result["scored"]
     st.success(t("scoring.done", rows=scored.rows, seconds=scored.seconds))
     st.markdown(t("scoring.preview", rows=min(PREVIEW_ROWS, scored.rows)))
-    st.dataframe(scored.frame.head(PREVIEW_ROWS), hide_index=True, width="stretch")
-    st.plotly_chart(_distribution(scored), width="stretch")
+    st.dataframe(scored.frame.head(PREVIEW_ROWS), hide_index=True, width="stretch", placeholder="—")
+    st.plotly_chart(_distribution(scored), width="stretch", config=plotly_config())
     left, right = st.columns(2)
     left.download_button(
         t("scoring.download_csv"),

@@ -20,3 +20,63 @@ def test_playground_fields_show_the_uploaded_column_names(store) -> None:
         (names[1], "面积", "numeric"),
     ]
     assert fields[0]["options"] == ["北京", "上海"]
+
+
+def test_a_real_example_carries_what_really_happened_and_which_inputs_it_leaves_empty(store) -> None:
+    frame = pd.DataFrame({"tenure": [3.0, None, 40.0], "plan": ["basic", "plus", None], "churn": ["yes", "no", None]})
+    _, version = factories.add_frame(store, frame, name="churn", target="churn")
+    run = store.create_run(version_id=version.id, task="classification", target="churn", spec={})
+    first, second, third, again = (services.example_row(store, run, i) for i in (0, 1, 2, 3))
+    assert (first.values, first.actual, first.empty) == ({"tenure": 3.0, "plan": "basic"}, "yes", [])
+    assert (second.actual, second.empty) == ("no", ["tenure"])
+    assert (third.actual, third.empty) == (None, ["plan"]), "a row without a target has no actual outcome"
+    assert again == first, "the button wraps round the rows"
+
+
+def test_line_breaks_written_as_html_read_as_line_breaks() -> None:
+    from dashboard.common import readable
+
+    assert readable("Great taste.<br /><br />Would buy again<BR>twice") == "Great taste.\n\nWould buy again\ntwice"
+
+
+def test_a_finished_run_is_summed_up_in_a_sentence_a_manager_can_repeat(store) -> None:
+    from backend.jobs import in_plain_words
+
+    frame = pd.DataFrame({"tenure": range(40), "churn": ["yes", "no"] * 20})
+    _, version = factories.add_frame(store, frame, name="churn", target="churn")
+    run = store.create_run(version_id=version.id, task="classification", target="churn", spec={})
+    matrix = [[500, 40], [133, 146]]  # rows: actual no, yes; columns: predicted no, yes
+    run = store.update_run(run.id, evaluation={"classes": ["no", "yes"], "confusion_matrix": matrix})
+    assert in_plain_words(run).text("en") == (
+        "Of the 279 test cases where churn is yes, it finds 146; of the cases it flags, 78% really are."
+    )
+    assert "找出了 146 个" in in_plain_words(run).text("zh")
+    three = store.update_run(
+        run.id,
+        evaluation={
+            "classes": ["a", "b", "c"],
+            "confusion_matrix": [[8, 1, 1], [0, 9, 1], [2, 2, 6]],
+            "baseline": {"accuracy": 0.34},
+        },
+    )
+    assert in_plain_words(three).text("en") == (
+        "It names the right churn for 77% of the test cases, against 34% by always guessing the most common one."
+    )
+
+
+def test_fields_read_as_words_and_a_0_1_number_is_a_switch(store) -> None:
+    frame = pd.DataFrame(
+        {"monthly_spend": [float(i) for i in range(40)], "SeniorCitizen": [0, 1] * 20, "price": range(40)}
+    )
+    _, version = factories.add_frame(store, frame, name="spend", target="price")
+    names = [c["name"] for c in version.columns]
+    run = store.create_run(version_id=version.id, task="regression", target="price", spec={})
+    run = store.update_run(run.id, evaluation={"features": {"numeric": names[:2]}})
+    fields = services.playground_fields(store, run)
+    assert [(f["label"], f["kind"]) for f in fields] == [("Monthly spend", "numeric"), ("Senior citizen", "flag")]
+    assert [services.humanise(n) for n in ("customerID", "x1", "HTTPCode", "城市")] == [
+        "Customer ID",
+        "X1",
+        "HTTP code",
+        "城市",
+    ]

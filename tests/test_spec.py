@@ -83,3 +83,12 @@ def test_a_choice_field_lists_its_choices() -> None:
 def test_a_field_of_another_family_is_refused() -> None:
     with pytest.raises(SpecError, match=r"Unknown hyperparameter 'hidden_units' for text-generation"):
         make_spec("balanced", {"hidden_units": "64"}, task="text-generation")
+
+
+def test_the_training_form_offers_target_scaling_to_a_regression_only() -> None:
+    from backend.jobs import spec_form
+
+    def names(task: str) -> set[str]:
+        return {field["name"] for field in spec_form(task, "balanced")}
+
+    assert ("scale_target" in names("regression"), "scale_target" in names("classification")) == (True, False)

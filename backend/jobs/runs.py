@@ -332,6 +332,39 @@ def worker_if_needed(store: Store, *, home: str) -> Iterator[None]:
             proc.kill()
 
 
+def in_plain_words(run: Run) -> Message | None:
+    """How well a finished model does, in a sentence a manager can repeat (None where there is none).
+
+    Two classes: how many of the test cases of the second class (the one a threshold decides on: "yes", "1")
+    it finds, and how often it is right when it flags one. More classes: how often it names the right one,
+    against always guessing the most common. Regression: how far off a typical estimate is.
+    """
+    ev, m = run.evaluation or {}, run.metrics or {}
+    if run.task == "regression" and m.get("mae") is not None:
+        return Message.of("summary.regression", target=run.target or "", mae=m["mae"], r2=m.get("r2") or 0.0)
+    classes, matrix = ev.get("classes") or [], ev.get("confusion_matrix") or []
+    if not matrix:  # any classifier: of a table, of texts or of images
+        return None
+    if len(classes) == 2:
+        missed, caught, wrongly = matrix[1][0], matrix[1][1], matrix[0][1]  # rows: actual; columns: predicted
+        flagged = wrongly + caught
+        return Message.of(
+            "summary.binary",
+            target=run.target or "",
+            positive=str(classes[1]),
+            total=caught + missed,
+            caught=caught,
+            right=caught / flagged if flagged else 0.0,
+        )
+    total = sum(map(sum, matrix))
+    right = sum(matrix[i][i] for i in range(len(matrix)))
+    baseline = (ev.get("baseline") or {}).get("accuracy", 0.0)
+    return Message.of("summary.classes", target=run.target or "", right=right / max(total, 1), baseline=baseline)
+
+
+REGRESSION_ONLY = frozenset({"scale_target"})  # hyperparameters that only a regression uses
+
+
 def spec_form(task: str, preset: str) -> list[dict[str, Any]]:
     """The hyperparameters of a task's family as form fields, filled from a preset.
 
@@ -343,6 +376,8 @@ def spec_form(task: str, preset: str) -> list[dict[str, Any]]:
     shared = {f.name for f in dataclasses.fields(TrainingSpec)}
     fields = []
     for f in sorted(dataclasses.fields(cls), key=lambda f: f.name in shared):  # the family's own fields first
+        if f.name in REGRESSION_ONLY and task != "regression":
+            continue  # it would do nothing here, and "target scaling" on a classifier's form only puzzles
         value = values[f.name]
         kind = {bool: "bool", int: "int", float: "float", list: "list"}.get(type(value), "text")
         field: dict[str, Any] = {"name": f.name, "value": value, "type": kind}

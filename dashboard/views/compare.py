@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend import jobs, playground
+from dashboard.charts import plotly_config
 from dashboard.common import show_history, store
 from dashboard.i18n import t
 
@@ -71,7 +72,7 @@ if picked:
                 )
             )
     fig.update_layout(xaxis_title=t("compare.epoch"), yaxis_title=t("compare.loss"), height=380)
-    st.plotly_chart(fig, width="stretch", key="chart_curves")
+    st.plotly_chart(fig, width="stretch", key="chart_curves", config=plotly_config())
 
     metric_names = sorted(
         {k for s in summaries for k, v in s.metrics.items() if isinstance(v, int | float) and k != "test_rows"}
@@ -90,7 +91,7 @@ if picked:
         return ["font-weight: bold; background-color: #d9f2d9" if v == best[column.name] else "" for v in column]
 
     st.markdown(t("compare.metrics"))
-    st.dataframe(table.style.apply(mark).format("{:.4g}", na_rep="—"), width="stretch")
+    st.dataframe(table.style.apply(mark).format("{:.4g}", na_rep="—"), width="stretch", placeholder="—")
 
     specs = {s.id: s.spec for s in summaries}
     keys = sorted({k for spec in specs.values() for k in spec})
@@ -98,7 +99,7 @@ if picked:
     st.markdown(t("compare.spec_diff"))
     if differing:
         diff = pd.DataFrame({t("compare.run", id=i): {k: str(specs[i].get(k, "—")) for k in differing} for i in specs})
-        st.dataframe(diff, width="stretch")
+        st.dataframe(diff, width="stretch", placeholder="—")
     else:
         st.caption(t("compare.same_spec"))
 
@@ -115,7 +116,7 @@ if picked:
         }
         runs = ", ".join(str(m.id) for m in members)
         st.markdown(t("compare.seeds", runs=runs, count=len(members)))
-        st.dataframe(pd.DataFrame([spread]), width="stretch", hide_index=True)
+        st.dataframe(pd.DataFrame([spread]), width="stretch", hide_index=True, placeholder="—")
 
 # -- the best of each dataset -------------------------------------------------------------------------------
 st.subheader(t("compare.leaderboard"))
@@ -138,6 +139,6 @@ if leaders:
             for s in leaders
         ]
     )
-    st.dataframe(board, width="stretch", hide_index=True)
+    st.dataframe(board, width="stretch", hide_index=True, placeholder="—")
 else:
     st.caption(t("compare.no_leaders"))

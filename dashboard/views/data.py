@@ -48,6 +48,7 @@ def show_versions() -> None:
         ),
         width="stretch",
         hide_index=True,
+        placeholder="—",
     )
     if len(lineage) >= 2:
         by_hash = {v.hash[:12]: v for v in store().list_versions(dataset.id)}
@@ -108,7 +109,7 @@ with upload_tab:
         else:
             state.set_dataset(dataset.id)
             st.session_state[state.UPLOAD_NONCE] += 1
-            st.toast(t("data.added", name=dataset.name))
+            st.session_state[state.ADDED] = dataset.id
             st.rerun()
 with sample_tab:
     titles = {n: s.text("title", lang()) for n, s in data.SAMPLES.items()}  # fixed when drawn, as the widget is
@@ -120,6 +121,7 @@ with sample_tab:
         with st.spinner(t("data.loading")):
             dataset, _ = data.add_sample(store(), paths=paths(), sample=name)
         state.set_dataset(dataset.id)
+        st.session_state[state.ADDED] = dataset.id
         st.rerun()
 
 chosen = current()
@@ -141,6 +143,9 @@ if picked != dataset.id:
     state.set_dataset(picked)
     st.rerun()
 
+if st.session_state.pop(state.ADDED, None) == dataset.id:  # once, after the rerun that shows what was added
+    shape = {"rows": version.rows, "columns": len(version.columns), "version": version.hash[:8]}
+    st.success(t("data.added", name=dataset.name, **shape), icon=":material/check_circle:")
 st.subheader(dataset.name)
 a, b, c = st.columns(3)
 a.metric(t("data.rows"), f"{version.rows:,}")
@@ -193,7 +198,7 @@ if target is not None:
 # 4. Preview and column types.
 rows = frame(version.id, version.path)
 st.markdown(f"**{t('data.preview')}**")
-st.dataframe(rows.head(100), width="stretch", height=260)
+st.dataframe(rows.head(100), width="stretch", height=260, placeholder="—")
 st.markdown(f"**{t('data.column_types')}**")
 st.dataframe(
     pd.DataFrame(
@@ -210,6 +215,7 @@ st.dataframe(
     ),
     width="stretch",
     hide_index=True,
+    placeholder="—",
 )
 
 show_versions()

@@ -7,8 +7,9 @@ import streamlit as st
 from backend import data, jobs, playground
 from backend.errors import ModelDeckError
 from dashboard import deploy, explain, report, state
-from dashboard.common import paths, pick_finished_run, show_error, show_history, store
-from dashboard.i18n import t
+from dashboard.charts import plotly_config
+from dashboard.common import paths, pick_finished_run, readable, show_error, show_history, store
+from dashboard.i18n import lang, t
 
 RECENT_RUNS = 20  # the history's newest runs here; all of them, paged, sorted and filtered, on Compare
 ROWS_SHOWN = 200  # a gallery cell's most confident rows or texts, in a table
@@ -101,7 +102,14 @@ def gains_chart() -> go.Figure:
     return fig
 
 
+def in_plain_words() -> None:
+    plain = jobs.in_plain_words(run)
+    if plain is not None:  # the sentence a manager repeats, above the numbers an engineer reads
+        st.markdown(f"**{plain.text(lang())}**")
+
+
 def classifier() -> None:
+    in_plain_words()
     metric_row(("accuracy", "f1_macro", "roc_auc", "log_loss"))
     metric_row(("average_precision", "brier", "ece"))
     base = ev.get("baseline", {}).get("accuracy")
@@ -120,7 +128,7 @@ def classifier() -> None:
     for tab, (name, chart) in zip(st.tabs([t(f"evaluation.{n}") for n in charts]), charts.items(), strict=True):
         with tab:
             st.caption(t(f"evaluation.{name}_help"))
-            st.plotly_chart(chart(), width="stretch", key=f"chart_{name}")
+            st.plotly_chart(chart(), width="stretch", key=f"chart_{name}", config=plotly_config())
     per_class = m.get("per_class")
     if per_class:
         st.subheader(t("evaluation.per_class"))
@@ -129,6 +137,7 @@ def classifier() -> None:
             table.rename(columns=lambda c: t(f"evaluation.col_{c}") if c in PER_CLASS else c),
             width="stretch",
             hide_index=True,
+            placeholder="—",
         )
 
 
@@ -136,6 +145,7 @@ PER_CLASS = ("precision", "recall", "f1", "support")
 
 
 def regressor() -> None:
+    in_plain_words()
     metric_row(("rmse", "mae", "r2"), "{:,.3f}")
     base = ev.get("baseline", {}).get("rmse")
     if base is not None:
@@ -182,7 +192,7 @@ def regressor() -> None:
     for tab, (name, fig) in zip(st.tabs([t(f"evaluation.{n}") for n in charts]), charts.items(), strict=True):
         with tab:
             st.caption(t(f"evaluation.{name}_help"))
-            st.plotly_chart(fig, width="stretch", key=f"chart_{name}")
+            st.plotly_chart(fig, width="stretch", key=f"chart_{name}", config=plotly_config())
     tolerance_view()
 
 
@@ -214,8 +224,12 @@ def text_examples() -> None:
     examples = ev.get("examples", [])
     if examples:
         st.subheader(t("evaluation.examples"))
-        table = pd.DataFrame(examples).rename(columns=lambda c: t(f"evaluation.col_{c}"))
-        st.dataframe(table, width="stretch", hide_index=True)
+        table = pd.DataFrame(examples)
+        table["text"] = table["text"].map(readable)
+        if "correct" in table:  # a word, not a checkbox that reads as empty for every mistake
+            table["correct"] = table["correct"].map({True: t("evaluation.right"), False: t("evaluation.wrong")})
+        table = table.rename(columns=lambda c: t(f"evaluation.col_{c}"))
+        st.dataframe(table, width="stretch", hide_index=True, placeholder="—")
 
 
 def image_mistakes() -> None:
@@ -243,7 +257,7 @@ def recommender() -> None:
                 go.Bar(x=[t(f"metric.{key}") for key in keys], y=[values.get(key) for key in keys], name=name)
             )
         fig.update_layout(title=t("evaluation.vs_popularity", k=k), barmode="group", height=380)
-        st.plotly_chart(fig, width="stretch")
+        st.plotly_chart(fig, width="stretch", config=plotly_config())
 
 
 def generator() -> None:
@@ -275,10 +289,12 @@ def gallery_cell(classes: list[str], matrix: list[list[int]]) -> tuple[str | Non
 def gallery_examples(rows: pd.DataFrame) -> None:
     """The examples: a table of rows or texts, or a grid of thumbnails captioned actual → predicted (confidence)."""
     if run.task != "image-classification":
+        if "text" in rows:
+            rows = rows.assign(text=rows["text"].astype(str).map(readable))
         shown = rows.rename(
             columns={c: t(f"gallery.col_{c}") for c in ("row", "actual", "predicted", "confidence", "error")}
         )
-        st.dataframe(shown, width="stretch", hide_index=True, height=min(400, 38 + 35 * len(rows)))
+        st.dataframe(shown, width="stretch", hide_index=True, height=min(400, 38 + 35 * len(rows)), placeholder="—")
         return
     columns = st.columns(6)
     for i, item in enumerate(rows.to_dict("records")):
@@ -326,7 +342,7 @@ def gallery_fix(rows: pd.DataFrame, classes: list[str], predicted: str | None) -
             change = pd.DataFrame(jobs.compare_metrics(run, again))
             change["metric"] = change["metric"].map(lambda k: t(f"metric.{k}"))
             st.markdown(t("gallery.compared", old=run.id, new=again.id))
-            st.dataframe(change.rename(columns=lambda c: t(f"gallery.col_{c}")), hide_index=True)
+            st.dataframe(change.rename(columns=lambda c: t(f"gallery.col_{c}")), hide_index=True, placeholder="—")
 
 
 def gallery_view() -> None:
@@ -393,7 +409,7 @@ def segments_view() -> None:
         margin={"t": 30, "b": 50},
         showlegend=False,
     )
-    st.plotly_chart(fig, width="stretch", key="chart_segments")
+    st.plotly_chart(fig, width="stretch", key="chart_segments", config=plotly_config())
     names = [k for k in overall if k != "rows"]
 
     def cell(entry: dict, name: str) -> str:
@@ -409,7 +425,7 @@ def segments_view() -> None:
             for e in listed
         ]
     )
-    st.dataframe(table, width="stretch", hide_index=True)
+    st.dataframe(table, width="stretch", hide_index=True, placeholder="—")
 
 
 def cost_matrix_view() -> None:
@@ -444,7 +460,7 @@ def cost_matrix_view() -> None:
     b.metric(t("decision.matrix_plain"), f"{outcome['plain_cost']:,.0f}{money}")
     c.metric(t("decision.matrix_saving"), f"{outcome['saving']:,.0f}{money}")
     st.caption(t("decision.matrix_counts"))
-    st.dataframe(pd.DataFrame(outcome["confusion"], index=classes, columns=classes), width="stretch")
+    st.dataframe(pd.DataFrame(outcome["confusion"], index=classes, columns=classes), width="stretch", placeholder="—")
     reason = st.text_input(t("decision.why"), placeholder=t("decision.why_placeholder"), key="matrix_why")
     if st.button(t("decision.matrix_apply"), type="primary"):
         with st.spinner(t("decision.applying")):
@@ -516,7 +532,7 @@ def decision_view() -> None:
         yaxis_title=t("decision.profit_axis", currency=f"({costs.currency})" if costs.currency else ""),
         height=380,
     )
-    st.plotly_chart(fig, width="stretch", key="chart_profit")
+    st.plotly_chart(fig, width="stretch", key="chart_profit", config=plotly_config())
     left, middle, right = st.columns(3)
     left.metric(t("decision.profit"), f"{curve['profit_per_1000'][at]:,.0f}{money}")
     roi = curve["roi"][at]

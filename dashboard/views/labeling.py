@@ -60,6 +60,7 @@ with left:
         st.dataframe(
             rows.drop(columns=[target]).iloc[[item["row"]]].T.rename(columns=lambda _: t("labeling.value")),
             width="stretch",
+            placeholder="—",
         )
 with right:
     st.metric(t("labeling.given"), given_text)
@@ -108,6 +109,7 @@ if pending:
         ),
         hide_index=True,
         width="stretch",
+        placeholder="—",
     )
 if st.button(t("labeling.save", n=len(pending)), disabled=not pending, type="primary", icon=":material/save:"):
     try:

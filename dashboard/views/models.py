@@ -95,6 +95,7 @@ st.dataframe(
     ),
     hide_index=True,
     width="stretch",
+    placeholder="—",
 )
 
 st.subheader(t("models.history"))
@@ -117,4 +118,5 @@ st.dataframe(
     ),
     hide_index=True,
     width="stretch",
+    placeholder="—",
 )

@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend import serving
+from dashboard.charts import plotly_config
 from dashboard.common import store
 from dashboard.i18n import t
 
@@ -89,7 +90,7 @@ fig.update_layout(
     height=340,
     margin={"t": 50, "b": 10},
 )
-traffic.plotly_chart(fig, width="stretch", key="monitoring_requests")
+traffic.plotly_chart(fig, width="stretch", key="monitoring_requests", config=plotly_config())
 fig = go.Figure(
     [
         go.Scatter(x=starts, y=[b.p50_ms for b in figures.timeline], name="p50", mode="lines+markers"),
@@ -103,7 +104,7 @@ fig.update_layout(
     height=340,
     margin={"t": 50, "b": 10},
 )
-latency.plotly_chart(fig, width="stretch", key="monitoring_latency")
+latency.plotly_chart(fig, width="stretch", key="monitoring_latency", config=plotly_config())
 
 # 3. What the model answered.
 if figures.predictions is not None:
@@ -117,7 +118,7 @@ if figures.predictions is not None:
         height=320,
         margin={"t": 50, "b": 10},
     )
-    st.plotly_chart(fig, width="stretch", key="monitoring_predictions")
+    st.plotly_chart(fig, width="stretch", key="monitoring_predictions", config=plotly_config())
 
 # 4. Input drift: each feature's PSI against the training data, the drifting first, and the worst one's bins.
 st.subheader(t("monitoring.drift"))
@@ -144,7 +145,7 @@ fig.update_layout(
     height=120 + 40 * len(ordered),
     margin={"t": 50, "b": 10},
 )
-st.plotly_chart(fig, width="stretch", key="monitoring_psi")
+st.plotly_chart(fig, width="stretch", key="monitoring_psi", config=plotly_config())
 
 worst = figures.drift[0]
 labels = [b.label if b.label is not None else t("monitoring.other") for b in worst.bins]
@@ -161,4 +162,4 @@ fig.update_layout(
     height=340,
     margin={"t": 50, "b": 10},
 )
-st.plotly_chart(fig, width="stretch", key="monitoring_bins")
+st.plotly_chart(fig, width="stretch", key="monitoring_bins", config=plotly_config())

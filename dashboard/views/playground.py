@@ -10,7 +10,8 @@ import streamlit as st
 from backend import jobs, playground, serving
 from backend.errors import ModelDeckError
 from dashboard import explain, scoring
-from dashboard.common import pick_finished_run, show_error, store
+from dashboard.charts import plotly_config
+from dashboard.common import pick_finished_run, readable, show_error, store
 from dashboard.i18n import t
 
 st.title(t("playground.title"))
@@ -55,10 +56,12 @@ def footer() -> None:
         st.caption(t("playground.served_by", name=run.model_name, version=run.model_version))
 
 
-def show_classes(prediction: dict, target: str | None) -> None:
+def show_classes(prediction: dict, target: str | None, actual: str | None = None) -> None:
     probabilities = dict(zip(prediction["classes"], prediction["probabilities"], strict=True))
     left, right = st.columns([1, 2])
     left.metric(t("playground.label", target=target or ""), str(prediction["label"]))
+    if actual is not None:  # a real row, unchanged: what really happened, beside the prediction
+        left.metric(t("playground.actual", target=target or ""), actual)
     left.metric(t("playground.confidence"), f"{max(probabilities.values()):.1%}")
     if "decision" in prediction:  # a threshold or a cost matrix was chosen for this model: the export decides
         if "threshold" in prediction:
@@ -83,28 +86,42 @@ def show_classes(prediction: dict, target: str | None) -> None:
         height=120 + 30 * min(len(probabilities), 20),
         margin={"t": 40, "b": 10},
     )
-    right.plotly_chart(fig, width="stretch")
+    right.plotly_chart(fig, width="stretch", config=plotly_config())
 
 
-def next_example() -> int | None:
-    """The row the "fill with real data" button points at (None before the first click)."""
+def next_example() -> tuple[int | None, bool]:
+    """The row the "fill with a real example" button points at (None before the first click), and whether it was
+    clicked just now: the example is then predicted at once, beside what really happened."""
     key = f"example_{run.id}"
-    if st.button(t("playground.example"), help=t("playground.example_help")):
+    clicked = st.button(t("playground.example"), help=t("playground.example_help"))
+    if clicked:
         st.session_state[key] = st.session_state.get(key, -1) + 1
-    return st.session_state.get(key)
+    return st.session_state.get(key), clicked
+
+
+def as_filled(fresh: bool, given: Any) -> bool:
+    """Whether the form still holds the real example as it was filled in (remembered on the click)."""
+    key = f"filled_{run.id}"
+    if fresh:
+        st.session_state[key] = given
+    return st.session_state.get(key) == given
 
 
 def table_form() -> None:
     fields = playground.playground_fields(store(), run)
-    index = next_example()
-    example = playground.example_row(store(), run, index) if index is not None else {}
+    index, fresh = next_example()
+    example = playground.example_row(store(), run, index) if index is not None else None
+    values = example.values if example is not None else {}
+    if example is not None and example.empty:
+        labels = {f["name"]: f["label"] for f in fields}
+        st.caption(t("playground.stand_ins", names=", ".join(labels.get(n, n) for n in example.empty)))
     with st.form(f"predict_{run.id}"):
         st.markdown(t("playground.form", target=run.target))
         row: dict[str, Any] = {}
         columns = st.columns(3)
         for i, field in enumerate(fields):
             col, name = columns[i % 3], field["name"]
-            value = example.get(name, field["default"])
+            value = values.get(name, field["default"])
             widget_key = f"f_{run.id}_{name}_{index}"
             if field["kind"] == "numeric":
                 number = float(value if value is not None else field["default"])
@@ -112,6 +129,11 @@ def table_form() -> None:
                     row[name] = col.number_input(field["label"], value=int(round(number)), step=1, key=widget_key)
                 else:
                     row[name] = col.number_input(field["label"], value=number, format="%.4g", key=widget_key)
+            elif field["kind"] == "flag":
+                on = col.toggle(
+                    field["label"], value=bool(value if value is not None else field["default"]), key=widget_key
+                )
+                row[name] = int(on)
             elif field["kind"] == "date":
                 day = playground.read_date(value, field["order"]) or field["default"]
                 picked = col.date_input(field["label"], value=day, key=widget_key)
@@ -122,44 +144,51 @@ def table_form() -> None:
                 options = field["options"] if str(value) in field["options"] else [str(value), *field["options"]]
                 row[name] = col.selectbox(field["label"], options, index=options.index(str(value)), key=widget_key)
         submitted = st.form_submit_button(t("playground.predict"), type="primary")
-    if submitted:
+    actual = example.actual if example is not None and as_filled(fresh, row) else None
+    if submitted or fresh:
         prediction = ask([row])
         if run.task == "classification":
-            show_classes(prediction, run.target)
+            show_classes(prediction, run.target, actual)
         else:
-            st.metric(t("playground.value", target=run.target), f"{float(prediction['value']):,.2f}")
+            left, right = st.columns(2)
+            left.metric(t("playground.value", target=run.target), f"{float(prediction['value']):,.2f}")
+            if actual is not None:
+                right.metric(t("playground.actual", target=run.target), actual)
         explain.row_section(run, row, predict_many)
         footer()
 
 
 def text_form() -> None:
-    index = next_example()
-    text = playground.example_text(store(), run, index) if index is not None else ""
+    index, fresh = next_example()
+    text, label = playground.example_text(store(), run, index) if index is not None else ("", None)
+    text = readable(text)
     with st.form(f"predict_{run.id}"):
         typed = st.text_area(t("playground.text"), text, height=150, key=f"text_{run.id}_{index}")
         submitted = st.form_submit_button(t("playground.predict"), type="primary")
-    if submitted:
+    actual = label if as_filled(fresh, typed) else None
+    if submitted or (fresh and typed.strip()):
         if not typed.strip():
             st.warning(t("playground.text_empty"))
             st.stop()
-        show_classes(ask([{"text": typed}]), run.target)
+        show_classes(ask([{"text": typed}]), run.target, actual)
         explain.text_section(run, typed, predict_many)
         footer()
 
 
 def image_form() -> None:
-    index = next_example()
+    index, _ = next_example()
     upload = st.file_uploader(t("playground.image"), type=["png", "jpg", "jpeg", "gif", "bmp"])
     data = upload.getvalue() if upload is not None else None
+    actual = None
     if data is None and index is not None:
-        data = playground.example_image(store(), run, index)
+        data, actual = playground.example_image(store(), run, index)
     if data is None:
         st.info(t("playground.image_hint"))
         st.stop()
     left, right = st.columns([1, 3])
     left.image(data, width="stretch")
     with right:
-        show_classes(ask([{"image": {"b64": base64.b64encode(data).decode()}}]), run.target)
+        show_classes(ask([{"image": {"b64": base64.b64encode(data).decode()}}]), run.target, actual)
     explain.image_section(run, data, predict_many)
     footer()
 
@@ -211,9 +240,11 @@ def recommendation_form() -> None:
     history = playground.user_history(store(), run, str(user))
     left, right = st.columns(2)
     left.subheader(t("playground.recommended"))
-    left.dataframe(picks, hide_index=True, width="stretch")
+    left.dataframe(picks, hide_index=True, width="stretch", placeholder="—")
     right.subheader(t("playground.history"))
-    right.dataframe(history.rename(columns=lambda c: t(f"playground.h_{c}")), hide_index=True, width="stretch")
+    right.dataframe(
+        history.rename(columns=lambda c: t(f"playground.h_{c}")), hide_index=True, width="stretch", placeholder="—"
+    )
     footer()
 
 

@@ -6,6 +6,7 @@ import streamlit as st
 from backend import data, i18n, quality
 from backend.errors import ModelDeckError
 from dashboard import state
+from dashboard.charts import plotly_config
 from dashboard.common import frame, paths, report, require_dataset, require_target, show_error, store
 from dashboard.i18n import check_text, lang, t
 
@@ -39,7 +40,7 @@ def show_evidence(check: quality.CheckResult) -> None:
         if charted and numbers and len(value) >= 2:
             fig = go.Figure(go.Bar(x=list(value), y=list(value.values())))
             fig.update_layout(height=240, margin={"t": 30, "b": 10}, title=t(f"evidence.{key}"))
-            st.plotly_chart(fig, width="stretch", key=f"chart_{check.id}_{key}")
+            st.plotly_chart(fig, width="stretch", key=f"chart_{check.id}_{key}", config=plotly_config())
     rows = evidence.get("example_rows")
     if rows:
         st.caption(t("quality.examples"))
@@ -51,9 +52,10 @@ def show_evidence(check: quality.CheckResult) -> None:
                 caption=[str(label) for label in examples["label"]],
             )
         else:
-            st.dataframe(examples, width="stretch")
-    with st.popover(t("quality.evidence")):
-        st.json(evidence)
+            st.dataframe(examples, width="stretch", placeholder="—")
+    with st.popover(t("quality.evidence")):  # for whoever wants the raw record: the check's id and its evidence
+        st.code(check.id, language=None)
+        st.json(evidence, expanded=False)
 
 
 def offer_fix(check: quality.CheckResult) -> None:
@@ -92,7 +94,7 @@ for check in sorted(checks, key=lambda c: (c.passed, ["blocker", "warning", "inf
         st.markdown(f"**{t('quality.why')}** {check_text(check, 'why')}")
         if not check.passed:
             st.markdown(f"**{t('quality.fix')}** {check_text(check, 'fix')}")
-        st.caption(t("quality.severity", severity=t(f"level.{check.severity}"), id=check.id))
+        st.caption(t("quality.severity", severity=t(f"level.{check.severity}")))
         if not check.passed:
             offer_fix(check)
         show_evidence(check)

@@ -8,8 +8,9 @@ from plotly.subplots import make_subplots
 from backend import i18n, jobs
 from backend.errors import ModelDeckError
 from dashboard import state
+from dashboard.charts import plotly_config
 from dashboard.common import report, require_dataset, require_target, show_error, store
-from dashboard.i18n import check_text, t
+from dashboard.i18n import check_text, lang, t
 
 ACTIVE = ("queued", "running")
 PRESETS = ["fast", "balanced", "thorough"]
@@ -43,7 +44,15 @@ if blockers:
     override = st.text_input(t("training.override"), placeholder=t("training.override_hint"))
 
 # 3. Hyperparameters: a preset fills the form (the family's own fields first); every field can be edited.
-preset = st.radio(t("training.preset"), PRESETS, index=1, horizontal=True, format_func=lambda p: t(f"preset.{p}"))
+chosen = st.session_state.get(state.PRESET, PRESETS[1])  # the last one chosen, here or before leaving the page
+preset = st.radio(
+    t("training.preset"),
+    PRESETS,
+    index=PRESETS.index(chosen) if chosen in PRESETS else 1,
+    horizontal=True,
+    format_func=lambda p: t(f"preset.{p}"),
+)
+st.session_state[state.PRESET] = preset
 overrides: dict[str, object] = {}
 with st.expander(t("training.hyperparameters"), expanded=False):
     columns = st.columns(3)
@@ -201,10 +210,10 @@ def search_view(run) -> None:
     losses = [r["val_loss"] for r in finished]
     fig = go.Figure(go.Parcoords(line={"color": losses, "colorscale": "Viridis_r", "showscale": True}, dimensions=dims))
     fig.update_layout(title=t("search.parallel"), height=380, margin={"t": 100, "l": 60, "r": 40})
-    st.plotly_chart(fig, width="stretch", key=f"parcoords_{run.id}")
+    st.plotly_chart(fig, width="stretch", key=f"parcoords_{run.id}", config=plotly_config())
     table = pd.DataFrame(rows)
     table["status"] = table["status"].map(lambda s: t(f"status.{s}"))
-    st.dataframe(table.rename(columns=trial_column), hide_index=True, width="stretch")
+    st.dataframe(table.rename(columns=trial_column), hide_index=True, width="stretch", placeholder="—")
 
 
 def selection_text(selection: dict) -> str:
@@ -238,17 +247,18 @@ def show(run_id: int) -> None:
     if "search" in run.spec:
         search_view(run)
     elif run.epochs_done:
-        st.plotly_chart(curves_figure(run.id), width="stretch", key=f"curves_{run.id}")
-    st.caption(
-        t(
-            "training.device",
-            device=run.device or "…",
-            spec=", ".join(f"{k}={v}" for k, v in run.spec.items() if k != "search"),
+        st.plotly_chart(curves_figure(run.id), width="stretch", key=f"curves_{run.id}", config=plotly_config())
+    with st.expander(t("training.technical"), icon=":material/terminal:"):  # for the engineer, out of a demo's way
+        st.caption(
+            t(
+                "training.device",
+                device=run.device or "…",
+                spec=", ".join(f"{k}={v}" for k, v in run.spec.items() if k != "search"),
+            )
         )
-    )
-    if run.epochs_done and "search" not in run.spec:
-        st.caption(t("training.tensorboard"))
-        st.code(jobs.tensorboard_command(run), language="bash")
+        if run.epochs_done and "search" not in run.spec:
+            st.caption(t("training.tensorboard"))
+            st.code(jobs.tensorboard_command(run), language="bash")
     if run.status not in ACTIVE and buttons.button(
         t("training.again"), key=f"again_{run.id}", help=t("training.again_help")
     ):
@@ -290,13 +300,21 @@ def status_view(run, buttons) -> None:
     elif run.status == "cancelled":
         st.info(t("training.cancelled", epochs=run.epochs_done))
     elif run.status == "succeeded":
-        st.success(headline(run) + " " + t("training.done_time", time=duration(run.duration_s), device=run.device))
-        if selection := run.evaluation.get("selection"):
-            st.caption(selection_text(selection))
-        for finding in run.evaluation.get("diagnostics", []):
-            st.warning(t(f"diagnosis.{finding['id']}", **finding["params"]), icon=":material/troubleshoot:")
-        if "search" not in run.spec:
-            st.page_link("views/evaluation.py", label=t("training.see_evaluation"), icon=":material/analytics:")
+        succeeded_view(run)
+
+
+def succeeded_view(run) -> None:
+    """A finished run: its numbers, the sentence a manager repeats, which family won, what looks wrong."""
+    st.success(headline(run) + " " + t("training.done_time", time=duration(run.duration_s), device=run.device))
+    plain = jobs.in_plain_words(run)
+    if plain is not None:
+        st.markdown(f"**{plain.text(lang())}**")
+    if selection := run.evaluation.get("selection"):
+        st.caption(selection_text(selection))
+    for finding in run.evaluation.get("diagnostics", []):
+        st.warning(t(f"diagnosis.{finding['id']}", **finding["params"]), icon=":material/troubleshoot:")
+    if "search" not in run.spec:
+        st.page_link("views/evaluation.py", label=t("training.see_evaluation"), icon=":material/analytics:")
 
 
 @st.fragment(run_every=1.0)

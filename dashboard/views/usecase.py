@@ -16,6 +16,7 @@ import streamlit as st
 from backend import jobs, playground, serving
 from backend.errors import ModelDeckError
 from dashboard import explain, state
+from dashboard.charts import plotly_config
 from dashboard.common import show_error, store
 from dashboard.i18n import lang, t
 
@@ -81,6 +82,8 @@ def inputs(fields: list[dict[str, Any]]) -> dict[str, Any]:
                 row[name] = st.slider(label, float(low), float(high), float(start), key=key)
         elif field["kind"] == "numeric":
             row[name] = st.number_input(label, value=float(field["default"]), key=key)
+        elif field["kind"] == "flag":
+            row[name] = int(st.toggle(label, value=bool(field["default"]), key=key))
         elif field["kind"] == "date":
             picked = st.date_input(label, value=field["default"], key=key)
             row[name] = playground.write_date(picked, field["order"]) if picked else ""
@@ -116,7 +119,7 @@ def what_if(fields: list[dict[str, Any]], row: dict[str, Any], answer: dict[str,
     fig.update_layout(xaxis_title=labels[name], yaxis_title=axis, height=360, margin={"t": 20})
     if "value" not in answer:
         fig.update_yaxes(range=[0, 1], tickformat=".0%")
-    st.plotly_chart(fig, width="stretch", key="chart_whatif")
+    st.plotly_chart(fig, width="stretch", key="chart_whatif", config=plotly_config())
 
 
 def table_view() -> None:
@@ -148,7 +151,7 @@ def image_view() -> None:
         st.session_state[key] = st.session_state.get(key, -1) + 1
     data = upload.getvalue() if upload is not None else None
     if data is None and key in st.session_state:
-        data = playground.example_image(store(), run, st.session_state[key])
+        data, _ = playground.example_image(store(), run, st.session_state[key])
     if data is None:
         st.stop()
     left, right = st.columns([1, 2])

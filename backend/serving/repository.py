@@ -180,57 +180,65 @@ class ModelRepository:
         raise _not_found(name, version)
 
     def _load(self, servable: Servable) -> Any:
+        """The version in memory, loaded (and warmed, `_warm`) on first use or when its files were rewritten.
+
+        A rewrite (a threshold chosen while the server runs) is seen on the very next request: each one compares
+        `saved_model.pb`'s stamp, one stat, rather than wait for the next scan.
+        """
+        stamp = _stamp(servable.path)
         with self._lock:
             self._used[servable.path] = self._clock()
             loaded = self._loaded.get(servable.path)
-            if loaded is not None:
+            if loaded is not None and self._stamps.get(servable.path) == stamp:
                 return loaded
             lock = self._load_locks.setdefault(servable.path, threading.Lock())
         with lock:
-            loaded = self._loaded.get(servable.path)
-            if loaded is None:
-                started = time.monotonic()
-                try:
-                    loaded = tf.saved_model.load(str(servable.path))
-                except Exception as exc:
-                    reason = (str(exc).strip().splitlines() or [""])[0]
-                    log.error(
-                        "model=%s version=%d failed to load from %s: %s: %s",
-                        servable.name,
-                        servable.version,
-                        servable.path,
-                        type(exc).__name__,
-                        reason,
-                    )
-                    log.debug("the load's traceback", exc_info=exc)
-                    raise ServingUnavailable(
-                        "error.serving.cannot_load",
-                        servable_name=servable.name,
-                        version=servable.version,
-                        path=servable.path,
-                        error_type=type(exc).__name__,
-                    ) from exc
-                log.info(
-                    "model=%s version=%d loaded in %.1f s from %s",
+            with self._lock:
+                loaded = self._loaded.get(servable.path)
+                if loaded is not None and self._stamps.get(servable.path) == stamp:
+                    return loaded
+            started = time.monotonic()
+            try:
+                loaded = tf.saved_model.load(str(servable.path))
+            except Exception as exc:
+                reason = (str(exc).strip().splitlines() or [""])[0]
+                log.error(
+                    "model=%s version=%d failed to load from %s: %s: %s",
                     servable.name,
                     servable.version,
-                    time.monotonic() - started,
                     servable.path,
+                    type(exc).__name__,
+                    reason,
                 )
-                with self._lock:
-                    self._loaded[servable.path] = loaded
+                log.debug("the load's traceback", exc_info=exc)
+                raise ServingUnavailable(
+                    "error.serving.cannot_load",
+                    servable_name=servable.name,
+                    version=servable.version,
+                    path=servable.path,
+                    error_type=type(exc).__name__,
+                ) from exc
+            _warm(servable, loaded)
+            log.info(
+                "model=%s version=%d loaded in %.1f s from %s",
+                servable.name,
+                servable.version,
+                time.monotonic() - started,
+                servable.path,
+            )
+            with self._lock:
+                self._loaded[servable.path] = loaded
+                self._stamps[servable.path] = stamp
             return loaded
 
     def warm_up(self) -> list[tuple[str, int]]:
-        """Loads and warms what requests will want, so that the first answer comes as fast as the rest.
+        """Loads (and so warms) what requests will want, so that the first answer comes as fast as the rest.
 
-        That is each model's latest version when it first appears, and every version a stage holds. A loaded
-        SavedModel's first call builds and optimises its graph (1.5 s for a table model, against 0.1 s for a
-        later call): each signature is called here once on one made-up row. A version that fails to load or to
-        warm is logged and left to the request that wants it, which says why.
+        That is each model's latest version when it first appears, and every version a stage holds. A version
+        that fails to load is logged and left to the request that wants it, which says why.
 
         Returns:
-            The (model, version) pairs loaded and warmed by this call.
+            The (model, version) pairs loaded by this call.
         """
         index = self._refresh()
         wanted = set(self.labels.pinned()) if self.labels is not None else set()
@@ -246,18 +254,10 @@ class ModelRepository:
             path = index.get(name, {}).get(version)
             if path is None or path in loaded:
                 continue
-            started = time.monotonic()
             try:
-                for signature in self._load(Servable(name, version, path)).signatures.values():
-                    signature(
-                        **{n: tf.constant(_made_up(spec), spec.dtype) for n, spec in input_specs(signature).items()}
-                    )
-            except Exception as exc:  # the request that wants this version will say what is wrong with it
-                log.info(
-                    "model=%s version=%d not warmed: %s", name, version, (str(exc).strip().splitlines() or [""])[0]
-                )
+                self._load(Servable(name, version, path))
+            except ModelDeckError:  # logged by `_load`; the request that wants this version will say why
                 continue
-            log.info("model=%s version=%d loaded and warmed in %.1f s", name, version, time.monotonic() - started)
             warmed.append((name, version))
         return warmed
 
@@ -316,6 +316,20 @@ class ModelRepository:
 def input_specs(signature: Any) -> dict[str, tf.TensorSpec]:
     """Returns a signature's keyword inputs: name -> TensorSpec."""
     return dict(signature.structured_input_signature[1])
+
+
+def _warm(servable: Servable, loaded: Any) -> None:
+    """Calls each signature once on one made-up row, so that no request waits for the first call.
+
+    A loaded SavedModel's first call builds and optimises its graph (1.5 s for a table model, against 0.1 s for a
+    later call). A signature that refuses the row is left as it is: the request will say what it wants.
+    """
+    for name, signature in loaded.signatures.items():
+        try:
+            signature(**{n: tf.constant(_made_up(spec), spec.dtype) for n, spec in input_specs(signature).items()})
+        except Exception as exc:
+            reason = (str(exc).strip().splitlines() or [""])[0]
+            log.debug("model=%s version=%d signature %s not warmed: %s", servable.name, servable.version, name, reason)
 
 
 def _made_up(spec: tf.TensorSpec) -> np.ndarray:

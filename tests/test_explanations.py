@@ -235,7 +235,7 @@ def test_the_playground_says_why_next_to_a_table_prediction(
     monkeypatch.setenv("MODELDECK_SERVING_URL", serving)
     at = open_page("views/playground.py")
     one(at.selectbox, "Model").select(trained["table"]).run()
-    one(at.number_input, PLANTED).set_value(0.05)
+    one(at.number_input, "Signal").set_value(0.05)  # the column `signal`, its label written as a word
     one(at.button, "Predict").click().run()
 
     assert not at.exception and values(at.error) == []

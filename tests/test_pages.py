@@ -463,8 +463,10 @@ def test_evaluation_page_shows_the_regression_metrics(
 
 # -- Playground ----------------------------------------------------------------------------------------------
 def form_row(at: AppTest) -> dict[str, Any]:
-    """What the Playground form would send: each feature widget's label and value."""
-    return {w.label: w.value for w in [*at.number_input, *at.selectbox] if w.key and w.key.startswith("f_")}
+    """What the Playground form would send: each feature's column (from its widget's key `f_RUN_COLUMN_EXAMPLE`;
+    the label people read is the column's name written as words) and value."""
+    widgets = [w for w in [*at.number_input, *at.selectbox] if w.key and w.key.startswith("f_")]
+    return {w.key.split("_", 2)[2].rsplit("_", 1)[0]: w.value for w in widgets}
 
 
 def test_playground_form_has_one_field_per_feature_column(

@@ -130,7 +130,8 @@ class Reporter(keras.callbacks.Callback):
         samples = (self._epoch_iteration + step - self._first_iteration) * self.batch_size
         done_steps = self._epoch * self.steps + step
         total_steps = self.epochs * self.steps
-        step_time = epoch_elapsed / step if step else 0.0
+        # This epoch's pace once it has steps, the whole fit's before that: an estimate from the first epoch on.
+        step_time = epoch_elapsed / step if step else (elapsed / done_steps if done_steps else 0.0)
         return {
             "epoch": self._epoch,
             "epochs": self.epochs,

@@ -61,6 +61,15 @@ def test_epochs_are_forwarded_with_their_logs_and_progress_comes_from_the_watche
     assert not reporter._watcher.is_alive()
 
 
+def test_the_time_left_is_estimated_from_the_first_epoch_on_even_at_an_epochs_first_step() -> None:
+    reporter, seen = _reporter(epochs=3)
+    x, y = _data()
+    _model().fit(x, y, batch_size=16, epochs=3, callbacks=[reporter, Slow()], verbose=0)
+    after_the_first = [p for p in seen["progress"] if p["epoch"] >= 1]
+    assert after_the_first and all(p["eta_s"] is not None for p in after_the_first), after_the_first
+    assert reporter.progress(0)["eta_s"] is not None, "at the start of an epoch, the fit's pace so far"
+
+
 def test_a_cancel_request_stops_training_mid_epoch() -> None:
     reporter, seen = _reporter(should_stop=lambda: True, epochs=50)
     x, y = _data()

@@ -113,11 +113,13 @@ def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]
         run.id, names=[base, f"{base}-{run.task}"], task=run.task, export_parent=paths.relative(run_dir / "export")
     )
     export_dir = run_dir / "export" / name / str(version_number)
+    store.update_run(run.id, progress=(trained or {}) | {"phase": "exporting"})  # what the page says after 100%
     if fitted.exported is not None:
         export_dir.parent.mkdir(parents=True, exist_ok=True)
         fitted.exported.rename(export_dir)
     else:
         prepared.export(net, export_dir)
+    store.update_run(run.id, progress=(trained or {}) | {"phase": "evaluating"})
     scores, details = prepared.evaluate(export_dir)
     if "test_scores" in details:  # each test case's score: for choosing a threshold later (backend/jobs/decisions.py)
         import numpy as np

@@ -74,11 +74,14 @@ st.caption(t("data.intro"))
 # 1. Add: an upload or a built-in sample.
 upload_tab, sample_tab = st.tabs([t("data.tab_upload"), t("data.tab_sample")])
 with upload_tab:
+    kinds = ["csv", "tsv", "txt", "parquet", "xlsx", "jsonl", "ndjson", "zip"]
     uploaded = st.file_uploader(
-        t("data.upload_label"),
-        type=["csv", "tsv", "txt", "parquet", "xlsx", "jsonl", "ndjson", "zip"],
-        key=f"upload_{st.session_state[state.UPLOAD_NONCE]}",
+        t("data.upload_label"), type=kinds, key=f"upload_{st.session_state[state.UPLOAD_NONCE]}"
     )
+    if lang() != "en":  # Streamlit's own words in the drop zone cannot be translated: ours, under it, instead
+        st.html("<style>[data-testid='stFileUploaderDropzoneInstructions'] { display: none; }</style>")
+        limit = st.get_option("server.maxUploadSize")
+        st.caption(t("data.upload_limits", mb=limit, kinds="、".join(k.upper() for k in kinds)))
     sheet = None
     if uploaded is not None and uploaded.name.lower().endswith(".xlsx"):
         sheets = excel_sheets(uploaded.getvalue(), uploaded.name)

@@ -278,6 +278,10 @@ def status_view(run, buttons) -> None:
             st.rerun()  # the whole app: scope="fragment" raises when the click lands in a full-app run
         if run.status == "queued":
             st.info(t("training.queued"))
+        phase = p.get("phase") or ("starting" if run.status == "running" and not p else None)
+        if phase:  # before the first epoch, and after the last: what it is doing, not a bar stuck at 0% or 100%
+            st.progress(float(p.get("fraction", 0.0)), text=t(f"training.phase_{phase}"))
+            return
         fraction = float(p.get("fraction", 0.0))
         st.progress(
             fraction,

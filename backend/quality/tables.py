@@ -301,6 +301,9 @@ def _quick_model(
         test = folds == fold
         if not test.any():
             continue
+        if classes and len(np.unique(target[~test])) < 2:  # one class left: it is certain of it
+            out[np.flatnonzero(test), int(target[~test][0])] = 1.0
+            continue
         train = {name: values[~test] for name, values in inputs.items()} | {label: target[~test]}
         learner = ydf.GradientBoostedTreesLearner(
             label=label,
@@ -315,9 +318,6 @@ def _quick_model(
             num_threads=1,  # the gate runs two checks at once, and a worker may be training beside it
             random_seed=SEED,
         )
-        if classes and len(np.unique(target[~test])) < 2:  # one class left: it is certain of it
-            out[np.flatnonzero(test), int(target[~test][0])] = 1.0
-            continue
         model = learner.train(train, verbose=0)
         predicted = np.asarray(model.predict({name: values[test] for name, values in inputs.items()}))
         if not classes:

@@ -6,7 +6,6 @@ dashboard imports this module).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from backend import config, data
-from backend.jobs import has_live_worker
+from backend.jobs import column_name, has_live_worker
 from db import Run, Store, open_store
 from models.columns import read_date as read_date  # the dashboard's date fields read and write dates
 from models.columns import write_date as write_date
@@ -47,30 +46,13 @@ def dataset_label(store: Store, run: Run) -> str:
     return f"{dataset.name if dataset else '?'} @ {version.hash[:8] if version else '?'}"
 
 
-_WORDS = re.compile(r"[A-Z]+\d*(?![a-z])|[A-Z]?[a-z]+\d*|\d+")
-
-
-def humanise(name: str) -> str:
-    """A column name as a label people read.
-
-    `monthly_spend` and `MonthlySpend` become "Monthly spend", `customerID` "Customer ID". A name that is not
-    written like an identifier (`城市`, "Monthly spend") is left as it is.
-    """
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-. ]*", name) or " " in name.strip():
-        return name
-    words = _WORDS.findall(name)
-    if not words:
-        return name
-    shown = [w if (w.isupper() and len(w) > 1) else w.lower() for w in words]
-    return " ".join(shown)[0].upper() + " ".join(shown)[1:]
-
-
 def playground_fields(store: Store, run: Run) -> list[dict[str, Any]]:
     """One form field per model input, with a default: the median number, the commonest category, the latest date.
 
     A date field knows how its column writes dates (`order`); free text is typed; a number that is only ever 0 or 1
-    is a flag (kind "flag", a switch). A field's `label` is the column's name as uploaded (model inputs need
-    ASCII-safe names, people read the original), written as words when it was written as an identifier.
+    is a flag (kind "flag", a switch). A field's `label` is the name the run gives the column, else the column's
+    name as uploaded (model inputs need ASCII-safe names, people read the original), written as words when it was
+    written as an identifier.
     """
     version = store.get_version(run.version_id)
     assert version is not None
@@ -81,7 +63,7 @@ def playground_fields(store: Store, run: Run) -> list[dict[str, Any]]:
         name = col["name"]
         if name == run.target:
             continue
-        label = humanise(str(col.get("original", name)))
+        label = column_name(run, name, str(col.get("original", name)))
         if name in features.get("numeric", []):
             values = pd.to_numeric(frame[name], errors="coerce").dropna()
             median = float(values.median()) if len(values) else 0.0

@@ -4,10 +4,11 @@ the features, words or parts of an image that pushed it, in plain words (backend
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -18,6 +19,7 @@ from dashboard.charts import plotly_config
 from dashboard.common import show_error, store
 from dashboard.i18n import t
 
+Found = TypeVar("Found", jobs.RowExplanation, jobs.TextExplanation, jobs.ImageExplanation)
 TOP_FEATURES = 15  # bars in the importance chart
 TOP_SENTENCES = 3  # pushes said in words under a chart
 GREEN, RED = (44, 160, 44), (214, 39, 40)  # pushed towards the answer, pushed away from it
@@ -61,14 +63,26 @@ def _image(key: Key, image: bytes, _predict: jobs.Predict) -> jobs.ImageExplanat
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
 
 
+def named(run: jobs.Run, found: Found) -> Found:
+    """An explanation whose class reads as the run names it ("Will leave", not "1")."""
+    if found.explained is None:
+        return found
+    return dataclasses.replace(found, explained=jobs.class_name(run, found.explained))
+
+
+def _number(value: float) -> str:
+    """A data value as people write it: 2007 (a year, not "2,007"), 39.1, 0.0123, 1,250,000."""
+    return f"{value:.4g}" if abs(value) < 10_000 else f"{value:,.0f}"
+
+
 def _plain(value: Any) -> str:
     """A data value as Markdown shows it literally (a price with `$`, a name with `*`)."""
-    text = f"{value:,.4g}" if isinstance(value, int | float) else str(value)
+    text = _number(value) if isinstance(value, int | float) else str(value)
     return _MARKDOWN.sub(r"\\\1", text)
 
 
 def _shown(value: Any) -> str:
-    return f"{value:,.4g}" if isinstance(value, int | float) else str(value) or "∅"
+    return _number(value) if isinstance(value, int | float) else str(value) or "∅"
 
 
 def _on_request(compute: Callable[[], Any], *, intro: str | None, button: str, running: str) -> Any:
@@ -154,6 +168,7 @@ def row_section(run: jobs.Run, row: dict[str, Any], predict: jobs.Predict) -> No
     except ModelDeckError as exc:
         show_error(exc)
         return
+    found = named(run, found)
     st.subheader(t("explain.why_title"))
     if found.explained is not None:
         st.caption(t("explain.row_intro_class", cls=found.explained, typical=found.typical, score=found.score))
@@ -186,6 +201,8 @@ def row_section(run: jobs.Run, row: dict[str, Any], predict: jobs.Predict) -> No
     for c in found.contributions[:TOP_SENTENCES]:
         key = "explain.row_raised" if c.change > 0 else "explain.row_lowered"
         amount = _amount(c.change, found.explained)
+        if not float(amount.replace(",", "")):
+            continue  # "lowered it by 0.0 points" says nothing
         if found.explained is not None:
             amount = t("explain.points", amount=amount)
         lines.append(t(key, feature=_plain(c.label), value=_plain(c.value), what=what, amount=amount))
@@ -215,6 +232,7 @@ def text_section(run: jobs.Run, text: str, predict: jobs.Predict) -> None:
     except ModelDeckError as exc:
         show_error(exc)
         return
+    found = named(run, found)
     st.subheader(t("explain.why_title"))
     words(found)
 
@@ -274,6 +292,7 @@ def image_section(run: jobs.Run, image: bytes, predict: jobs.Predict) -> None:
     except ModelDeckError as exc:
         show_error(exc)
         return
+    found = named(run, found)
     st.subheader(t("explain.why_title"))
     left, right = st.columns([3, 2])
     left.plotly_chart(saliency_chart(found), width="stretch", key="chart_why_image", config=plotly_config())

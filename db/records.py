@@ -65,6 +65,7 @@ class Run:
     finished_at: datetime | None
     duration_s: float
     parent_id: int | None  # the hyperparameter search this run is a trial of
+    names: dict[str, Any]  # how its classes and columns are shown: {"classes": {value: name}, "columns": {...}}
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,7 @@ class RunRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     duration_s: Mapped[float] = mapped_column(Float, default=0.0)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True, index=True)  # a search's trial
+    names: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # display names: {"classes": {}, "columns": {}}
     __table_args__ = (UniqueConstraint("model_name", "model_version"),)
 
 

@@ -259,6 +259,7 @@ class Store:
         spec: dict[str, Any],
         override_reason: str | None = None,
         parent_id: int | None = None,
+        names: dict[str, Any] | None = None,
         queue: bool = True,
     ) -> records.Run:
         """A new run, queued for training in the same transaction (a search trains its trials itself)."""
@@ -276,6 +277,7 @@ class Store:
                 progress={},
                 metrics={},
                 evaluation={},
+                names=names or {},
                 created_at=now,
             )
             s.add(run)

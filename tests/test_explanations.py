@@ -241,7 +241,7 @@ def test_the_playground_says_why_next_to_a_table_prediction(
     assert not at.exception and values(at.error) == []
     assert "Why this prediction" in values(at.subheader)
     lines = [v for v in values(at.markdown) if v.startswith("- **")]
-    assert lines[0].startswith("- **signal = 0\\.05** lowered the chance of yes by "), lines
+    assert lines[0].startswith("- **Signal = 0\\.05** lowered the chance of yes by "), lines  # as the form names it
 
 
 def test_the_playground_highlights_the_words_of_a_text_prediction(
@@ -266,4 +266,4 @@ def test_the_evaluation_page_charts_the_kept_importance(
     one(at.selectbox, "Run").select(trained["table"]).run()
 
     assert not at.exception and "What the model relies on" in values(at.subheader)
-    assert any(v.startswith("- Shuffling **signal** costs ") and "ROC AUC" in v for v in values(at.markdown))
+    assert any(v.startswith("- Shuffling **Signal** costs ") and "ROC AUC" in v for v in values(at.markdown))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from backend import jobs
 from backend import playground as services
 from tests import factories
 
@@ -74,9 +75,51 @@ def test_fields_read_as_words_and_a_0_1_number_is_a_switch(store) -> None:
     run = store.update_run(run.id, evaluation={"features": {"numeric": names[:2]}})
     fields = services.playground_fields(store, run)
     assert [(f["label"], f["kind"]) for f in fields] == [("Monthly spend", "numeric"), ("Senior citizen", "flag")]
-    assert [services.humanise(n) for n in ("customerID", "x1", "HTTPCode", "城市")] == [
+    assert [jobs.humanise(n) for n in ("customerID", "x1", "HTTPCode", "城市")] == [
         "Customer ID",
         "X1",
         "HTTP code",
         "城市",
     ]
+
+
+def test_a_run_shows_its_classes_and_columns_by_the_names_given_and_keeps_them_when_run_again(store) -> None:
+    from backend.errors import BadInput
+
+    frame = pd.DataFrame({"monthly_spend": [float(i) for i in range(40)], "churn": ["yes", "no"] * 20})
+    _, version = factories.add_frame(store, frame, name="churn", target="churn")
+    run = store.create_run(version_id=version.id, task="classification", target="churn", spec={})
+    matrix = [[500, 40], [133, 146]]
+    evaluation = {"classes": ["no", "yes"], "confusion_matrix": matrix, "features": {"numeric": ["monthly_spend"]}}
+    run = store.update_run(run.id, evaluation=evaluation)
+
+    run = jobs.rename_run(
+        store, run.id, classes={"yes": "  will   leave ", "no": ""}, columns={"monthly_spend": "Spend (€/month)"}
+    )
+    assert run.names == {"classes": {"yes": "will leave"}, "columns": {"monthly_spend": "Spend (€/month)"}}
+    assert [jobs.class_name(run, c) for c in ("no", "yes")] == ["no", "will leave"]
+    assert [f["label"] for f in services.playground_fields(store, run)] == ["Spend (€/month)"]
+    assert jobs.in_plain_words(run).text("en").startswith("Of the 279 test cases where churn is will leave, it finds")
+    run = jobs.rename_run(store, run.id, columns={"churn": "the customer"})
+    assert "where the customer is will leave" in jobs.in_plain_words(run).text("en")
+
+    before = store.get_run(run.id).names
+    for given, key in (
+        ({"classes": {"maybe": "Perhaps"}}, "error.names.unknown_class"),
+        ({"columns": {"tenure": "Tenure"}}, "error.names.unknown_column"),
+        ({"classes": {"no": "will leave"}}, "error.names.same_name"),
+        ({"classes": {"no": "x" * 81}}, "error.names.too_long"),
+    ):
+        try:
+            jobs.rename_run(store, run.id, **given)
+        except BadInput as exc:
+            assert exc.key == key
+        else:
+            raise AssertionError(f"{given} was accepted")
+    assert store.get_run(run.id).names == before, "a refused rename changes nothing"
+
+    again = jobs.run_again(store, run_id=run.id)
+    assert again.names == before
+    cleared = jobs.rename_run(store, run.id, classes={"yes": "yes"}, columns={"monthly_spend": " ", "churn": ""})
+    assert cleared.names == {"classes": {}, "columns": {}}
+    assert [f["label"] for f in services.playground_fields(store, cleared)] == ["Monthly spend"]

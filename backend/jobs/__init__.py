@@ -57,6 +57,9 @@ from backend.jobs.explanations import (
 from backend.jobs.gallery import GALLERY_TASKS, fix_and_retrain
 from backend.jobs.gallery import compared as compare_metrics
 from backend.jobs.gallery import test_rows as gallery_rows
+from backend.jobs.names import class_name, column_name, humanise
+from backend.jobs.names import given as names_given
+from backend.jobs.names import rename as rename_run
 from backend.jobs.report import pdf_printer, print_pdf, report_html, report_pdf
 from backend.jobs.runs import (
     FINISHED,
@@ -174,4 +177,9 @@ __all__ = [
     "use_case_cards",
     "use_case_quality",
     "use_case_run",
+    "class_name",
+    "column_name",
+    "humanise",
+    "names_given",
+    "rename_run",
 ]

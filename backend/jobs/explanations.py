@@ -33,6 +33,7 @@ import pandas as pd
 from backend import config, data
 from backend.errors import BadInput, ModelDeckError
 from backend.i18n import Message
+from backend.jobs import names
 from backend.jobs.runs import exported_model
 from db import Run, Store
 from models.columns import read_date, write_date
@@ -163,9 +164,9 @@ def _version(store: Store, run: Run) -> data.DatasetVersion:
     return version
 
 
-def _labels(version: data.DatasetVersion) -> dict[str, str]:
-    """Each column's name as uploaded (model inputs carry ASCII-safe names; people read the original)."""
-    return {c["name"]: c.get("original", c["name"]) for c in version.columns}
+def _labels(run: Run, version: data.DatasetVersion) -> dict[str, str]:
+    """Each column as the run names it, else as uploaded, written as words (model inputs need ASCII-safe names)."""
+    return {c["name"]: names.column_name(run, c["name"], c.get("original", c["name"])) for c in version.columns}
 
 
 def _export(store: Store, run_id: int | str) -> tuple[Run, Path]:
@@ -261,7 +262,7 @@ def explain_row(
     if missing:
         raise BadInput("explain.error.missing_values", missing=", ".join(missing))
     reference = reference if reference is not None else reference_row(store, run)
-    labels = _labels(_version(store, run))
+    labels = _labels(run, _version(store, run))
     case = {name: row[name].item() if isinstance(row[name], np.generic) else row[name] for name in inputs}
     changed = [name for name in inputs if not _same(case[name], reference[name])]
     predictions = predict([case, dict(reference)] + [case | {name: reference[name]} for name in changed])
@@ -489,7 +490,7 @@ def _compute_importance(store: Store, run: Run, export_dir: Path) -> Importances
     started = time.perf_counter()
     plan = _table_plan(run)
     version = _version(store, run)
-    labels = _labels(version)
+    labels = _labels(run, version)
     _, _, test = split_rows(data.load_frame(version), run)
     if plan["task"] == "classification":
         test = test[test[plan["target"]].astype(str).isin(plan["classes"])]

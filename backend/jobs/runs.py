@@ -15,7 +15,7 @@ from typing import Any
 from backend import config
 from backend.errors import BadInput, InvalidState, NotFound, QualityGateBlocked
 from backend.i18n import Message
-from backend.jobs import tuning
+from backend.jobs import names, tuning
 from backend.jobs.worker import has_live_worker, reap_dead_workers
 from db import DatasetVersion, Run, RunSummary, Store
 from models.spec import SpecError, TrainingSpec
@@ -192,6 +192,7 @@ def run_again(store: Store, *, run_id: int) -> Run:
         target=run.target,
         spec=run.spec,
         override_reason=run.override_reason,
+        names=run.names,  # the same classes and columns: the words chosen for them carry over
     )
 
 
@@ -340,8 +341,9 @@ def in_plain_words(run: Run) -> Message | None:
     against always guessing the most common. Regression: how far off a typical estimate is.
     """
     ev, m = run.evaluation or {}, run.metrics or {}
+    target = names.given(run, "columns", run.target) or run.target or ""  # as the sentence reads: no capital
     if run.task == "regression" and m.get("mae") is not None:
-        return Message.of("summary.regression", target=run.target or "", mae=m["mae"], r2=m.get("r2") or 0.0)
+        return Message.of("summary.regression", target=target, mae=m["mae"], r2=m.get("r2") or 0.0)
     classes, matrix = ev.get("classes") or [], ev.get("confusion_matrix") or []
     if not matrix:  # any classifier: of a table, of texts or of images
         return None
@@ -350,8 +352,8 @@ def in_plain_words(run: Run) -> Message | None:
         flagged = wrongly + caught
         return Message.of(
             "summary.binary",
-            target=run.target or "",
-            positive=str(classes[1]),
+            target=target,
+            positive=names.class_name(run, classes[1]),
             total=caught + missed,
             caught=caught,
             right=caught / flagged if flagged else 0.0,
@@ -359,7 +361,7 @@ def in_plain_words(run: Run) -> Message | None:
     total = sum(map(sum, matrix))
     right = sum(matrix[i][i] for i in range(len(matrix)))
     baseline = (ev.get("baseline") or {}).get("accuracy", 0.0)
-    return Message.of("summary.classes", target=run.target or "", right=right / max(total, 1), baseline=baseline)
+    return Message.of("summary.classes", target=target, right=right / max(total, 1), baseline=baseline)
 
 
 REGRESSION_ONLY = frozenset({"scale_target"})  # hyperparameters that only a regression uses

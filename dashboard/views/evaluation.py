@@ -39,7 +39,7 @@ def diagonal(fig: go.Figure, name: str, low: float = 0.0, high: float = 1.0) -> 
 
 
 def confusion_chart(normalised: bool) -> go.Figure:
-    classes, matrix = ev.get("classes", []), ev.get("confusion_matrix", [])
+    classes, matrix = [jobs.class_name(run, c) for c in ev.get("classes", [])], ev.get("confusion_matrix", [])
     shown = [[v / max(sum(row), 1) for v in row] for row in matrix] if normalised else matrix
     text = [[f"{v:.0%}" for v in row] for row in shown] if normalised else matrix
     fig = go.Figure(
@@ -59,7 +59,7 @@ def confusion_chart(normalised: bool) -> go.Figure:
 def curves_chart(key: str, x: str, y: str, x_title: str, y_title: str, chance: bool) -> go.Figure:
     fig = go.Figure()
     for curve in ev.get(key, []):
-        line(fig, curve[x], curve[y], str(curve["class"]))
+        line(fig, curve[x], curve[y], jobs.class_name(run, curve["class"]))
     if chance:
         diagonal(fig, t("evaluation.chance"))
     fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, height=420)

@@ -9,7 +9,7 @@ import streamlit as st
 
 from backend import jobs, playground, serving
 from backend.errors import ModelDeckError
-from dashboard import explain, scoring
+from dashboard import explain, scoring, state
 from dashboard.charts import plotly_config
 from dashboard.common import pick_finished_run, readable, show_error, store
 from dashboard.i18n import t
@@ -24,6 +24,8 @@ run = pick_finished_run(
     none_text=t("playground.none"),
 )
 stage, served = playground.served_version(store(), run)  # the model's production version when it has one
+target = jobs.names_given(run, "columns", run.target) or run.target  # as the run names it, else the column
+names_slot = st.container()  # filled once the function below is defined: the names editor, above the forms
 
 
 def ask(rows: list[dict], signature: str | None = None) -> dict:
@@ -57,19 +59,21 @@ def footer() -> None:
 
 
 def show_classes(prediction: dict, target: str | None, actual: str | None = None) -> None:
-    probabilities = dict(zip(prediction["classes"], prediction["probabilities"], strict=True))
+    """The answer, in the names the run gives its classes (the server answers with the data's own values)."""
+    name = lambda c: jobs.class_name(run, c)  # noqa: E731
+    probabilities = dict(zip(map(name, prediction["classes"]), prediction["probabilities"], strict=True))
     left, right = st.columns([1, 2])
-    left.metric(t("playground.label", target=target or ""), str(prediction["label"]))
+    left.metric(t("playground.label", target=target or ""), name(prediction["label"]))
     if actual is not None:  # a real row, unchanged: what really happened, beside the prediction
-        left.metric(t("playground.actual", target=target or ""), actual)
+        left.metric(t("playground.actual", target=target or ""), name(actual))
     left.metric(t("playground.confidence"), f"{max(probabilities.values()):.1%}")
     if "decision" in prediction:  # a threshold or a cost matrix was chosen for this model: the export decides
         if "threshold" in prediction:
-            threshold, positive = float(prediction["threshold"]), prediction["classes"][1]
+            threshold, positive = float(prediction["threshold"]), name(prediction["classes"][1])
             why = t("playground.decision_help", threshold=threshold, positive=positive)
         else:
             why = t("playground.decision_cost_help", cost=float(prediction["expected_cost"]))
-        left.metric(t("playground.decision"), str(prediction["decision"]), help=why)
+        left.metric(t("playground.decision"), name(prediction["decision"]), help=why)
     fig = go.Figure(
         go.Bar(
             x=list(probabilities.values()),
@@ -87,6 +91,58 @@ def show_classes(prediction: dict, target: str | None, actual: str | None = None
         margin={"t": 40, "b": 10},
     )
     right.plotly_chart(fig, width="stretch", config=plotly_config())
+
+
+def names_editor() -> None:
+    """The words the run's classes and input columns are shown by, here and on its use case and Evaluation pages.
+
+    A popover that closes once the names are saved (its open state is a widget's, set before it is drawn again).
+    """
+    classes = [str(c) for c in run.evaluation.get("classes") or []]
+    table = jobs.task_info(run.task).playground == "form"
+    if not classes and not table and not run.target:
+        return
+    key, closing = f"names_open_{run.id}", f"names_close_{run.id}"
+    if st.session_state.pop(closing, False):
+        st.session_state[key] = False
+    popover = st.popover(
+        t("playground.names"), icon=":material/badge:", help=t("playground.names_help"), key=key, on_change="rerun"
+    )
+    if not popover.open:
+        return
+    fields = playground.playground_fields(store(), run) if table else []
+    if run.target:  # the column predicted: "Predicted churn" can read "Predicted: will this customer leave?"
+        fields.append({"name": run.target})
+    with popover, st.form(f"names_{run.id}", border=False):
+        given: dict[str, dict[str, str]] = {"classes": {}, "columns": {}}
+        if classes:
+            st.markdown(f"**{t('playground.names_classes')}**")
+            for value in classes:
+                given["classes"][value] = st.text_input(
+                    value,
+                    jobs.names_given(run, "classes", value) or "",
+                    placeholder=value,
+                    key=f"cn_{run.id}_{value}",
+                )
+        if fields:
+            st.markdown(f"**{t('playground.names_columns')}**")
+            for field in fields:
+                column = field["name"]
+                given["columns"][column] = st.text_input(
+                    column,
+                    jobs.names_given(run, "columns", column) or "",
+                    placeholder=jobs.humanise(column),
+                    key=f"col_{run.id}_{column}",
+                )
+        if st.form_submit_button(t("playground.names_save"), type="primary"):
+            try:
+                jobs.rename_run(store(), run.id, **given)
+            except ModelDeckError as exc:
+                show_error(exc)
+                return
+            st.session_state[closing] = True
+            st.toast(t("playground.names_saved"), icon=":material/check:")
+            st.rerun()
 
 
 def next_example() -> tuple[int | None, bool]:
@@ -116,7 +172,7 @@ def table_form() -> None:
         labels = {f["name"]: f["label"] for f in fields}
         st.caption(t("playground.stand_ins", names=", ".join(labels.get(n, n) for n in example.empty)))
     with st.form(f"predict_{run.id}"):
-        st.markdown(t("playground.form", target=run.target))
+        st.markdown(t("playground.form", target=target))
         row: dict[str, Any] = {}
         columns = st.columns(3)
         for i, field in enumerate(fields):
@@ -148,12 +204,12 @@ def table_form() -> None:
     if submitted or fresh:
         prediction = ask([row])
         if run.task == "classification":
-            show_classes(prediction, run.target, actual)
+            show_classes(prediction, target, actual)
         else:
             left, right = st.columns(2)
-            left.metric(t("playground.value", target=run.target), f"{float(prediction['value']):,.2f}")
+            left.metric(t("playground.value", target=target), f"{float(prediction['value']):,.2f}")
             if actual is not None:
-                right.metric(t("playground.actual", target=run.target), actual)
+                right.metric(t("playground.actual", target=target), actual)
         explain.row_section(run, row, predict_many)
         footer()
 
@@ -170,7 +226,7 @@ def text_form() -> None:
         if not typed.strip():
             st.warning(t("playground.text_empty"))
             st.stop()
-        show_classes(ask([{"text": typed}]), run.target, actual)
+        show_classes(ask([{"text": typed}]), target, actual)
         explain.text_section(run, typed, predict_many)
         footer()
 
@@ -188,7 +244,7 @@ def image_form() -> None:
     left, right = st.columns([1, 3])
     left.image(data, width="stretch")
     with right:
-        show_classes(ask([{"image": {"b64": base64.b64encode(data).decode()}}]), run.target, actual)
+        show_classes(ask([{"image": {"b64": base64.b64encode(data).decode()}}]), target, actual)
     explain.image_section(run, data, predict_many)
     footer()
 
@@ -248,6 +304,9 @@ def recommendation_form() -> None:
     footer()
 
 
+if not st.session_state[state.DEMO]:
+    with names_slot:
+        names_editor()
 FORMS = {
     "form": table_form,
     "text": text_form,

@@ -63,7 +63,7 @@ def show_answer(answer: dict[str, Any], latency: float) -> None:
     if "value" in answer:
         st.metric(t("usecase.answer"), f"{float(answer['value']):,.2f}")
     else:
-        st.metric(t("usecase.answer"), str(answer.get("decision", answer["label"])))
+        st.metric(t("usecase.answer"), jobs.class_name(run, answer.get("decision", answer["label"])))
         st.caption(t("usecase.probability", probability=max(answer["probabilities"])))
     if not demo:
         st.caption(t("usecase.latency", ms=latency))
@@ -113,7 +113,8 @@ def what_if(fields: list[dict[str, Any]], row: dict[str, Any], answer: dict[str,
     else:
         label = answer.get("decision", answer["label"])
         index = list(answer["classes"]).index(label)
-        ys, axis = [float(a["probabilities"][index]) for a in answers], t("usecase.chance", label=label)
+        ys = [float(a["probabilities"][index]) for a in answers]
+        axis = t("usecase.chance", label=jobs.class_name(run, label))
     fig = go.Figure(go.Scatter(x=values, y=ys, mode="lines+markers", name=axis))
     fig.add_vline(x=row[name], line_dash="dot", line_color="grey")
     fig.update_layout(xaxis_title=labels[name], yaxis_title=axis, height=360, margin={"t": 20})

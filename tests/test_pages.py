@@ -250,6 +250,23 @@ def test_quality_page_blocks_a_dataset_with_too_few_rows(home: Path, store: Any)
     assert at.expander[0].label == "Enough rows — 10 rows; at least 30 are needed."
 
 
+def test_quality_evidence_reads_as_small_tables_in_the_reader_s_language(home: Path, store: Any) -> None:
+    frame = factories.churn_frame(rows=10)
+    frame["charges"] = frame["charges"].astype(object)
+    frame.loc[[0, 1], "charges"] = None
+    factories.add_frame(store, frame, name="tiny", target="churn")
+    at = open_page("views/quality.py")
+
+    facts = [d.value for d in at.dataframe if list(d.value.columns) == ["What was found", "Value"]]
+    found = {row["What was found"]: row["Value"] for table in facts for row in table.to_dict("records")}
+    assert found["Rows"] == "10"  # too few rows: its count, not {"rows": 10}
+    assert "Missing values per column" not in found, "a count per column is a chart, not a row"
+
+    at = open_page("views/quality.py", lang="zh")
+    facts = [d.value for d in at.dataframe if list(d.value.columns) == ["发现", "数值"]]
+    assert {"行数": "10"}.items() <= {r["发现"]: r["数值"] for t in facts for r in t.to_dict("records")}.items()
+
+
 # -- Training ------------------------------------------------------------------------------------------------
 def test_training_page_without_dataset_shows_the_guard(home: Path) -> None:
     at = open_page("views/training.py")
@@ -353,6 +370,27 @@ def test_training_page_shows_the_trained_run_succeeded_with_its_curves(
         ("validation · Loss", 2),
         ("train · Accuracy", 2),
         ("validation · Accuracy", 2),
+    ]
+
+
+def test_a_run_still_training_draws_its_curves_in_a_chart_updated_in_place(
+    churn_run: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While it trains, the curves are a Vega-Lite chart: Streamlit gives a Plotly chart a new identity with every
+    new point, and the chart went blank at each epoch as it was drawn anew (measured in Chromium)."""
+    home = copy_home(churn_run, tmp_path, monkeypatch)
+    s = open_store(f"sqlite:///{home / 'modeldeck.db'}")
+    try:
+        s.update_run(churn_run["run_id"], status="running", progress={"epoch": 1, "epochs": 5, "fraction": 0.4})
+    finally:
+        s.close()
+    at = open_page("views/training.py")
+
+    assert not at.exception and charts(at) == []
+    live = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    assert [(spec["title"], spec["encoding"]["x"]["scale"]["domain"]) for spec in live] == [
+        ("Loss", [1, 5]),
+        ("Accuracy", [1, 5]),
     ]
 
 
@@ -544,6 +582,46 @@ def test_playground_predict_with_the_server_up_shows_the_label_confidence_and_la
         [],
         f"Served by model {run.model_name}, version {run.model_version}, over TensorFlow Serving's REST API.",
     )
+
+
+def test_playground_names_the_classes_and_inputs_in_the_words_saved_for_the_run(
+    churn_run: dict[str, Any], serving: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_home(monkeypatch, churn_run["home"])
+    monkeypatch.setenv("MODELDECK_SERVING_URL", serving)
+    run_id = churn_run["run_id"]
+    at = open_page("views/playground.py")
+    at.session_state[f"names_open_{run_id}"] = True  # the popover, opened
+    at.run()
+    at.text_input(key=f"cn_{run_id}_yes").input("Will leave")
+    at.text_input(key=f"cn_{run_id}_no").input("Stays")
+    at.text_input(key=f"col_{run_id}_tenure").input("Months as a customer")
+    one(at.button, "Save names").click().run()
+    try:
+        assert not at.exception and values(at.error) == []
+        labels = [w.label for w in at.number_input if w.key and w.key.startswith("f_")]
+        assert "Months as a customer" in labels and "Tenure" not in labels
+        one(at.button, "Predict").click().run()
+        assert metrics(at)[0][0] == "Predicted churn" and metrics(at)[0][1] in ("Will leave", "Stays")
+        bars = next(c for c in charts(at) if c["layout"]["title"]["text"] == "Probability of each class")
+        assert sorted(bars["data"][0]["y"]) == ["Stays", "Will leave"]
+
+        assert at.session_state[f"names_open_{run_id}"] is False, "saved: the popover closes"
+        at.session_state[f"names_open_{run_id}"] = True
+        at.run()
+        at.text_input(key=f"cn_{run_id}_no").input("Will leave")  # two classes, one name: refused, nothing changed
+        one(at.button, "Save names").click().run()
+        assert values(at.error) == [
+            "Two classes would both read “Will leave”: give each class its own name, or leave one empty for its own "
+            "value."
+        ]
+        assert stored_run(churn_run["home"], run_id).names["classes"] == {"yes": "Will leave", "no": "Stays"}
+    finally:  # the module's other tests read the data's own words
+        s = open_store(f"sqlite:///{churn_run['home'] / 'modeldeck.db'}")
+        try:
+            s.update_run(run_id, names={})
+        finally:
+            s.close()
 
 
 # -- Chinese -------------------------------------------------------------------------------------------------

@@ -1,9 +1,13 @@
 """Quality: the gate before training. Blockers explained in plain words, with a suggested fix."""
 
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend import data, i18n, quality
+from backend import data, i18n, jobs, quality
 from backend.errors import ModelDeckError
 from dashboard import state
 from dashboard.charts import plotly_config
@@ -31,16 +35,92 @@ warnings.metric(t("severity.warning"), counts["warning"])
 notes.metric(t("severity.info"), counts["info"])
 
 
+SHOWN_AS_ROWS = ("example_rows", "near_pairs", "pairs")  # row numbers: the examples table below shows those rows
+
+
+def words(key: str) -> str:
+    """An evidence key (ours) in the reader's words: its catalog entry, else the key written as words."""
+    return t(f"evidence.{key}") if f"evidence.{key}" in i18n.EN else jobs.humanise(key)
+
+
+def part(key: object) -> str:
+    """A key inside a piece of evidence: ours ("min", "confidence") in the reader's words; data (a class, a file,
+    a column) as it is."""
+    return t(f"evidence.part.{key}") if f"evidence.part.{key}" in i18n.EN else str(key)
+
+
+def shown(value: object) -> str:
+    if isinstance(value, bool):
+        return t(f"quality.evidence_{'yes' if value else 'no'}")
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "—" if value is None else str(value)
+
+
+def evidence_tables(evidence: Mapping[str, Any]) -> tuple[pd.DataFrame, list[tuple[str, pd.DataFrame]]]:
+    """A check's evidence as small tables: one of "what was found / value" (numbers, short lists, small records),
+    and one per table-shaped part (a record per column, a list of suspects). Counts drawn as a chart are left out."""
+    facts: list[tuple[str, str]] = []
+    tables: list[tuple[str, pd.DataFrame]] = []
+    for key, value in evidence.items():
+        if key in SHOWN_AS_ROWS or (key == "rows" and isinstance(value, list)) or value in ({}, [], None):
+            continue
+        if isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()):
+            table = pd.DataFrame.from_dict(value, orient="index")  # a record per column, the column as the index
+        elif isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            table = pd.DataFrame(value)
+        else:
+            table = None
+        if table is not None:
+            tables.append((words(key), table.rename(columns=part).map(shown)))
+        elif isinstance(value, dict):
+            if charted(key, value):
+                continue
+            facts += [(f"{words(key)} · {part(k)}", shown(v)) for k, v in value.items()]
+        elif isinstance(value, list):
+            facts.append((words(key), ", ".join(map(shown, value[:20])) + (" …" if len(value) > 20 else "")))
+        else:
+            facts.append((words(key), t(f"metric.{value}") if f"metric.{value}" in i18n.EN else shown(value)))
+    what, amount = t("quality.evidence_what"), t("quality.evidence_value")
+    return pd.DataFrame(facts, columns=[what, amount]), tables
+
+
+def charted(key: str, value: object) -> bool:
+    """Counts per column, class or kind that have a title in the catalog: drawn as a bar chart."""
+    numbers = isinstance(value, dict) and all(isinstance(v, int | float) for v in value.values())
+    return isinstance(value, dict) and numbers and len(value) >= 2 and f"evidence.{key}" in CHARTS
+
+
+CHARTS = {
+    "evidence.missing_by_column",
+    "evidence.classes",
+    "evidence.by_kind",
+    "evidence.values",
+    "evidence.outliers_by_column",
+    "evidence.drift_by_column",
+    "evidence.scores",
+    "evidence.modes",
+    "evidence.formats",
+}
+
+
 def show_evidence(check: quality.CheckResult) -> None:
-    """Counts per column or class as a bar chart, example rows as a table, anything else as JSON."""
+    """Counts per column or class as a bar chart, the rest as small tables, example rows as a table; the raw record
+    behind the technical fold."""
     evidence = check.evidence
     for key, value in evidence.items():
-        charted = f"evidence.{key}" in i18n.EN  # only counts that have a title in the catalog
-        numbers = isinstance(value, dict) and all(isinstance(v, int | float) for v in value.values())
-        if charted and numbers and len(value) >= 2:
+        if charted(key, value):
             fig = go.Figure(go.Bar(x=list(value), y=list(value.values())))
             fig.update_layout(height=240, margin={"t": 30, "b": 10}, title=t(f"evidence.{key}"))
             st.plotly_chart(fig, width="stretch", key=f"chart_{check.id}_{key}", config=plotly_config())
+    facts, tables = evidence_tables(evidence)
+    if len(facts):
+        st.dataframe(facts, hide_index=True, width="content", placeholder="—")
+    for title, table in tables:
+        st.caption(title)
+        st.dataframe(table, width="stretch", placeholder="—")
     rows = evidence.get("example_rows")
     if rows:
         st.caption(t("quality.examples"))

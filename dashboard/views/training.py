@@ -164,6 +164,42 @@ def curves_figure(run_id: int):
     return fig
 
 
+def live_curves(run_id: int, epochs: int) -> None:
+    """A training run's curves while it trains, as Vega-Lite charts that Streamlit updates in place.
+
+    Streamlit 1.67 gives a Plotly chart an identity made from its figure: every new epoch would unmount the chart and
+    draw a new one, blank for a moment each time. A Vega-Lite chart (no selection) keeps its place and takes the new
+    rows. The finished run is drawn with Plotly (`curves_figure`), as every other chart.
+    """
+    data = jobs.curves(store(), run_id=run_id)
+    metric = next((m for m in CURVE_METRICS if m in data), None)
+    charts = [("loss", t("training.loss"))] + ([(metric, t(f"metric.{metric}"))] if metric else [])
+    for column, (name, title) in zip(st.columns(len(charts)), charts, strict=True):
+        rows = [
+            {"epoch": epoch + 1, "value": value, "curve": t(label)}
+            for prefix, label in (("", "training.train_curve"), ("val_", "training.val_curve"))
+            for epoch, value in data.get(prefix + name, [])
+        ]
+        spec = {
+            "title": title,
+            "height": 280,
+            "mark": {"type": "line", "point": True},
+            "encoding": {
+                "x": {
+                    "field": "epoch",
+                    "type": "quantitative",
+                    "title": t("training.epoch"),
+                    "axis": {"format": "d", "tickMinStep": 1},
+                    "scale": {"domain": [1, max(epochs, 2)]},  # the epochs to come: the line fills the chart
+                },
+                "y": {"field": "value", "type": "quantitative", "title": None, "scale": {"zero": False}},
+                "color": {"field": "curve", "type": "nominal", "legend": {"orient": "bottom", "title": None}},
+                "strokeDash": {"field": "curve", "type": "nominal", "legend": None},
+            },
+        }
+        column.vega_lite_chart(pd.DataFrame(rows, columns=["epoch", "value", "curve"]), spec, width="stretch")
+
+
 def headline(run) -> str:
     m = run.metrics
     if run.task == "regression":
@@ -243,9 +279,12 @@ def show(run_id: int) -> None:
     head.subheader(t("training.run", id=run.id, status=t(f"status.{run.status}")))
     if run.override_reason:
         head.caption(t("training.overridden", reason=run.override_reason))
-    status_view(run, buttons)
+    with st.container():  # one element whatever the status shows: the chart below keeps its place, and is updated
+        status_view(run, buttons)
     if "search" in run.spec:
         search_view(run)
+    elif run.epochs_done and run.status in ACTIVE:
+        live_curves(run.id, int(run.progress.get("epochs") or run.spec.get("epochs") or run.epochs_done))
     elif run.epochs_done:
         st.plotly_chart(curves_figure(run.id), width="stretch", key=f"curves_{run.id}", config=plotly_config())
     with st.expander(t("training.technical"), icon=":material/terminal:"):  # for the engineer, out of a demo's way

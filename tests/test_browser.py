@@ -720,6 +720,7 @@ def test_the_demo_path_reads_as_words_in_english_and_chinese(app: App, page: Pag
     settled(page)
     page.get_by_role("button", name="用真实样例填充").click()
     expect(page.get_by_test_id("stMetric").filter(has_text="实际的 species（这条真实数据）")).to_be_visible()
+    expect(page.get_by_test_id("stMetric").filter(has_text="延迟")).to_contain_text(re.compile(r"\d+\.\d 毫秒$"))
     settled(page)
     english = {"playground": page.evaluate(_ENGLISH_PROSE)}
     nothing_raw(page, "Chinese playground")
@@ -730,6 +731,10 @@ def test_the_demo_path_reads_as_words_in_english_and_chinese(app: App, page: Pag
         ("评估", "evaluation", "评估"),
     ):
         go_to(page, title, path, heading)
+        if path == "quality":  # a check's evidence: a small table in Chinese
+            page.get_by_test_id("stExpander").get_by_text(re.compile(r"^训练集与测试集是否一致 — ")).click()
+            expect(page.get_by_test_id("stDataFrame").locator("th", has_text="发现")).to_be_attached()
+            settled(page)
         english[path] = page.evaluate(_ENGLISH_PROSE)
         nothing_raw(page, f"Chinese {path}")
         shot(page, shots, f"21-demo-zh-{path}")

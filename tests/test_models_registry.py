@@ -605,6 +605,12 @@ def test_models_page_promotes_and_rolls_back_with_who_and_why(store) -> None:
     ]
 
 
+def test_models_page_heads_the_metric_columns_in_words(store) -> None:
+    _version(store)
+    at = _page("views/models.py")
+    assert list(at.dataframe[0].value.columns) == ["version", "run", "stages", "Accuracy", "created"]
+
+
 def test_models_page_without_models_says_so(home: Path) -> None:
     at = _page("views/models.py")
     assert [i.value for i in at.info] == ["No model has a version yet. Train one first."]

@@ -265,7 +265,7 @@ def generator() -> None:
     left, right = st.columns(2)
     left.metric(t("metric.perplexity"), "—" if ppl is None else f"{ppl:,.2f}")
     if base is not None:
-        right.metric(t("evaluation.unigram"), f"{base:,.2f}")
+        right.metric(t("evaluation.unigram"), f"{base:,.2f}", help=t("evaluation.unigram_help"))
     st.caption(t("evaluation.perplexity_help"))
     for sample in ev.get("samples", []):
         with st.container(border=True):
@@ -456,9 +456,9 @@ def cost_matrix_view() -> None:
         return
     money = f" {costs.currency}" if costs.currency else ""
     a, b, c = st.columns(3)
-    a.metric(t("decision.matrix_cost"), f"{outcome['expected_cost']:,.0f}{money}")
-    b.metric(t("decision.matrix_plain"), f"{outcome['plain_cost']:,.0f}{money}")
-    c.metric(t("decision.matrix_saving"), f"{outcome['saving']:,.0f}{money}")
+    a.metric(t("decision.matrix_cost"), f"{outcome['expected_cost']:,.0f}{money}", help=t("decision.matrix_cost_help"))
+    b.metric(t("decision.matrix_plain"), f"{outcome['plain_cost']:,.0f}{money}", help=t("decision.matrix_plain_help"))
+    c.metric(t("decision.matrix_saving"), f"{outcome['saving']:,.0f}{money}", help=t("decision.matrix_saving_help"))
     st.caption(t("decision.matrix_counts"))
     st.dataframe(pd.DataFrame(outcome["confusion"], index=classes, columns=classes), width="stretch", placeholder="—")
     reason = st.text_input(t("decision.why"), placeholder=t("decision.why_placeholder"), key="matrix_why")
@@ -534,10 +534,11 @@ def decision_view() -> None:
     )
     st.plotly_chart(fig, width="stretch", key="chart_profit", config=plotly_config())
     left, middle, right = st.columns(3)
-    left.metric(t("decision.profit"), f"{curve['profit_per_1000'][at]:,.0f}{money}")
+    left.metric(t("decision.profit"), f"{curve['profit_per_1000'][at]:,.0f}{money}", help=t("decision.profit_help"))
     roi = curve["roi"][at]
-    middle.metric(t("decision.roi"), "—" if roi is None else f"{roi:.0%}")
-    right.metric(t("decision.flagged"), f"{(curve['tp'][at] + curve['fp'][at]) / max(curve['cases'], 1):.0%}")
+    middle.metric(t("decision.roi"), "—" if roi is None else f"{roi:.0%}", help=t("decision.roi_help"))
+    flagged = (curve["tp"][at] + curve["fp"][at]) / max(curve["cases"], 1)
+    right.metric(t("decision.flagged"), f"{flagged:.0%}", help=t("decision.flagged_help"))
     st.caption(
         t(
             "decision.counts",

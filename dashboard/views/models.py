@@ -6,7 +6,7 @@ import getpass
 import pandas as pd
 import streamlit as st
 
-from backend import serving
+from backend import i18n, serving
 from backend.errors import ModelDeckError
 from dashboard.common import show_error, store
 from dashboard.i18n import t
@@ -78,6 +78,12 @@ with summary:
     production_url = serving.model_url(name, label=serving.PRODUCTION)
     st.caption(t("models.call", url=production_url, label=serving.PRODUCTION))
 
+
+def metric_column(name: str) -> str:
+    """A metric's column header in the reader's words ("Macro F1", "宏平均 F1"), not its key (`f1_macro`)."""
+    return t(f"metric.{name}") if f"metric.{name}" in i18n.EN else name
+
+
 st.subheader(t("models.versions"))
 table = detail.to_dict()["versions"]
 st.dataframe(
@@ -87,7 +93,7 @@ st.dataframe(
                 t("models.col_version"): v["version"],
                 t("models.col_run"): v["run_id"],
                 t("models.col_stages"): ", ".join(t(f"models.stage.{s}") for s in v["stages"]),
-                **v["metrics"],
+                **{metric_column(k): value for k, value in v["metrics"].items()},
                 t("models.col_created"): v["created_at"],
             }
             for v in table

@@ -59,17 +59,17 @@ elif moderate:
     st.warning(t("monitoring.moderate", features=", ".join(f.feature for f in moderate)), icon=":material/info:")
 
 # 2. Traffic and latency: the headline, then per bucket of time.
-for column, (label, value) in zip(
+for column, (label, value, meaning) in zip(
     st.columns(4),
     [
-        (t("monitoring.requests"), f"{figures.requests:,}"),
-        (t("monitoring.errors"), f"{figures.errors:,}"),
-        (t("monitoring.p50"), f"{figures.p50_ms:.1f} ms"),
-        (t("monitoring.p95"), f"{figures.p95_ms:.1f} ms"),
+        (t("monitoring.requests"), f"{figures.requests:,}", None),
+        (t("monitoring.errors"), f"{figures.errors:,}", t("monitoring.errors_help")),
+        (t("monitoring.p50"), t("unit.ms", ms=figures.p50_ms), t("monitoring.p50_help")),
+        (t("monitoring.p95"), t("unit.ms", ms=figures.p95_ms), t("monitoring.p95_help")),
     ],
     strict=True,
 ):
-    column.metric(label, value)
+    column.metric(label, value, help=meaning)
 if figures.requests > figures.logged:
     st.caption(t("monitoring.sampled", logged=figures.logged, requests=figures.requests))
 

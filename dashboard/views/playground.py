@@ -49,7 +49,8 @@ def predict_many(rows: list[dict]) -> list[dict]:
 
 
 def footer() -> None:
-    st.metric(t("playground.latency"), f"{st.session_state.get(f'latency_{run.id}', 0):.1f} ms")
+    latency = st.session_state.get(f"latency_{run.id}", 0)
+    st.metric(t("playground.latency"), t("unit.ms", ms=latency), help=t("playground.latency_help"))
     if stage:
         st.caption(
             t("playground.served_by_stage", name=run.model_name, stage=t(f"models.stage.{stage}"), version=served)
@@ -66,7 +67,7 @@ def show_classes(prediction: dict, target: str | None, actual: str | None = None
     left.metric(t("playground.label", target=target or ""), name(prediction["label"]))
     if actual is not None:  # a real row, unchanged: what really happened, beside the prediction
         left.metric(t("playground.actual", target=target or ""), name(actual))
-    left.metric(t("playground.confidence"), f"{max(probabilities.values()):.1%}")
+    left.metric(t("playground.confidence"), f"{max(probabilities.values()):.1%}", help=t("playground.confidence_help"))
     if "decision" in prediction:  # a threshold or a cost matrix was chosen for this model: the export decides
         if "threshold" in prediction:
             threshold, positive = float(prediction["threshold"]), name(prediction["classes"][1])

@@ -30,9 +30,9 @@ verdict = "block" if counts["blocker"] else "warn" if counts["warning"] else "pa
 score, run_count, blockers, warnings, notes = st.columns(5)
 score.metric(t("quality.score"), f"{quality.score(checks)}/100", help=t("quality.score_help"))
 run_count.metric(t("quality.checks_run"), len(checks))
-blockers.metric(t("severity.blocker"), counts["blocker"])
-warnings.metric(t("severity.warning"), counts["warning"])
-notes.metric(t("severity.info"), counts["info"])
+blockers.metric(t("severity.blocker"), counts["blocker"], help=t("quality.blockers_help"))
+warnings.metric(t("severity.warning"), counts["warning"], help=t("quality.warnings_help"))
+notes.metric(t("severity.info"), counts["info"], help=t("quality.notes_help"))
 
 
 SHOWN_AS_ROWS = ("example_rows", "near_pairs", "pairs")  # row numbers: the examples table below shows those rows

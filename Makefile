@@ -13,12 +13,13 @@ install: $(STAMP) system-packages
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
 	touch $(STAMP)
 
-# Debian packages the app and its browser tests need: Chromium, CJK fonts for the Chinese UI, and
-# Fashion-MNIST for the image sample. Skipped when present; needs root (or sudo) when not.
-DEBS := chromium fonts-noto-cjk dataset-fashion-mnist
+# Debian packages the app and its tests need: Chromium, CJK fonts for the Chinese UI, Fashion-MNIST for the
+# image sample, and PostgreSQL (the tests start a throwaway server of their own). Skipped when present; needs
+# root (or sudo) when not.
+DEBS := chromium fonts-noto-cjk dataset-fashion-mnist postgresql
 system-packages:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -38,8 +39,9 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
+# MODELDECK_REQUIRE_POSTGRES: the store, worker and job tests run on PostgreSQL too, and fail (not skip) without it.
 test: install lint
-	$(BIN)/python -m pytest
+	MODELDECK_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest
 
 # The quality bench's baseline, ydata-profiling, needs pandas<3 and numpy<2.4: it gets a venv of its own,
 # installed once (delete the folder to reinstall).

@@ -95,9 +95,28 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+# Keys of PostgreSQL advisory locks: any two numbers, fixed, that no other program on the database uses.
+MIGRATION_LOCK = 0x6D6F_6465_6C64_0001  # held while the schema is brought up to date
+MODEL_VERSIONS_LOCK = 0x6D6F_6465_6C64_0002  # held (per transaction) while a model's next version is chosen
+DATASETS_LOCK = 0x6D6F_6465_6C64_0003  # held (per transaction) while a dataset is found or made
+
+
 @contextlib.contextmanager
-def _migration_lock(url: str) -> Iterator[None]:
-    """Two processes opening a fresh SQLite file at once must not both create the tables."""
+def _migration_lock(engine: Engine, url: str) -> Iterator[None]:
+    """Two processes opening a fresh database at once must not both create the tables.
+
+    SQLite: a lock file beside the database. PostgreSQL: a session advisory lock, held on a connection of its own
+    while the other one migrates (every process opening the database waits for it, then finds it at the head).
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
+                conn.commit()
+        return
     if not url.startswith("sqlite:///"):
         yield
         return
@@ -117,7 +136,7 @@ def open_store(url: str) -> Store:
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         _sqlite_pragmas(engine)
-    with _migration_lock(url):
+    with _migration_lock(engine, url):
         migrate(engine)
     return Store(engine)
 
@@ -137,6 +156,16 @@ class Store:
     def _read(self) -> Iterator[Session]:
         with Session(self.engine) as session, session.begin():
             yield session
+
+    def _one_at_a_time(self, session: Session, key: int) -> None:
+        """Make this write transaction the only one past this point until it ends.
+
+        SQLite's write transactions already are (BEGIN IMMEDIATE takes the database's one write lock). PostgreSQL's
+        are not: two could read the same highest version and both write the next. An advisory lock per transaction
+        makes them take turns, and goes with the commit or the rollback.
+        """
+        if self.engine.dialect.name == "postgresql":
+            session.execute(select(func.pg_advisory_xact_lock(key)))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -162,6 +191,7 @@ class Store:
         Adding the same content twice returns the existing version.
         """
         with self._write() as s:
+            self._one_at_a_time(s, DATASETS_LOCK)  # two uploads of a new dataset name: one dataset, two versions
             ds = s.scalar(select(DatasetRow).where(DatasetRow.name == name))
             if ds is None:
                 ds = DatasetRow(name=name, kind=kind, source=source, created_at=utcnow())
@@ -453,6 +483,7 @@ class Store:
     def assign_model_version(self, run_id: int, *, model_name: str, export_root: str) -> int:
         """Give a run the next version number of `model_name` (TensorFlow Serving's `<name>/<N>`)."""
         with self._write() as s:
+            self._one_at_a_time(s, MODEL_VERSIONS_LOCK)
             newest = s.scalar(select(func.max(RunRow.model_version)).where(RunRow.model_name == model_name))
             version = (newest or 0) + 1
             s.execute(
@@ -472,6 +503,7 @@ class Store:
         """
         candidates = list(names) + [f"{names[-1]}-{n}" for n in range(2, 1000)]
         with self._write() as s:
+            self._one_at_a_time(s, MODEL_VERSIONS_LOCK)
             for name in candidates:
                 others = s.scalar(select(func.count(RunRow.id)).where(RunRow.model_name == name, RunRow.task != task))
                 if not others:
@@ -647,9 +679,14 @@ class Store:
             return [_record(records.LoggedRequest, r) for r in reversed(rows)]
 
     def request_cancel(self, run_id: int) -> records.Run:
-        """Ask the worker to stop a run; a queued run is cancelled on the spot."""
+        """Ask the worker to stop a run; a queued run is cancelled on the spot.
+
+        The run's jobs, then the run, are locked as they are read (a claim takes them in that order too): a worker
+        claiming the job at the same moment either gets it first, and is asked to stop, or finds it cancelled.
+        """
         with self._write() as s:
-            run = s.get(RunRow, run_id)
+            s.execute(select(JobRow.id).where(JobRow.run_id == run_id).with_for_update())
+            run = s.get(RunRow, run_id, with_for_update=True)
             if run is None:
                 raise KeyError(run_id)
             s.execute(
@@ -691,9 +728,14 @@ class Store:
             return _record(records.Run, run)
 
     def claim_job(self, worker_id: str) -> records.Job | None:
-        """Atomically take the oldest queued job (the write lock makes two workers take two jobs)."""
+        """Atomically take the oldest queued job: two workers never take the same one.
+
+        SQLite: the write transaction holds the database's write lock. PostgreSQL: the row is locked as it is read,
+        and a job another worker has locked is skipped (FOR UPDATE SKIP LOCKED), so workers never wait on each other.
+        """
         with self._write() as s:
-            job = s.scalar(select(JobRow).where(JobRow.status == "queued").order_by(JobRow.id).limit(1))
+            oldest = select(JobRow).where(JobRow.status == "queued").order_by(JobRow.id).limit(1)
+            job = s.scalar(oldest.with_for_update(skip_locked=True))
             if job is None:
                 return None
             now = utcnow()

@@ -55,3 +55,37 @@ def churn_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def price_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A regression run on a small, skewed price table: {home, run_id, csv, metrics}."""
     return _trained_home(tmp_path_factory.mktemp("price"), factories.price_frame(), name="prices", target="price")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A PostgreSQL server for the session, started from Debian's binaries and stopped at the end.
+
+    Without PostgreSQL the tests that need it are skipped, except under `make test`, which installs it and sets
+    MODELDECK_REQUIRE_POSTGRES=1: there a missing server fails them.
+    """
+    from tests import postgres as pg
+
+    if pg.binaries() is None:
+        if os.environ.get("MODELDECK_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is not installed: `make test` installs Debian's postgresql package")
+        pytest.skip("PostgreSQL is not installed (Debian's postgresql package)")
+    (port,) = factories.free_ports(1)
+    with pg.server(port) as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, home: Path) -> str:
+    """The URL of a new, empty database: a SQLite file in the test's home, or a database on the session's server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{home / 'modeldeck.db'}"
+    return str(request.getfixturevalue("postgres").new_database())
+
+
+@pytest.fixture
+def any_store(database_url: str) -> Iterator[Any]:
+    """A store on each database ModelDeck supports: every test that takes it runs on SQLite and on PostgreSQL."""
+    s = open_store(database_url)
+    yield s
+    s.close()

@@ -1,10 +1,14 @@
-"""The store on a real SQLite file: migrations, records, jobs and concurrent writers."""
+"""The store on a real SQLite file and a real PostgreSQL server: migrations, records, jobs, concurrent writers.
+
+Tests that take `any_store` or `database_url` run once on each database.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import inspect
 
@@ -52,20 +56,23 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
 
 
-def test_adding_the_same_content_twice_returns_the_same_version(store) -> None:
+def test_adding_the_same_content_twice_returns_the_same_version(any_store) -> None:
+    store = any_store
     _, first = _version(store)
     _, second = _version(store)
     assert first.id == second.id
     assert len(store.list_versions(first.dataset_id)) == 1
 
 
-def test_records_are_frozen_dataclasses_not_orm_rows(store) -> None:
+def test_records_are_frozen_dataclasses_not_orm_rows(any_store) -> None:
+    store = any_store
     dataset, version = _version(store)
     assert type(dataset).__module__ == "db.records"
     assert type(version).__dataclass_params__.frozen  # type: ignore[attr-defined]
 
 
-def test_creating_a_run_queues_a_training_job_that_one_worker_claims(store) -> None:
+def test_creating_a_run_queues_a_training_job_that_one_worker_claims(any_store) -> None:
+    store = any_store
     _, version = _version(store)
     run = store.create_run(version_id=version.id, task="regression", target="a", spec={"epochs": 1})
     job = store.claim_job("w1")
@@ -74,14 +81,16 @@ def test_creating_a_run_queues_a_training_job_that_one_worker_claims(store) -> N
     assert store.get_run(run.id).status == "running"
 
 
-def test_cancelling_a_queued_run_cancels_it_at_once(store) -> None:
+def test_cancelling_a_queued_run_cancels_it_at_once(any_store) -> None:
+    store = any_store
     _, version = _version(store)
     run = store.create_run(version_id=version.id, task="regression", target="a", spec={})
     assert store.request_cancel(run.id).status == "cancelled"
     assert store.claim_job("w1") is None
 
 
-def test_runs_of_a_dead_worker_become_interrupted(store) -> None:
+def test_runs_of_a_dead_worker_become_interrupted(any_store) -> None:
+    store = any_store
     _, version = _version(store)
     run = store.create_run(version_id=version.id, task="regression", target="a", spec={})
     store.register_worker("w1", host="h", pid=1)
@@ -91,12 +100,99 @@ def test_runs_of_a_dead_worker_become_interrupted(store) -> None:
     assert store.get_run(run.id).status == "interrupted"
 
 
-def test_model_versions_count_up_per_model_name(store) -> None:
+def test_model_versions_count_up_per_model_name(any_store) -> None:
+    store = any_store
     _, version = _version(store)
     runs = [store.create_run(version_id=version.id, task="regression", target="a", spec={}) for _ in range(3)]
     numbers = [store.assign_model_version(r.id, model_name="m", export_root="/x") for r in runs[:2]]
     other = store.assign_model_version(runs[2].id, model_name="other", export_root="/x")
     assert (numbers, other) == ([1, 2], 1)
+
+
+def _claim_all(url: str, worker: str, claimed: Any) -> None:
+    """A worker that claims jobs until none is left, and says which it got."""
+    store = open_store(url)
+    while (job := store.claim_job(worker)) is not None:
+        claimed.append((worker, job.id))
+    store.close()
+
+
+def test_workers_claiming_at_once_take_every_job_exactly_once(database_url: str) -> None:
+    """On PostgreSQL a claim is SELECT … FOR UPDATE SKIP LOCKED (a SELECT, then an UPDATE, gave one job to two)."""
+    store = open_store(database_url)
+    _, version = _version(store)
+    runs = [store.create_run(version_id=version.id, task="regression", target="a", spec={}) for _ in range(60)]
+    ctx = multiprocessing.get_context("spawn")
+    claimed = ctx.Manager().list()
+    procs = [ctx.Process(target=_claim_all, args=(database_url, f"w{w}", claimed)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    taken = list(claimed)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    assert sorted(job for _, job in taken) == sorted({job for _, job in taken}), "a job was claimed twice"
+    assert len(taken) == len(runs)
+    assert {store.get_run(r.id).status for r in runs} == {"running"}
+
+
+def _name_models(url: str, run_ids: list[int]) -> None:
+    store = open_store(url)
+    for run_id in run_ids:
+        store.name_model(run_id, names=["churn"], task="regression", export_parent="/x")
+    store.close()
+
+
+def test_runs_finishing_at_once_get_a_version_each(database_url: str) -> None:
+    """Choosing a model's next version reads the highest and writes one more: on PostgreSQL, under a lock."""
+    store = open_store(database_url)
+    _, version = _version(store)
+    runs = [store.create_run(version_id=version.id, task="regression", target="a", spec={}).id for _ in range(40)]
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_name_models, args=(database_url, runs[w::4])) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    assert sorted(store.get_run(r).model_version for r in runs) == list(range(1, 41))
+
+
+def _add_versions(url: str, writer: int) -> None:
+    store = open_store(url)
+    for i in range(5):
+        _version(store, name="shared", hash=f"{writer}-{i}")
+    store.close()
+
+
+def test_uploads_of_one_new_dataset_at_once_make_one_dataset(database_url: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_add_versions, args=(database_url, w)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    store = open_store(database_url)
+    (dataset,) = store.list_datasets()
+    assert len(store.list_versions(dataset.id)) == 20
+
+
+def _open(url: str) -> None:
+    open_store(url).close()
+
+
+def test_processes_opening_a_new_database_at_once_migrate_it_once(database_url: str) -> None:
+    """A migration lock: a file lock on SQLite, an advisory lock on PostgreSQL."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_open, args=(database_url,)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    store = open_store(database_url)
+    assert store.list_datasets() == []
 
 
 def _write_metrics(url: str, run_id: int, writer: int, count: int) -> None:
@@ -106,8 +202,8 @@ def _write_metrics(url: str, run_id: int, writer: int, count: int) -> None:
     store.close()
 
 
-def test_concurrent_writers_lose_no_writes(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'm.db'}"
+def test_concurrent_writers_lose_no_writes(database_url: str) -> None:
+    url = database_url
     store = open_store(url)
     _, version = _version(store)
     run = store.create_run(version_id=version.id, task="regression", target="a", spec={})
@@ -146,7 +242,8 @@ def test_the_notes_migration_keeps_an_old_english_note_word_for_word(tmp_path: P
     assert (first.notes, second.notes) == ([{"key": "note.text", "params": {"text": "Dropped 3 rows."}}], [])
 
 
-def test_an_epoch_whose_loss_went_nan_records_its_finite_metrics(store) -> None:
+def test_an_epoch_whose_loss_went_nan_records_its_finite_metrics(any_store) -> None:
+    store = any_store
     """NaN used to reach SQLite as NULL and fail the NOT NULL constraint, hiding the run's own message."""
     _, version = _version(store)
     run = store.create_run(version_id=version.id, task="regression", target="a", spec={})

@@ -18,7 +18,8 @@ from tests import factories
 
 
 def _store(home: Path):
-    return open_store(f"sqlite:///{home / 'modeldeck.db'}")
+    """The home's store: MODELDECK_DATABASE_URL where a test set it (PostgreSQL), else the home's SQLite file."""
+    return open_store(os.environ.get("MODELDECK_DATABASE_URL") or f"sqlite:///{home / 'modeldeck.db'}")
 
 
 def _wait_for(predicate, timeout: float, what: str):
@@ -132,7 +133,9 @@ def _queue_big_run(home: Path, *, epochs: int, batch_size: int) -> int:
     return int(factories.cli_json(home, "train", "big", "--set", "architecture=mlp", *args)["run_id"])
 
 
-def test_cancel_stops_a_running_job_within_seconds(tmp_path) -> None:
+def test_cancel_stops_a_running_job_within_seconds(tmp_path, database_url, monkeypatch) -> None:
+    """On each database: the worker, the CLI and this test share the history through MODELDECK_DATABASE_URL."""
+    monkeypatch.setenv("MODELDECK_DATABASE_URL", database_url)
     home = tmp_path
     run_id = _queue_big_run(home, epochs=200, batch_size=16)
     worker = factories.start_worker(home)
@@ -154,9 +157,10 @@ def test_cancel_stops_a_running_job_within_seconds(tmp_path) -> None:
         worker.wait(30)
 
 
-def test_a_killed_worker_leaves_a_run_that_resumes_from_its_last_epoch(tmp_path) -> None:
+def test_a_killed_worker_leaves_a_run_that_resumes_from_its_last_epoch(tmp_path, database_url, monkeypatch) -> None:
     """Killed mid-run, even while a backup was being written (its half-written file is left behind), the run
-    resumes from its last finished epoch."""
+    resumes from its last finished epoch; on each database."""
+    monkeypatch.setenv("MODELDECK_DATABASE_URL", database_url)
     home = tmp_path
     run_id = _queue_big_run(home, epochs=6, batch_size=64)
     store = _store(home)

@@ -734,7 +734,52 @@ def cmd_serve(_store: Store, args: argparse.Namespace) -> int:
     from backend import logs, serving
 
     logs.configure("serve")
-    serving.serve(home=config.home(), rest_port=args.port, grpc_port=args.grpc_port, host=args.host)
+    limits = {
+        name: getattr(args, name)
+        for name in ("max_body_bytes", "max_rows", "request_timeout", "require_keys")
+        if getattr(args, name) is not None  # the server's own defaults otherwise
+    }
+    serving.serve(home=config.home(), rest_port=args.port, grpc_port=args.grpc_port, host=args.host, **limits)
+    return 0
+
+
+def cmd_keys_create(store: Store, args: argparse.Namespace) -> int:
+    """A new API key for the inference server, printed once: only its digest is kept."""
+    from backend import serving
+
+    made, key = serving.create_key(store, args.name, created_by=args.by)
+    lines = [key, f"(key {made.name!r}: shown this once; send it as `Authorization: Bearer KEY`)"]
+    _emit(args, {"name": made.name, "key": key, "prefix": made.prefix}, lines)
+    return 0
+
+
+def cmd_keys_list(store: Store, args: argparse.Namespace) -> int:
+    from backend import serving
+
+    found = serving.api_keys(store)
+    rows = [[k.name, k.prefix + "…", k.created_by, k.created_at, k.revoked_at or "live"] for k in found]
+    payload = {
+        "keys": [
+            {
+                "name": k.name,
+                "prefix": k.prefix,
+                "created_by": k.created_by,
+                "created_at": k.created_at.isoformat(),
+                "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+            }
+            for k in found
+        ]
+    }
+    _emit(args, payload, _table(rows, ["NAME", "KEY", "BY", "CREATED", "REVOKED"]))
+    return 0
+
+
+def cmd_keys_revoke(store: Store, args: argparse.Namespace) -> int:
+    """Revoke a key: a running server refuses it within a second."""
+    from backend import serving
+
+    revoked = serving.revoke_key(store, args.name)
+    _emit(args, {"name": revoked.name, "revoked_at": str(revoked.revoked_at)}, [f"key {revoked.name!r} revoked"])
     return 0
 
 
@@ -787,13 +832,30 @@ def parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=8501)
     ui.add_argument("--serve-port", type=int, default=config.DEFAULT_REST_PORT)
     ui.add_argument("--grpc-port", type=int, default=config.DEFAULT_GRPC_PORT)
-    ui.add_argument("--host", default="0.0.0.0")
+    ui.add_argument("--host", default="127.0.0.1", help="interface for the dashboard and server (0.0.0.0: all)")
     worker = command(sub, "worker", cmd_worker, "run training jobs", json_flag=False)
     worker.add_argument("--until-idle", action="store_true", help="exit when the queue is empty")
     serve = command(sub, "serve", cmd_serve, "inference server (TensorFlow Serving REST + gRPC)", json_flag=False)
     serve.add_argument("--port", type=int, default=config.DEFAULT_REST_PORT)
     serve.add_argument("--grpc-port", type=int, default=config.DEFAULT_GRPC_PORT)
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: all; then keys are asked)")
+    serve.add_argument("--max-body-bytes", type=int, help="larger REST bodies get 413 (default 64 MiB)")
+    serve.add_argument("--max-rows", type=int, help="more rows per predict request get 400 (default 10,000)")
+    serve.add_argument("--request-timeout", type=float, help="seconds before a REST request gets 408 (default 30)")
+    serve.add_argument(
+        "--require-keys",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="every request needs an API key (default: only when --host is not loopback)",
+    )
+    key_cmds = sub.add_parser("keys", help="the inference server's API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    create_key = command(key_cmds, "create", cmd_keys_create, "make a key (printed once)")
+    create_key.add_argument("name", help="what the key is for, e.g. 'crm-integration'")
+    create_key.add_argument("--by", help="who (default: your user name)")
+    command(key_cmds, "list", cmd_keys_list, "keys, live and revoked (never the keys themselves)")
+    command(key_cmds, "revoke", cmd_keys_revoke, "revoke a key").add_argument("name", help="the key's name")
     samples = command(sub, "samples", cmd_samples, "built-in sample datasets")
     samples.add_argument("--load", action="store_true", help="add every sample to the dataset list")
 

@@ -57,6 +57,11 @@ def serving_url() -> str:
     return os.environ.get("MODELDECK_SERVING_URL", f"http://127.0.0.1:{DEFAULT_REST_PORT}").rstrip("/")
 
 
+def serving_key() -> str | None:
+    """MODELDECK_SERVING_KEY: the API key the dashboard and the CLI send to an inference server that asks for one."""
+    return os.environ.get("MODELDECK_SERVING_KEY") or None
+
+
 def serving_url_for(port: int) -> str:
     """The serving URL the dashboard should use when `modeldeck ui` starts our server on `port`."""
     return os.environ.get("MODELDECK_SERVING_URL", f"http://127.0.0.1:{port}").rstrip("/")

@@ -7,15 +7,20 @@ are stopped, politely first.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from backend import config
+from backend import config, serving
 from backend.data import Limits
+from db import open_store
 
 STOP_GRACE_S = 20.0  # how long a process may take to stop before it is killed
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
@@ -42,7 +47,32 @@ def run(*, home: Path, port: int, serve_port: int, grpc_port: int, host: str) ->
         0 after Ctrl-C or SIGTERM, 1 when one of the processes exited on its own (the others are stopped).
     """
     env = os.environ | {"MODELDECK_HOME": str(home), "MODELDECK_SERVING_URL": config.serving_url_for(serve_port)}
-    lines = commands(home=home, port=port, serve_port=serve_port, grpc_port=grpc_port, host=host)
+    with _dashboard_key(host) as key:
+        if key:
+            env["MODELDECK_SERVING_KEY"] = key
+        return _supervise(commands(home=home, port=port, serve_port=serve_port, grpc_port=grpc_port, host=host), env)
+
+
+@contextlib.contextmanager
+def _dashboard_key(host: str) -> Iterator[str | None]:
+    """The key the dashboard sends to its server, where the server asks for keys (`host` beyond loopback).
+
+    One made for this run, revoked when it stops, unless MODELDECK_SERVING_KEY already holds one.
+    """
+    if serving.loopback(host) or config.serving_key():
+        yield None
+        return
+    store = open_store(config.database_url())
+    name = re.sub(r"[^A-Za-z0-9_.@-]", "-", f"dashboard@{socket.gethostname()}-{os.getpid()}")[:60]
+    made, key = serving.create_key(store, name, created_by="modeldeck ui")
+    try:
+        yield key
+    finally:
+        serving.revoke_key(store, made.name)
+        store.close()
+
+
+def _supervise(lines: list[list[str]], env: dict[str, str]) -> int:
     procs = [subprocess.Popen(line, env=env) for line in lines]
     stopping = False
 

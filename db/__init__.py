@@ -1,6 +1,7 @@
 """Run history in SQL: schema, migrations, and a store that returns plain records."""
 
 from db.records import (
+    ApiKey,
     Dataset,
     DatasetVersion,
     Decision,
@@ -18,6 +19,7 @@ from db.records import (
 from db.store import Store, open_store
 
 __all__ = [
+    "ApiKey",
     "Dataset",
     "DatasetVersion",
     "Decision",

@@ -191,3 +191,15 @@ class Worker:
     started_at: datetime
     heartbeat_at: datetime
     stopped: bool
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An inference server API key as listed: never the key itself, which is shown once when made."""
+
+    id: int
+    name: str
+    prefix: str
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None

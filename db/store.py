@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from db import records
 from db.schema import (
+    ApiKeyRow,
     DatasetRow,
     DatasetVersionRow,
     DecisionRow,
@@ -785,6 +786,35 @@ class Store:
                     .values(status="interrupted", error="The worker running this run stopped. Resume it.")
                 )
             return [j.run_id for j in jobs]
+
+    # -- the inference server's API keys ---------------------------------------------------------------------------
+    def add_api_key(self, *, name: str, prefix: str, digest: str, created_by: str) -> records.ApiKey | None:
+        """Keep a new key's digest; None when a key (live or revoked: its record stays) already has this name."""
+        with self._write() as s:
+            if s.scalar(select(ApiKeyRow.id).where(ApiKeyRow.name == name)) is not None:
+                return None
+            row = ApiKeyRow(name=name, prefix=prefix, digest=digest, created_by=created_by, created_at=utcnow())
+            s.add(row)
+            s.flush()
+            return _record(records.ApiKey, row)
+
+    def api_keys(self) -> list[records.ApiKey]:
+        with self._read() as s:
+            return [_record(records.ApiKey, r) for r in s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.id))]
+
+    def revoke_api_key(self, name: str) -> records.ApiKey | None:
+        """Revoke the key with this name (None when there is none); revoking twice keeps the first time."""
+        with self._write() as s:
+            row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.name == name))
+            if row is None:
+                return None
+            row.revoked_at = row.revoked_at or utcnow()
+            s.flush()
+            return _record(records.ApiKey, row)
+
+    def live_key_digests(self) -> set[str]:
+        with self._read() as s:
+            return set(s.scalars(select(ApiKeyRow.digest).where(ApiKeyRow.revoked_at.is_(None))))
 
 
 def default_url(home: str | os.PathLike[str]) -> str:

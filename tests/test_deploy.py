@@ -26,6 +26,7 @@ from db import open_store
 from tests import factories
 
 COMPOSE = factories.ROOT / "docker-compose.yml"
+PORT = r"^([0-9.]+:)?[0-9]+:[0-9]+$"  # "8501:8501", or published on one host address: "127.0.0.1:8501:8501"
 
 
 # -- samples --load: an optional sample that is not installed is skipped, with a warning -------------------
@@ -268,7 +269,7 @@ SCHEMA = {
                             "type": "array",
                             "items": {"type": "string", "pattern": VOLUME},
                         },
-                        "ports": {"type": "array", "items": {"type": "string", "pattern": "^[0-9]+:[0-9]+$"}},
+                        "ports": {"type": "array", "items": {"type": "string", "pattern": PORT}},
                         "profiles": {"type": "array", "items": {"type": "string"}},
                         "depends_on": {
                             "type": "object",

@@ -13,8 +13,13 @@ Importing this door loads no TensorFlow: the predictor loads it when it is built
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from backend.serving.client import is_up, model_metadata, model_status, model_url, predict
+from backend.serving.keys import create as create_key
+from backend.serving.keys import listing as api_keys
+from backend.serving.keys import loopback
+from backend.serving.keys import revoke as revoke_key
 from backend.serving.monitoring import (
     DRIFT_ALERT,
     MIN_DRIFT_ROWS,
@@ -42,11 +47,14 @@ from backend.serving.registry import models as registry_models
 from backend.serving.registry import show as registry_model
 
 
-def serve(*, home: Path, rest_port: int, grpc_port: int, host: str) -> None:
-    """Serve every exported model under `home` over REST and gRPC until Ctrl-C (see `server.serve`)."""
+def serve(*, home: Path, rest_port: int, grpc_port: int, host: str, **limits: Any) -> None:
+    """Serve every exported model under `home` over REST and gRPC until Ctrl-C (see `server.serve`).
+
+    `limits` are `server.serve`'s max_body_bytes, max_rows, request_timeout and require_keys.
+    """
     from backend.serving.server import serve as serve_models  # imports TensorFlow
 
-    serve_models(home=home, rest_port=rest_port, grpc_port=grpc_port, host=host)
+    serve_models(home=home, rest_port=rest_port, grpc_port=grpc_port, host=host, **limits)
 
 
 __all__ = [
@@ -62,7 +70,11 @@ __all__ = [
     "Monitoring",
     "Predictions",
     "Predictor",
+    "api_keys",
     "categorical_psi",
+    "create_key",
+    "loopback",
+    "revoke_key",
     "change_dict",
     "is_up",
     "model_metadata",

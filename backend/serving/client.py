@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from backend.config import serving_url
+from backend.config import serving_key, serving_url
 from backend.errors import BadInput, NotFound, ServingUnavailable
 
 PROBE_TIMEOUT_SECONDS = 2.0
@@ -44,18 +44,25 @@ def _server_message(response: httpx.Response) -> str:
         return response.text.strip()[:300] or response.reason_phrase
 
 
+def _headers() -> dict[str, str]:
+    key = serving_key()
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 def _send(method: str, url: str, base: str, *, timeout: float, body: Any = None) -> Any:
     try:
-        response = httpx.request(method, url, json=body, timeout=timeout)
+        response = httpx.request(method, url, json=body, timeout=timeout, headers=_headers())
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         raise BadInput("error.serving.bad_url", base=base) from exc
     except httpx.TimeoutException as exc:
         raise ServingUnavailable("error.serving.timeout", base=base, timeout=timeout) from exc
     except httpx.TransportError as exc:
         raise ServingUnavailable("error.serving.unreachable", base=base) from exc
+    if response.status_code in (401, 403):
+        raise ServingUnavailable("error.serving.key_refused", base=base, message=_server_message(response))
     if response.status_code == 404:
         raise NotFound("error.serving.refused", message=_server_message(response))
-    if response.status_code in (400, 413):  # a bad request, or one over the server's size limit
+    if response.status_code in (400, 408, 413):  # a bad request, or one over the server's size or time limits
         raise BadInput("error.serving.refused", message=_server_message(response))
     if response.is_error:
         raise ServingUnavailable(

@@ -24,6 +24,8 @@ from tensorflow_serving.apis import (
 )
 
 from backend.errors import BadInput, NotFound, ServingUnavailable
+from backend.i18n import render
+from backend.serving.keys import KeyCheck
 from backend.serving.repository import DEFAULT_SIGNATURE, ModelRepository, Servable, error_status, run_signature
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ def grpc_predict(repository: ModelRepository, request: predict_pb2.PredictReques
     with repository.requests.call(servable.name, servable.version, signature_name, started=started) as call:
         signature = repository.signature(servable, signature_name)
         call.inputs = {name: _read_tensor(name, proto) for name, proto in request.inputs.items()}
-        outputs = run_signature(signature, call.inputs)
+        outputs = run_signature(signature, call.inputs, max_rows=repository.max_rows)
         wanted = list(request.output_filter) or list(outputs)
         unknown = [name for name in wanted if name not in outputs]
         if unknown:
@@ -163,14 +165,32 @@ def host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def create_grpc_server(repository: ModelRepository, host: str, port: int) -> grpc.Server:
-    """Builds (and binds, but does not start) the gRPC server.
+class KeyInterceptor(grpc.ServerInterceptor):
+    """Refuses a call without a live API key in its `authorization` metadata ("Bearer KEY") as UNAUTHENTICATED."""
+
+    def __init__(self, keys: KeyCheck) -> None:
+        self._keys = keys
+        message = render("en", "error.serving.unauthorized")
+        self._refuse = grpc.unary_unary_rpc_method_handler(
+            lambda _request, context: context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        )
+
+    def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+        metadata = dict(details.invocation_metadata or ())
+        return continuation(details) if self._keys.allows(metadata.get("authorization")) else self._refuse
+
+
+def create_grpc_server(
+    repository: ModelRepository, host: str, port: int, *, keys: KeyCheck | None = None
+) -> grpc.Server:
+    """Builds (and binds, but does not start) the gRPC server; with `keys`, every call needs a live API key.
 
     Raises:
         ServingUnavailable: The port cannot be bound.
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8),
+        interceptors=[KeyInterceptor(keys)] if keys is not None else [],
         options=[
             ("grpc.so_reuseport", 0),  # fail loudly, rather than share the port with another server
             ("grpc.max_receive_message_length", -1),

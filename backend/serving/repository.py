@@ -95,6 +95,9 @@ def scan_exports(runs: Path) -> dict[str, dict[int, Path]]:
     return index
 
 
+MAX_BATCH_ROWS = 10_000  # examples per request: more would hold the server (and its memory) for one client
+
+
 class ModelRepository:
     """The exported models under a ModelDeck home, loaded lazily and cached. Safe to share across threads."""
 
@@ -107,6 +110,7 @@ class ModelRepository:
         requests: RequestLog | None = None,
         unload_after: float = UNLOAD_AFTER_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        max_rows: int = MAX_BATCH_ROWS,
     ) -> None:
         """Creates a repository over `<home>/runs`; nothing is scanned or loaded yet.
 
@@ -117,7 +121,9 @@ class ModelRepository:
             requests: Where the predict requests are logged (`requestlog.py`); without it none is.
             unload_after: Seconds without a request after which a version no stage holds is unloaded.
             clock: Seconds, for the last use of each version (tests pass their own).
+            max_rows: The most examples one predict request may carry.
         """
+        self.max_rows = max_rows
         self.runs = Paths(Path(home)).runs
         self.labels = labels
         self.requests = requests or RequestLog(None)
@@ -392,11 +398,14 @@ def _fit_shape(name: str, array: np.ndarray, spec: tf.TensorSpec) -> np.ndarray:
     return array
 
 
-def _check_batch_sizes(arrays: dict[str, np.ndarray], specs: dict[str, tf.TensorSpec]) -> None:
+def _check_batch_sizes(arrays: dict[str, np.ndarray], specs: dict[str, tf.TensorSpec], max_rows: int) -> None:
     sizes = {name: len(array) for name, array in arrays.items() if specs[name].shape[:1].as_list() == [None]}
     if len(set(sizes.values())) > 1:
         counts = ", ".join(f"{name}: {size}" for name, size in sorted(sizes.items()))
         raise BadInput("error.serving.uneven_inputs", counts=counts)
+    rows = max(sizes.values(), default=0)
+    if rows > max_rows:
+        raise BadInput("error.serving.too_many_rows", rows=rows, limit=max_rows)
 
 
 def _tf_message(exc: tf.errors.OpError) -> str:
@@ -406,12 +415,13 @@ def _tf_message(exc: tf.errors.OpError) -> str:
     return re.sub(r"\s*\[Op:[^\]]*\]\s*$", "", useful[0]).strip()
 
 
-def run_signature(signature: Any, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+def run_signature(signature: Any, inputs: dict[str, Any], *, max_rows: int = MAX_BATCH_ROWS) -> dict[str, np.ndarray]:
     """Checks and converts named inputs, runs the signature and returns its named outputs.
 
     Args:
         signature: A loaded SavedModel signature (keyword inputs, dict of outputs).
         inputs: Input name -> a value per example (JSON lists, or arrays from TensorProtos).
+        max_rows: More examples than this in one request are refused (400): a request is answered in one go.
 
     Returns:
         Output name -> NumPy array.
@@ -422,7 +432,7 @@ def run_signature(signature: Any, inputs: dict[str, Any]) -> dict[str, np.ndarra
     specs = input_specs(signature)
     check_names(inputs, sorted(specs), "The request")
     arrays = {name: _fit_shape(name, _to_array(name, inputs[name], spec), spec) for name, spec in specs.items()}
-    _check_batch_sizes(arrays, specs)
+    _check_batch_sizes(arrays, specs, max_rows)
     tensors = {name: tf.constant(array, dtype=specs[name].dtype) for name, array in arrays.items()}
     try:
         outputs = signature(**tensors)

@@ -1,13 +1,16 @@
 """REST: TensorFlow Serving's JSON API (`/v1/models/NAME[/versions/N|/labels/L][:predict|/metadata]`).
 
 A malformed or hostile request gets TensorFlow Serving's `{"error": ...}` body with a 4xx status, never a 500:
-a body over `max_body_bytes` is refused with 413 before it is read whole, JSON nested deeper than `MAX_DEPTH`
-with 400 (checked before any of our code recurses into it), and values of the wrong type or shape with 400
-naming the input.
+a request without a live API key, where the server asks for one, with 401 before its body is read; a body over
+`max_body_bytes` with 413 before it is read whole; JSON nested deeper than `MAX_DEPTH` with 400 (checked before
+any of our code recurses into it); more rows than the repository's `max_rows`, and values of the wrong type or
+shape, with 400 naming the input; a request the model has not answered within `request_timeout` seconds with
+408 (the model's work runs on in its thread; the client is not kept waiting).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -29,6 +32,8 @@ from starlette.routing import Route
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from backend.errors import BadInput, ModelDeckError
+from backend.i18n import render
+from backend.serving.keys import KeyCheck
 from backend.serving.repository import (
     DEFAULT_SIGNATURE,
     GRPC_STOP_GRACE_SECONDS,
@@ -47,6 +52,7 @@ _REST_PATH = re.compile(
 )
 MAX_BODY_BYTES = 64 * 1024 * 1024  # a batch of base64 images fits; more is refused with 413 before it is read
 MAX_DEPTH = 32  # JSON nesting: a tensor of rank 30 still fits; thousands deep would exhaust the stack
+REQUEST_TIMEOUT_SECONDS = 30.0  # a request not answered by then gets 408
 
 
 class BodyTooLarge(ModelDeckError):
@@ -165,10 +171,10 @@ def rest_predict(repository: ModelRepository, servable: Servable, body: bytes) -
         names = sorted(input_specs(signature))
         if "instances" in request:
             call.inputs = _columns_from_instances(request["instances"], names)
-            call.outputs = run_signature(signature, call.inputs)
+            call.outputs = run_signature(signature, call.inputs, max_rows=repository.max_rows)
             return {"predictions": _rows(call.outputs)}
         call.inputs = _columns_from_inputs(request["inputs"], names)
-        call.outputs = run_signature(signature, call.inputs)
+        call.outputs = run_signature(signature, call.inputs, max_rows=repository.max_rows)
         return {"outputs": _columns(call.outputs)}
 
 
@@ -229,8 +235,43 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _refusal(keys: KeyCheck | None, request: Request) -> _JSON | None:
+    """401 unless the request carries a live key (where keys are asked for); None lets it through."""
+    if keys is None or await run_in_threadpool(keys.allows, request.headers.get("authorization")):
+        return None
+    message = render("en", "error.serving.unauthorized")
+    return _JSON({"error": message}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _in_time(handler: Callable[[], dict[str, Any]], timeout: float) -> _JSON:
+    """The handler's answer, run in the thread pool; 408 when it takes longer than `timeout` seconds."""
+    try:
+        return await asyncio.wait_for(run_in_threadpool(_answer, handler), timeout)
+    except TimeoutError:
+        return _JSON({"error": render("en", "error.serving.too_slow", limit=timeout)}, status_code=408)
+
+
+async def _models(
+    repository: ModelRepository, request: Request, listing: Callable[[], dict[str, Any]], max_body: int, timeout: float
+) -> _JSON:
+    """`/v1/models/...`: the body read within its limit, then the answer within the time limit."""
+    try:
+        body = await _read_body(request, max_body)
+    except BodyTooLarge as exc:
+        return _JSON({"error": str(exc)}, status_code=413)
+    rest = request.path_params["rest"]
+    if not rest and request.method == "GET":  # `/v1/models/`: the list, as `/v1/models`
+        return await _in_time(listing, timeout)
+    return await _in_time(lambda: _rest_models(repository, request.method, rest, body), timeout)
+
+
 def create_app(
-    repository: ModelRepository, *, grpc_server: grpc.Server | None = None, max_body_bytes: int = MAX_BODY_BYTES
+    repository: ModelRepository,
+    *,
+    grpc_server: grpc.Server | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    keys: KeyCheck | None = None,
+    request_timeout: float = REQUEST_TIMEOUT_SECONDS,
 ) -> Starlette:
     """Builds the REST app: TensorFlow Serving's `/v1/models/...` API plus `/v1/models` and `/healthz`.
 
@@ -238,6 +279,8 @@ def create_app(
         repository: Where the models come from.
         grpc_server: If given, it is started and stopped with the app.
         max_body_bytes: Larger request bodies are refused with 413.
+        keys: Where given, every request but `/healthz` needs a live API key (`Authorization: Bearer KEY`).
+        request_timeout: Seconds a request may take before it is answered with 408.
 
     Returns:
         The Starlette app; TensorFlow runs in the thread pool, never on the event loop.
@@ -256,18 +299,13 @@ def create_app(
             ]
         }
 
-    async def list_models(_request: Request) -> _JSON:
-        return await run_in_threadpool(_answer, listing)
+    async def list_models(request: Request) -> _JSON:
+        return await _refusal(keys, request) or await _in_time(listing, request_timeout)
 
     async def models(request: Request) -> _JSON:
-        try:
-            body = await _read_body(request, max_body_bytes)
-        except BodyTooLarge as exc:
-            return _JSON({"error": str(exc)}, status_code=413)
-        rest = request.path_params["rest"]
-        if not rest and request.method == "GET":
-            return await list_models(request)
-        return await run_in_threadpool(_answer, lambda: _rest_models(repository, request.method, rest, body))
+        return await _refusal(keys, request) or await _models(
+            repository, request, listing, max_body_bytes, request_timeout
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

@@ -31,10 +31,11 @@ from backend.config import DEFAULT_GRPC_PORT, DEFAULT_REST_PORT, database_url_fo
 from backend.config import home as default_home
 from backend.errors import ModelDeckError, ServingUnavailable
 from backend.serving.grpc_service import create_grpc_server, host_port
+from backend.serving.keys import KeyCheck, required
 from backend.serving.registry import StageLabels
-from backend.serving.repository import RESCAN_SECONDS, UNLOAD_AFTER_SECONDS, ModelRepository
+from backend.serving.repository import MAX_BATCH_ROWS, RESCAN_SECONDS, UNLOAD_AFTER_SECONDS, ModelRepository
 from backend.serving.requestlog import RequestLog
-from backend.serving.rest import MAX_BODY_BYTES, create_app
+from backend.serving.rest import MAX_BODY_BYTES, REQUEST_TIMEOUT_SECONDS, create_app
 from db import open_store
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,9 @@ def serve(
     database_url: str | None = None,
     unload_after: float = UNLOAD_AFTER_SECONDS,
     max_body_bytes: int = MAX_BODY_BYTES,
+    max_rows: int = MAX_BATCH_ROWS,
+    request_timeout: float = REQUEST_TIMEOUT_SECONDS,
+    require_keys: bool | None = None,
 ) -> None:
     """Serves the exported models over REST and gRPC until SIGINT or SIGTERM, then stops both.
 
@@ -132,6 +136,10 @@ def serve(
             logged (default: MODELDECK_DATABASE_URL, or the SQLite file in `home`).
         unload_after: Seconds without a request after which a version no stage holds is unloaded.
         max_body_bytes: Larger REST request bodies are refused with 413.
+        max_rows: More examples in one predict request are refused with 400.
+        request_timeout: A REST request not answered within this many seconds gets 408.
+        require_keys: Whether every request needs a live API key (`modeldeck keys create`); None (the default)
+            asks for one whenever `host` is not a loopback address.
 
     Raises:
         ServingUnavailable: A port cannot be bound.
@@ -140,13 +148,22 @@ def serve(
     url = database_url or database_url_for(home)
     labels = StageLabels(lambda: open_store(url))
     requests = RequestLog(lambda: open_store(url))
-    repository = ModelRepository(home, labels=labels, requests=requests, unload_after=unload_after)
+    repository = ModelRepository(home, labels=labels, requests=requests, unload_after=unload_after, max_rows=max_rows)
+    keys = KeyCheck(lambda: open_store(url)) if required(host, require_keys) else None
     rest_socket = _listen(host, rest_port)
     requests.start()
     try:
-        grpc_server = create_grpc_server(repository, host, grpc_port)
+        grpc_server = create_grpc_server(repository, host, grpc_port, keys=keys)
         _quiet_uvicorn()
-        app = create_app(repository, grpc_server=grpc_server, max_body_bytes=max_body_bytes)
+        app = create_app(
+            repository,
+            grpc_server=grpc_server,
+            max_body_bytes=max_body_bytes,
+            keys=keys,
+            request_timeout=request_timeout,
+        )
+        if keys is not None:
+            log.info("every request needs an API key; %d live (`modeldeck keys create NAME` makes one)", keys.count())
         config = uvicorn.Config(app, host=host, port=rest_port, log_config=None)
         log.info(
             "listening on http://%s (REST) and %s (gRPC); models under %s: %s",
@@ -163,7 +180,23 @@ def serve(
         rest_socket.close()
         requests.close()
         labels.close()
+        if keys is not None:
+            keys.close()
     log.info("stopped")
+
+
+def _limits_and_keys(parser: argparse.ArgumentParser) -> None:
+    """The flags `modeldeck serve` and `python -m backend.serving` share for limits and API keys."""
+    parser.add_argument("--max-rows", type=int, default=MAX_BATCH_ROWS, help="more rows per request get 400")
+    parser.add_argument(
+        "--request-timeout", type=float, default=REQUEST_TIMEOUT_SECONDS, help="seconds before a request gets 408"
+    )
+    parser.add_argument(
+        "--require-keys",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="every request needs an API key (default: only when --host is not loopback)",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -177,6 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         "--unload-after", type=float, default=UNLOAD_AFTER_SECONDS, help="idle seconds before an unstaged version goes"
     )
     parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES, help="larger REST bodies get 413")
+    _limits_and_keys(parser)
     args = parser.parse_args(argv)
     logs.configure("serve")
     try:
@@ -187,6 +221,9 @@ def main(argv: list[str] | None = None) -> None:
             host=args.host,
             unload_after=args.unload_after,
             max_body_bytes=args.max_body_bytes,
+            max_rows=args.max_rows,
+            request_timeout=args.request_timeout,
+            require_keys=args.require_keys,
         )
     except ModelDeckError as exc:
         log.error("%s", exc)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backend import config
-from backend.errors import BadInput, ModelDeckError, QualityGateBlocked
+from backend.errors import BadInput, Forbidden, ModelDeckError, QualityGateBlocked
 from backend.i18n import LANGUAGES
 from models.spec import SpecError, parse_sets
 from models.tasks import TASKS, task_info, tasks_for_kind
@@ -34,6 +34,7 @@ EXIT_BUG = 1
 EXIT_BAD_INPUT = ModelDeckError.exit_code
 EXIT_BLOCKED = QualityGateBlocked.exit_code
 EXIT_RUN_FAILED = 4
+EXIT_FORBIDDEN = Forbidden.exit_code
 EXIT_CTRL_C = 130
 EXIT_CODES = {
     EXIT_OK: "success (a run started without --wait counts once it is queued)",
@@ -41,6 +42,7 @@ EXIT_CODES = {
     EXIT_BAD_INPUT: "a user error (bad file, unknown column, bad value, usage); one line on stderr says how to fix it",
     EXIT_BLOCKED: "the quality gate blocked the dataset (data check; train and tune without --override)",
     EXIT_RUN_FAILED: "a run waited for with --wait ended without succeeding: failed, cancelled or interrupted",
+    EXIT_FORBIDDEN: "the account's role may not do this (`modeldeck users list` shows the roles)",
     EXIT_CTRL_C: "stopped with Ctrl-C",
 }
 RUN_ENDED_BADLY = ("failed", "cancelled", "interrupted")
@@ -743,6 +745,89 @@ def cmd_serve(_store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _password(args: argparse.Namespace) -> str:
+    """A new password: from stdin with --password-stdin (scripts), else asked twice on the terminal."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    first, second = getpass.getpass("password: "), getpass.getpass("again: ")
+    if first != second:
+        raise BadInput("error.auth.passwords_differ")
+    return first
+
+
+def cmd_users_add(store: Store, args: argparse.Namespace) -> int:
+    """A local account for the dashboard's sign-in, with a role."""
+    from backend import auth
+
+    made = auth.add_user(store, args.name, role=args.role, password=_password(args))
+    _emit(args, {"name": made.name, "role": made.role}, [f"account {made.name!r} ({made.role}) added"])
+    return 0
+
+
+def cmd_users_list(store: Store, args: argparse.Namespace) -> int:
+    from backend import auth
+
+    found = auth.users(store)
+    rows = [[u.name, u.role, u.created_at, u.disabled_at or "enabled"] for u in found]
+    payload = {"users": [{"name": u.name, "role": u.role, "disabled": u.disabled_at is not None} for u in found]}
+    _emit(args, payload, _table(rows, ["NAME", "ROLE", "CREATED", "DISABLED"]))
+    return 0
+
+
+def cmd_users_role(store: Store, args: argparse.Namespace) -> int:
+    from backend import auth
+
+    changed = auth.set_role(store, args.name, args.role)
+    _emit(args, {"name": changed.name, "role": changed.role}, [f"{changed.name} is now {changed.role}"])
+    return 0
+
+
+def cmd_users_password(store: Store, args: argparse.Namespace) -> int:
+    from backend import auth
+
+    changed = auth.set_password(store, args.name, _password(args))
+    _emit(args, {"name": changed.name}, [f"password of {changed.name} changed; its sessions ended"])
+    return 0
+
+
+def cmd_users_disable(store: Store, args: argparse.Namespace) -> int:
+    from backend import auth
+
+    changed = auth.disable(store, args.name)
+    _emit(args, {"name": changed.name, "disabled": True}, [f"{changed.name} disabled; its sessions ended"])
+    return 0
+
+
+def cmd_audit(store: Store, args: argparse.Namespace) -> int:
+    """Every change, the latest first; `--csv FILE` writes the whole log."""
+    from backend import auth
+
+    if args.csv:
+        Path(args.csv).write_bytes(auth.log_csv(store))
+        _emit(args, {"written": args.csv}, [f"audit log written to {args.csv}"])
+        return 0
+    found = auth.log(store, limit=args.limit)
+    rows = [[e.at.isoformat(sep=" ", timespec="seconds"), e.actor, e.role, e.action, e.target, e.source] for e in found]
+    payload = {
+        "entries": [
+            {
+                "at": e.at.isoformat(),
+                "actor": e.actor,
+                "role": e.role,
+                "action": e.action,
+                "target": e.target,
+                "source": e.source,
+                "detail": e.detail,
+            }
+            for e in found
+        ]
+    }
+    _emit(args, payload, _table(rows, ["AT", "WHO", "ROLE", "ACTION", "WHAT", "FROM"]))
+    return 0
+
+
 def cmd_keys_create(store: Store, args: argparse.Namespace) -> int:
     """A new API key for the inference server, printed once: only its digest is kept."""
     from backend import serving
@@ -856,6 +941,25 @@ def parser() -> argparse.ArgumentParser:
     create_key.add_argument("--by", help="who (default: your user name)")
     command(key_cmds, "list", cmd_keys_list, "keys, live and revoked (never the keys themselves)")
     command(key_cmds, "revoke", cmd_keys_revoke, "revoke a key").add_argument("name", help="the key's name")
+    user_cmds = sub.add_parser("users", help="local accounts for the dashboard's sign-in").add_subparsers(
+        dest="users_command", required=True
+    )
+    roles = ["viewer", "editor", "admin"]
+    add_user = command(user_cmds, "add", cmd_users_add, "add an account (asks for its password)")
+    add_user.add_argument("name")
+    add_user.add_argument("--role", required=True, choices=roles)
+    command(user_cmds, "list", cmd_users_list, "accounts and their roles")
+    role = command(user_cmds, "role", cmd_users_role, "change an account's role")
+    role.add_argument("name")
+    role.add_argument("role", choices=roles)
+    password = command(user_cmds, "password", cmd_users_password, "set an account's password (ends its sessions)")
+    password.add_argument("name")
+    for needs_password in (add_user, password):
+        needs_password.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    command(user_cmds, "disable", cmd_users_disable, "disable an account (ends its sessions)").add_argument("name")
+    audit = command(sub, "audit", cmd_audit, "every change: who, what, when, from where (admins)")
+    audit.add_argument("--limit", type=int, default=50, help="the latest N changes (default 50)")
+    audit.add_argument("--csv", help="write the whole log to this CSV file")
     samples = command(sub, "samples", cmd_samples, "built-in sample datasets")
     samples.add_argument("--load", action="store_true", help="add every sample to the dataset list")
 

@@ -51,6 +51,12 @@ class QualityGateBlocked(ModelDeckError):
     exit_code = 3
 
 
+class Forbidden(ModelDeckError):
+    """The signed-in account's role may not do this (an editor deleting, a viewer training)."""
+
+    exit_code = 5
+
+
 class InvalidState(ModelDeckError):
     """The action does not fit the current state (e.g. resuming a run that finished)."""
 

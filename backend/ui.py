@@ -47,6 +47,8 @@ def run(*, home: Path, port: int, serve_port: int, grpc_port: int, host: str) ->
         0 after Ctrl-C or SIGTERM, 1 when one of the processes exited on its own (the others are stopped).
     """
     env = os.environ | {"MODELDECK_HOME": str(home), "MODELDECK_SERVING_URL": config.serving_url_for(serve_port)}
+    if not serving.loopback(host):  # beyond loopback the dashboard asks who you are (off on loopback)
+        env.setdefault("MODELDECK_SIGN_IN", "1")
     with _dashboard_key(host) as key:
         if key:
             env["MODELDECK_SERVING_KEY"] = key

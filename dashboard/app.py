@@ -10,7 +10,8 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run` puts only this folder on the path
 
-from dashboard import state  # noqa: E402
+from backend import auth  # noqa: E402
+from dashboard import signin, state  # noqa: E402
 from dashboard.common import current, store  # noqa: E402
 from dashboard.i18n import LANGUAGES, lang, t  # noqa: E402
 
@@ -25,12 +26,23 @@ PAGES = [
     ("views/models.py", "nav.models", ":material/deployed_code:"),
     ("views/monitoring.py", "nav.monitoring", ":material/monitor_heart:"),
     ("views/playground.py", "nav.playground", ":material/science:"),
+    ("views/admin.py", "nav.admin", ":material/admin_panel_settings:"),
 ]
+# What each role sees (the backend checks every change whatever a page shows): a viewer, the models' pages.
+VIEWER_PAGES = {
+    "views/home.py",
+    "views/evaluation.py",
+    "views/compare.py",
+    "views/models.py",
+    "views/monitoring.py",
+    "views/playground.py",
+}
 
 # Our own file: a ":material/…:" or emoji page icon makes the browser fetch it from Google's or a CDN's servers.
 ICON = Path(__file__).resolve().parent / "assets" / "icon.png"
 st.set_page_config(page_title="ModelDeck", page_icon=str(ICON), layout="wide")
 state.init()
+auth.actor_from(signin.provider)  # every service call in this session acts as its signed-in account
 
 with st.sidebar:
     st.markdown("### :material/explore: ModelDeck")
@@ -45,6 +57,8 @@ with st.sidebar:
     if choice is not None and choice != lang():
         state.set_lang(choice)
         st.rerun()
+    actor = signin.gate()  # with sign-in on and nobody signed in, the page is the sign-in form
+    signin.sidebar(actor)
     demo = st.toggle(t("sidebar.demo"), value=st.session_state[state.DEMO], help=t("sidebar.demo_help"))
     if demo != st.session_state[state.DEMO]:
         state.set_demo(demo)
@@ -59,7 +73,13 @@ with st.sidebar:
         st.warning(t("sidebar.no_worker"), icon=":material/pause_circle:")
 
 HIDDEN = ["views/usecase.py"]  # one use case, opened from its card: not in the menu
-shown = PAGES[:1] if st.session_state[state.DEMO] else PAGES  # demo mode: the use cases alone
+role = (actor or auth.current()).role
+shown = [
+    page
+    for page in (PAGES[:1] if st.session_state[state.DEMO] else PAGES)  # demo mode: the use cases alone
+    if (role != "viewer" or page[0] in VIEWER_PAGES) and (page[0] != "views/admin.py" or role == "admin")
+]
+st.session_state[state.PAGES] = {path for path, _, _ in shown} | set(HIDDEN)
 navigation = st.navigation(
     [
         *(

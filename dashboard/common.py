@@ -63,12 +63,18 @@ def current() -> tuple[data.Dataset, data.DatasetVersion] | None:
     return dataset, s.list_versions(dataset.id)[-1]
 
 
+def link(page: str, *, label: str, icon: str) -> None:
+    """A link to another page, where this session's menu has it (a viewer has no Training page, say)."""
+    if page in st.session_state.get(state.PAGES, ()):
+        st.page_link(page, label=label, icon=icon)
+
+
 def require_dataset() -> tuple[data.Dataset, data.DatasetVersion]:
     """Guard clause for pages that need a dataset."""
     chosen = current()
     if chosen is None:
         st.info(t("guard.no_dataset"))
-        st.page_link("views/data.py", label=t("nav.data"), icon=":material/table_view:")
+        link("views/data.py", label=t("nav.data"), icon=":material/table_view:")
         st.stop()
     return chosen
 
@@ -76,7 +82,7 @@ def require_dataset() -> tuple[data.Dataset, data.DatasetVersion]:
 def require_target(version: data.DatasetVersion) -> None:
     if version.target is None:
         st.info(t("guard.no_target"))
-        st.page_link("views/data.py", label=t("nav.data"), icon=":material/table_view:")
+        link("views/data.py", label=t("nav.data"), icon=":material/table_view:")
         st.stop()
 
 
@@ -96,7 +102,7 @@ def pick_finished_run(*, label: str, describe: Callable[[jobs.RunSummary], str],
     done = {r.id: r for r in finished if r.model_name}  # not searches: they export no model of their own
     if not done:
         st.info(none_text)
-        st.page_link("views/training.py", label=t("nav.training"), icon=":material/model_training:")
+        link("views/training.py", label=t("nav.training"), icon=":material/model_training:")
         st.stop()
     ids = list(done)
     preferred = st.session_state.get(state.RUN)

@@ -17,6 +17,7 @@ SCORED = "scored_file"  # the Playground's last scored file: {"key": (run, model
 DEMO = "demo"  # demo mode: only the use cases, nothing technical (kept in the URL: a demo link stays one)
 USE_CASE = "use_case_id"  # the use case open on its page (kept in the URL, so a link opens it)
 ADDED = "added_note"  # what the last upload or sample added, shown once after the rerun
+PAGES = "pages"  # the pages in this session's menu (its role's, demo mode's): links go only there
 PRESET = "training_preset"  # the Training page's preset: a widget's own state is dropped when its page is left
 
 

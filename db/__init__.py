@@ -2,6 +2,7 @@
 
 from db.records import (
     ApiKey,
+    AuditEntry,
     Dataset,
     DatasetVersion,
     Decision,
@@ -14,12 +15,14 @@ from db.records import (
     RunSummary,
     StageChange,
     UseCase,
+    User,
     Worker,
 )
 from db.store import Store, open_store
 
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "Dataset",
     "DatasetVersion",
     "Decision",
@@ -33,6 +36,7 @@ __all__ = [
     "StageChange",
     "Store",
     "UseCase",
+    "User",
     "Worker",
     "open_store",
 ]

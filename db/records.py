@@ -203,3 +203,26 @@ class ApiKey:
     created_by: str
     created_at: datetime
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class User:
+    """A local account as listed: never its password hash."""
+
+    id: int
+    name: str
+    role: str
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    target: str
+    source: str
+    detail: dict[str, Any]

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from db import records
 from db.schema import (
     ApiKeyRow,
+    AuditRow,
     DatasetRow,
     DatasetVersionRow,
     DecisionRow,
@@ -33,7 +34,9 @@ from db.schema import (
     QualityReportRow,
     RequestLogRow,
     RunRow,
+    SessionRow,
     UseCaseRow,
+    UserRow,
     WorkerRow,
 )
 
@@ -815,6 +818,74 @@ class Store:
     def live_key_digests(self) -> set[str]:
         with self._read() as s:
             return set(s.scalars(select(ApiKeyRow.digest).where(ApiKeyRow.revoked_at.is_(None))))
+
+    # -- accounts, sessions and the audit log ------------------------------------------------------------------------
+    def add_user(self, *, name: str, role: str, password_hash: str) -> records.User | None:
+        """A new account; None when one already has this name."""
+        with self._write() as s:
+            if s.scalar(select(UserRow.id).where(UserRow.name == name)) is not None:
+                return None
+            row = UserRow(name=name, role=role, password_hash=password_hash, created_at=utcnow())
+            s.add(row)
+            s.flush()
+            return _record(records.User, row)
+
+    def users(self) -> list[records.User]:
+        with self._read() as s:
+            return [_record(records.User, r) for r in s.scalars(select(UserRow).order_by(UserRow.name))]
+
+    def credentials(self, name: str) -> tuple[records.User, str] | None:
+        """An enabled account and its password hash, to check a sign-in; None when there is no such account."""
+        with self._read() as s:
+            row = s.scalar(select(UserRow).where(UserRow.name == name, UserRow.disabled_at.is_(None)))
+            return None if row is None else (_record(records.User, row), row.password_hash)
+
+    def update_user(self, name: str, **values: Any) -> records.User | None:
+        """Change an account (its role, its password hash, `disabled_at`); a disabled one loses its sessions."""
+        with self._write() as s:
+            row = s.scalar(select(UserRow).where(UserRow.name == name))
+            if row is None:
+                return None
+            for key, value in values.items():
+                setattr(row, key, value)
+            if values.get("disabled_at") is not None or "password_hash" in values:
+                s.execute(delete(SessionRow).where(SessionRow.user_id == row.id))
+            s.flush()
+            return _record(records.User, row)
+
+    def add_session(self, user_id: int, *, token_digest: str, expires_at: datetime) -> None:
+        with self._write() as s:
+            s.add(SessionRow(user_id=user_id, token_digest=token_digest, created_at=utcnow(), expires_at=expires_at))
+
+    def session_user(self, token_digest: str) -> records.User | None:
+        """The enabled account a live (unexpired) session belongs to, or None."""
+        with self._read() as s:
+            row = s.scalar(
+                select(UserRow)
+                .join(SessionRow, SessionRow.user_id == UserRow.id)
+                .where(
+                    SessionRow.token_digest == token_digest,
+                    SessionRow.expires_at > utcnow(),
+                    UserRow.disabled_at.is_(None),
+                )
+            )
+            return None if row is None else _record(records.User, row)
+
+    def end_session(self, token_digest: str) -> None:
+        with self._write() as s:
+            s.execute(delete(SessionRow).where(SessionRow.token_digest == token_digest))
+            s.execute(delete(SessionRow).where(SessionRow.expires_at <= utcnow()))  # and forget the expired
+
+    def add_audit(self, **entry: Any) -> None:
+        """One change: `actor`, `role`, `action`, `target`, `source` and `detail` (the time is now)."""
+        with self._write() as s:
+            s.add(AuditRow(at=utcnow(), **entry))
+
+    def audit_log(self, *, limit: int = 1000, offset: int = 0) -> list[records.AuditEntry]:
+        """Changes, the latest first."""
+        with self._read() as s:
+            rows = s.scalars(select(AuditRow).order_by(AuditRow.id.desc()).offset(offset).limit(limit))
+            return [_record(records.AuditEntry, r) for r in rows]
 
 
 def default_url(home: str | os.PathLike[str]) -> str:

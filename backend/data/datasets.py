@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from backend import config
+from backend import auth, config
 from backend.config import Paths
 from backend.data import images, ingest, kinds, samples, storage
 from backend.data.numbers import parse_numbers
@@ -322,6 +322,7 @@ def read_text_zip(source: bytes | Path, filename: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@auth.guarded("upload", lambda made: f"{made[0].name} @ {made[1].hash[:8]}")
 def add_dataset(
     store: Store,
     *,
@@ -393,6 +394,7 @@ def add_image_set(
     )
 
 
+@auth.guarded("upload", lambda made: f"{made[0].name} @ {made[1].hash[:8]}")
 def add_image_table(
     store: Store,
     *,
@@ -415,6 +417,7 @@ def add_image_table(
     )
 
 
+@auth.guarded("upload", lambda made: f"{made[0].name} @ {made[1].hash[:8]}")
 def add_image_index(
     store: Store, *, paths: Paths, index: pd.DataFrame, name: str, source: str, parent_id: int, notes: Sequence[Message]
 ) -> tuple[Dataset, DatasetVersion]:
@@ -463,6 +466,7 @@ def _record_images(
     )
 
 
+@auth.guarded("upload", lambda made: f"{made[0].name} @ {made[1].hash[:8]}")
 def add_sample(store: Store, *, paths: Paths, sample: str) -> tuple[Dataset, DatasetVersion]:
     """Store a built-in sample (read from an installed package, never downloaded) as a dataset version.
 
@@ -492,6 +496,7 @@ def add_sample(store: Store, *, paths: Paths, sample: str) -> tuple[Dataset, Dat
     )
 
 
+@auth.guarded("upload", lambda skipped: f"every sample ({len(skipped)} skipped)")
 def add_samples(store: Store, *, paths: Paths) -> dict[str, SampleUnavailable]:
     """Store every built-in sample whose package is installed; returns the others, by name, with why each was not."""
     skipped = {}
@@ -503,6 +508,7 @@ def add_samples(store: Store, *, paths: Paths) -> dict[str, SampleUnavailable]:
     return skipped
 
 
+@auth.guarded("upload", lambda made: f"{made[0].name} @ {made[1].hash[:8]}")
 def add_source(
     store: Store,
     *,
@@ -533,6 +539,7 @@ def resolve(store: Store, ref: str | int) -> tuple[Dataset, DatasetVersion]:
     return dataset, store.list_versions(dataset.id)[-1]
 
 
+@auth.guarded("upload", lambda dataset: f"{dataset.name}: kind {dataset.kind}", audited="set_kind")
 def set_kind(store: Store, *, dataset: Dataset, kind: str) -> Dataset:
     """Change what kind of data a dataset is (the inference can be wrong)."""
     if kind not in ("tabular", "text", "ratings") or dataset.kind == "images":
@@ -552,6 +559,7 @@ def load_frame(version: DatasetVersion) -> pd.DataFrame:
     return frame
 
 
+@auth.guarded("upload", lambda v: f"version {v.hash[:8]}: target {v.target}", audited="set_target")
 def set_target(store: Store, *, version: DatasetVersion, target: str | None, task: str | None) -> DatasetVersion:
     """Choose the target column and task of a version (the task is inferred when None or 'auto')."""
     if target == "label" and version.task == "image-classification":

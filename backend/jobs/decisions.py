@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from backend import config
+from backend import auth, config
 from backend.errors import BadInput
 from backend.jobs.runs import exported_model
 from db import Decision, Run, Store
@@ -99,6 +99,7 @@ def _same_classes(run: Run, costs: CostMatrix) -> None:
         raise BadInput("error.decide.matrix_classes", classes=", ".join(run.evaluation["classes"]))
 
 
+@auth.guarded("decide", lambda d: f"run {d.get('run_id', '?')}", audited="decide_costs")
 def decide_costs(
     store: Store, run_id: int | str, costs: CostMatrix, *, chosen_by: str | None = None, reason: str = ""
 ) -> dict[str, Any]:
@@ -146,6 +147,7 @@ def current(store: Store, run: Run) -> Decision | None:
     return found[0] if found else None
 
 
+@auth.guarded("decide", lambda d: f"run {d.get('run_id', '?')}", audited="decide_threshold")
 def decide(
     store: Store,
     run_id: int | str,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backend import config
+from backend import auth, config
 from backend.jobs.runs import exported_model
 from db import Run, Store
 from models.formats import REPORT, TFLITE, FormatCheck
@@ -42,6 +42,7 @@ def formats_dir(run: Run) -> Path:
     return config.paths().run_dir(run.id) / FORMATS_DIR
 
 
+@auth.guarded("export", lambda path: f"SavedModel zip {path.name}", audited="export_savedmodel")
 def savedmodel_zip(store: Store, run_id: int | str) -> Path:
     """The run's SavedModel as a zip of `<name>/<version>/…` (TensorFlow Serving's layout), written once.
 
@@ -86,6 +87,7 @@ def _parity_rows(store: Store, run: Run) -> Any:
     return frame.reset_index(drop=True)
 
 
+@auth.guarded("export", lambda checks: f"{len(checks)} formats", audited="export_formats")
 def check_formats(store: Store, run_id: int | str) -> list[FormatCheck]:
     """Every format of the run's export, written beside the run and checked on its test rows (see the module).
 
@@ -203,6 +205,7 @@ def serving_plan(store: Store, *, folder: str = "$PWD/serving", mount: str = MOU
     return ServingFolder(Path(folder), models, text, docker_command(folder, mount=mount))
 
 
+@auth.guarded("export", lambda _folder: "a TensorFlow Serving folder", audited="export_serving")
 def serving_folder(store: Store, *, out: Path, mount: str = MOUNT) -> ServingFolder:
     """Write every exported model into `out/<name>/<version>/` and `out/models.config`.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend import config
+from backend import auth, config
 from backend.errors import BadInput
 from backend.i18n import Message
 from backend.jobs.runs import get_run, start_training
@@ -75,6 +75,7 @@ def test_rows(
     return pd.concat([kept, _as_uploaded(run, rows)], axis=1)
 
 
+@auth.guarded("fix", lambda made: f"version {made[0].hash[:8]}, run {made[1].id}")
 def fix_and_retrain(
     store: Store, run_id: int | str, *, relabel: dict[int, str] | None = None, drop: list[int] | None = None
 ) -> tuple[Any, Run]:

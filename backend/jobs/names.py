@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from backend import auth
 from backend.errors import BadInput, NotFound
 from db import Run, Store
 
@@ -49,6 +50,7 @@ def column_name(run: Run, column: str, original: str | None = None) -> str:
     return given(run, "columns", column) or humanise(original or column)
 
 
+@auth.guarded("name", lambda run: f"run {run.id}", audited="rename_run")
 def rename(
     store: Store,
     run_id: int,

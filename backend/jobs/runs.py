@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from backend import config
+from backend import auth, config
 from backend.errors import BadInput, InvalidState, NotFound, QualityGateBlocked
 from backend.i18n import Message
 from backend.jobs import names, tuning
@@ -71,6 +71,7 @@ def _task_and_target(
     return wanted, answer
 
 
+@auth.guarded("train", lambda run: f"run {run.id}")
 def start_training(
     store: Store,
     *,
@@ -134,6 +135,7 @@ def _checked_run(
     }
 
 
+@auth.guarded("train", lambda run: f"run {run.id}")
 def start_search(
     store: Store,
     *,
@@ -183,6 +185,7 @@ def search_trials(store: Store, *, run_id: int) -> list[dict[str, Any]]:
     return tuning.summary(store, run_id)
 
 
+@auth.guarded("train", lambda run: f"run {run.id}")
 def run_again(store: Store, *, run_id: int) -> Run:
     """Queue a new run with the same version, task, target and spec: on a CPU it reproduces the metrics."""
     run = get_run(store, run_id)
@@ -221,6 +224,7 @@ def get_run(store: Store, run_id: int | str) -> Run:
     return run
 
 
+@auth.guarded("train", lambda run: f"run {run.id}", audited="cancel_run")
 def cancel(store: Store, *, run_id: int) -> Run:
     """Cancel a queued or running run: a queued one at once, a running one as soon as its worker sees it.
 
@@ -233,6 +237,7 @@ def cancel(store: Store, *, run_id: int) -> Run:
     return store.request_cancel(run.id)
 
 
+@auth.guarded("train", lambda run: f"run {run.id}", audited="resume_run")
 def resume(store: Store, *, run_id: int) -> Run:
     """Queue an interrupted run again; it continues from its last completed epoch."""
     reap_dead_workers(store)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from backend import auth
 from backend.errors import BadInput, NotFound
 from backend.i18n import Message
 from backend.jobs.runs import exported_model
@@ -39,6 +40,7 @@ def _checked(title: str, audience: str) -> tuple[str, str]:
     return title, audience
 
 
+@auth.guarded("use_case", lambda u: f"use case {u.id}: {u.title}", audited="create_use_case")
 def create(store: Store, *, run_id: int | str, title: str, description: str = "", audience: str = "") -> UseCase:
     """A use case over a finished run's model.
 
@@ -54,6 +56,7 @@ def create(store: Store, *, run_id: int | str, title: str, description: str = ""
     )
 
 
+@auth.guarded("use_case", lambda u: f"use case {u.id}: {u.title}", audited="update_use_case")
 def update(
     store: Store,
     use_case_id: int,

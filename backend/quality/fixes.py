@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from backend import config, data
+from backend import auth, config, data
 from backend.errors import BadInput, NotFound
 from backend.i18n import Message
 from backend.quality import gate
@@ -125,6 +125,7 @@ def _new_version(store: Store, version: DatasetVersion, frame: pd.DataFrame, not
     return new
 
 
+@auth.guarded("fix", lambda v: f"new version {v.hash[:8]}")
 def apply_remedy(
     store: Store, *, version: DatasetVersion, action: str, params: Mapping[str, Any] | None = None
 ) -> DatasetVersion:
@@ -135,6 +136,7 @@ def apply_remedy(
     return _new_version(store, version, frame, note)
 
 
+@auth.guarded("fix", lambda v: f"new version {v.hash[:8]}")
 def apply_check_fix(store: Store, *, version: DatasetVersion, check_id: str) -> DatasetVersion:
     """The CLI's `data fix DATASET --check ID`: the remedy the quality report suggests for that check."""
     report = gate.check_version(store, version=version)
@@ -150,6 +152,7 @@ def apply_check_fix(store: Store, *, version: DatasetVersion, check_id: str) -> 
     return apply_remedy(store, version=version, action=remedy.action, params=remedy.params)
 
 
+@auth.guarded("label", lambda v: f"new version {v.hash[:8]}")
 def relabel(store: Store, *, version: DatasetVersion, labels: dict[int, str]) -> DatasetVersion:
     """New version with the target of the given rows (positions) set to new labels."""
     if version.target is None:

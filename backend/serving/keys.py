@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from backend import auth
 from backend.errors import BadInput, NotFound
 from db import ApiKey, Store
 
@@ -34,6 +35,7 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+@auth.guarded("keys", lambda made: f"key {made[0].name}", audited="create_key")
 def create(store: Store, name: str, *, created_by: str | None = None) -> tuple[ApiKey, str]:
     """Make a key: its record, and the key itself (shown once: only its digest is kept).
 
@@ -50,6 +52,7 @@ def create(store: Store, name: str, *, created_by: str | None = None) -> tuple[A
     return made, key
 
 
+@auth.guarded("keys", lambda key: f"key {key.name}", audited="revoke_key")
 def revoke(store: Store, name: str) -> ApiKey:
     """Revoke a key by name: the server refuses it within a second.
 
@@ -63,6 +66,12 @@ def revoke(store: Store, name: str) -> ApiKey:
 
 
 def listing(store: Store) -> list[ApiKey]:
+    """Every key, live and revoked, oldest first: names, first characters, who made them, when (never the keys).
+
+    Raises:
+        Forbidden: the current actor is not an admin.
+    """
+    auth.check("keys")
     return store.api_keys()
 
 

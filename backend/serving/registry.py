@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from backend import auth
 from backend.errors import BadInput, NotFound
 from db import ModelVersion, StageChange, Store
 
@@ -142,6 +143,7 @@ def _holders(store: Store, name: str, stage: str) -> list[int]:
     return stack
 
 
+@auth.guarded("promote", lambda c: f"{c.model_name} v{c.version} {c.stage}")
 def promote(
     store: Store, name: str, version: int, *, stage: str, reason: str = "", assigned_by: str | None = None
 ) -> StageChange:
@@ -168,6 +170,7 @@ def promote(
     )
 
 
+@auth.guarded("promote", lambda c: f"{c.model_name} v{c.version} {c.stage}")
 def rollback(store: Store, name: str, *, stage: str, reason: str = "", assigned_by: str | None = None) -> StageChange:
     """Give a stage back to the version that held it before the current one.
 

@@ -828,6 +828,36 @@ def cmd_audit(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_delete(store: Store, args: argparse.Namespace) -> int:
+    """What deleting would take with it; with --yes, delete it (admins)."""
+    from backend import jobs
+
+    act = jobs.delete if args.yes else jobs.deletion_plan
+    found = act(store, args.kind, args.name)
+    payload = {
+        "kind": found.kind,
+        "name": found.name,
+        "deleted": args.yes,
+        "runs": found.runs,
+        "models": found.models,
+        "use_cases": found.use_cases,
+        "folders": [str(f) for f in found.folders],
+        "staged": found.staged,
+        "active": found.active,
+    }
+    head = f"deleted {found.kind} {found.name}" if args.yes else f"deleting {found.kind} {found.name} would take:"
+    lines = [head, f"  runs: {', '.join(map(str, found.runs)) or 'none'}"]
+    lines += [f"  model versions: {', '.join(found.models) or 'none'}"]
+    lines += [f"  use cases: {', '.join(found.use_cases) or 'none'}"]
+    lines += [f"  folders: {len(found.folders)}"]
+    if not args.yes:
+        lines += [f"  blocked: {', '.join(found.staged)} hold a stage"] if found.staged else []
+        lines += [f"  blocked: runs {found.active} are queued or running"] if found.active else []
+        lines += ["run again with --yes to delete"] if not found.blocked else []
+    _emit(args, payload, lines)
+    return 0
+
+
 def cmd_keys_create(store: Store, args: argparse.Namespace) -> int:
     """A new API key for the inference server, printed once: only its digest is kept."""
     from backend import serving
@@ -941,6 +971,10 @@ def parser() -> argparse.ArgumentParser:
     create_key.add_argument("--by", help="who (default: your user name)")
     command(key_cmds, "list", cmd_keys_list, "keys, live and revoked (never the keys themselves)")
     command(key_cmds, "revoke", cmd_keys_revoke, "revoke a key").add_argument("name", help="the key's name")
+    delete = command(sub, "delete", cmd_delete, "delete a dataset, run or model: shows what goes; --yes deletes")
+    delete.add_argument("kind", choices=["dataset", "run", "model"])
+    delete.add_argument("name", help="the dataset's name or id, the run's id, or the model's name")
+    delete.add_argument("--yes", action="store_true", help="delete (without it, only show what would go)")
     user_cmds = sub.add_parser("users", help="local accounts for the dashboard's sign-in").add_subparsers(
         dest="users_command", required=True
     )

@@ -790,6 +790,39 @@ class Store:
                 )
             return [j.run_id for j in jobs]
 
+    # -- deleting ---------------------------------------------------------------------------------------------------
+    def runs_of(self, *, dataset_id: int | None = None, model_name: str | None = None) -> list[records.Run]:
+        """Every run on a dataset's versions, or every run that made a version of a model (search trials too)."""
+        query = select(RunRow).order_by(RunRow.id)
+        if dataset_id is not None:
+            versions = select(DatasetVersionRow.id).where(DatasetVersionRow.dataset_id == dataset_id)
+            query = query.where(RunRow.version_id.in_(versions))
+        if model_name is not None:
+            query = query.where(RunRow.model_name == model_name)
+        with self._read() as s:
+            return [_record(records.Run, r) for r in s.scalars(query)]
+
+    def delete_records(
+        self, *, run_ids: list[int], dataset_id: int | None = None, model_name: str | None = None
+    ) -> None:
+        """Delete runs (with their curves, jobs, decisions, use cases), then a dataset (with its versions and
+        reports) or a model's stage history and request log, in one transaction: all of it, or nothing.
+        """
+        with self._write() as s:
+            trials = select(RunRow.id).where(RunRow.parent_id.in_(run_ids))
+            s.execute(delete(RunRow).where(RunRow.id.in_(trials)))
+            s.execute(delete(RunRow).where(RunRow.id.in_(run_ids)))
+            if dataset_id is not None:
+                s.execute(delete(DatasetRow).where(DatasetRow.id == dataset_id))
+            if model_name is not None:
+                s.execute(delete(ModelStageRow).where(ModelStageRow.model_name == model_name))
+                s.execute(delete(RequestLogRow).where(RequestLogRow.model_name == model_name))
+
+    def version_paths(self) -> set[str]:
+        """The data folder of every dataset version left: a folder another dataset still uses is kept."""
+        with self._read() as s:
+            return set(s.scalars(select(DatasetVersionRow.path)))
+
     # -- the inference server's API keys ---------------------------------------------------------------------------
     def add_api_key(self, *, name: str, prefix: str, digest: str, created_by: str) -> records.ApiKey | None:
         """Keep a new key's digest; None when a key (live or revoked: its record stays) already has this name."""

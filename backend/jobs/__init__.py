@@ -27,6 +27,10 @@ from backend.jobs.decisions import current as current_decision
 from backend.jobs.decisions import curve as decision_curve
 from backend.jobs.decisions import decide, decide_costs
 from backend.jobs.decisions import describe as describe_decision
+from backend.jobs.deletion import KINDS as DELETABLE
+from backend.jobs.deletion import Plan as DeletionPlan
+from backend.jobs.deletion import delete
+from backend.jobs.deletion import plan as deletion_plan
 from backend.jobs.deploy import (
     FormatCheck,
     ServingFolder,
@@ -182,4 +186,8 @@ __all__ = [
     "humanise",
     "names_given",
     "rename_run",
+    "DELETABLE",
+    "DeletionPlan",
+    "delete",
+    "deletion_plan",
 ]

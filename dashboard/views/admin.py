@@ -1,9 +1,10 @@
-"""Admin: the accounts and their roles, and the audit log of every change, to read here or take away as CSV."""
+"""Admin: the accounts and their roles, the audit log of every change (here, or as CSV), and deleting a dataset, a
+run or a model once what goes with it has been read."""
 
 import pandas as pd
 import streamlit as st
 
-from backend import auth, i18n
+from backend import auth, i18n, jobs, serving
 from backend.errors import ModelDeckError
 from dashboard.common import show_error, store
 from dashboard.i18n import t
@@ -66,3 +67,39 @@ st.dataframe(
     width="stretch",
     placeholder="—",
 )
+
+st.subheader(t("admin.delete"))
+st.caption(t("admin.delete_help"))
+kind = st.radio(t("admin.delete_kind"), jobs.DELETABLE, horizontal=True, format_func=lambda k: t(f"admin.kind_{k}"))
+names = {
+    "dataset": [d.name for d in store().list_datasets()],
+    "run": [str(r.id) for r in store().run_summaries(limit=500)[0]],
+    "model": [m.name for m in serving.registry_models(store())],
+}[kind]
+if not names:
+    st.info(t("admin.delete_none"))
+    st.stop()
+name = st.selectbox(t("admin.delete_which"), names, key=f"delete_{kind}")
+found = jobs.deletion_plan(store(), kind, name)
+st.markdown(
+    t(
+        "admin.delete_plan",
+        runs=", ".join(map(str, found.runs)) or "—",
+        models=", ".join(found.models) or "—",
+        use_cases=", ".join(found.use_cases) or "—",
+        folders=len(found.folders),
+    )
+)
+if found.staged:
+    st.warning(t("admin.delete_staged", staged=", ".join(found.staged)), icon=":material/block:")
+if found.active:
+    st.warning(t("admin.delete_active", runs=", ".join(map(str, found.active))), icon=":material/block:")
+sure = st.checkbox(t("admin.delete_sure"), key=f"sure_{kind}_{name}", disabled=found.blocked)
+if st.button(t("admin.delete_button"), type="primary", disabled=found.blocked or not sure, icon=":material/delete:"):
+    try:
+        jobs.delete(store(), kind, name)
+    except ModelDeckError as exc:
+        show_error(exc)
+    else:
+        st.toast(t("admin.deleted", name=found.name), icon=":material/check:")
+        st.rerun()

@@ -29,7 +29,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from backend.config import Paths
-from backend.errors import BadInput, ModelDeckError, NotFound, ServingUnavailable
+from backend.errors import BadInput, ModelDeckError, NotFound
 from backend.serving.registry import StageLabels
 from backend.serving.requestlog import RequestLog
 
@@ -98,6 +98,13 @@ def scan_exports(runs: Path) -> dict[str, dict[int, Path]]:
 MAX_BATCH_ROWS = 10_000  # examples per request: more would hold the server (and its memory) for one client
 
 
+def _cannot_load(servable: Servable, why: str) -> NotFound:
+    """A version whose files do not load: not found, as TensorFlow Serving says of a version that failed to load."""
+    return NotFound(
+        "error.serving.cannot_load", servable_name=servable.name, version=servable.version, path=servable.path, why=why
+    )
+
+
 class ModelRepository:
     """The exported models under a ModelDeck home, loaded lazily and cached. Safe to share across threads."""
 
@@ -138,6 +145,7 @@ class ModelRepository:
         self._stamps: dict[Path, tuple[int, int] | None] = {}
         self._load_locks: dict[Path, threading.Lock] = {}
         self._found: set[Path] = set()  # every version `warm_up` has seen, so it warms each model's latest once
+        self._broken: dict[Path, tuple[tuple[int, int] | None, str]] = {}  # failed to load: its stamp then, why
 
     def _refresh(self, *, force: bool = False) -> dict[str, dict[int, Path]]:
         with self._lock:
@@ -167,8 +175,25 @@ class ModelRepository:
             raise _not_found(name, None)
         return sorted(versions, reverse=True)
 
+    def broken(self) -> dict[str, dict[int, str]]:
+        """Model name -> version -> why it cannot be loaded, for the versions whose files have not changed since."""
+        with self._lock:
+            where = {path: (name, v) for name, versions in self._index.items() for v, path in versions.items()}
+            found: dict[str, dict[int, str]] = {}
+            for path, (stamp, why) in self._broken.items():
+                if path in where and _stamp(path) == stamp:
+                    found.setdefault(where[path][0], {})[where[path][1]] = why
+        return found
+
+    def _is_broken(self, path: Path) -> bool:
+        failed = self._broken.get(path)
+        return failed is not None and failed[0] == _stamp(path)
+
     def resolve(self, name: str, version: int | None = None, label: str | None = None) -> Servable:
         """Finds a model version: by number, by label (the registry's stage), or the latest when neither is given.
+
+        The latest is the highest version that loads: one whose files are broken (a truncated copy, say) is passed
+        over, as TensorFlow Serving does, and asked for by number it is refused with why.
 
         Raises:
             BadInput: No version of the model holds that label, in TensorFlow Serving's words.
@@ -180,7 +205,11 @@ class ModelRepository:
                 raise _unknown_label(label)
         for force in (False, True):
             versions = self._refresh(force=force).get(name, {})
-            chosen = max(versions, default=None) if version is None else version
+            if version is None:
+                healthy = [v for v, path in versions.items() if not self._is_broken(path)]
+                chosen = max(healthy or versions, default=None)
+            else:
+                chosen = version
             if chosen in versions:
                 return Servable(name, chosen, versions[chosen])
         raise _not_found(name, version)
@@ -203,11 +232,16 @@ class ModelRepository:
                 loaded = self._loaded.get(servable.path)
                 if loaded is not None and self._stamps.get(servable.path) == stamp:
                     return loaded
+            failed = self._broken.get(servable.path)
+            if failed is not None and failed[0] == stamp:  # tried already, and the files have not changed since
+                raise _cannot_load(servable, failed[1])
             started = time.monotonic()
             try:
                 loaded = tf.saved_model.load(str(servable.path))
             except Exception as exc:
                 reason = (str(exc).strip().splitlines() or [""])[0]
+                with self._lock:
+                    self._broken[servable.path] = (stamp, f"{type(exc).__name__}: {reason}"[:300])
                 log.error(
                     "model=%s version=%d failed to load from %s: %s: %s",
                     servable.name,
@@ -217,13 +251,7 @@ class ModelRepository:
                     reason,
                 )
                 log.debug("the load's traceback", exc_info=exc)
-                raise ServingUnavailable(
-                    "error.serving.cannot_load",
-                    servable_name=servable.name,
-                    version=servable.version,
-                    path=servable.path,
-                    error_type=type(exc).__name__,
-                ) from exc
+                raise _cannot_load(servable, f"{type(exc).__name__}: {reason}"[:300]) from exc
             _warm(servable, loaded)
             log.info(
                 "model=%s version=%d loaded in %.1f s from %s",

@@ -30,6 +30,21 @@ name = st.selectbox(
     ),
     key="models_model",
 )
+
+
+def serving_problems(model: str) -> dict[int, str]:
+    """The versions the inference server could not load, with why (its status); none when it is not running."""
+    try:
+        status = serving.model_status(model)
+    except ModelDeckError:  # no server, or it does not know the model yet: nothing to say here
+        return {}
+    return {
+        int(v["version"]): v["status"]["error_message"]
+        for v in status.get("model_version_status", [])
+        if v.get("state") != "AVAILABLE"
+    }
+
+
 summary = st.container()  # filled last, so that it shows what a promotion or rollback below just did
 
 # 1. Promote or roll back: who and why go with either into the history.
@@ -77,6 +92,8 @@ with summary:
         column.metric(t(f"models.stage.{each}"), shown)
     production_url = serving.model_url(name, label=serving.PRODUCTION)
     st.caption(t("models.call", url=production_url, label=serving.PRODUCTION))
+    for broken, why in serving_problems(name).items():  # the server could not load these versions' files
+        st.error(t("models.broken", version=broken, why=why), icon=":material/broken_image:")
 
 
 def metric_column(name: str) -> str:

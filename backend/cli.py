@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backend import config
-from backend.errors import BadInput, Forbidden, ModelDeckError, QualityGateBlocked
+from backend.errors import BadInput, Busy, Forbidden, ModelDeckError, QualityGateBlocked, busy
 from backend.i18n import LANGUAGES
 from models.spec import SpecError, parse_sets
 from models.tasks import TASKS, task_info, tasks_for_kind
@@ -35,6 +35,7 @@ EXIT_BAD_INPUT = ModelDeckError.exit_code
 EXIT_BLOCKED = QualityGateBlocked.exit_code
 EXIT_RUN_FAILED = 4
 EXIT_FORBIDDEN = Forbidden.exit_code
+EXIT_BUSY = Busy.exit_code
 EXIT_CTRL_C = 130
 EXIT_CODES = {
     EXIT_OK: "success (a run started without --wait counts once it is queued)",
@@ -43,6 +44,7 @@ EXIT_CODES = {
     EXIT_BLOCKED: "the quality gate blocked the dataset (data check; train and tune without --override)",
     EXIT_RUN_FAILED: "a run waited for with --wait ended without succeeding: failed, cancelled or interrupted",
     EXIT_FORBIDDEN: "the account's role may not do this (`modeldeck users list` shows the roles)",
+    EXIT_BUSY: "the run history stayed locked by another process; nothing was written: try again",
     EXIT_CTRL_C: "stopped with Ctrl-C",
 }
 RUN_ENDED_BADLY = ("failed", "cancelled", "interrupted")
@@ -1143,7 +1145,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.home:
         os.environ["MODELDECK_HOME"] = str(Path(args.home).resolve())
-    from db import open_store
+    from db import DatabaseBusy, open_store
 
     try:
         store = open_store(config.database_url())
@@ -1154,6 +1156,11 @@ def main(argv: list[str] | None = None) -> int:
     except ModelDeckError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except DatabaseBusy as exc:
+        said = busy(exc)
+        assert said is not None
+        print(f"error: {said}", file=sys.stderr)
+        return said.exit_code
     except KeyboardInterrupt:
         return EXIT_CTRL_C
 

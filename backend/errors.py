@@ -57,6 +57,21 @@ class Forbidden(ModelDeckError):
     exit_code = 5
 
 
+class Busy(ModelDeckError):
+    """The run history stayed locked by another process past the timeout; nothing was written: try again."""
+
+    exit_code = 6
+
+
+def busy(exc: BaseException) -> Busy | None:
+    """The user's message for a database that stayed locked (db's DatabaseBusy), else None."""
+    from db import DatabaseBusy
+
+    if isinstance(exc, DatabaseBusy):
+        return Busy("error.db.busy", seconds=exc.seconds)
+    return None
+
+
 class InvalidState(ModelDeckError):
     """The action does not fit the current state (e.g. resuming a run that finished)."""
 

@@ -11,6 +11,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run` puts only this folder on the path
 
 from backend import auth  # noqa: E402
+from backend.errors import busy  # noqa: E402
 from dashboard import signin, state  # noqa: E402
 from dashboard.common import current, store  # noqa: E402
 from dashboard.i18n import LANGUAGES, lang, t  # noqa: E402
@@ -89,4 +90,10 @@ navigation = st.navigation(
         *(st.Page(path, title=t("nav.home"), url_path=Path(path).stem, visibility="hidden") for path in HIDDEN),
     ]
 )
-navigation.run()
+try:
+    navigation.run()
+except Exception as exc:  # the run history locked past its timeout: one line, not a traceback (nothing was written)
+    said = busy(exc)
+    if said is None:
+        raise
+    st.error(said.text(lang()), icon=":material/hourglass_top:")

@@ -18,9 +18,10 @@ from db.records import (
     User,
     Worker,
 )
-from db.store import Store, open_store
+from db.store import DatabaseBusy, Store, open_store
 
 __all__ = [
+    "DatabaseBusy",
     "ApiKey",
     "AuditEntry",
     "Dataset",

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from db import records
@@ -54,13 +54,38 @@ def _record(cls: type[R], row: Any) -> R:
     return cls(**{n: getattr(row, n) for n in names if hasattr(row, n)})
 
 
+BUSY_SECONDS = float(os.environ.get("MODELDECK_DB_BUSY_S", "30"))  # how long a write waits for another's lock
+
+
+class DatabaseBusy(Exception):
+    """The database stayed locked by another process for longer than `BUSY_SECONDS`: nothing was written."""
+
+    def __init__(self, url: str, seconds: float) -> None:
+        super().__init__(f"{url} stayed locked for {seconds:g} s")
+        self.url, self.seconds = url, seconds
+
+
+_LOCKED = ("database is locked", "database table is locked", "lock timeout", "could not obtain lock")
+
+
+@contextlib.contextmanager
+def _busy_is_said(engine: Engine) -> Iterator[None]:
+    """A lock held past the timeout becomes `DatabaseBusy` (the transaction is rolled back whole)."""
+    try:
+        yield
+    except OperationalError as exc:
+        if any(words in str(exc.orig).lower() for words in _LOCKED):
+            raise DatabaseBusy(engine.url.render_as_string(hide_password=True), BUSY_SECONDS) from exc
+        raise
+
+
 def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -153,12 +178,14 @@ class Store:
     @contextlib.contextmanager
     def _write(self) -> Iterator[Session]:
         """One write transaction: commit on success, roll back on error, always close."""
-        with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
-            yield session
+        with _busy_is_said(self.engine), Session(self._write_engine, expire_on_commit=False) as s, s.begin():
+            if self.engine.dialect.name == "postgresql":  # as SQLite's busy_timeout: wait so long for a lock, no more
+                s.execute(text(f"SET LOCAL lock_timeout = '{int(BUSY_SECONDS * 1000)}ms'"))
+            yield s
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Session]:
-        with Session(self.engine) as session, session.begin():
+        with _busy_is_said(self.engine), Session(self.engine) as session, session.begin():
             yield session
 
     def _one_at_a_time(self, session: Session, key: int) -> None:

@@ -72,7 +72,7 @@ def test_help_ends_with_every_exit_status() -> None:
     from backend import cli
 
     documented = cli.parser().format_help().split("exit status:\n")[1].splitlines()
-    assert [line.split()[0] for line in documented] == ["0", "1", "2", "3", "4", "5", "130"]
+    assert [line.split()[0] for line in documented] == ["0", "1", "2", "3", "4", "5", "6", "130"]
 
 
 def test_data_check_passes_a_clean_dataset(home, tmp_path) -> None:

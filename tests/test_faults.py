@@ -1,7 +1,9 @@
-"""Faults, with nothing lost: a model version truncated on disk is refused (and said why) while the others serve."""
+"""Faults, with nothing lost: a model version truncated on disk is refused (and said why) while the others serve;
+a database locked past its timeout is a clear, retryable error that leaves nothing half-written."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,3 +75,63 @@ def test_the_models_page_says_which_version_the_server_cannot_load(
     [error] = [e.value for e in at.error]
     assert error.startswith("The inference server cannot load version 2: ")
     assert error.endswith("It answers with the other versions; export this one again, or delete its run.")
+
+
+# -- a database locked past its timeout ------------------------------------------------------------------------
+def test_a_database_locked_past_the_timeout_is_a_clear_retryable_error_and_nothing_is_half_written(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holds SQLite's write lock longer than MODELDECK_DB_BUSY_S: the command says so in one line,
+    exits 6, and the dataset it was adding is not there, in part or whole."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    csv = home / "churn.csv"
+    factories.churn_frame().to_csv(csv, index=False)
+    factories.cli_json(home, "data", "list")  # the database, made and migrated
+    holder = sqlite3.connect(home / "modeldeck.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # a stuck writer
+    try:
+        env = {**os.environ, "MODELDECK_HOME": str(home), "MODELDECK_DB_BUSY_S": "1"}
+        done = subprocess.run(
+            [sys.executable, "-m", "backend.cli", "--home", str(home), "data", "add", str(csv), "--target", "churn"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=factories.ROOT,
+            timeout=120,
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert (done.returncode, done.stderr.strip()) == (
+        6,
+        "error: The run history stayed locked by another process for 1 s (a long write, or a stuck process); "
+        "nothing was written. Try again in a moment.",
+    )
+    assert factories.cli_json(home, "data", "list")["datasets"] == [], "nothing half-written"
+    again = factories.cli_json(home, "data", "add", str(csv), "--target", "churn")
+    assert again["rows"] == 240, "once the lock is gone, the same command works"
+
+
+def test_a_postgresql_lock_held_past_the_timeout_is_the_same_clear_error(
+    postgres: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    from db import DatabaseBusy, open_store
+    from db import store as store_module
+
+    monkeypatch.setattr(store_module, "BUSY_SECONDS", 0.5)
+    url = postgres.new_database()
+    store = open_store(url)
+    _, version = factories.add_frame(store, factories.churn_frame(), name="churn")
+    run = store.create_run(version_id=version.id, task="classification", target="churn", spec={})
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn) as holder:
+        holder.execute("SELECT id FROM runs WHERE id = %s FOR UPDATE", (run.id,))  # a writer that holds the row
+        with pytest.raises(DatabaseBusy):
+            store.update_run(run.id, status="cancelled")
+    assert store.get_run(run.id).status == "queued"
+    store.close()

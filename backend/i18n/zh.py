@@ -58,6 +58,7 @@ MESSAGES: dict[str, str] = {
     "usecase.because": "因为他们喜欢",
     "usecase.picks": "为他们推荐",
     "error.usecase.no_title": "用例需要一个标题：用几个词说明它回答什么问题，例如“哪些客户会流失？”",
+    "error.db.busy": "运行历史被另一个进程锁定了 {seconds:g} 秒（一次较长的写入，或进程卡住）；没有写入任何内容。请稍后重试。",
     "error.delete.no_model": "没有名为“{name}”的模型。用 `modeldeck models list` 列出所有模型。",
     "error.delete.bad_kind": "无法删除“{kind}”：请选择 {kinds} 之一。",
     "error.delete.staged": "无法删除 {what}：{staged} 仍处于某个阶段。请先回滚该阶段或提升另一个版本。",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["training", "quality", "images", "trees", "vision", "history", "serving", "scoring"]
+BENCHES = ["training", "quality", "images", "trees", "vision", "history", "serving", "scoring", "soak"]
 
 
 def main() -> None:

@@ -730,7 +730,13 @@ def cmd_worker(store: Store, args: argparse.Namespace) -> int:
     from backend import jobs, logs
 
     logs.configure("worker")
-    jobs.serve_forever(store, database_url=config.database_url(), home=config.home(), until_idle=args.until_idle)
+    jobs.serve_forever(
+        store,
+        database_url=config.database_url(),
+        home=config.home(),
+        until_idle=args.until_idle,
+        resume_interrupted=args.resume_interrupted,
+    )
     return 0
 
 
@@ -901,8 +907,10 @@ def cmd_keys_revoke(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_ui(_store: Store, args: argparse.Namespace) -> int:
-    """Dashboard, worker and inference server together; Ctrl-C stops all three."""
-    from backend import ui
+    """Dashboard, worker and inference server together; Ctrl-C stops all three, a crashed one is restarted."""
+    from backend import logs, ui
+
+    logs.configure("ui")
 
     print(f"ModelDeck: http://localhost:{args.port}  (inference server on :{args.serve_port}, gRPC :{args.grpc_port})")
     return ui.run(
@@ -952,6 +960,9 @@ def parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1", help="interface for the dashboard and server (0.0.0.0: all)")
     worker = command(sub, "worker", cmd_worker, "run training jobs", json_flag=False)
     worker.add_argument("--until-idle", action="store_true", help="exit when the queue is empty")
+    worker.add_argument(
+        "--resume-interrupted", action="store_true", help="queue again the runs a dead worker left (ui's worker does)"
+    )
     serve = command(sub, "serve", cmd_serve, "inference server (TensorFlow Serving REST + gRPC)", json_flag=False)
     serve.add_argument("--port", type=int, default=config.DEFAULT_REST_PORT)
     serve.add_argument("--grpc-port", type=int, default=config.DEFAULT_GRPC_PORT)

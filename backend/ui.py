@@ -1,13 +1,14 @@
 """`modeldeck ui`: the dashboard, a worker and the inference server as three processes, stopped together.
 
-Each role runs in a process of its own (`modeldeck worker`, `modeldeck serve`, `streamlit run`), so a crash
-in one is seen by the others' supervisor here: when any of them exits, or on Ctrl-C or SIGTERM, all three
-are stopped, politely first.
+Each role runs in a process of its own (`modeldeck worker`, `modeldeck serve`, `streamlit run`), supervised
+here: one that dies is started again (the worker then resumes the run it was training from its last epoch),
+unless it keeps dying; on Ctrl-C or SIGTERM all three are stopped, politely first.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -22,7 +23,9 @@ from backend import config, serving
 from backend.data import Limits
 from db import open_store
 
+log = logging.getLogger(__name__)
 STOP_GRACE_S = 20.0  # how long a process may take to stop before it is killed
+RESTARTS, RESTART_WINDOW_S = 5, 60.0  # a process that stops more often than this is not started again
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 
 
@@ -34,7 +37,7 @@ def commands(*, home: Path, port: int, serve_port: int, grpc_port: int, host: st
     dashboard += ["--server.headless", "true", "--client.toolbarMode", "minimal", "--browser.gatherUsageStats", "false"]
     dashboard += ["--server.address", host, "--server.maxUploadSize", str(upload_mb)]
     return [
-        [*me, "worker"],
+        [*me, "worker", "--resume-interrupted"],  # a run a killed worker left is taken up again
         [*me, "serve", "--port", str(serve_port), "--grpc-port", str(grpc_port), "--host", host],
         dashboard,
     ]
@@ -75,8 +78,14 @@ def _dashboard_key(host: str) -> Iterator[str | None]:
 
 
 def _supervise(lines: list[list[str]], env: dict[str, str]) -> int:
+    """Run the processes; one that dies (a crash, `kill -9`) is started again, unless it keeps dying.
+
+    More than `RESTARTS` restarts of one process within `RESTART_WINDOW_S` means something is wrong that a
+    restart will not fix: then all of them stop, and the exit status is 1.
+    """
     procs = [subprocess.Popen(line, env=env) for line in lines]
-    stopping = False
+    restarts: list[list[float]] = [[] for _ in lines]
+    stopping, failed = False, False
 
     def stop(*_: object) -> None:
         nonlocal stopping
@@ -84,8 +93,20 @@ def _supervise(lines: list[list[str]], env: dict[str, str]) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    while not stopping and all(p.poll() is None for p in procs):
+    while not stopping and not failed:
         time.sleep(0.5)
+        for i, p in enumerate(procs):
+            if stopping or p.poll() is None:
+                continue
+            now = time.monotonic()
+            restarts[i] = [t for t in restarts[i] if now - t < RESTART_WINDOW_S] + [now]
+            name = ("worker", "inference server", "dashboard")[i] if len(lines) == 3 else " ".join(lines[i][:3])
+            if len(restarts[i]) > RESTARTS:
+                log.error("the %s keeps stopping (exit %s): stopping all", name, p.returncode)
+                failed = True
+                break
+            log.warning("the %s stopped (exit %s): starting it again", name, p.returncode)
+            procs[i] = subprocess.Popen(lines[i], env=env)
     for p in procs:
         if p.poll() is None:
             p.terminate()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -135,3 +137,105 @@ def test_a_postgresql_lock_held_past_the_timeout_is_the_same_clear_error(
             store.update_run(run.id, status="cancelled")
     assert store.get_run(run.id).status == "queued"
     store.close()
+
+
+# -- kill -9, in turn, while a run trains and requests flow ----------------------------------------------------
+def _children(pid: int) -> dict[str, int]:
+    """The ui's processes by role, from /proc: worker, server (`serve`), dashboard (streamlit)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = stat.read_text().rsplit(")", 1)[1].split()[1]
+            command = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if parent != str(pid):
+            continue
+        words = [w.decode() for w in command]
+        role = "worker" if "worker" in words else "server" if "serve" in words else "dashboard"
+        found[role] = int(stat.parent.name)
+    return found
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _until(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the ui's processes in Linux's /proc")
+def test_each_process_killed_in_turn_comes_back_the_run_resumes_and_the_database_is_intact(
+    churn_run: dict[str, Any], tmp_path: Path
+) -> None:
+    import signal
+    import sqlite3
+    import threading
+
+    from db import open_store
+
+    home = tmp_path / "home"
+    shutil.copytree(churn_run["home"], home)  # churn v1 is exported: the requests have a model to call
+    csv = factories.big_churn_csv(home)
+    factories.cli_json(home, "data", "add", str(csv), "--target", "churn")
+    args = ["--epochs", "8", "--set", "early_stopping=false", "--set", "batch_size=64", "--set", "architecture=mlp"]
+    run_id = int(factories.cli_json(home, "train", "big", *args)["run_id"])
+    port, serve_port, grpc_port = factories.free_ports(3)
+    env = os.environ | {"MODELDECK_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("MODELDECK_DATABASE_URL", None)
+    command = [sys.executable, "-m", "backend.cli", "--home", str(home), "ui", "--port", str(port)]
+    command += ["--serve-port", str(serve_port), "--grpc-port", str(grpc_port), "--host", "127.0.0.1"]
+    url, rest = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{serve_port}"
+    answered: list[int] = []
+    stop = threading.Event()
+
+    def requests() -> None:
+        while not stop.is_set():
+            try:
+                answered.append(_predict(rest, "churn/versions/1").status_code)
+            except httpx.HTTPError:
+                answered.append(0)
+            time.sleep(0.05)
+
+    log = tmp_path / "ui.log"
+    store = open_store(f"sqlite:///{home / 'modeldeck.db'}")
+    with factories.running(command, log=log, env=env, urls=[f"{url}/_stcore/health", f"{rest}/v1/models"]) as ui:
+        flow = threading.Thread(target=requests, daemon=True)
+        flow.start()
+        try:
+            _until(lambda: store.get_run(run_id).epochs_done >= 2, 240, "two epochs")
+            for role in ("worker", "server", "dashboard"):
+                before = _children(ui.pid)[role]
+                os.kill(before, signal.SIGKILL)
+                again = _until(lambda r=role, b=before: _children(ui.pid).get(r) not in (None, b), 60, f"a new {role}")
+                assert again != before
+            _until(lambda: _answers(f"{url}/_stcore/health"), 120, "the dashboard to answer again")
+            served_after = len(answered)
+            _until(lambda: 200 in answered[served_after:], 120, "the server to answer again")
+            run = _until(
+                lambda: (r := store.get_run(run_id)).status in ("succeeded", "failed", "cancelled") and r,
+                300,
+                "the run to finish",
+            )
+        finally:
+            stop.set()
+            flow.join(10)
+    store.close()
+    assert run.status == "succeeded", run.error
+    assert run.progress.get("first_epoch", 0) >= 1, "resumed from an epoch, not from the start"
+    assert 200 in answered and not [c for c in answered if c >= 500], "no 5xx, only refused connections"
+    with sqlite3.connect(home / "modeldeck.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    text = log.read_text()
+    assert "the worker stopped (exit -9): starting it again" in text
+    assert "queued again, to resume from its last epoch" in text

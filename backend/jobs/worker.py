@@ -46,10 +46,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def reap_dead_workers(store: Store, *, stale_after_s: float = STALE_AFTER_S) -> list[int]:
-    """Mark the runs of dead workers as interrupted.
+def reap_dead_workers(store: Store, *, stale_after_s: float = STALE_AFTER_S, resume: bool = False) -> list[int]:
+    """Mark the runs of dead workers as interrupted (and, with `resume`, queue them again at once).
 
     A worker on this host whose process is gone is dead at once; one elsewhere when its heartbeat goes stale.
+    A resumed run continues from its last completed epoch.
     """
     host = socket.gethostname()
     for worker in store.live_workers(stale_after_s=stale_after_s):
@@ -57,7 +58,11 @@ def reap_dead_workers(store: Store, *, stale_after_s: float = STALE_AFTER_S) -> 
             store.stop_worker(worker.id)
     interrupted = store.interrupt_orphaned_runs(stale_after_s=stale_after_s)
     for run_id in interrupted:
-        log.warning("run=%s interrupted: its worker is gone. Resume it with `modeldeck runs resume %s`", run_id, run_id)
+        if resume:
+            store.requeue_run(run_id)
+            log.warning("run=%s interrupted: its worker is gone; queued again, to resume from its last epoch", run_id)
+        else:
+            log.warning("run=%s interrupted: its worker is gone. Resume it: `modeldeck runs resume %s`", run_id, run_id)
     return interrupted
 
 
@@ -88,6 +93,7 @@ class Worker:
     def __init__(self, store: Store, *, database_url: str, home: Path, poll_s: float = 0.5) -> None:
         self.store, self.database_url, self.home, self.poll_s = store, database_url, home, poll_s
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.resume_interrupted = False  # queue a dead worker's runs again at once (`modeldeck ui`'s worker does)
         self._stop = threading.Event()
         self._stopped_by = ""  # the signal that stopped the worker, for the log
         self._ctx = multiprocessing.get_context("spawn")
@@ -137,7 +143,7 @@ class Worker:
         """Serve jobs until stopped (or, with `until_idle`, until the queue is empty)."""
         self.store.register_worker(self.id, host=socket.gethostname(), pid=os.getpid())
         log.info("started as %s (home %s)%s", self.id, self.home, ", until the queue is empty" if until_idle else "")
-        reap_dead_workers(self.store)
+        reap_dead_workers(self.store, resume=self.resume_interrupted)
         threading.Thread(target=self._heartbeat, daemon=True, name="heartbeat").start()
         last_scan = time.monotonic()
         try:
@@ -150,7 +156,7 @@ class Worker:
                         self._stopped_by = "the queue is empty"
                         break
                     if time.monotonic() - last_scan > ORPHAN_SCAN_S:
-                        reap_dead_workers(self.store)
+                        reap_dead_workers(self.store, resume=self.resume_interrupted)
                         last_scan = time.monotonic()
                     self._stop.wait(self.poll_s)
                     continue
@@ -210,7 +216,9 @@ class Worker:
         _ended(run, time.monotonic() - started)
 
 
-def serve_forever(store: Store, *, database_url: str, home: Path, until_idle: bool = False) -> None:
+def serve_forever(
+    store: Store, *, database_url: str, home: Path, until_idle: bool = False, resume_interrupted: bool = False
+) -> None:
     """Run a worker in this process until SIGINT or SIGTERM (or, with `until_idle`, until the queue is empty).
 
     Args:
@@ -218,8 +226,10 @@ def serve_forever(store: Store, *, database_url: str, home: Path, until_idle: bo
         database_url: The same database, for the job's child process to open.
         home: The ModelDeck home the runs write into.
         until_idle: Return once no job is queued.
+        resume_interrupted: Queue again at once the runs a dead worker left, rather than wait for `runs resume`.
     """
     worker = Worker(store, database_url=database_url, home=home)
+    worker.resume_interrupted = resume_interrupted
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     worker.run(until_idle=until_idle)

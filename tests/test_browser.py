@@ -500,6 +500,9 @@ def test_user_uploads_images_fixes_a_duplicate_and_uploads_texts(
     settled(page)
     expect(page.get_by_role("radio", name="Text")).to_be_checked()
     choose(page, "Target (the column to predict)", "churn")
+    # The target is stored by the rerun the choice makes: wait for what only that rerun draws (a CI failure
+    # went to the Quality page first, which found no target yet).
+    expect(page.get_by_text(re.compile(r"^The model will learn to predict churn"))).to_be_visible()
     settled(page)
     go_to(page, "Quality", "quality", "Quality check")
     expect(

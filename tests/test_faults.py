@@ -239,3 +239,45 @@ def test_each_process_killed_in_turn_comes_back_the_run_resumes_and_the_database
     text = log.read_text()
     assert "the worker stopped (exit -9): starting it again" in text
     assert "queued again, to resume from its last epoch" in text
+
+
+# -- a full disk -------------------------------------------------------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 6 MB filesystem of its own (tmpfs) for MODELDECK_HOME; skipped where mounting is not allowed."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here: {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_an_upload_onto_a_full_disk_is_refused_whole_and_works_once_space_returns(small_disk: Path) -> None:
+    import subprocess
+
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    big = pd.DataFrame(rng.random((150_000, 8)), columns=[f"x{i}" for i in range(8)])
+    big["y"] = rng.random(150_000)
+    csv = small_disk.parent / "big.csv"  # the file itself is not on the small disk
+    big.to_csv(csv, index=False)
+    home = small_disk / "home"
+    full = factories.cli(home, "data", "add", str(csv), "--target", "y")
+    assert full.returncode == 2, full.stderr
+    assert full.stderr.strip() == (
+        f"error: The disk under {home / 'datasets'} is full: nothing of this was stored. Free some space (or move "
+        "MODELDECK_HOME to a larger disk), then add it again."
+    )
+    assert factories.cli_json(home, "data", "list")["datasets"] == []
+    assert [p.name for p in (home / "datasets").iterdir()] == [], "no half-written folder left behind"
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    added = factories.cli_json(home, "data", "add", str(csv), "--target", "y")
+    assert added["rows"] == 150_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -9,6 +10,17 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+
+from backend.errors import BadInput
+
+FULL = (errno.ENOSPC, errno.EDQUOT)  # no space left, or over a quota
+
+
+def _said(exc: BaseException, root: Path) -> BaseException:
+    """A full disk as the user's one-line message; any other error as it is."""
+    if isinstance(exc, OSError) and exc.errno in FULL:
+        return BadInput("error.data.disk_full", where=str(root))
+    return exc
 
 
 def _incoming(root: Path) -> Path:
@@ -32,13 +44,19 @@ def write_once(root: Path, digest: str, *, marker: str, write: Callable[[Path], 
     final = root / digest
     if (final / marker).exists():
         return final
-    tmp = _incoming(root)
+    try:
+        tmp = _incoming(root)
+    except OSError as exc:
+        raise _said(exc, root) from exc
     try:
         write(tmp)
         _publish(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        said = _said(exc, root)
+        if said is exc:
+            raise
+        raise said from exc
     return final
 
 
@@ -66,13 +84,19 @@ def writing(root: Path, *, marker: str, write: Callable[[Path], None]) -> Iterat
     Inside the block the caller computes the digest (and whatever else) and calls `publish(digest)`. `write` must
     only read what the block reads too. A failure on either side leaves nothing behind, as with `write_once`.
     """
-    tmp = _incoming(root)
+    try:
+        tmp = _incoming(root)
+    except OSError as exc:
+        raise _said(exc, root) from exc
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="modeldeck-write") as pool:
         pending = Pending(root, marker, tmp, pool.submit(write, tmp))
         try:
             yield pending
-        except BaseException:
+        except BaseException as exc:
             pool.shutdown(wait=True)  # the write may still be going on in `tmp`
             shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            said = _said(exc, root)
+            if said is exc:
+                raise
+            raise said from exc
     shutil.rmtree(tmp, ignore_errors=True)  # gone already, unless the block returned without publishing

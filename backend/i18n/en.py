@@ -58,6 +58,7 @@ MESSAGES: dict[str, str] = {
     "usecase.because": "Because they liked",
     "usecase.picks": "Recommended for them",
     "error.usecase.no_title": "A use case needs a title: say in a few words what it answers, e.g. “Which customers will leave?”",
+    "error.data.disk_full": "The disk under {where} is full: nothing of this was stored. Free some space (or move MODELDECK_HOME to a larger disk), then add it again.",
     "error.db.busy": "The run history stayed locked by another process for {seconds:g} s (a long write, or a stuck process); nothing was written. Try again in a moment.",
     "error.delete.no_model": "No model is named “{name}”. List them with `modeldeck models list`.",
     "error.delete.bad_kind": "“{kind}” cannot be deleted: choose one of {kinds}.",

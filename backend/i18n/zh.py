@@ -58,6 +58,7 @@ MESSAGES: dict[str, str] = {
     "usecase.because": "因为他们喜欢",
     "usecase.picks": "为他们推荐",
     "error.usecase.no_title": "用例需要一个标题：用几个词说明它回答什么问题，例如“哪些客户会流失？”",
+    "error.data.disk_full": "{where} 所在的磁盘已满：这次的内容没有存储任何部分。请释放一些空间（或把 MODELDECK_HOME 移到更大的磁盘），然后重新添加。",
     "error.db.busy": "运行历史被另一个进程锁定了 {seconds:g} 秒（一次较长的写入，或进程卡住）；没有写入任何内容。请稍后重试。",
     "error.delete.no_model": "没有名为“{name}”的模型。用 `modeldeck models list` 列出所有模型。",
     "error.delete.bad_kind": "无法删除“{kind}”：请选择 {kinds} 之一。",

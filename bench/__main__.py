@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["training", "quality", "images", "trees", "vision", "history", "serving", "scoring", "soak"]
+BENCHES = ["training", "quality", "images", "trees", "vision", "history", "serving", "scoring", "soak", "load"]
 
 
 def main() -> None:

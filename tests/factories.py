@@ -125,17 +125,31 @@ def add_frame(store: Any, frame: pd.DataFrame, *, name: str = "churn", target: s
     return datasets.add_frame(store, paths=config.paths(), frame=frame, name=name, source="test", target=target)
 
 
-def cli(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run `modeldeck --home HOME ARGS…` in a fresh process, as a user would."""
-    env = os.environ | {"MODELDECK_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
+def cli(
+    home: Path, *args: str, timeout: float = 300, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `modeldeck --home HOME ARGS…` in a fresh process, as a user would (typing `stdin`, if given)."""
+    env = os.environ | {"MODELDECK_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"} | (env or {})
     return subprocess.run(
         [sys.executable, "-m", "backend.cli", "--home", str(home), *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
         env=env,
         cwd=ROOT,
     )
+
+
+def wait_for(predicate: Any, timeout: float, what: str, every: float = 0.2) -> Any:
+    """The first true value `predicate` returns within `timeout` seconds; fails the test naming `what` after."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def cli_json(home: Path, *args: str, timeout: float = 300) -> dict[str, Any]:

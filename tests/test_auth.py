@@ -173,30 +173,7 @@ def test_the_audit_log_goes_out_as_csv(store: Any) -> None:
 
 
 def test_the_cli_manages_accounts_and_shows_the_log(home: Path) -> None:
-    import subprocess
-    import sys
-
-    added = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "backend.cli",
-            "--home",
-            str(home),
-            "users",
-            "add",
-            "ana",
-            "--role",
-            "editor",
-            "--password-stdin",
-            "--json",
-        ],
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        cwd=factories.ROOT,
-        timeout=120,
-    )
+    added = factories.cli(home, "users", "add", "ana", "--role", "editor", "--password-stdin", stdin=PASSWORD + "\n")
     assert added.returncode == 0, added.stderr
     listed = factories.cli_json(home, "users", "list")
     logged = factories.cli_json(home, "audit")
@@ -249,4 +226,4 @@ def test_with_sign_in_on_the_dashboard_asks_who_you_are_and_shows_your_role_s_pa
 def test_without_sign_in_the_dashboard_acts_for_the_machine_s_user(home: Path, store: Any) -> None:
     at = _page("views/admin.py")
     assert not at.exception and [t.value for t in at.title] == ["Admin"]
-    assert [s.value for s in at.subheader] == ["Accounts", "Audit log"]
+    assert [s.value for s in at.subheader] == ["Accounts", "Audit log", "Delete"]

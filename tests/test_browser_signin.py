@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,26 +26,7 @@ PASSWORD = "correct horse battery"
 
 
 def _add_user(home: Path, name: str, role: str) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "backend.cli",
-            "--home",
-            str(home),
-            "users",
-            "add",
-            name,
-            "--role",
-            role,
-            "--password-stdin",
-        ],
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        cwd=factories.ROOT,
-        timeout=120,
-    )
+    done = factories.cli(home, "users", "add", name, "--role", role, "--password-stdin", stdin=PASSWORD + "\n")
     assert done.returncode == 0, done.stderr
 
 

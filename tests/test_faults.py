@@ -164,16 +164,6 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _until(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the ui's processes in Linux's /proc")
 def test_each_process_killed_in_turn_comes_back_the_run_resumes_and_the_database_is_intact(
     churn_run: dict[str, Any], tmp_path: Path
@@ -213,16 +203,16 @@ def test_each_process_killed_in_turn_comes_back_the_run_resumes_and_the_database
         flow = threading.Thread(target=requests, daemon=True)
         flow.start()
         try:
-            _until(lambda: store.get_run(run_id).epochs_done >= 2, 240, "two epochs")
+            factories.wait_for(lambda: store.get_run(run_id).epochs_done >= 2, 240, "two epochs")
             for role in ("worker", "server", "dashboard"):
                 before = _children(ui.pid)[role]
                 os.kill(before, signal.SIGKILL)
-                again = _until(lambda r=role, b=before: _children(ui.pid).get(r) not in (None, b), 60, f"a new {role}")
-                assert again != before
-            _until(lambda: _answers(f"{url}/_stcore/health"), 120, "the dashboard to answer again")
+                newer = lambda r=role, b=before: (p := _children(ui.pid).get(r)) not in (None, b) and p  # noqa: E731
+                assert factories.wait_for(newer, 60, f"a new {role}") != before
+            factories.wait_for(lambda: _answers(f"{url}/_stcore/health"), 120, "the dashboard to answer again")
             served_after = len(answered)
-            _until(lambda: 200 in answered[served_after:], 120, "the server to answer again")
-            run = _until(
+            factories.wait_for(lambda: 200 in answered[served_after:], 120, "the server to answer again")
+            run = factories.wait_for(
                 lambda: (r := store.get_run(run_id)).status in ("succeeded", "failed", "cancelled") and r,
                 300,
                 "the run to finish",

@@ -22,14 +22,7 @@ def _store(home: Path):
     return open_store(os.environ.get("MODELDECK_DATABASE_URL") or f"sqlite:///{home / 'modeldeck.db'}")
 
 
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+_wait_for = factories.wait_for
 
 
 def test_a_two_epoch_run_succeeds_with_test_metrics(churn_run) -> None:

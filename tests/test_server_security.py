@@ -379,3 +379,19 @@ def test_the_ui_beyond_loopback_gives_its_dashboard_a_key_of_its_own_and_revokes
     (after,) = keys.listing(store)
     assert on_loopback is None and key is not None and allowed_while_running
     assert (live.created_by, live.revoked_at is None, after.revoked_at is not None) == ("modeldeck ui", True, True)
+
+
+def test_keys_that_cannot_be_read_again_are_those_read_before_never_everyone(store: Any) -> None:
+    _, key = keys.create(store, "crm")
+    reads = {"n": 0}
+
+    class Flaky:
+        def live_key_digests(self) -> set[str]:
+            reads["n"] += 1
+            if reads["n"] > 1:
+                raise RuntimeError("database is locked")
+            return store.live_key_digests()
+
+    check = keys.KeyCheck(lambda: Flaky(), ttl_seconds=0)  # type: ignore[arg-type, return-value]
+    assert check.allows(f"Bearer {key}") and check.allows(f"Bearer {key}"), "the keys read first still count"
+    assert not check.allows("Bearer mdk_someone-else") and reads["n"] == 3

@@ -16,6 +16,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import ipaddress
+import logging
 import re
 import secrets
 import threading
@@ -26,6 +27,7 @@ from backend import auth
 from backend.errors import BadInput, NotFound
 from db import ApiKey, Store
 
+log = logging.getLogger(__name__)
 PREFIX = "mdk_"
 KEYS_TTL_SECONDS = 1.0  # how long a revoked key may still be accepted
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.@-]{0,59}")
@@ -117,9 +119,12 @@ class KeyCheck:
         with self._lock:
             if time.monotonic() - self._read_at >= self._ttl:
                 self._read_at = time.monotonic()
-                if self._store is None:
-                    self._store = self._open_store()
-                self._digests = self._store.live_key_digests()
+                try:
+                    if self._store is None:
+                        self._store = self._open_store()
+                    self._digests = self._store.live_key_digests()
+                except Exception as exc:  # locked or away: keep the keys last read, try again after the TTL
+                    log.warning("could not read the API keys (%s: %s); using the last read", type(exc).__name__, exc)
             return self._digests
 
     def allows(self, header: str | None) -> bool:

@@ -79,7 +79,9 @@ def main() -> None:
         single: list[float] = []
         batches: list[float] = []
         errors: list[str] = []
-        with factories.running(command, log=Path(folder) / "ui.log", env=env, urls=[f"{url}/_stcore/health"]):
+        with factories.running(
+            command, log=Path(folder) / "ui.log", env=env, urls=[f"{url}/_stcore/health", f"{rest}/v1/models"]
+        ):
             for _ in range(TRAININGS):
                 _cli(home, "train", "churn", "--preset", "fast", "--set", "architecture=mlp")
             stop = threading.Event()

@@ -244,33 +244,35 @@ def add_user(store: Store, name: str, *, role: str, password: str) -> User:
     return made
 
 
-def set_role(store: Store, name: str, role: str) -> User:
+def _change(store: Store, name: str, action: str, **values: Any) -> User:
+    """Change an account (admins only), and record it.
+
+    Raises:
+        Forbidden: the current actor is not an admin.
+        NotFound: no account has this name.
+    """
     check("users")
-    changed = store.update_user(name, role=_checked_role(role))
+    changed = store.update_user(name, **values)
     if changed is None:
         raise NotFound("error.auth.no_user", name=name)
-    audit(store, "set_role", name, role=role)
+    audit(store, action, name, **{k: v for k, v in values.items() if k == "role"})
     return changed
+
+
+def set_role(store: Store, name: str, role: str) -> User:
+    check("users")  # before the role is read: a viewer is told no, not that the role is unknown
+    return _change(store, name, "set_role", role=_checked_role(role))
 
 
 def set_password(store: Store, name: str, password: str) -> User:
     """A new password (admins only); the account's sessions end."""
-    check("users")
-    changed = store.update_user(name, password_hash=hash_password(_checked_password(password)))
-    if changed is None:
-        raise NotFound("error.auth.no_user", name=name)
-    audit(store, "set_password", name)
-    return changed
+    check("users")  # before the password is hashed
+    return _change(store, name, "set_password", password_hash=hash_password(_checked_password(password)))
 
 
 def disable(store: Store, name: str) -> User:
     """Disable an account (admins only): it can no longer sign in, and its sessions end. Its history stays."""
-    check("users")
-    changed = store.update_user(name, disabled_at=datetime.now(UTC).replace(tzinfo=None))
-    if changed is None:
-        raise NotFound("error.auth.no_user", name=name)
-    audit(store, "disable_user", name)
-    return changed
+    return _change(store, name, "disable_user", disabled_at=datetime.now(UTC).replace(tzinfo=None))
 
 
 def users(store: Store) -> list[User]:

@@ -109,6 +109,17 @@ def test_model_versions_count_up_per_model_name(any_store) -> None:
     assert (numbers, other) == ([1, 2], 1)
 
 
+def _at_once(target: Any, args: list[tuple[Any, ...]]) -> list[int | None]:
+    """Run `target` in one fresh process per argument tuple, all at once; their exit codes."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=target, args=a) for a in args]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    return [p.exitcode for p in procs]
+
+
 def _claim_all(url: str, worker: str, claimed: Any) -> None:
     """A worker that claims jobs until none is left, and says which it got."""
     store = open_store(url)
@@ -122,15 +133,9 @@ def test_workers_claiming_at_once_take_every_job_exactly_once(database_url: str)
     store = open_store(database_url)
     _, version = _version(store)
     runs = [store.create_run(version_id=version.id, task="regression", target="a", spec={}) for _ in range(60)]
-    ctx = multiprocessing.get_context("spawn")
-    claimed = ctx.Manager().list()
-    procs = [ctx.Process(target=_claim_all, args=(database_url, f"w{w}", claimed)) for w in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
+    claimed = multiprocessing.get_context("spawn").Manager().list()
+    assert _at_once(_claim_all, [(database_url, f"w{w}", claimed) for w in range(4)]) == [0, 0, 0, 0]
     taken = list(claimed)
-    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     assert sorted(job for _, job in taken) == sorted({job for _, job in taken}), "a job was claimed twice"
     assert len(taken) == len(runs)
     assert {store.get_run(r.id).status for r in runs} == {"running"}
@@ -148,13 +153,7 @@ def test_runs_finishing_at_once_get_a_version_each(database_url: str) -> None:
     store = open_store(database_url)
     _, version = _version(store)
     runs = [store.create_run(version_id=version.id, task="regression", target="a", spec={}).id for _ in range(40)]
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_name_models, args=(database_url, runs[w::4])) for w in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    assert _at_once(_name_models, [(database_url, runs[w::4]) for w in range(4)]) == [0, 0, 0, 0]
     assert sorted(store.get_run(r).model_version for r in runs) == list(range(1, 41))
 
 
@@ -166,13 +165,7 @@ def _add_versions(url: str, writer: int) -> None:
 
 
 def test_uploads_of_one_new_dataset_at_once_make_one_dataset(database_url: str) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_add_versions, args=(database_url, w)) for w in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    assert _at_once(_add_versions, [(database_url, w) for w in range(4)]) == [0, 0, 0, 0]
     store = open_store(database_url)
     (dataset,) = store.list_datasets()
     assert len(store.list_versions(dataset.id)) == 20
@@ -184,13 +177,7 @@ def _open(url: str) -> None:
 
 def test_processes_opening_a_new_database_at_once_migrate_it_once(database_url: str) -> None:
     """A migration lock: a file lock on SQLite, an advisory lock on PostgreSQL."""
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_open, args=(database_url,)) for _ in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    assert _at_once(_open, [(database_url,)] * 4) == [0, 0, 0, 0]
     store = open_store(database_url)
     assert store.list_datasets() == []
 
@@ -207,13 +194,7 @@ def test_concurrent_writers_lose_no_writes(database_url: str) -> None:
     store = open_store(url)
     _, version = _version(store)
     run = store.create_run(version_id=version.id, task="regression", target="a", spec={})
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_write_metrics, args=(url, run.id, w, 60)) for w in range(3)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert _at_once(_write_metrics, [(url, run.id, w, 60) for w in range(3)]) == [0, 0, 0]
     assert len(store.run_metrics(run.id)) == 180
 
 

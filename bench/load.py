@@ -16,9 +16,7 @@ inference p99 under 50 ms, on this machine (2 cores).
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -70,18 +68,11 @@ def main() -> None:
         factories.churn_frame(rows=2000).to_csv(csv, index=False)
         _cli(home, "data", "add", str(csv), "--target", "churn")
         _cli(home, "train", "churn", "--preset", "fast", "--set", "architecture=mlp", "--wait")
-        port, rest_port, grpc_port = factories.free_ports(3)
-        command = [sys.executable, "-m", "backend.cli", "--home", str(home), "ui", "--port", str(port)]
-        command += ["--serve-port", str(rest_port), "--grpc-port", str(grpc_port), "--host", "127.0.0.1"]
-        url, rest = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{rest_port}"
-        env = os.environ | {"MODELDECK_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
         pages: list[float] = []
         single: list[float] = []
         batches: list[float] = []
         errors: list[str] = []
-        with factories.running(
-            command, log=Path(folder) / "ui.log", env=env, urls=[f"{url}/_stcore/health", f"{rest}/v1/models"]
-        ):
+        with factories.running_ui(home, log=Path(folder) / "ui.log") as (_, url, rest):
             for _ in range(TRAININGS):
                 _cli(home, "train", "churn", "--preset", "fast", "--set", "architecture=mlp")
             stop = threading.Event()

@@ -247,6 +247,22 @@ def running(
         stop_process(proc)
 
 
+@contextlib.contextmanager
+def running_ui(
+    home: Path, *, log: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
+    """A real `modeldeck ui` over `home`, on loopback and free ports, with the home's SQLite history (plus `env`),
+    up for the block: its process, the dashboard's URL and the inference server's."""
+    port, serve_port, grpc_port = free_ports(3)
+    environ = os.environ | {"MODELDECK_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"} | (env or {})
+    environ.pop("MODELDECK_DATABASE_URL", None)
+    command = [sys.executable, "-m", "backend.cli", "--home", str(home), "ui", "--port", str(port)]
+    command += ["--serve-port", str(serve_port), "--grpc-port", str(grpc_port), "--host", "127.0.0.1"]
+    url, rest = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{serve_port}"
+    with running(command, log=log, env=environ, urls=[f"{url}/_stcore/health", f"{rest}/v1/models"]) as proc:
+        yield proc, url, rest
+
+
 def serve_command(home: Path, rest_port: int, grpc_port: int) -> list[str]:
     return [
         sys.executable,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,13 +60,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     root = tmp_path_factory.mktemp("modeldeck-ui")
     home, log = root / "home", root / "ui.log"
     home.mkdir()
-    port, serve_port, grpc_port = factories.free_ports(3)
-    env = os.environ | {"MODELDECK_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    env.pop("MODELDECK_DATABASE_URL", None)
-    command = [sys.executable, "-m", "backend.cli", "--home", str(home), "ui", "--port", str(port)]
-    command += ["--serve-port", str(serve_port), "--grpc-port", str(grpc_port), "--host", "127.0.0.1"]
-    url, serving_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{serve_port}"
-    with factories.running(command, log=log, env=env, urls=[f"{url}/_stcore/health", f"{serving_url}/v1/models"]):
+    with factories.running_ui(home, log=log) as (_, url, serving_url):
         print(f"\nmodeldeck ui: {url}, log: {log}")
         yield App(url=url, serving_url=serving_url, home=home, log=log)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,13 +36,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     home.mkdir()
     _add_user(home, "ed", "editor")
     _add_user(home, "ada", "admin")
-    port, serve_port, grpc_port = factories.free_ports(3)
-    env = os.environ | {"MODELDECK_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3", "MODELDECK_SIGN_IN": "1"}
-    env.pop("MODELDECK_DATABASE_URL", None)
-    command = [sys.executable, "-m", "backend.cli", "--home", str(home), "ui", "--port", str(port)]
-    command += ["--serve-port", str(serve_port), "--grpc-port", str(grpc_port), "--host", "127.0.0.1"]
-    url, serving_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{serve_port}"
-    with factories.running(command, log=log, env=env, urls=[f"{url}/_stcore/health", f"{serving_url}/v1/models"]):
+    with factories.running_ui(home, log=log, env={"MODELDECK_SIGN_IN": "1"}) as (_, url, serving_url):
         yield App(url=url, serving_url=serving_url, home=home, log=log)
 
 

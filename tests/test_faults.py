@@ -87,7 +87,6 @@ def test_a_database_locked_past_the_timeout_is_a_clear_retryable_error_and_nothi
     exits 6, and the dataset it was adding is not there, in part or whole."""
     import sqlite3
     import subprocess
-    import sys
 
     csv = home / "churn.csv"
     factories.churn_frame().to_csv(csv, index=False)
@@ -180,12 +179,6 @@ def test_each_process_killed_in_turn_comes_back_the_run_resumes_and_the_database
     factories.cli_json(home, "data", "add", str(csv), "--target", "churn")
     args = ["--epochs", "8", "--set", "early_stopping=false", "--set", "batch_size=64", "--set", "architecture=mlp"]
     run_id = int(factories.cli_json(home, "train", "big", *args)["run_id"])
-    port, serve_port, grpc_port = factories.free_ports(3)
-    env = os.environ | {"MODELDECK_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    env.pop("MODELDECK_DATABASE_URL", None)
-    command = [sys.executable, "-m", "backend.cli", "--home", str(home), "ui", "--port", str(port)]
-    command += ["--serve-port", str(serve_port), "--grpc-port", str(grpc_port), "--host", "127.0.0.1"]
-    url, rest = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{serve_port}"
     answered: list[int] = []
     stop = threading.Event()
 
@@ -199,7 +192,7 @@ def test_each_process_killed_in_turn_comes_back_the_run_resumes_and_the_database
 
     log = tmp_path / "ui.log"
     store = open_store(f"sqlite:///{home / 'modeldeck.db'}")
-    with factories.running(command, log=log, env=env, urls=[f"{url}/_stcore/health", f"{rest}/v1/models"]) as ui:
+    with factories.running_ui(home, log=log) as (ui, url, rest):
         flow = threading.Thread(target=requests, daemon=True)
         flow.start()
         try:

@@ -13,7 +13,7 @@ install: $(STAMP) system-packages
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,ray,oidc]'
 	touch $(STAMP)
 
 # Debian packages the app and its tests need: Chromium, CJK fonts for the Chinese UI, Fashion-MNIST for the

@@ -21,7 +21,7 @@ from dashboard.common import show_error, store
 from dashboard.i18n import t
 
 TOKEN = "session_token"  # the local session's token, for this browser tab
-OIDC_ACTOR = "oidc_actor"
+OIDC_ACTOR = "oidc_actor"  # the identity provider's user this browser session has recorded as signed in
 
 
 def _source() -> str:
@@ -46,7 +46,12 @@ def _session() -> auth.Actor | None:
     if _oidc_configured() and st.user.is_logged_in:
         email = str(st.user.get("email") or st.user.get("name") or "?")
         role = auth.account_role(store(), email) or "viewer"
-        return auth.Actor(name=email, role=role, source=_source())
+        actor = auth.Actor(name=email, role=role, source=_source())
+        if st.session_state.get(OIDC_ACTOR) != email:  # once per browser session: the provider signed them in
+            st.session_state[OIDC_ACTOR] = email
+            with auth.acting_as(actor):
+                auth.audit(store(), "sign_in", email, via="oidc")
+        return actor
     return None
 
 

@@ -158,17 +158,24 @@ def cli_json(home: Path, *args: str, timeout: float = 300) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
-def start_worker(home: Path) -> subprocess.Popen[bytes]:
-    """A real `modeldeck worker` process, in its own process group."""
-    env = os.environ | {"MODELDECK_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "--home", str(home), "worker"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+def start_worker(
+    home: Path, *args: str, env: dict[str, str] | None = None, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """A real `modeldeck worker` process, in its own process group (its output in `log`, if given)."""
+    env = os.environ | {"MODELDECK_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"} | (env or {})
+    out = log.open("ab") if log else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "--home", str(home), "worker", *args],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    finally:
+        if log:
+            out.close()  # type: ignore[union-attr]
 
 
 def big_churn_csv(folder: Path, rows: int = 20_000) -> Path:
@@ -194,12 +201,14 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def start_process(command: list[str], *, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start_process(
+    command: list[str], *, log: Path, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.Popen[bytes]:
     """A server process in its own session (so stopping it takes its children too), output into `log`."""
     full_env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"} | (env or {})
     with log.open("wb") as out:
         return subprocess.Popen(
-            command, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
 
 
@@ -236,10 +245,10 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def running(
-    command: list[str], *, log: Path, urls: list[str], env: dict[str, str] | None = None
+    command: list[str], *, log: Path, urls: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A server process that is up (every URL answers) for the duration of the block."""
-    proc = start_process(command, log=log, env=env)
+    proc = start_process(command, log=log, env=env, cwd=cwd)
     try:
         wait_until_up(proc, urls, log=log)
         yield proc
@@ -249,17 +258,23 @@ def running(
 
 @contextlib.contextmanager
 def running_ui(
-    home: Path, *, log: Path, env: dict[str, str] | None = None
+    home: Path,
+    *,
+    log: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+    ports: tuple[int, int, int] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
     """A real `modeldeck ui` over `home`, on loopback and free ports, with the home's SQLite history (plus `env`),
-    up for the block: its process, the dashboard's URL and the inference server's."""
-    port, serve_port, grpc_port = free_ports(3)
+    started in `cwd` (where Streamlit reads `.streamlit/secrets.toml`), up for the block: its process, the
+    dashboard's URL and the inference server's."""
+    port, serve_port, grpc_port = ports or free_ports(3)
     environ = os.environ | {"MODELDECK_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"} | (env or {})
     environ.pop("MODELDECK_DATABASE_URL", None)
     command = [sys.executable, "-m", "backend.cli", "--home", str(home), "ui", "--port", str(port)]
     command += ["--serve-port", str(serve_port), "--grpc-port", str(grpc_port), "--host", "127.0.0.1"]
     url, rest = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{serve_port}"
-    with running(command, log=log, env=environ, urls=[f"{url}/_stcore/health", f"{rest}/v1/models"]) as proc:
+    with running(command, log=log, env=environ, urls=[f"{url}/_stcore/health", f"{rest}/v1/models"], cwd=cwd) as proc:
         yield proc, url, rest
 
 

@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,3 +97,48 @@ def test_an_admin_reads_the_audit_log_in_chinese(app: App, page: Page, shots: Pa
     expect(grid.locator("td", has_text="登录失败").first).to_be_attached()  # the editor's wrong password
     settled(page)
     shot(page, shots, "32-zh-admin-audit")
+
+
+@pytest.fixture(scope="module")
+def oidc_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, Any]]:
+    """A `modeldeck ui` whose `.streamlit/secrets.toml` points `st.login` at a test identity provider that signs
+    everyone in as ana@example.com, who has a local editor account (the role comes from there)."""
+    from tests import oidc_provider
+
+    root = tmp_path_factory.mktemp("modeldeck-oidc")
+    home, log = root / "home", root / "ui.log"
+    home.mkdir()
+    _add_user(home, "ana@example.com", "editor")
+    ports = factories.free_ports(4)
+    with oidc_provider.running(ports[3], email="ana@example.com") as provider:
+        url = f"http://127.0.0.1:{ports[0]}"
+        (root / ".streamlit").mkdir()
+        (root / ".streamlit" / "secrets.toml").write_text(provider.secrets_toml(url))
+        env = {"MODELDECK_SIGN_IN": "1"}
+        with factories.running_ui(home, log=log, env=env, cwd=root, ports=ports[:3]) as (_, url, serving_url):
+            yield App(url=url, serving_url=serving_url, home=home, log=log), provider
+
+
+def test_a_company_account_signs_in_through_the_identity_provider_and_keeps_its_local_role(
+    oidc_app: tuple[App, Any], page: Page, shots: Path
+) -> None:
+    app, provider = oidc_app
+    page.goto(f"{app.url}/?lang=en")
+    expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible(timeout=60_000)
+    settled(page)
+    page.get_by_role("button", name="Sign in with your company account").click()
+    expect(page.get_by_text("Signed in as ana@example.com (editor)")).to_be_visible(timeout=60_000)
+    assert provider.signed_in == ["ana@example.com"]
+    nav = page.get_by_test_id("stSidebarNav")
+    expect(nav.get_by_role("link", name="Training", exact=True)).to_be_visible()
+    expect(nav.get_by_role("link", name="Admin", exact=True)).to_have_count(0)
+    settled(page)
+    shot(page, shots, "33-signed-in-oidc")
+    page.reload()  # Streamlit keeps the provider's sign-in in a signed cookie: a reload does not ask again
+    expect(page.get_by_text("Signed in as ana@example.com (editor)")).to_be_visible(timeout=60_000)
+    audit = factories.cli_json(app.home, "audit")["entries"]
+    assert [(e["actor"], e["action"]) for e in audit if e["action"] == "sign_in"][:1] == [
+        ("ana@example.com", "sign_in")
+    ]
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible(timeout=60_000)

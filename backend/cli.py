@@ -310,6 +310,7 @@ def cmd_tune(store: Store, args: argparse.Namespace) -> int:
         preset=args.preset,
         overrides=overrides,
         override_reason=args.override,
+        parallel=args.parallel,
     )
     run = _waited(store, args, run)
     best = run.evaluation.get("search", {}).get("best_run")
@@ -736,6 +737,7 @@ def cmd_worker(store: Store, args: argparse.Namespace) -> int:
         home=config.home(),
         until_idle=args.until_idle,
         resume_interrupted=args.resume_interrupted,
+        executor=config.executor(),
     )
     return 0
 
@@ -1051,6 +1053,9 @@ def parser() -> argparse.ArgumentParser:
     tune.add_argument("--task", choices=["auto", *TASKS])
     tune.add_argument("--method", default="random", choices=["random", "bayesian"])
     tune.add_argument("--trials", type=int, default=8)
+    tune.add_argument(
+        "--parallel", type=int, default=0, metavar="N", help="trials at once on a Ray cluster (0: as many as it holds)"
+    )
     tune.add_argument("--preset", default="balanced", choices=["fast", "balanced", "thorough"])
     tune.add_argument("--epochs", type=int)
     tune.add_argument("--set", action="append", metavar="KEY=VALUE", help="a fixed hyperparameter")

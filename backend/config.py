@@ -52,6 +52,16 @@ def database_url_for(home_dir: Path) -> str:
     return os.environ.get("MODELDECK_DATABASE_URL") or f"sqlite:///{Path(home_dir).resolve() / 'modeldeck.db'}"
 
 
+def executor() -> str:
+    """MODELDECK_EXECUTOR: where a worker runs its jobs: `local` (a child process each, the default) or `ray`."""
+    return os.environ.get("MODELDECK_EXECUTOR", "local").strip().lower() or "local"
+
+
+def ray_address() -> str:
+    """The Ray cluster of `MODELDECK_EXECUTOR=ray`: MODELDECK_RAY_ADDRESS, Ray's own RAY_ADDRESS, else `auto`."""
+    return os.environ.get("MODELDECK_RAY_ADDRESS") or os.environ.get("RAY_ADDRESS") or "auto"
+
+
 def serving_url() -> str:
     """REST base URL of the inference server: ours, or a real TensorFlow Serving."""
     return os.environ.get("MODELDECK_SERVING_URL", f"http://127.0.0.1:{DEFAULT_REST_PORT}").rstrip("/")

@@ -6,6 +6,7 @@ An error carries a catalog key and its parameters, so each reader gets it in the
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 from backend.i18n import render
@@ -78,3 +79,22 @@ class InvalidState(ModelDeckError):
 
 class ServingUnavailable(ModelDeckError):
     """The inference server cannot be reached or does not know the model."""
+
+
+FULL = (errno.ENOSPC, errno.EDQUOT)  # no space left, or over a quota
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether `exc`, or an error behind it, is a full disk.
+
+    TensorFlow's own file errors only say it in words.
+    """
+    for _ in range(10):
+        if exc is None:
+            return False
+        if isinstance(exc, OSError) and exc.errno in FULL:  # `db.DatabaseFull` is one too
+            return True
+        if any(words in str(exc) for words in ("No space left on device", "Disk quota exceeded")):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

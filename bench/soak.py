@@ -9,15 +9,21 @@ history is.
 Checked: every job is run exactly once, no run is lost or left behind, the history answers throughout.
 Reported: the time from submit to a worker's claim, p50 and p95, and jobs per second.
 
+Then the same 200 jobs through Ray, per database: four `RayWorker`s (the worker of `MODELDECK_EXECUTOR=ray`) claim
+them and run each as a Ray task on a local head with two CPUs, a process per task as for a real run. The job's part
+is played by the task. Reported beside the rest: Ray's overhead per job, the mean claim-to-end time of a job through
+Ray less that of the same job played in the worker itself.
+
 PostgreSQL is a throwaway server from Debian's binaries (as the tests start one); without them only SQLite runs.
-Not yet: the same 200 jobs through Ray (the `MODELDECK_EXECUTOR=ray` work of issue 18).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +48,45 @@ def _version(store: Any) -> Any:
     return version
 
 
+def _job_part(store: Any, run_id: int, *, since: float | None = None) -> None:
+    """What a short job writes: an epoch's metrics, then how the run ended (and, from `since`, how long it took)."""
+    from db.store import utcnow
+
+    store.record_epoch(run_id, epoch=0, logs={"loss": 0.5, "val_loss": 0.6}, progress={"fraction": 1.0})
+    took = {"task_s": time.monotonic() - since} if since is not None else {}
+    store.update_run(run_id, status="succeeded", metrics={"loss": 0.5, **took}, finished_at=utcnow())
+
+
+def play(database_url: str, _home: str, run_id: int) -> None:
+    """A Ray task's body in place of `child.run_job`: the job's part, from a process of its own, timed."""
+    since = time.monotonic()
+    from db import open_store
+
+    store = open_store(database_url)
+    _job_part(store, run_id, since=since)
+    store.close()
+
+
+def _ray_worker(url: str, home: str, address: str, name: str, claims: Any, stop: Any) -> None:
+    """A `RayWorker` as `modeldeck worker` runs it under MODELDECK_EXECUTOR=ray, with the job's part as its body."""
+    os.environ["MODELDECK_RAY_ADDRESS"] = address
+    from backend.jobs.cluster import RayWorker
+    from db import open_store
+
+    store = open_store(url)
+    worker = RayWorker(store, database_url=url, home=Path(home), poll_s=0.05, body=play)
+    launch = worker.launch
+
+    def counted(job_id: int, run_id: int) -> None:
+        claims.append((name, job_id, run_id))
+        launch(job_id, run_id)
+
+    worker.launch = counted  # type: ignore[method-assign]
+    threading.Thread(target=lambda: (stop.wait(), worker.stop()), daemon=True).start()
+    worker.run()
+    store.close()
+
+
 def _worker(url: str, name: str, claims: Any, stop: Any) -> None:
     from db import open_store
 
@@ -55,8 +100,7 @@ def _worker(url: str, name: str, claims: Any, stop: Any) -> None:
             time.sleep(0.005)
             continue
         claims.append((name, job.id, job.run_id))
-        store.record_epoch(job.run_id, epoch=0, logs={"loss": 0.5, "val_loss": 0.6}, progress={"fraction": 1.0})
-        store.update_run(job.run_id, status="succeeded", metrics={"loss": 0.5})
+        _job_part(store, job.run_id)
         store.finish_job(job.id, status="succeeded")
         store.heartbeat(name)
     store.stop_worker(name)
@@ -77,7 +121,8 @@ def _hammer(url: str, run_id: int, stop: Any, counts: Any) -> None:
     store.close()
 
 
-def soak(url: str) -> dict[str, Any]:
+def soak(url: str, *, ray_address: str | None = None) -> dict[str, Any]:
+    """Submit the jobs while the workers (local, or Ray's with `ray_address`) and the writer run; what happened."""
     from db import open_store
 
     store = open_store(url)
@@ -86,17 +131,27 @@ def soak(url: str) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     manager = ctx.Manager()
     claims, counts, stop, done = manager.list(), manager.list(), ctx.Event(), ctx.Event()
-    workers = [ctx.Process(target=_worker, args=(url, f"w{i}", claims, done)) for i in range(WORKERS)]
+    if ray_address is None:
+        workers = [ctx.Process(target=_worker, args=(url, f"w{i}", claims, done)) for i in range(WORKERS)]
+    else:
+        home = tempfile.mkdtemp(prefix="soak-home-")
+        workers = [
+            ctx.Process(target=_ray_worker, args=(url, home, ray_address, f"r{i}", claims, done))
+            for i in range(WORKERS)
+        ]
     hammer = ctx.Process(target=_hammer, args=(url, hammered.id, stop, counts))
     for process in [*workers, hammer]:
         process.start()
-    time.sleep(3)  # the processes' imports: the clock starts with the first submit
+    time.sleep(3 if ray_address is None else 10)  # imports, Ray's connections: the clock starts at the first submit
     started = time.monotonic()
     runs = []
     for _ in range(JOBS):
         runs.append(store.create_run(version_id=version.id, task="regression", target="a", spec={}).id)
         time.sleep(SUBMIT_EVERY_S)
-    while sum(1 for r in runs if store.get_run(r).status == "succeeded") < JOBS and time.monotonic() - started < 300:
+    patience = 300 if ray_address is None else 900  # a process per job on two cores: minutes, not seconds
+    while (
+        sum(1 for r in runs if store.get_run(r).status == "succeeded") < JOBS and time.monotonic() - started < patience
+    ):
         time.sleep(0.2)
     elapsed = time.monotonic() - started
     done.set()
@@ -106,6 +161,8 @@ def soak(url: str) -> dict[str, Any]:
     taken = list(claims)
     finished = [store.get_run(r) for r in runs]
     waits = sorted((r.started_at - r.created_at).total_seconds() for r in finished if r.started_at)
+    spans = [(r.finished_at - r.started_at).total_seconds() for r in finished if r.started_at and r.finished_at]
+    in_task = [r.metrics["task_s"] for r in finished if "task_s" in (r.metrics or {})]
     store.close()
     by_job = [job for _, job, _ in taken]
     return {
@@ -115,33 +172,81 @@ def soak(url: str) -> dict[str, Any]:
         "p50": statistics.median(waits) if waits else float("nan"),
         "p95": waits[int(0.95 * (len(waits) - 1))] if waits else float("nan"),
         "per_s": JOBS / elapsed,
+        "span": statistics.mean(spans) if spans else float("nan"),
+        "in_task": statistics.mean(in_task) if in_task else float("nan"),
         "hammered": counts[0] if counts else 0,
         "per_worker": {w: sum(1 for name, _, _ in taken if name == w) for w in sorted({n for n, _, _ in taken})},
     }
 
 
+def one_at_a_time(url: str, address: str, jobs: int = 20) -> dict[str, float]:
+    """Ray's cost per job with nothing else running: one `RayWorker`, one job at a time, claim to end."""
+    from backend.jobs.cluster import RayWorker
+    from db import open_store
+
+    os.environ["MODELDECK_RAY_ADDRESS"] = address
+    store = open_store(url)
+    version = _version(store)
+    worker = RayWorker(
+        store, database_url=url, home=Path(tempfile.mkdtemp(prefix="soak-home-")), poll_s=0.01, body=play
+    )
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    runs = []
+    for _ in range(jobs):
+        run = store.create_run(version_id=version.id, task="regression", target="a", spec={})
+        while store.get_run(run.id).status != "succeeded":
+            time.sleep(0.01)
+        runs.append(store.get_run(run.id))
+    worker.stop()
+    thread.join(30)
+    import ray
+
+    ray.shutdown()
+    store.close()
+    spans = [(r.finished_at - r.started_at).total_seconds() for r in runs]
+    return {"span": statistics.mean(spans), "in_task": statistics.mean(r.metrics["task_s"] for r in runs)}
+
+
 def main() -> None:
-    from tests import factories
+    from tests import factories, ray_head
     from tests import postgres as pg
 
     print(f"soak: {JOBS} jobs, {WORKERS} workers and one writer per database (the queue and history, not training)")
-    header = f"{'database':<12}{'claims':>8}{'twice':>7}{'lost':>6}{'submit->claim p50':>19}{'p95':>9}"
-    print(f"{header}{'jobs/s':>8}  writer")
+    header = f"{'database':<22}{'claims':>8}{'twice':>7}{'lost':>6}{'submit->claim p50':>19}{'p95':>9}"
+    print(f"{header}{'jobs/s':>8}{'claim->end':>12}  writer")
     results = {}
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, ray_head.head(factories.free_ports(1)[0], cpus=2) as address:
+        quiet = one_at_a_time(f"sqlite:///{Path(folder) / 'quiet.db'}", address)
         results["sqlite"] = soak(f"sqlite:///{Path(folder) / 'soak.db'}")
-    if pg.binaries() is not None:
-        with pg.server(factories.free_ports(1)[0]) as server:
-            results["postgresql"] = soak(server.new_database())
-    else:
-        print("postgresql: not installed here (Debian's postgresql package): skipped")
+        results["sqlite, through Ray"] = soak(f"sqlite:///{Path(folder) / 'ray.db'}", ray_address=address)
+        if pg.binaries() is not None:
+            with pg.server(factories.free_ports(1)[0]) as server:
+                results["postgresql"] = soak(server.new_database())
+                results["postgresql, through Ray"] = soak(server.new_database(), ray_address=address)
+        else:
+            print("postgresql: not installed here (Debian's postgresql package): skipped")
     for name, r in results.items():
-        counts = f"{name:<12}{r['claims']:>8}{r['twice']:>7}{r['lost']:>6}"
-        waits = f"{r['p50'] * 1000:>16.0f} ms{r['p95'] * 1000:>6.0f} ms{r['per_s']:>8.1f}"
+        counts = f"{name:<22}{r['claims']:>8}{r['twice']:>7}{r['lost']:>6}"
+        waits = f"{r['p50'] * 1000:>16.0f} ms{r['p95'] * 1000:>6.0f} ms{r['per_s']:>8.1f}{r['span'] * 1000:>9.0f} ms"
         print(f"{counts}{waits}  {r['hammered']} epochs written, jobs per worker {r['per_worker']}")
         ok = r["claims"] == JOBS and r["twice"] == 0 and r["lost"] == 0
         print("  OK: every job ran exactly once, none lost" if ok else "  FAILED: a job ran twice, or was lost")
-    print("ray: not yet measured (MODELDECK_EXECUTOR=ray is not built)")
+    rays = (quiet["span"] - quiet["in_task"]) * 1000
+    print(
+        f"Ray's cost per job, one at a time with nothing else running (SQLite): {quiet['span'] * 1000:.0f} ms from"
+        f" claim to end, of which {quiet['in_task'] * 1000:.0f} ms in the task: {rays:.0f} ms of Ray's"
+        " (scheduling, a new process per task as for a real run, passing the result back)"
+    )
+    for db in ("sqlite", "postgresql"):
+        if f"{db}, through Ray" in results:
+            r = results[f"{db}, through Ray"]
+            print(
+                f"through Ray on {db}: {r['span'] * 1000:.0f} ms from claim to end, of which {r['in_task'] * 1000:.0f}"
+                f" ms in the task itself (opening the history, writing the job's part); the other"
+                f" {(r['span'] - r['in_task']) * 1000:.0f} ms are Ray's: waiting for a CPU, a new process per task"
+                " (as for a real run), its imports"
+            )
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ from db.records import (
     User,
     Worker,
 )
-from db.store import DatabaseBusy, Store, open_store
+from db.store import DatabaseBusy, DatabaseFull, Store, open_store
 
 __all__ = [
     "DatabaseBusy",
+    "DatabaseFull",
     "ApiKey",
     "AuditEntry",
     "Dataset",

@@ -8,6 +8,7 @@ processes write at once, immediate ones queue on `busy_timeout` instead.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import math
 import os
@@ -65,17 +66,32 @@ class DatabaseBusy(Exception):
         self.url, self.seconds = url, seconds
 
 
+class DatabaseFull(OSError):
+    """The disk under the database is full: nothing was written; writes work again once space returns.
+
+    An OSError with ENOSPC, as a full disk is anywhere else, so code that knows nothing of the database sees it.
+    """
+
+    def __init__(self, url: str) -> None:
+        super().__init__(errno.ENOSPC, f"the disk under {url} is full")
+        self.url = url
+
+
 _LOCKED = ("database is locked", "database table is locked", "lock timeout", "could not obtain lock")
+_FULL = ("database or disk is full", "no space left on device", "could not extend file", "disk quota exceeded")
 
 
 @contextlib.contextmanager
 def _busy_is_said(engine: Engine) -> Iterator[None]:
-    """A lock held past the timeout becomes `DatabaseBusy` (the transaction is rolled back whole)."""
+    """A lock held past the timeout becomes `DatabaseBusy`, a full disk `DatabaseFull` (rolled back whole)."""
     try:
         yield
     except OperationalError as exc:
-        if any(words in str(exc.orig).lower() for words in _LOCKED):
+        said = str(exc.orig).lower()
+        if any(words in said for words in _LOCKED):
             raise DatabaseBusy(engine.url.render_as_string(hide_password=True), BUSY_SECONDS) from exc
+        if any(words in said for words in _FULL):
+            raise DatabaseFull(engine.url.render_as_string(hide_password=True)) from exc
         raise
 
 
@@ -363,6 +379,12 @@ class Store:
                 q = q.where(RunRow.version_id.in_(version_ids))
             if parent_id is not None:
                 q = q.where(RunRow.parent_id == parent_id)
+            return [_record(records.Run, r) for r in s.scalars(q)]
+
+    def runs_with_status(self, status: str) -> list[records.Run]:
+        """Every run with this status, oldest first (the worker looks for runs waiting for disk space)."""
+        with self._read() as s:
+            q = select(RunRow).where(RunRow.status == status).order_by(RunRow.id)
             return [_record(records.Run, r) for r in s.scalars(q)]
 
     def run_summaries(

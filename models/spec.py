@@ -27,6 +27,7 @@ class TrainingSpec:
     validation_split: float = 0.15  # share of examples for validation (early stopping, curves)
     test_split: float = 0.15  # share of examples held out for the final metrics, never trained on
     seed: int = 42  # one seed for the split, the weights and the shuffling
+    gpus: int = 0  # GPUs the run asks a Ray cluster for (MODELDECK_EXECUTOR=ray); the local worker uses what it has
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}  # string fields and the values they accept
 
@@ -41,6 +42,7 @@ class TrainingSpec:
             (self.patience >= 1, "patience must be at least 1"),
             (0 < self.validation_split < 0.5, "validation_split must be between 0 and 0.5 (try 0.15)"),
             (0 < self.test_split < 0.5, "test_split must be between 0 and 0.5 (try 0.15)"),
+            (0 <= self.gpus <= 64, "gpus must be between 0 and 64 (0: a CPU-only task)"),
         ]
 
 

@@ -92,3 +92,16 @@ def test_the_training_form_offers_target_scaling_to_a_regression_only() -> None:
         return {field["name"] for field in spec_form(task, "balanced")}
 
     assert ("scale_target" in names("regression"), "scale_target" in names("classification")) == (True, False)
+
+
+def test_the_training_form_asks_for_gpus_only_when_runs_go_to_a_ray_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.jobs import spec_form
+
+    def names() -> set[str]:
+        return {field["name"] for field in spec_form("classification", "balanced")}
+
+    assert "gpus" not in names()  # the local worker uses the machine's GPUs whatever a run asks
+    monkeypatch.setenv("MODELDECK_EXECUTOR", "ray")
+    assert "gpus" in names()
+    with pytest.raises(SpecError, match="gpus must be between 0 and 64"):
+        make_spec("balanced", {"gpus": "-1"})

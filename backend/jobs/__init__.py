@@ -3,6 +3,7 @@
 - `runs.py`: start, watch, cancel, resume and describe runs; the Training page's form and the task checks.
 - `worker.py`: claims jobs and supervises their child processes; heartbeats; interrupted runs.
 - `child.py`: the child process that runs one job (imports go child -> tuning -> training, never back).
+- `cluster.py`: where a worker runs its jobs: here, or as Ray tasks on a cluster (`MODELDECK_EXECUTOR=ray`).
 - `training.py`: the body of a training job (split, fit under the device strategy, export, evaluate).
 - `tuning.py`: a hyperparameter search, every trial a run of its own.
 - `diagnostics.py`: plain-words findings about a finished run's curves.
@@ -20,6 +21,7 @@ The task registry (`models.tasks`) is handed on from here too, for the dashboard
 Other wings and the faces import from here only. Nothing here imports TensorFlow at import time.
 """
 
+from backend.jobs.cluster import serve_forever
 from backend.jobs.decisions import cost_check as decision_cost_check
 from backend.jobs.decisions import cost_matrix as decision_cost_matrix
 from backend.jobs.decisions import costs as decision_costs
@@ -97,7 +99,7 @@ from backend.jobs.usecases import create as create_use_case
 from backend.jobs.usecases import quality as use_case_quality
 from backend.jobs.usecases import serving_run as use_case_run
 from backend.jobs.usecases import update as update_use_case
-from backend.jobs.worker import has_live_worker, reap_dead_workers, serve_forever
+from backend.jobs.worker import has_live_worker, reap_dead_workers
 from db import Run, RunSummary  # the records the wing returns, for callers' type hints
 from models.tasks import TASKS, TaskInfo, task_info
 

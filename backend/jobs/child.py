@@ -17,13 +17,17 @@ import time
 import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from backend.config import Paths
+from backend.errors import BadInput, disk_full
 from backend.jobs import training, tuning
-from db import open_store
+from db import DatabaseBusy, DatabaseFull, Store, open_store
 from db.store import utcnow
 
 log = logging.getLogger(__name__)
+
+NOT_RECORDED = 75  # the child's exit code when the history could not take the run's end (EX_TEMPFAIL)
 
 
 def _die_with_parent() -> None:
@@ -55,8 +59,11 @@ def job_child(jobs: Connection, database_url: str, home: str) -> None:
     run_job(database_url, home, run_id)
 
 
-def run_job(database_url: str, home: str, run_id: int) -> None:
-    """Run one job in this process (a `job_child`)."""
+def run_job(database_url: str, home: str, run_id: int, *, trials: tuning.Trials | None = None) -> None:
+    """Run one job in this process (a `job_child`, or a Ray task's process).
+
+    `trials` says where a search trains its trials: by default one after another in this process.
+    """
     store = open_store(database_url)
     paths = Paths(Path(home))
     run_dir = paths.run_dir(run_id)
@@ -67,13 +74,46 @@ def run_job(database_url: str, home: str, run_id: int) -> None:
     assert run is not None
     try:
         if "search" in run.spec:
-            status, values = tuning.search(store, paths=paths, run=run)
+            status, values = tuning.search(store, paths=paths, run=run, trials=trials)
         else:
             status, values = training.train(store, paths=paths, run=run)
-    except Exception as exc:  # the run fails; the worker stays up
-        log.error("run %s failed:\n%s", run_id, traceback.format_exc())
-        status, values = "failed", {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:500]}
-    store.update_run(
-        run_id, status=status, finished_at=utcnow(), duration_s=run.duration_s + time.monotonic() - started, **values
-    )
+    except Exception as exc:  # the run fails (or waits for disk space); the worker stays up
+        log.error("run %s stopped:\n%s", run_id, traceback.format_exc())
+        status, values = _stopped_by(exc, store, run_id, run_dir)
+    try:
+        store.update_run(
+            run_id,
+            status=status,
+            finished_at=utcnow(),
+            duration_s=run.duration_s + time.monotonic() - started,
+            **values,
+        )
+    except (DatabaseFull, DatabaseBusy):  # the worker records the end once the history can be written again
+        log.error("run %s: its end could not be recorded:\n%s", run_id, traceback.format_exc())
+        raise SystemExit(NOT_RECORDED) from None
     store.close()
+
+
+def stopped_for_space(store: Store, run_id: int, folder: Path) -> dict[str, Any]:
+    """An interrupted run's record when the disk under its folder filled up.
+
+    The message, and a mark that tells a worker to queue it again once there is space (`worker.resume_when_space`).
+    """
+    run = store.get_run(run_id)
+    epochs = run.epochs_done if run else 0
+    said = BadInput("error.runs.disk_full", where=str(folder), epochs=epochs, run_id=run_id)
+    return {"error": str(said), "progress": {**(run.progress if run else {}), "stopped_for": "disk_full"}}
+
+
+def _stopped_by(exc: Exception, store: Store, run_id: int, folder: Path) -> tuple[str, dict[str, Any]]:
+    """How a run that raised ends: interrupted until there is space when the disk filled up, else failed.
+
+    A search's trial fails either way: its search stops for space, and trains a new trial when it goes on.
+    """
+    if disk_full(exc):
+        stopped = stopped_for_space(store, run_id, folder)
+        run = store.get_run(run_id)
+        if run is not None and run.parent_id is not None:
+            return "failed", {"error": stopped["error"]}
+        return "interrupted", stopped
+    return "failed", {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:500]}

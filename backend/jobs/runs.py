@@ -147,12 +147,19 @@ def start_search(
     preset: str = "balanced",
     overrides: dict[str, Any] | None = None,
     override_reason: str | None = None,
+    parallel: int = 0,
 ) -> Run:
-    """Queue a hyperparameter search: `trials` runs over `space` (the family's default space when None)."""
+    """Queue a hyperparameter search: `trials` runs over `space` (the family's default space when None).
+
+    On a Ray cluster, `parallel` trials train at once (0: as many as the cluster holds); the local worker trains
+    them one after another.
+    """
     if method not in tuning.METHODS:
         raise BadInput("error.runs.unknown_search_method", method=method, methods=", ".join(tuning.METHODS))
     if not 1 <= trials <= 100:
         raise BadInput("error.runs.bad_trials", trials=trials)
+    if parallel < 0:
+        raise BadInput("error.search.bad_parallel", parallel=parallel)
     run = _checked_run(
         store,
         version=version,
@@ -166,9 +173,8 @@ def start_search(
         run["spec"] = {**run["spec"], "architecture": "mlp"}
     chosen = space or default_space(run["task"], run["spec"].get("architecture"))
     dims = tuning.parse_space(chosen, defaults=run["spec"])
-    return store.create_run(
-        **run | {"spec": {**run["spec"], "search": {"method": method, "trials": trials, "space": chosen, "dims": dims}}}
-    )
+    search = {"method": method, "trials": trials, "space": chosen, "dims": dims, "parallel": parallel}
+    return store.create_run(**run | {"spec": {**run["spec"], "search": search}})
 
 
 def default_space(task: str, architecture: str | None = None) -> dict[str, str]:
@@ -385,6 +391,8 @@ def spec_form(task: str, preset: str) -> list[dict[str, Any]]:
     for f in sorted(dataclasses.fields(cls), key=lambda f: f.name in shared):  # the family's own fields first
         if f.name in REGRESSION_ONLY and task != "regression":
             continue  # it would do nothing here, and "target scaling" on a classifier's form only puzzles
+        if f.name == "gpus" and config.executor() != "ray":
+            continue  # only a Ray cluster reads it: the local worker uses the machine's GPUs
         value = values[f.name]
         kind = {bool: "bool", int: "int", float: "float", list: "list"}.get(type(value), "text")
         field: dict[str, Any] = {"name": f.name, "value": value, "type": kind}

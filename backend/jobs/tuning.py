@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from backend.config import Paths
-from backend.errors import BadInput
+from backend.errors import BadInput, disk_full
 from backend.jobs import training
 from db import Run, Store
 from db.store import utcnow
@@ -120,8 +120,52 @@ def _typed(values: dict[str, Any], *, task: str) -> dict[str, Any]:
         return values
 
 
-def search(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]:
-    """The body of a search job: propose, train and score trials until `trials` are done or a cancel."""
+class InlineTrials:
+    """A search's trials trained one after another in this process (the local worker's child)."""
+
+    slots = 1
+
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        self._ended: list[int] = []
+
+    def start(self, store: Store, run: Run) -> None:
+        started = time.monotonic()
+        try:
+            status, result = training.train(store, paths=self.paths, run=run)
+        except Exception as exc:  # one bad trial (e.g. a diverging learning rate) does not end the search
+            if disk_full(exc):  # a full disk does: the search stops for space, and goes on once there is some
+                store.update_run(run.id, status="failed", finished_at=utcnow(), error="The disk is full.")
+                raise
+            status, result = "failed", {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:500]}
+        store.update_run(run.id, status=status, finished_at=utcnow(), duration_s=time.monotonic() - started, **result)
+        self._ended.append(run.id)
+
+    def wait(self, _store: Store) -> list[int]:
+        ended, self._ended = self._ended, []
+        return ended
+
+
+class Trials(Protocol):
+    """Where a search's trials train: `InlineTrials` here, or `cluster.RayTrials` as Ray tasks, `slots` at once."""
+
+    slots: int
+
+    def start(self, store: Store, run: Run) -> None:
+        """Start training a trial's run (which records how it ended)."""
+
+    def wait(self, store: Store) -> list[int]:
+        """Block until a started trial has ended; the run ids of those that have."""
+        ...
+
+
+def search(store: Store, *, paths: Paths, run: Run, trials: Trials | None = None) -> tuple[str, dict[str, Any]]:
+    """The body of a search job: propose, train and score trials until `trials` are done or a cancel.
+
+    `trials` says where they train (default: one after another in this process); with more than one slot, the
+    oracle proposes the next trial before the last has ended, as keras-tuner's parallel tuning does.
+    """
+    runner = trials or InlineTrials(paths)
     spec = dict(run.spec)
     settings = spec.pop("search")
     folder = str(paths.run_dir(run.id))
@@ -133,40 +177,50 @@ def search(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]
     def done() -> list[Run]:
         return [t for t in store.list_runs(parent_id=run.id) if t.status == "succeeded"]
 
-    while len(done()) < settings["trials"] and not store.cancel_requested(run.id):
-        trial = oracle.create_trial("modeldeck")
-        if trial.status == "STOPPED":  # the oracle has nothing left to try (a small space)
+    training_now: dict[int, Any] = {}  # trial run id -> keras-tuner's trial
+    exhausted, proposed = False, 0
+    while True:
+        while (
+            not exhausted
+            and len(training_now) < runner.slots
+            and len(done()) + len(training_now) < settings["trials"]
+            and not store.cancel_requested(run.id)
+        ):
+            proposed += 1
+            trial = oracle.create_trial(f"modeldeck-{proposed}")  # one id per trial in flight
+            if trial.status == "STOPPED":  # the oracle has nothing left to try (a small space)
+                exhausted = True
+                break
+            child = store.create_run(
+                version_id=run.version_id,
+                task=run.task,
+                target=run.target,
+                spec=_typed({**spec, **trial.hyperparameters.values}, task=run.task),
+                override_reason=run.override_reason,
+                parent_id=run.id,
+                queue=False,
+            )
+            training_now[child.id] = trial
+            runner.start(store, store.update_run(child.id, started_at=utcnow()))
+        if not training_now:
             break
-        values = trial.hyperparameters.values
-        child = store.create_run(
-            version_id=run.version_id,
-            task=run.task,
-            target=run.target,
-            spec=_typed({**spec, **values}, task=run.task),
-            override_reason=run.override_reason,
-            parent_id=run.id,
-            queue=False,
-        )
-        started = time.monotonic()
-        store.update_run(child.id, started_at=utcnow())
-        try:
-            status, result = training.train(store, paths=paths, run=store.get_run(child.id) or child)
-        except Exception as exc:  # one bad trial (e.g. a diverging learning rate) does not end the search
-            status, result = "failed", {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:500]}
-        store.update_run(child.id, status=status, finished_at=utcnow(), duration_s=time.monotonic() - started, **result)
-        score = best_validation_loss(store, child.id)
-        trial.status = "COMPLETED" if status == "succeeded" and math.isfinite(score) else "FAILED"
-        if trial.status == "COMPLETED":
-            oracle.update_trial(trial.trial_id, {"score": score})
-        oracle.end_trial(trial)
+        for trial_run in runner.wait(store):
+            trial = training_now.pop(trial_run)
+            trial_status = store.get_run(trial_run)
+            score = best_validation_loss(store, trial_run)
+            succeeded = trial_status is not None and trial_status.status == "succeeded"
+            trial.status = "COMPLETED" if succeeded and math.isfinite(score) else "FAILED"
+            if trial.status == "COMPLETED":
+                oracle.update_trial(trial.trial_id, {"score": score})
+            oracle.end_trial(trial)
         finished = len(done())
         store.update_run(
             run.id, progress={"fraction": min(1.0, finished / settings["trials"]), "trials_done": finished}
         )
-    trials = done()
-    if not trials:
+    trials_done = done()
+    if not trials_done:
         return ("cancelled", {}) if store.cancel_requested(run.id) else ("failed", {"error": "No trial succeeded."})
-    best = min(trials, key=lambda t: best_validation_loss(store, t.id))
+    best = min(trials_done, key=lambda t: best_validation_loss(store, t.id))
     evaluation = {"search": {"best_run": best.id, "objective": OBJECTIVE, "trials": summary(store, run.id)}}
     status = "cancelled" if store.cancel_requested(run.id) else "succeeded"
     values = {"metrics": best.metrics, "evaluation": evaluation, "epochs_done": best.epochs_done, "device": best.device}

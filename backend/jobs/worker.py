@@ -14,26 +14,35 @@ finished (with its status and duration, and the reason when it failed), and the 
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import TypeVar
 
-from db import Run, Store
+from backend.jobs.child import NOT_RECORDED, job_child, stopped_for_space
+from db import DatabaseBusy, DatabaseFull, Run, Store
 from db.store import utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HEARTBEAT_S = 2.0
 STALE_AFTER_S = 20.0  # a worker silent this long is taken for dead
 CANCEL_GRACE_S = 10.0  # a child that ignores a cancel this long is terminated
 ORPHAN_SCAN_S = 10.0
+SPACE_TO_RESUME_B = 256 * 2**20  # free space a run stopped by a full disk waits for before it goes on
+UNWRITABLE_RETRY_S = (1.0, 30.0)  # the first and the longest wait before writing a job's end again
+UNWRITABLE_WAIT_S = 5.0  # between claims while the history cannot be written
 
 
 def _pid_alive(pid: int) -> bool:
@@ -66,7 +75,29 @@ def reap_dead_workers(store: Store, *, stale_after_s: float = STALE_AFTER_S, res
     return interrupted
 
 
-def _what(store: Store, run: Run) -> str:
+def resume_when_space(store: Store, home: Path) -> list[int]:
+    """Queue again the runs a full disk stopped, once the disk under each has room; returns their ids."""
+    resumed = []
+    for run in store.runs_with_status("interrupted"):
+        if (run.progress or {}).get("stopped_for") != "disk_full":
+            continue
+        folder = home / "runs" / str(run.id)
+        try:
+            free = shutil.disk_usage(folder if folder.exists() else home).free
+        except OSError:
+            continue
+        if free >= SPACE_TO_RESUME_B:
+            store.requeue_run(run.id)
+            resumed.append(run.id)
+            log.info(
+                "run=%s queued again: the disk has room (%d MiB free); it resumes from its last epoch",
+                run.id,
+                free >> 20,
+            )
+    return resumed
+
+
+def what(store: Store, run: Run) -> str:
     """A run in words for the log: its task and its data, e.g. `classification on dataset 'churn' version …`."""
     version = store.get_version(run.version_id)
     dataset = store.find_dataset(version.dataset_id) if version else None
@@ -76,7 +107,7 @@ def _what(store: Store, run: Run) -> str:
     return f"{kind} on dataset '{dataset.name}' version {version.hash[:12]}"
 
 
-def _ended(run: Run, seconds: float) -> None:
+def ended(run: Run, seconds: float) -> None:
     """Logs how a run ended: its status and duration, and the reason unless it succeeded."""
     reason = f": {' '.join(run.error.split())}" if run.error else ""
     level = {"succeeded": logging.INFO, "cancelled": logging.INFO, "failed": logging.ERROR}.get(run.status)
@@ -100,8 +131,6 @@ class Worker:
         self._next: tuple[BaseProcess, Connection] | None = None  # the child for the next job, waiting
 
     def _start_child(self) -> tuple[BaseProcess, Connection]:
-        from backend.jobs.child import job_child
-
         reading, writing = self._ctx.Pipe(duplex=False)  # the worker writes the run id of the child's job
         child = self._ctx.Process(target=job_child, args=(reading, self.database_url, str(self.home)))
         child.start()
@@ -139,34 +168,77 @@ class Worker:
             except Exception as exc:  # a locked DB for a moment is not fatal; the next beat retries
                 log.warning("heartbeat failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, HEARTBEAT_S)
 
+    # -- where jobs run: here, one child process at a time. `cluster.RayWorker` sends them to Ray instead. --------
+    def prepare(self) -> None:
+        """Before the first claim (a Ray worker connects to its cluster here)."""
+
+    def slots(self) -> int:
+        """How many jobs this worker runs at once."""
+        return 1
+
+    def in_flight(self) -> int:
+        """Jobs started and not yet ended (a local job ends before `launch` returns)."""
+        return 0
+
+    def launch(self, job_id: int, run_id: int) -> None:
+        self._run_job(job_id, run_id)
+
+    def tend(self) -> None:
+        """Every poll: end the jobs that finished, stop those cancelled too long ago (local: nothing to do)."""
+
+    def wait_for_work(self, until_idle: bool) -> None:
+        """While no job is queued: have the next child ready."""
+        if self._next is None and not until_idle:
+            self._next = self._start_child()
+
+    def shut_down(self) -> None:
+        """The worker stops: interrupt what still runs."""
+        self._discard_next()
+
     def run(self, *, until_idle: bool = False) -> None:
-        """Serve jobs until stopped (or, with `until_idle`, until the queue is empty)."""
+        """Serve jobs until stopped (or, with `until_idle`, until the queue is empty and nothing runs)."""
+        self.prepare()
         self.store.register_worker(self.id, host=socket.gethostname(), pid=os.getpid())
         log.info("started as %s (home %s)%s", self.id, self.home, ", until the queue is empty" if until_idle else "")
         reap_dead_workers(self.store, resume=self.resume_interrupted)
+        resume_when_space(self.store, self.home)
         threading.Thread(target=self._heartbeat, daemon=True, name="heartbeat").start()
-        last_scan = time.monotonic()
+        self._last_scan = time.monotonic()
         try:
             while not self._stop.is_set():
-                if self._next is None and not until_idle:
-                    self._next = self._start_child()
-                job = self.store.claim_job(self.id)
-                if job is None:
-                    if until_idle:
-                        self._stopped_by = "the queue is empty"
+                try:
+                    if not self._step(until_idle):
                         break
-                    if time.monotonic() - last_scan > ORPHAN_SCAN_S:
-                        reap_dead_workers(self.store, resume=self.resume_interrupted)
-                        last_scan = time.monotonic()
-                    self._stop.wait(self.poll_s)
-                    continue
-                log.info("run=%s claimed (job %s)", job.run_id, job.id)
-                self._run_job(job.id, job.run_id)
+                except (DatabaseFull, DatabaseBusy) as exc:  # a full disk or a long lock: wait, do not die
+                    log.warning("the history cannot be written (%s); trying again in %.0f s", exc, UNWRITABLE_WAIT_S)
+                    self._stop.wait(UNWRITABLE_WAIT_S)
         finally:
             log.info("stopping%s", f" ({self._stopped_by})" if self._stopped_by else "")
             self._stop.set()
-            self._discard_next()
-            self.store.stop_worker(self.id)
+            self.shut_down()
+            self._until_written(lambda: self.store.stop_worker(self.id), patience_s=60)
+
+    def _step(self, until_idle: bool) -> bool:
+        """End what finished, then claim and start a job, or wait a poll for one; False once idle and done."""
+        self.tend()
+        if self.in_flight() >= self.slots():
+            self._stop.wait(self.poll_s)
+            return True
+        self.wait_for_work(until_idle)
+        job = self.store.claim_job(self.id)
+        if job is None:
+            if until_idle and not self.in_flight():
+                self._stopped_by = "the queue is empty"
+                return False
+            if time.monotonic() - self._last_scan > ORPHAN_SCAN_S:
+                reap_dead_workers(self.store, resume=self.resume_interrupted)
+                resume_when_space(self.store, self.home)
+                self._last_scan = time.monotonic()
+            self._stop.wait(self.poll_s)
+            return True
+        log.info("run=%s claimed (job %s)", job.run_id, job.id)
+        self.launch(job.id, job.run_id)
+        return True
 
     def _run_job(self, job_id: int, run_id: int) -> None:
         started = time.monotonic()
@@ -179,7 +251,7 @@ class Worker:
         jobs.close()
         run = self.store.get_run(run_id)
         if run is not None:
-            log.info("run=%s started %s (child pid %s)", run_id, _what(self.store, run), child.pid)
+            log.info("run=%s started %s (child pid %s)", run_id, what(self.store, run), child.pid)
         cancel_seen: float | None = None
         terminated = False
         while child.is_alive():
@@ -194,7 +266,7 @@ class Worker:
                     error="The worker stopped during training. Resume the run.",
                 )
                 self.store.finish_job(job_id, status="interrupted")
-                _ended(run, time.monotonic() - started)
+                ended(run, time.monotonic() - started)
                 return
             if cancel_seen is None and self.store.cancel_requested(run_id):
                 cancel_seen = time.monotonic()
@@ -205,31 +277,33 @@ class Worker:
                     terminated = True
                 child.terminate()
         cancelled = cancel_seen is not None
-        run = self.store.update_run(  # in case the child died without saying how the run ended
-            run_id,
-            only_if_status="running",
-            status="cancelled" if cancelled else "failed",
-            finished_at=utcnow(),
-            error=None if cancelled else f"The training process exited unexpectedly (code {child.exitcode}).",
-        )
-        self.store.finish_job(job_id, status=run.status)
-        _ended(run, time.monotonic() - started)
+        if child.exitcode == NOT_RECORDED and not cancelled:  # the history's disk was full as the run ended
+            how = {"status": "interrupted", **stopped_for_space(self.store, run_id, self.home / "runs" / str(run_id))}
+        else:  # in case the child died without saying how the run ended
+            error = f"The training process exited unexpectedly (code {child.exitcode})."
+            how = {
+                "status": "cancelled" if cancelled else "failed",
+                "finished_at": utcnow(),
+                "error": None if cancelled else error,
+            }
+        run = self._until_written(lambda: self.store.update_run(run_id, only_if_status="running", **how))
+        self._until_written(lambda: self.store.finish_job(job_id, status=run.status))
+        ended(run, time.monotonic() - started)
 
+    def _until_written(self, write: Callable[[], T], *, patience_s: float = math.inf) -> T:
+        """A write, tried again every so often while the history cannot take it (its disk full, a long lock).
 
-def serve_forever(
-    store: Store, *, database_url: str, home: Path, until_idle: bool = False, resume_interrupted: bool = False
-) -> None:
-    """Run a worker in this process until SIGINT or SIGTERM (or, with `until_idle`, until the queue is empty).
-
-    Args:
-        store: The store whose jobs the worker claims.
-        database_url: The same database, for the job's child process to open.
-        home: The ModelDeck home the runs write into.
-        until_idle: Return once no job is queued.
-        resume_interrupted: Queue again at once the runs a dead worker left, rather than wait for `runs resume`.
-    """
-    worker = Worker(store, database_url=database_url, home=home)
-    worker.resume_interrupted = resume_interrupted
-    signal.signal(signal.SIGTERM, worker.stop)
-    signal.signal(signal.SIGINT, worker.stop)
-    worker.run(until_idle=until_idle)
+        The worker waits rather than lose how a run ended: once space returns, the write goes through. After
+        `patience_s` the last error is raised.
+        """
+        wait, longest = UNWRITABLE_RETRY_S
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                return write()
+            except (DatabaseFull, DatabaseBusy) as exc:
+                if time.monotonic() + wait > deadline:
+                    raise
+                log.warning("cannot write to the history (%s); trying again in %.0f s", exc, wait)
+                time.sleep(wait)
+                wait = min(wait * 2, longest)

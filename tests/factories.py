@@ -185,6 +185,14 @@ def big_churn_csv(folder: Path, rows: int = 20_000) -> Path:
     return path
 
 
+def queue_big_run(home: Path, *, epochs: int, batch_size: int) -> int:
+    """A queued run on 20,000 rows without early stopping, so epochs take a noticeable moment."""
+    csv = big_churn_csv(home)
+    cli_json(home, "data", "add", str(csv), "--target", "churn")
+    args = ["--epochs", str(epochs), "--set", "early_stopping=false", "--set", f"batch_size={batch_size}"]
+    return int(cli_json(home, "train", "big", "--set", "architecture=mlp", *args)["run_id"])
+
+
 # -- real servers in subprocesses -------------------------------------------------------------------------------
 STARTUP_S = 180.0
 

@@ -268,29 +268,46 @@ def test_an_upload_onto_a_full_disk_is_refused_whole_and_works_once_space_return
     assert added["rows"] == 150_000
 
 
+def _queue_wide_run(home: Path, folder: Path, env: dict[str, str] | None = None) -> int:
+    """A queued 8-epoch run whose backups are about 2 MB (the churn table's CSV kept in `folder`, off the disk)."""
+    csv = folder / "big.csv"
+    factories.churn_frame(rows=4000, seed=1).to_csv(csv, index=False)
+    assert factories.cli(home, "data", "add", str(csv), "--target", "churn", env=env).returncode == 0
+    settings = ["--set", "architecture=mlp", "--set", "hidden_units=256,256", "--set", "early_stopping=false"]
+    started = factories.cli(home, "train", "big", "--epochs", "8", *settings, "--json", env=env)
+    return int(json.loads(started.stdout)["run_id"])
+
+
+def _fill(disk: Path) -> Path:
+    """Fill all but 20 KB of `disk`: the next backup does not fit. Returns the filler file."""
+    filler = disk / "filler"
+    with filler.open("wb") as f:
+        f.write(b"\0" * (shutil.disk_usage(disk).free - 20_000))
+    return filler
+
+
+def _make_room(disk: Path, filler: Path) -> None:
+    """Space returns: the filler goes, and the disk grows past the room a stopped run waits for."""
+    import subprocess
+
+    filler.unlink()
+    subprocess.run(["mount", "-o", "remount,size=400m", str(disk)], check=True)
+
+
 def test_a_disk_that_fills_during_training_stops_the_run_in_a_line_and_it_goes_on_once_space_returns(
     small_disk: Path, tmp_path: Path
 ) -> None:
     """The run's folder is on a small disk that fills between two epochs: the next checkpoint cannot be written.
     The run stops as interrupted, keeps its last whole checkpoint, and says why; the worker queues it again by
     itself once the disk has room, and it goes on from that epoch. The history is on another disk here."""
-    import subprocess
-
     home = small_disk / "home"
     env = {"MODELDECK_DATABASE_URL": f"sqlite:///{tmp_path / 'history.db'}"}
-    csv = tmp_path / "big.csv"
-    factories.churn_frame(rows=4000, seed=1).to_csv(csv, index=False)
-    assert factories.cli(home, "data", "add", str(csv), "--target", "churn", env=env).returncode == 0
-    settings = ["--set", "architecture=mlp", "--set", "hidden_units=256,256", "--set", "early_stopping=false"]
-    started = factories.cli(home, "train", "big", "--epochs", "8", *settings, "--json", env=env)
-    run_id = json.loads(started.stdout)["run_id"]
+    run_id = _queue_wide_run(home, tmp_path, env)
     store = open_store(env["MODELDECK_DATABASE_URL"])
     worker = factories.start_worker(home, env=env)
-    filler = small_disk / "filler"
     try:
         factories.wait_for(lambda: store.get_run(run_id).epochs_done >= 2, 180, "two epochs")
-        with filler.open("wb") as f:  # all but 20 KB: the next backup (about 2 MB) does not fit
-            f.write(b"\0" * (shutil.disk_usage(small_disk).free - 20_000))
+        filler = _fill(small_disk)
         run = factories.wait_for(lambda: (r := store.get_run(run_id)).status != "running" and r, 120, "the stop")
         assert run.status == "interrupted", run.error
         assert run.error == (
@@ -299,8 +316,7 @@ def test_a_disk_that_fills_during_training_stops_the_run_in_a_line_and_it_goes_o
             f"there by itself, or with `modeldeck runs resume {run_id}`."
         )
         stopped_at = run.epochs_done
-        filler.unlink()
-        subprocess.run(["mount", "-o", "remount,size=400m", str(small_disk)], check=True)
+        _make_room(small_disk, filler)
         run = factories.wait_for(
             lambda: (r := store.get_run(run_id)).status in ("succeeded", "failed") and r, 240, "the run to go on"
         )
@@ -316,26 +332,18 @@ def test_with_the_history_on_the_full_disk_too_the_run_s_end_is_written_once_spa
     worker keeps trying (it does not die, and does not lose how the run ended), records it once space returns,
     and the run goes on; the database is intact."""
     import sqlite3
-    import subprocess
 
     home = small_disk / "home"
-    csv = small_disk.parent / "big.csv"
-    factories.churn_frame(rows=4000, seed=1).to_csv(csv, index=False)
-    assert factories.cli(home, "data", "add", str(csv), "--target", "churn").returncode == 0
-    settings = ["--set", "architecture=mlp", "--set", "hidden_units=256,256", "--set", "early_stopping=false"]
-    run_id = json.loads(factories.cli(home, "train", "big", "--epochs", "8", *settings, "--json").stdout)["run_id"]
+    run_id = _queue_wide_run(home, small_disk.parent)
     store = open_store(f"sqlite:///{home / 'modeldeck.db'}")
     log = small_disk.parent / "worker.log"  # off the small disk, so the worker's words are kept
     worker = factories.start_worker(home, log=log)
-    filler = small_disk / "filler"
     try:
         factories.wait_for(lambda: store.get_run(run_id).epochs_done >= 2, 180, "two epochs")
-        with filler.open("wb") as f:
-            f.write(b"\0" * (shutil.disk_usage(small_disk).free - 20_000))
+        filler = _fill(small_disk)
         factories.wait_for(lambda: "cannot write to the history" in log.read_text(), 120, "the worker to wait")
         assert store.get_run(run_id).status == "running" and worker.poll() is None
-        filler.unlink()
-        subprocess.run(["mount", "-o", "remount,size=400m", str(small_disk)], check=True)
+        _make_room(small_disk, filler)
         run = factories.wait_for(
             lambda: (r := store.get_run(run_id)).status in ("succeeded", "failed") and r, 300, "the run to go on"
         )

@@ -91,9 +91,7 @@ def test_a_search_on_ray_trains_its_trials_at_once(ray_home: dict[str, Any]) -> 
 
 def test_a_cancel_reaches_a_run_on_ray(ray_home: dict[str, Any]) -> None:
     home, store = ray_home["home"], ray_home["store"]
-    factories.cli_json(home, "data", "add", str(factories.big_churn_csv(home)), "--target", "churn")
-    args = ["--epochs", "200", "--set", "early_stopping=false", "--set", "batch_size=16", "--set", "architecture=mlp"]
-    run_id = factories.cli_json(home, "train", "big", *args)["run_id"]
+    run_id = factories.queue_big_run(home, epochs=200, batch_size=16)
     worker = _worker(ray_home)
     try:
         factories.wait_for(lambda: store.get_run(run_id).progress, 180, "the run to report progress")
@@ -106,9 +104,7 @@ def test_a_cancel_reaches_a_run_on_ray(ray_home: dict[str, Any]) -> None:
 
 def test_a_killed_worker_takes_its_ray_task_with_it_and_the_run_resumes(ray_home: dict[str, Any]) -> None:
     home, store = ray_home["home"], ray_home["store"]
-    factories.cli_json(home, "data", "add", str(factories.big_churn_csv(home)), "--target", "churn")
-    args = ["--epochs", "6", "--set", "early_stopping=false", "--set", "batch_size=64", "--set", "architecture=mlp"]
-    run_id = factories.cli_json(home, "train", "big", *args)["run_id"]
+    run_id = factories.queue_big_run(home, epochs=6, batch_size=64)
     worker = _worker(ray_home)
     try:
         done_before = factories.wait_for(lambda: store.get_run(run_id).epochs_done >= 2 and 2, 240, "two epochs")

@@ -118,19 +118,11 @@ def test_eval_on_a_labelled_file_reports_metrics(churn_run) -> None:
     assert 0 <= out["metrics"]["accuracy"] <= 1
 
 
-def _queue_big_run(home: Path, *, epochs: int, batch_size: int) -> int:
-    """A queued run on 20,000 rows without early stopping, so epochs take a noticeable moment."""
-    csv = factories.big_churn_csv(home)
-    factories.cli_json(home, "data", "add", str(csv), "--target", "churn")
-    args = ["--epochs", str(epochs), "--set", "early_stopping=false", "--set", f"batch_size={batch_size}"]
-    return int(factories.cli_json(home, "train", "big", "--set", "architecture=mlp", *args)["run_id"])
-
-
 def test_cancel_stops_a_running_job_within_seconds(tmp_path, database_url, monkeypatch) -> None:
     """On each database: the worker, the CLI and this test share the history through MODELDECK_DATABASE_URL."""
     monkeypatch.setenv("MODELDECK_DATABASE_URL", database_url)
     home = tmp_path
-    run_id = _queue_big_run(home, epochs=200, batch_size=16)
+    run_id = factories.queue_big_run(home, epochs=200, batch_size=16)
     worker = factories.start_worker(home)
     try:
         store = _store(home)
@@ -155,7 +147,7 @@ def test_a_killed_worker_leaves_a_run_that_resumes_from_its_last_epoch(tmp_path,
     resumes from its last finished epoch; on each database."""
     monkeypatch.setenv("MODELDECK_DATABASE_URL", database_url)
     home = tmp_path
-    run_id = _queue_big_run(home, epochs=6, batch_size=64)
+    run_id = factories.queue_big_run(home, epochs=6, batch_size=64)
     store = _store(home)
     worker = factories.start_worker(home)
     try:

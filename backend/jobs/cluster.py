@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from backend import config
+from backend.config import Paths
 from backend.errors import BadInput
 from backend.jobs.child import NOT_RECORDED, run_job, stopped_for_space
 from backend.jobs.worker import CANCEL_GRACE_S, Worker, ended, what
@@ -293,34 +294,21 @@ class RayWorker(Worker):
     def _land(self, flight: _Flight) -> None:
         """A task ended: the run has recorded how, unless its process died first; then say so here."""
         why = _how_it_ended(flight.ref)
-        cancelled = why == "cancelled" or flight.cancel_seen is not None
-        if why == "not_recorded" and not cancelled:
-            folder = self.home / "runs" / str(flight.run_id)
-            how = {"status": "interrupted", **stopped_for_space(self.store, flight.run_id, folder)}
-        else:
-            error = why or "The run's Ray task ended without saying how the run ended."
-            how = {
-                "status": "cancelled" if cancelled else "failed",
-                "finished_at": utcnow(),
-                "error": None if cancelled else error,
-            }
-        run = self._until_written(lambda: self.store.update_run(flight.run_id, only_if_status="running", **how))
-        self._until_written(lambda: self.store.finish_job(flight.job_id, status=run.status))
-        ended(run, time.monotonic() - flight.started)
+        self._record_end(
+            flight.job_id,
+            flight.run_id,
+            flight.started,
+            cancelled=why == "cancelled" or flight.cancel_seen is not None,
+            not_recorded=why == "not_recorded",
+            error=why or "The run's Ray task ended without saying how the run ended.",
+        )
 
     def shut_down(self) -> None:
         import ray
 
         for flight in self._flights:
             ray.cancel(flight.ref, force=True)
-            run = self.store.update_run(
-                flight.run_id,
-                only_if_status="running",
-                status="interrupted",
-                error="The worker stopped during training. Resume the run.",
-            )
-            self.store.finish_job(flight.job_id, status="interrupted")
-            ended(run, time.monotonic() - flight.started)
+            self._interrupted(flight.job_id, flight.run_id, flight.started)
         self._flights = []
 
 
@@ -354,7 +342,7 @@ class RayTrials:
             run_id = self._refs.pop(ref)
             why = _how_it_ended(ref)
             if why == "not_recorded":  # its end did not fit in the history: the search stops for space too
-                error = stopped_for_space(store, run_id, Path(self.home) / "runs" / str(run_id))["error"]
+                error = stopped_for_space(store, run_id, Paths(Path(self.home)).run_dir(run_id))["error"]
                 store.update_run(run_id, only_if_status="running", status="failed", finished_at=utcnow(), error=error)
             elif why is not None:
                 status = "cancelled" if why == "cancelled" else "failed"

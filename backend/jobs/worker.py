@@ -29,6 +29,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TypeVar
 
+from backend.config import Paths
 from backend.jobs.child import NOT_RECORDED, job_child, stopped_for_space
 from db import DatabaseBusy, DatabaseFull, Run, Store
 from db.store import utcnow
@@ -81,7 +82,7 @@ def resume_when_space(store: Store, home: Path) -> list[int]:
     for run in store.runs_with_status("interrupted"):
         if (run.progress or {}).get("stopped_for") != "disk_full":
             continue
-        folder = home / "runs" / str(run.id)
+        folder = Paths(home).run_dir(run.id)
         try:
             free = shutil.disk_usage(folder if folder.exists() else home).free
         except OSError:
@@ -123,6 +124,7 @@ def has_live_worker(store: Store) -> bool:
 class Worker:
     def __init__(self, store: Store, *, database_url: str, home: Path, poll_s: float = 0.5) -> None:
         self.store, self.database_url, self.home, self.poll_s = store, database_url, home, poll_s
+        self.paths = Paths(home)
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.resume_interrupted = False  # queue a dead worker's runs again at once (`modeldeck ui`'s worker does)
         self._stop = threading.Event()
@@ -259,14 +261,7 @@ class Worker:
             if self._stop.is_set():  # the worker is shutting down: the run can be resumed later
                 child.terminate()
                 child.join(5)
-                run = self.store.update_run(
-                    run_id,
-                    only_if_status="running",
-                    status="interrupted",
-                    error="The worker stopped during training. Resume the run.",
-                )
-                self.store.finish_job(job_id, status="interrupted")
-                ended(run, time.monotonic() - started)
+                self._interrupted(job_id, run_id, started)
                 return
             if cancel_seen is None and self.store.cancel_requested(run_id):
                 cancel_seen = time.monotonic()
@@ -276,11 +271,26 @@ class Worker:
                     log.warning("run=%s ignored the cancel for %.0f s; stopping its process", run_id, CANCEL_GRACE_S)
                     terminated = True
                 child.terminate()
-        cancelled = cancel_seen is not None
-        if child.exitcode == NOT_RECORDED and not cancelled:  # the history's disk was full as the run ended
-            how = {"status": "interrupted", **stopped_for_space(self.store, run_id, self.home / "runs" / str(run_id))}
-        else:  # in case the child died without saying how the run ended
-            error = f"The training process exited unexpectedly (code {child.exitcode})."
+        self._record_end(
+            job_id,
+            run_id,
+            started,
+            cancelled=cancel_seen is not None,
+            not_recorded=child.exitcode == NOT_RECORDED,
+            error=f"The training process exited unexpectedly (code {child.exitcode}).",
+        )
+
+    def _record_end(
+        self, job_id: int, run_id: int, started: float, *, cancelled: bool, not_recorded: bool, error: str
+    ) -> None:
+        """A job's process is gone: end its run, unless the run recorded its own end (it no longer runs).
+
+        Cancelled, or failed with `error`; or, when the run could not record its end for a full disk
+        (`not_recorded`), interrupted until there is space. Written once the history can take it.
+        """
+        if not_recorded and not cancelled:
+            how = {"status": "interrupted", **stopped_for_space(self.store, run_id, self.paths.run_dir(run_id))}
+        else:
             how = {
                 "status": "cancelled" if cancelled else "failed",
                 "finished_at": utcnow(),
@@ -288,6 +298,17 @@ class Worker:
             }
         run = self._until_written(lambda: self.store.update_run(run_id, only_if_status="running", **how))
         self._until_written(lambda: self.store.finish_job(job_id, status=run.status))
+        ended(run, time.monotonic() - started)
+
+    def _interrupted(self, job_id: int, run_id: int, started: float) -> None:
+        """The worker stopped while the job ran: its run is interrupted, to be resumed from its last epoch."""
+        run = self.store.update_run(
+            run_id,
+            only_if_status="running",
+            status="interrupted",
+            error="The worker stopped during training. Resume the run.",
+        )
+        self.store.finish_job(job_id, status="interrupted")
         ended(run, time.monotonic() - started)
 
     def _until_written(self, write: Callable[[], T], *, patience_s: float = math.inf) -> T:

@@ -36,6 +36,11 @@ def commands(*, home: Path, port: int, serve_port: int, grpc_port: int, host: st
     dashboard = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)]
     dashboard += ["--server.headless", "true", "--client.toolbarMode", "minimal", "--browser.gatherUsageStats", "false"]
     dashboard += ["--server.address", host, "--server.maxUploadSize", str(upload_mb)]
+    # Two of Streamlit's conveniences for someone editing the app, off for people using it; with TensorFlow's
+    # thousands of modules loaded, they were most of a page's time, under the one lock all sessions share:
+    # - a full garbage collection after every script run (Python's own collector still runs);
+    # - watching the source of every loaded module, for each session, to rerun on a change.
+    dashboard += ["--runner.postScriptGC", "false", "--server.fileWatcherType", "none"]
     return [
         [*me, "worker", "--resume-interrupted"],  # a run a killed worker left is taken up again
         [*me, "serve", "--port", str(serve_port), "--grpc-port", str(grpc_port), "--host", host],

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit ru
 from backend import auth  # noqa: E402
 from backend.errors import busy  # noqa: E402
 from dashboard import signin, state  # noqa: E402
-from dashboard.common import current, store  # noqa: E402
+from dashboard.common import current, settle, store  # noqa: E402
 from dashboard.i18n import LANGUAGES, lang, t  # noqa: E402
 
 PAGES = [
@@ -97,3 +97,4 @@ except Exception as exc:  # the run history locked past its timeout: one line, n
     if said is None:
         raise
     st.error(said.text(lang()), icon=":material/hourglass_top:")
+settle()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,16 @@ from dashboard.i18n import lang, t
 @st.cache_resource(show_spinner=False)
 def _store(url: str) -> Store:  # noqa: ARG001 (the URL is the cache key: one store per database)
     return playground.open_default_store()
+
+
+@st.cache_resource(show_spinner=False)
+def settle() -> None:
+    """Once per process, after the first page: what is imported by then, frozen out of the garbage collector's way.
+
+    pandas, plotly and the backend are hundreds of thousands of objects that live as long as the dashboard;
+    each collection walked them all, under the lock every session's page needs.
+    """
+    gc.freeze()
 
 
 def store() -> Store:
@@ -47,6 +58,19 @@ def _report(url: str, version_id: int, target: str | None, task: str | None) -> 
 def report(version_id: int, target: str | None, task: str | None) -> quality.Report:
     """A version's quality report. Version ids restart at 1 in every database, so the URL is in the key."""
     return _report(config.database_url(), version_id, target, task)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _segments(url: str, run_id: int, column: str, ended: object) -> dict[str, Any]:  # noqa: ARG001 (keys the cache)
+    run = _store(url).get_run(run_id)
+    assert run is not None, "the caller has just read it"
+    return jobs.segment_metrics(_store(url), run, column)
+
+
+def segment_metrics(run: jobs.Run, column: str) -> dict[str, Any]:
+    """`jobs.segment_metrics`, cached: a finished run's test predictions never change, and its bootstrap intervals
+    were most of the Evaluation page's time. Its start and end key it too (an id a deleted run left can return)."""
+    return _segments(config.database_url(), run.id, column, (run.created_at, run.finished_at))
 
 
 def current() -> tuple[data.Dataset, data.DatasetVersion] | None:

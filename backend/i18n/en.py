@@ -1500,6 +1500,7 @@ MESSAGES: dict[str, str] = {
     "monitoring.title": "Monitoring",
     "monitoring.intro": "Is the model still right? The inference server logs the requests it answers: here are their number and latency over time, what the model predicted, and how far the inputs have moved from the data the model was trained on (population stability index, PSI: under 0.1 stable, 0.1 to 0.25 moderate, over 0.25 drift).",
     "monitoring.no_models": "No model has a version yet. Train one first; its requests show here once the inference server answers them.",
+    "monitoring.as_of": "Figures as of {time}; they are read again at most every {seconds} s.",
     "monitoring.model": "Model",
     "monitoring.model_label": "{name} ({task}, data {dataset})",
     "monitoring.version": "Version",

@@ -1500,6 +1500,7 @@ MESSAGES: dict[str, str] = {
     "monitoring.title": "监控",
     "monitoring.intro": "模型现在还准吗？推理服务器会记录它应答的请求：这里展示请求数和延迟随时间的变化、模型的预测分布，以及输入相对训练数据的偏移程度（群体稳定性指数 PSI：低于 0.1 为稳定，0.1 到 0.25 为中等，高于 0.25 为漂移）。",
     "monitoring.no_models": "还没有任何模型版本。请先训练一个模型；推理服务器应答它的请求后，就会显示在这里。",
+    "monitoring.as_of": "数据截至 {time}；最多每 {seconds} 秒重新读取一次。",
     "monitoring.model": "模型",
     "monitoring.model_label": "{name}（{task}，数据 {dataset}）",
     "monitoring.version": "版本",

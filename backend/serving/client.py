@@ -5,6 +5,7 @@ It speaks plain HTTP through httpx and never imports TensorFlow: the dashboard u
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 from urllib.parse import quote
@@ -49,9 +50,19 @@ def _headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
+@functools.cache
+def _http() -> httpx.Client:
+    """One client per process, its connections kept.
+
+    A client per request built an SSL context each time, reading the system's certificates: about 10 ms of a
+    dashboard page, under the lock all sessions share.
+    """
+    return httpx.Client()
+
+
 def _send(method: str, url: str, base: str, *, timeout: float, body: Any = None) -> Any:
     try:
-        response = httpx.request(method, url, json=body, timeout=timeout, headers=_headers())
+        response = _http().request(method, url, json=body, timeout=timeout, headers=_headers())
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         raise BadInput("error.serving.bad_url", base=base) from exc
     except httpx.TimeoutException as exc:
@@ -160,7 +171,7 @@ def predict(
 def is_up(base_url: str | None = None) -> bool:
     """Whether something answers HTTP at the server's URL (any answer counts, so real TF Serving does too)."""
     try:
-        httpx.get(f"{_base(base_url)}/v1/models", timeout=PROBE_TIMEOUT_SECONDS)
+        _http().get(f"{_base(base_url)}/v1/models", timeout=PROBE_TIMEOUT_SECONDS)
     except (httpx.HTTPError, httpx.InvalidURL):
         return False
     return True

@@ -1,5 +1,8 @@
 """Evaluation: metrics on the held-out test split, the curves behind them, and every run so far."""
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -7,10 +10,11 @@ import streamlit as st
 from backend import data, jobs, playground
 from backend.errors import ModelDeckError
 from dashboard import deploy, explain, report, state
-from dashboard.charts import plotly_config
-from dashboard.common import paths, pick_finished_run, readable, show_error, show_history, store
+from dashboard.charts import plotly_config, rule, shared
+from dashboard.common import paths, pick_finished_run, readable, segment_metrics, show_error, show_history, store
 from dashboard.i18n import lang, t
 
+T = TypeVar("T")
 RECENT_RUNS = 20  # the history's newest runs here; all of them, paged, sorted and filtered, on Compare
 ROWS_SHOWN = 200  # a gallery cell's most confident rows or texts, in a table
 IMAGES_SHOWN = 48  # a cell's most confident images: each thumbnail is a file read and a resize on every rerun
@@ -36,6 +40,16 @@ def line(fig: go.Figure, x: list, y: list, name: str, **style) -> None:
 
 def diagonal(fig: go.Figure, name: str, low: float = 0.0, high: float = 1.0) -> None:
     line(fig, [low, high], [low, high], name, line={"dash": "dash", "color": "grey"})
+
+
+def shown(name: str, build: Callable[[], T], *also: object) -> T:
+    """The shown run's chart `name`, built once for every session (`charts.shared`); the names its classes are
+    shown by (which an editor can change) key it too."""
+    return shared((name, run.id, run.created_at, repr(run.names), lang(), *also), build)
+
+
+def confusion(normalised: bool) -> go.Figure:
+    return shown("confusion", lambda: confusion_chart(normalised), normalised)
 
 
 def confusion_chart(normalised: bool) -> go.Figure:
@@ -116,19 +130,23 @@ def classifier() -> None:
     if base is not None:
         st.caption(t("evaluation.baseline_cls", acc=base))
     charts = {
-        "confusion": lambda: confusion_chart(st.toggle(t("evaluation.by_row"), key="by_row")),
-        "roc": lambda: curves_chart("roc", "fpr", "tpr", t("evaluation.fpr"), t("evaluation.tpr"), chance=True),
-        "pr": lambda: curves_chart(
-            "pr", "recall", "precision", t("evaluation.recall"), t("evaluation.precision"), False
+        "confusion": lambda: confusion(st.toggle(t("evaluation.by_row"), key="by_row")),
+        "roc": lambda: shown(
+            "roc", lambda: curves_chart("roc", "fpr", "tpr", t("evaluation.fpr"), t("evaluation.tpr"), chance=True)
         ),
-        "calibration": calibration_chart,
+        "pr": lambda: shown(
+            "pr",
+            lambda: curves_chart("pr", "recall", "precision", t("evaluation.recall"), t("evaluation.precision"), False),
+        ),
+        "calibration": lambda: shown("calibration", calibration_chart),
     }
     if ev.get("gains"):
-        charts["gains"] = gains_chart
+        charts["gains"] = lambda: shown("gains", gains_chart)
     for tab, (name, chart) in zip(st.tabs([t(f"evaluation.{n}") for n in charts]), charts.items(), strict=True):
         with tab:
             st.caption(t(f"evaluation.{name}_help"))
             st.plotly_chart(chart(), width="stretch", key=f"chart_{name}", config=plotly_config())
+
     per_class = m.get("per_class")
     if per_class:
         st.subheader(t("evaluation.per_class"))
@@ -144,12 +162,7 @@ def classifier() -> None:
 PER_CLASS = ("precision", "recall", "f1", "support")
 
 
-def regressor() -> None:
-    in_plain_words()
-    metric_row(("rmse", "mae", "r2"), "{:,.3f}")
-    base = ev.get("baseline", {}).get("rmse")
-    if base is not None:
-        st.caption(t("evaluation.baseline_reg", rmse=base))
+def regression_charts() -> dict[str, go.Figure]:
     actual, predicted = ev.get("actual", []), ev.get("predicted", [])
     scatter = go.Figure(
         go.Scatter(x=actual, y=predicted, mode="markers", marker={"opacity": 0.5}, name=t("evaluation.points"))
@@ -166,7 +179,7 @@ def regressor() -> None:
             name=t("evaluation.points"),
         )
     )
-    residuals.add_hline(y=0, line_dash="dash", line_color="grey")
+    rule(residuals, y=0, dash="dash")
     residuals.update_layout(xaxis_title=t("evaluation.predicted"), yaxis_title=t("evaluation.residual"), height=440)
     hist = ev.get("residuals", {})
     edges = hist.get("edges", [])
@@ -189,6 +202,16 @@ def regressor() -> None:
     charts = {"pred_vs_actual": scatter, "residuals": residuals, "residual_histogram": histogram}
     if deciles:
         charts["deciles"] = by_decile
+    return charts
+
+
+def regressor() -> None:
+    in_plain_words()
+    metric_row(("rmse", "mae", "r2"), "{:,.3f}")
+    base = ev.get("baseline", {}).get("rmse")
+    if base is not None:
+        st.caption(t("evaluation.baseline_reg", rmse=base))
+    charts = shown("regression", regression_charts)
     for tab, (name, fig) in zip(st.tabs([t(f"evaluation.{n}") for n in charts]), charts.items(), strict=True):
         with tab:
             st.caption(t(f"evaluation.{name}_help"))
@@ -377,7 +400,7 @@ def segments_view() -> None:
     st.subheader(t("segments.title"))
     column = st.selectbox(t("segments.column"), choices, key="segments_column")
     try:
-        found = jobs.segment_metrics(store(), run, column)
+        found = segment_metrics(run, column)
     except ModelDeckError as exc:
         show_error(exc)
         return
@@ -401,7 +424,9 @@ def segments_view() -> None:
         )
     )
     if overall[metric] is not None:
-        fig.add_vline(x=overall[metric], line_dash="dot", line_color="grey", annotation_text=t("segments.overall"))
+        rule(fig, x=overall[metric])
+        label = {"text": t("segments.overall"), "showarrow": False, "xanchor": "left"}
+        fig.add_annotation(x=overall[metric], y=1, xref="x", yref="y domain", **label)
     fig.update_layout(
         xaxis_title=t(f"metric.{metric}"),
         yaxis={"autorange": "reversed", "type": "category", "dtick": 1},  # every segment named, the worst on top
@@ -526,7 +551,7 @@ def decision_view() -> None:
             name=t("decision.best"),
         )
     )
-    fig.add_vline(x=threshold, line_dash="dot", line_color="grey")
+    rule(fig, x=threshold)
     fig.update_layout(
         xaxis_title=t("decision.threshold"),
         yaxis_title=t("decision.profit_axis", currency=f"({costs.currency})" if costs.currency else ""),

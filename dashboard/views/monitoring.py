@@ -2,16 +2,26 @@
 what the model predicted, and how far its inputs moved from the data it was trained on (PSI per feature, the
 drifting ones first), with an alert when a feature drifted."""
 
+from datetime import datetime
+
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend import serving
-from dashboard.charts import plotly_config
+from backend import config, serving
+from dashboard.charts import plotly_config, rule
 from dashboard.common import store
 from dashboard.i18n import t
 
 ALL = 0  # the version picker's "every version"
+REFRESH_S = 10  # the figures read up to 20,000 logged requests: once in this many seconds, for every session
 LEVEL_COLOURS = {"stable": "#2e7d32", "moderate": "#f9a825", "drift": "#c62828"}
+
+
+@st.cache_data(ttl=REFRESH_S, show_spinner=False, max_entries=32)
+def figures_for(url: str, name: str, version: int | None) -> tuple[serving.Monitoring, datetime]:  # noqa: ARG001
+    """`serving.monitor`, shared by the sessions for REFRESH_S seconds (the database's URL keys it too)."""
+    return serving.monitor(store(), name, version=version), datetime.now()
+
 
 st.title(t("monitoring.title"))
 st.caption(t("monitoring.intro"))
@@ -42,7 +52,8 @@ def _version_text(version: int) -> str:
 version = right.selectbox(
     t("monitoring.version"), [ALL, *found[name].versions], format_func=_version_text, key=f"monitoring_version_{name}"
 )
-figures = serving.monitor(store(), name, version=None if version == ALL else version)
+figures, as_of = figures_for(config.database_url(), name, None if version == ALL else version)
+st.caption(t("monitoring.as_of", time=as_of.strftime("%H:%M:%S"), seconds=REFRESH_S))
 if not figures.logged:
     st.info(t("monitoring.empty", name=name))
     st.stop()
@@ -138,7 +149,7 @@ fig = go.Figure(
     )
 )
 for line, dash in ((0.1, "dot"), (serving.DRIFT_ALERT, "dash")):
-    fig.add_vline(x=line, line_dash=dash, line_color="#555")
+    rule(fig, x=line, dash=dash, color="#555")
 fig.update_layout(
     title=t("monitoring.psi_chart"),
     xaxis_title=t("monitoring.psi"),

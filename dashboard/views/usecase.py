@@ -16,7 +16,7 @@ import streamlit as st
 from backend import jobs, playground, serving
 from backend.errors import ModelDeckError
 from dashboard import explain, state
-from dashboard.charts import plotly_config
+from dashboard.charts import plotly_config, rule
 from dashboard.common import show_error, store
 from dashboard.i18n import lang, t
 
@@ -116,7 +116,7 @@ def what_if(fields: list[dict[str, Any]], row: dict[str, Any], answer: dict[str,
         ys = [float(a["probabilities"][index]) for a in answers]
         axis = t("usecase.chance", label=jobs.class_name(run, label))
     fig = go.Figure(go.Scatter(x=values, y=ys, mode="lines+markers", name=axis))
-    fig.add_vline(x=row[name], line_dash="dot", line_color="grey")
+    rule(fig, x=row[name])
     fig.update_layout(xaxis_title=labels[name], yaxis_title=axis, height=360, margin={"t": 20})
     if "value" not in answer:
         fig.update_yaxes(range=[0, 1], tickformat=".0%")

@@ -211,6 +211,8 @@ def test_the_worker_keeps_a_child_with_tensorflow_imported_for_the_next_job(tmp_
     worker = factories.start_worker(tmp_path)
     try:
         [waiting] = _wait_for(lambda: _children_with_tensorflow(worker.pid), 120, "a child with TensorFlow imported")
+        # below the dashboard and the server, which share the cores (MODELDECK_JOB_NICE, 10 by default)
+        assert os.getpriority(os.PRIO_PROCESS, waiting) == os.getpriority(os.PRIO_PROCESS, worker.pid) + 10
         out = factories.cli_json(tmp_path, "train", "churn", "--epochs", "1", "--set", "architecture=mlp", "--wait")
         assert out["status"] == "succeeded"
         _wait_for(lambda: not _alive(waiting), 30, "the job's child to exit with its job")
@@ -220,6 +222,15 @@ def test_the_worker_keeps_a_child_with_tensorflow_imported_for_the_next_job(tmp_
         worker.terminate()
         worker.wait(30)
     _wait_for(lambda: not _alive(following), 30, "the waiting child to stop with the worker")
+
+
+def test_a_niceness_that_is_not_one_is_refused_in_one_line(tmp_path) -> None:
+    result = factories.cli(tmp_path, "worker", env={"MODELDECK_JOB_NICE": "low"})
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        "error: MODELDECK_JOB_NICE='low' is not a niceness from 0 to 19. Set it to how far below the dashboard runs "
+        "are scheduled (10 by default; 0 for the same priority).",
+    )
 
 
 def test_the_gpu_settings_train_on_the_cpu_when_forced(tmp_path, monkeypatch) -> None:

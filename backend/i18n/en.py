@@ -1370,6 +1370,7 @@ MESSAGES: dict[str, str] = {
     "error.samples.no_fashion_mnist": "Fashion-MNIST is not installed ({images_path} is missing). Install Debian's dataset-fashion-mnist package (`apt install dataset-fashion-mnist`, or `make install`), or pick another sample.",
     "error.samples.no_package": "The {sample} sample needs the Python package {package}, which is not installed. Install it (`pip install {package}`) or pick another sample.",
     "error.worker.unknown_executor": "Unknown executor '{executor}' in MODELDECK_EXECUTOR. Use local (the default) or ray.",
+    "error.worker.bad_nice": "MODELDECK_JOB_NICE='{value}' is not a niceness from 0 to 19. Set it to how far below the dashboard runs are scheduled (10 by default; 0 for the same priority).",
     "error.ray.not_installed": "MODELDECK_EXECUTOR=ray needs Ray, which is not installed. Install it with `pip install 'modeldeck[ray]'`.",
     "error.ray.unreachable": "No Ray cluster answers at {address}: {reason} Start one with `ray start --head`, or set MODELDECK_RAY_ADDRESS to its address.",
     "error.ray.bad_cpus": "MODELDECK_RAY_CPUS='{value}' is not a number of CPUs above 0. Set it to the CPUs each run asks for (e.g. 1 or 4).",

@@ -1370,6 +1370,7 @@ MESSAGES: dict[str, str] = {
     "error.samples.no_fashion_mnist": "未安装 Fashion-MNIST（缺少 {images_path}）。请安装 Debian 的 dataset-fashion-mnist 软件包（`apt install dataset-fashion-mnist` 或 `make install`），或选择其他示例数据。",
     "error.samples.no_package": "示例数据 {sample} 需要 Python 软件包 {package}，但它没有安装。请安装它（`pip install {package}`），或选择其他示例数据。",
     "error.worker.unknown_executor": "MODELDECK_EXECUTOR 中的执行方式 '{executor}' 无法识别。请使用 local（默认）或 ray。",
+    "error.worker.bad_nice": "MODELDECK_JOB_NICE='{value}' 不是 0 到 19 之间的 nice 值。请设为训练进程比看板低多少优先级（默认 10；0 表示同等优先级）。",
     "error.ray.not_installed": "MODELDECK_EXECUTOR=ray 需要 Ray，但尚未安装。请用 `pip install 'modeldeck[ray]'` 安装。",
     "error.ray.unreachable": "{address} 上没有 Ray 集群应答：{reason} 请用 `ray start --head` 启动一个，或把 MODELDECK_RAY_ADDRESS 设为集群地址。",
     "error.ray.bad_cpus": "MODELDECK_RAY_CPUS='{value}' 不是大于 0 的 CPU 数。请设为每次运行申请的 CPU 数（如 1 或 4）。",

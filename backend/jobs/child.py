@@ -38,15 +38,17 @@ def _die_with_parent() -> None:
         pass
 
 
-def job_child(jobs: Connection, database_url: str, home: str) -> None:
+def job_child(jobs: Connection, database_url: str, home: str, nice: int = 0) -> None:
     """Entry point of the child process: import TensorFlow, then wait for the one job this process runs.
 
     The worker starts the next child while it waits for work, so the 5-8 s of importing TensorFlow is over
     before a user presses "Start". A closed pipe (the worker stopping) ends the child without a job.
-    Ctrl-C is the worker's to handle: it stops the job and marks the run interrupted.
+    Ctrl-C is the worker's to handle: it stops the job and marks the run interrupted. The process runs `nice`
+    steps below the worker (see `worker.job_nice`).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
+    os.nice(nice)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras  # noqa: F401  (the slow imports, done ahead of the job)
     import tensorflow  # noqa: F401

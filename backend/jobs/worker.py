@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from backend.config import Paths
+from backend.errors import BadInput
 from backend.jobs.child import NOT_RECORDED, job_child, stopped_for_space
 from db import DatabaseBusy, DatabaseFull, Run, Store
 from db.store import utcnow
@@ -121,9 +122,25 @@ def has_live_worker(store: Store) -> bool:
     return any(w.host != host or _pid_alive(w.pid) for w in store.live_workers(stale_after_s=STALE_AFTER_S))
 
 
+def job_nice() -> int:
+    """MODELDECK_JOB_NICE: how far below the dashboard and the inference server a run's process is scheduled.
+
+    A Unix niceness from 0 to 19, 10 by default. On the cores they share, pages and predictions come first; a run
+    that has the machine to itself trains as fast as ever, since a nice process still takes every idle cycle.
+
+    Raises:
+        BadInput: the value is not a whole number from 0 to 19.
+    """
+    given = os.environ.get("MODELDECK_JOB_NICE", "10").strip()
+    if not given.isdigit() or int(given) > 19:
+        raise BadInput("error.worker.bad_nice", value=given)
+    return int(given)
+
+
 class Worker:
     def __init__(self, store: Store, *, database_url: str, home: Path, poll_s: float = 0.5) -> None:
         self.store, self.database_url, self.home, self.poll_s = store, database_url, home, poll_s
+        self.nice = job_nice()
         self.paths = Paths(home)
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.resume_interrupted = False  # queue a dead worker's runs again at once (`modeldeck ui`'s worker does)
@@ -134,7 +151,7 @@ class Worker:
 
     def _start_child(self) -> tuple[BaseProcess, Connection]:
         reading, writing = self._ctx.Pipe(duplex=False)  # the worker writes the run id of the child's job
-        child = self._ctx.Process(target=job_child, args=(reading, self.database_url, str(self.home)))
+        child = self._ctx.Process(target=job_child, args=(reading, self.database_url, str(self.home), self.nice))
         child.start()
         reading.close()
         return child, writing

@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import httpx
 import numpy as np
+import orjson
 import pandas as pd
 
 from backend import config, data
@@ -92,7 +93,7 @@ def _request(http: httpx.Client, method: str, url: str, base: str, body: bytes |
             server_message=_error_text(response),
         )
     try:
-        answer = response.json()
+        answer = _loads(response.content)
     except ValueError as exc:
         raise ServingUnavailable("error.serving.not_json", base=base) from exc
     if not isinstance(answer, dict):
@@ -100,14 +101,31 @@ def _request(http: httpx.Client, method: str, url: str, base: str, body: bytes |
     return answer
 
 
-def _json_column(values: pd.Series, name: str, dtype: str) -> list[Any]:
-    """A column as the JSON list TensorFlow Serving reads for an input of this dtype (as `Predictor` feeds it)."""
+def _loads(body: bytes) -> Any:
+    """JSON by orjson, five times the standard library's speed on a batch's answer.
+
+    An answer with NaN or Infinity (TensorFlow Serving writes them bare) goes to the standard library, which
+    reads them.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
+
+def _json_column(values: pd.Series, name: str, dtype: str) -> Any:
+    """A column as the JSON TensorFlow Serving reads for an input of this dtype (as `Predictor` feeds it).
+
+    For orjson: numbers as an array or, with one missing, as a list written by the standard library, since NaN
+    must travel as NaN (which the model reads as missing) and orjson would write null.
+    """
     if dtype != "DT_STRING":
         numbers = pd.to_numeric(values, errors="coerce")
         bad = values.notna() & numbers.isna()
         if bad.any():
             raise BadInput("error.serving.not_numeric", name=name, value=values[bad].iloc[0])
-        return numbers.astype("float64").tolist()  # NaN travels as NaN, which the model reads as missing
+        array = numbers.to_numpy(dtype="float64")
+        return orjson.Fragment(json.dumps(array.tolist())) if np.isnan(array).any() else array
     if len(values) and isinstance(values.iloc[0], bytes):  # encoded images
         return [{"b64": base64.b64encode(v).decode("ascii")} for v in values]
     return values.astype("string").fillna("").tolist()
@@ -151,7 +169,7 @@ def served(
         if missing:
             raise BadInput("error.serving.missing_columns", missing=", ".join(missing), inputs=", ".join(inputs))
         columns = {name: _json_column(rows[name], name, dtype) for name, dtype in inputs.items()}
-        body = json.dumps({"signature_name": signature, "inputs": columns}).encode()
+        body = orjson.dumps({"signature_name": signature, "inputs": columns}, option=orjson.OPT_SERIALIZE_NUMPY)
         answer = _request(http, "POST", f"{url}:predict", base, body).get("outputs")
         if answer is None:
             raise ServingUnavailable("error.serving.no_predictions", base=base)

@@ -297,3 +297,14 @@ def test_playground_scores_an_uploaded_file_through_the_server(
     assert bars == labels.value_counts().to_dict()
     assert [b.label for b in at.get("download_button")] == ["Download CSV", "Download Parquet"]
     assert pages.values(at.success)[0].startswith("300 rows scored in ")
+
+
+def test_a_missing_number_travels_as_nan_not_null() -> None:
+    """orjson writes the batches, and would write NaN as null, which TensorFlow Serving refuses for a number."""
+    import orjson
+
+    columns = {
+        "missing": scoring._json_column(pd.Series([1.5, None]), "missing", "DT_FLOAT"),
+        "whole": scoring._json_column(pd.Series([1, 2]), "whole", "DT_FLOAT"),
+    }
+    assert orjson.dumps(columns, option=orjson.OPT_SERIALIZE_NUMPY) == b'{"missing":[1.5, NaN],"whole":[1.0,2.0]}'

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from backend.errors import BadInput, NotFound, ServingUnavailable
@@ -378,3 +379,19 @@ def test_a_version_exported_after_start_is_served_and_becomes_latest(server: Run
         (200, _status(2, 1)),
         (200, {"predictions": [1.0, 4.0, -2.0]}),
     )
+
+
+def test_an_answer_with_nan_and_infinity_is_written_as_tf_serving_writes_it() -> None:
+    """orjson writes the answers, and would write NaN as null: a row with one keeps TF Serving's bare NaN."""
+    from backend.serving import rest
+
+    outputs = {
+        "score": np.array([[0.5, np.nan], [np.inf, 1.0]], dtype="float32"),
+        "label": np.array([b"a", b"b"], dtype=object),
+    }
+    columns = rest._JSON({"outputs": rest._columns(outputs)}).body
+    assert columns == b'{"outputs":{"score":[[0.5, NaN],[Infinity, 1.0]],"label":["a","b"]}}'
+    rows = rest._JSON({"predictions": rest._rows(outputs)}).body
+    assert rows == b'{"predictions":[{"score":[0.5, NaN],"label":"a"},{"score":[Infinity, 1.0],"label":"b"}]}'
+    finite = rest._JSON({"outputs": rest._columns({"p": np.array([0.1, 0.25], dtype="float32")})}).body
+    assert finite == b'{"outputs":[0.10000000149011612,0.25]}'  # each float32 exactly, as the row format writes it

@@ -391,6 +391,8 @@ def check_names(given: Any, expected: list[str], where: str) -> None:
 
 def _to_bytes(name: str, value: Any) -> Any:
     if isinstance(value, list):
+        if set(map(type, value)) == {str}:  # a column of texts: no call per value
+            return [item.encode() for item in value]
         return [_to_bytes(name, item) for item in value]
     if isinstance(value, str):
         return value.encode()
@@ -408,7 +410,7 @@ def _to_array(name: str, value: Any, spec: tf.TensorSpec) -> np.ndarray:
     if spec.dtype == tf.string:
         items = _to_bytes(name, value.tolist() if isinstance(value, np.ndarray) else value)
         array = np.array(items, dtype=object)
-        if not all(isinstance(item, bytes) for item in array.flat):
+        if not set(map(type, array.flat)) <= {bytes}:  # a list among the strings: ragged
             raise BadInput("error.serving.ragged", name=name)
         return array
     try:

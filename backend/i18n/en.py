@@ -521,6 +521,9 @@ MESSAGES: dict[str, str] = {
     "training.device": "Device: {device} · spec: {spec}",
     "training.task": "Task",
     "training.for_task": "Dataset **{name}** ({task}).",
+    "training.few_labels": "The rarest label, **{label}**, has only {n} examples. Models trained from scratch need "
+    "hundreds per label; the pretrained text model learns from a few dozen. Choose **minilm** as the architecture "
+    "under Hyperparameters.",
     "training.done_rec": "Done: NDCG@{k} {ndcg:.3f}, precision@{k} {p:.3f} on held-out ratings.",
     "training.done_gen": "Done: test perplexity {ppl:,.2f}.",
     "training.tensorboard": "TensorBoard logs of this run; open them with:",

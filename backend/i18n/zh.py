@@ -521,6 +521,8 @@ MESSAGES: dict[str, str] = {
     "training.device": "设备：{device} · 配置：{spec}",
     "training.task": "任务",
     "training.for_task": "数据集 **{name}**（{task}）。",
+    "training.few_labels": "最少的标签 **{label}** 只有 {n} 个样本。从零训练的模型每个标签需要数百个样本，"
+    "预训练文本模型只需几十个。请在“超参数”中把模型结构选为 **minilm**。",
     "training.done_rec": "完成：在留出的评分上 NDCG@{k} 为 {ndcg:.3f}，precision@{k} 为 {p:.3f}。",
     "training.done_gen": "完成：测试集困惑度 {ppl:,.2f}。",
     "training.tensorboard": "本次运行的 TensorBoard 日志，用以下命令打开：",

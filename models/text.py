@@ -235,7 +235,7 @@ def compile_network(model: keras.Model, spec: TextSpec) -> None:
         optimizer,
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
-        steps_per_execution=LIGHT_STEPS_PER_EXECUTION if spec.architecture == "bag" else 1,  # see there
+        steps_per_execution=LIGHT_STEPS_PER_EXECUTION if spec.architecture in ("bag", "minilm") else 1,  # see there
     )
 
 
@@ -323,12 +323,12 @@ def dataset(
 
 
 # 7. Export in TensorFlow Serving's layout: one raw string per example in, named outputs out.
-def export(model: keras.Model, vectorizer: keras.layers.TextVectorization, classes: list[str], path: Path) -> None:
+def export(model: keras.Model, vectorizer: keras.layers.Layer, classes: list[str], path: Path) -> None:
     """Write a SavedModel whose `serving_default` runs vectorizer + network on raw strings.
 
     Args:
-        model: the trained network (int token sequences in).
-        vectorizer: the adapted vectorizer the training data went through.
+        model: the trained network (int token sequences in, or the pretrained encoder's embeddings).
+        vectorizer: the adapted vectorizer the training data went through, or the pretrained encoder.
         classes: class names, index = output position.
         path: the folder to write.
     """
@@ -336,8 +336,10 @@ def export(model: keras.Model, vectorizer: keras.layers.TextVectorization, class
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
-        tokens = tf.cast(vectorizer(text), tf.int32)
-        probabilities = tf.cast(model(tokens, training=False), tf.float32)
+        features = vectorizer(text)
+        if features.dtype.is_integer:  # token ids, as the network was trained on them
+            features = tf.cast(features, tf.int32)
+        probabilities = tf.cast(model(features, training=False), tf.float32)
         n = tf.shape(probabilities)[0]
         return {
             "probabilities": probabilities,
@@ -439,13 +441,23 @@ def prepare(data: TaskData, *, spec: TextSpec, batch_size: int) -> Prepared:
         compile_network(model, spec)
         return model
 
+    return handed_over(plan, (train, val, test), make, build, vectorizer, spec)
+
+
+def handed_over(
+    plan: dict[str, Any], splits: tuple[pd.DataFrame, ...], make: Any, build: Any, front: Any, spec: TextSpec
+) -> Prepared:
+    """What both routes hand the engine: pipelines of the training and validation rows from `make`, the network
+    from `build`, the export of `front` (vectorizer or pretrained encoder) and network, and the test scoring."""
+    train, val, test = splits
+    classes, sizes = plan["classes"], plan["rows"]
     return Prepared(
         plan=plan,
         train=make(train, spec.seed),
         validation=make(val, None),
         train_examples=len(train),
         build=build,
-        export=lambda model, path: export(model, vectorizer, classes, path),
+        export=lambda model, path: export(model, front, classes, path),
         evaluate=lambda export_dir: evaluate(export_dir, test=test, classes=classes, rows=sizes),
     )
 
@@ -458,27 +470,6 @@ def pretrained_head(dimension: int, num_classes: int, spec: TextSpec) -> keras.M
     x = keras.layers.Dropout(spec.dropout)(embedding)
     outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(embedding, outputs, name="text_minilm")
-
-
-def export_pretrained(head: keras.Model, embedder: Any, classes: list[str], path: Path) -> None:
-    """Write a SavedModel whose `serving_default` runs tokenizer, encoder and head on raw strings."""
-    names = tf.constant(classes)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
-        probabilities = tf.cast(head(embedder(text), training=False), tf.float32)
-        n = tf.shape(probabilities)[0]
-        return {
-            "probabilities": probabilities,
-            "label": tf.gather(names, tf.argmax(probabilities, axis=1)),
-            "classes": tf.tile(tf.expand_dims(names, 0), [n, 1]),
-        }
-
-    archive = keras.export.ExportArchive()
-    archive.track(head)
-    archive.track(embedder)
-    archive.add_endpoint("serving_default", serve)
-    archive.write_out(str(path), verbose=False)
 
 
 def prepare_pretrained(data: TaskData, *, spec: TextSpec, batch_size: int) -> Prepared:
@@ -518,20 +509,7 @@ def prepare_pretrained(data: TaskData, *, spec: TextSpec, batch_size: int) -> Pr
 
     def build() -> keras.Model:
         head = pretrained_head(embedder.dimension, len(classes), spec)
-        head.compile(
-            keras.optimizers.Adam(learning_rate=spec.learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-            steps_per_execution=LIGHT_STEPS_PER_EXECUTION,
-        )
+        compile_network(head, spec)
         return head
 
-    return Prepared(
-        plan=plan,
-        train=make(train, spec.seed),
-        validation=make(val, None),
-        train_examples=len(train),
-        build=build,
-        export=lambda model, path: export_pretrained(model, embedder, classes, path),
-        evaluate=lambda export_dir: evaluate(export_dir, test=test, classes=classes, rows=sizes),
-    )
+    return handed_over(plan, (train, val, test), make, build, embedder, spec)

@@ -35,8 +35,14 @@ def test_the_tokenizer_gives_bert_s_own_ids_for_every_kind_of_text(embedder: Any
     assert max(len(row) for row in ours) == REFERENCE["max_seq_length"]  # the long review is cut, [SEP] kept
 
 
-def test_embeddings_equal_sentence_transformers_to_cosine_0_999(embedder: Any) -> None:
-    ours = embedder.embed(TEXTS, batch_size=4)
+@pytest.mark.parametrize("xla", [False, True], ids=["graph", "xla"])
+def test_embeddings_equal_sentence_transformers_to_cosine_0_999(
+    embedder: Any, xla: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models import minilm
+
+    monkeypatch.setattr(minilm, "XLA_MIN_TEXTS", 1 if xla else len(TEXTS) + 1)  # XLA: many texts at once
+    ours = embedder.embed(TEXTS, batch_size=16)
     theirs = np.array([row["embedding"] for row in REFERENCE["rows"]], np.float32)
     cosine = (ours * theirs).sum(axis=1) / np.linalg.norm(theirs, axis=1)
     assert cosine.min() >= 0.999, dict(zip(TEXTS, cosine.round(6), strict=True))

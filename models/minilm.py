@@ -227,7 +227,7 @@ class EncoderLayer(keras.layers.Layer):
 
     def build(self, input_shape: Any) -> None:
         for dense in (self.query, self.key, self.value, self.attention_output, self.expand):
-            dense.build((None, None, self.hidden if dense is not self.contract else self.intermediate))
+            dense.build((None, None, self.hidden))
         self.contract.build((None, None, self.intermediate))
         self.attention_norm.build((None, None, self.hidden))
         self.output_norm.build((None, None, self.hidden))

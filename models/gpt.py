@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from models.spec import GptSpec
 from models.splits import three_way
-from models.task import Prepared, TaskData, prefetched
+from models.task import Prepared, TaskData, prefetched, write_export
 
 AUTOTUNE = tf.data.AUTOTUNE
 PAD, UNK = 0, 1  # reserved ids: padding (decodes to "") and unknown (a character the vocabulary lacks)
@@ -547,12 +547,7 @@ def export(net: keras.Model, tokenizer: GptTokenizer, spec: GptSpec, path: Path)
         names = ("max_new_tokens", "temperature", "top_k", "top_p", "seed")
         return {"text": complete(net, tokenizer, block, inputs["prompt"], *(inputs[k] for k in names))}
 
-    archive = keras.export.ExportArchive()
-    archive.track(net)
-    archive.track(tokenizer)
-    archive.add_endpoint("serving_default", serve)
-    archive.add_endpoint("generate", generate)
-    archive.write_out(str(path), verbose=False)
+    write_export(path, {"serving_default": serve, "generate": generate}, net, tokenizer)
 
 
 # 9. Evaluation: perplexity of the trained network on the test documents, against a unigram baseline,

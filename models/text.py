@@ -29,6 +29,7 @@ from models.task import (
     classified,
     in_chunks,
     prefetched,
+    write_export,
 )
 
 MIN_ROWS = 10  # fewer labelled texts cannot fill a train, a validation and a test split
@@ -347,11 +348,7 @@ def export(model: keras.Model, vectorizer: keras.layers.Layer, classes: list[str
             "classes": tf.tile(tf.expand_dims(names, 0), [n, 1]),
         }
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.track(vectorizer)
-    archive.add_endpoint("serving_default", serve)
-    archive.write_out(str(path), verbose=False)
+    write_export(path, {"serving_default": serve}, model, vectorizer)
 
 
 # 8. Score the export on the held-out texts, with the examples the Evaluation page shows.

@@ -19,7 +19,7 @@ import tensorflow as tf
 from models import metrics
 from models.spec import ImageSpec
 from models.splits import cut_frame
-from models.task import Prepared, TaskData, call_batched, classified, prefetched
+from models.task import Prepared, TaskData, call_batched, classified, prefetched, write_export
 
 AUTOTUNE = tf.data.AUTOTUNE
 IMAGE = "image"  # the column of encoded file bytes
@@ -235,10 +235,7 @@ def export(model: keras.Model, path: Path, *, classes: list[str], channels: int,
             "classes": tf.tile(tf.expand_dims(names, 0), [tf.shape(probabilities)[0], 1]),
         }
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("serving_default", serve)
-    archive.write_out(str(path), verbose=False)
+    write_export(path, {"serving_default": serve}, model)
 
 
 # -- 9. Evaluation of the export on the held-out images ------------------------------------------------------

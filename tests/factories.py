@@ -329,3 +329,16 @@ def finished_run(home: Path, run_id: int, timeout: float = 600) -> dict[str, Any
             return info
         time.sleep(0.5)
     raise AssertionError(f"run {run_id} did not finish")
+
+
+def stored_and_used(export_dir: Path) -> tuple[int, int]:
+    """How many values an export's checkpoint stores, and how many the variables its signatures read hold:
+    equal when each weight is stored once (keras-team/keras#23553 stores them twice)."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(export_dir / "variables" / "variables"))
+    shapes = reader.get_variable_to_shape_map()
+    stored = sum(int(np.prod(shape)) for key, shape in shapes.items() if key != "_CHECKPOINTABLE_OBJECT_GRAPH")
+    loaded = tf.saved_model.load(str(export_dir))
+    used = {id(v): v for fn in loaded.signatures.values() for v in fn.variables}
+    return stored, sum(int(np.prod(v.shape)) for v in used.values())

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests import factories
+
 REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "minilm_reference.json").read_text(encoding="utf-8"))
 TEXTS = [row["text"] for row in REFERENCE["rows"]]
 
@@ -77,6 +79,8 @@ def test_the_export_embeds_raw_strings_in_plain_tensorflow(embedder: Any, tmp_pa
     served = np.array(json.loads(result.stdout))
     assert np.allclose(served, embedder.embed(texts), atol=1e-5)
     assert not graph_ops(tmp_path / "export") - core_ops()  # nothing from tensorflow-text: a stock TF Serving runs it
+    stored, used = factories.stored_and_used(tmp_path / "export")
+    assert stored == used == embedder.count_params()  # 22.7M weights, each stored once: about 90 MB
 
 
 def core_ops() -> set[str]:

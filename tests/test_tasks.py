@@ -180,3 +180,18 @@ def test_the_playground_knows_which_recommended_items_were_held_out(trained: dic
     run = store.get_run(trained["runs"]["recommendation"]["run_id"])
     expected = factories.ratings_frame().query("user_id == 'u1'")
     assert playground.user_ratings(store, run, "u1") == dict(zip(expected["item_id"], expected["rating"], strict=True))
+
+
+@pytest.mark.parametrize("task", list(TINY))
+def test_each_export_stores_each_weight_once(trained: dict[str, Any], task: str) -> None:
+    stored, used = factories.stored_and_used(_export(trained, task))
+    assert stored == used > 0
+
+
+@pytest.mark.parametrize("fixture", ["churn_run", "price_run"])
+def test_a_table_export_stores_each_weight_once(request: pytest.FixtureRequest, fixture: str) -> None:
+    run = request.getfixturevalue(fixture)
+    shown = factories.cli_json(run["home"], "runs", "show", str(run["run_id"]))
+    export = run["home"] / "runs" / str(run["run_id"]) / "export" / shown["model_name"] / str(shown["model_version"])
+    stored, used = factories.stored_and_used(export)
+    assert stored == used > 0

@@ -304,7 +304,7 @@ def evaluation_section(run: jobs.Run) -> None:
     """What the model relies on (tables) or one example's words (texts); nothing for the other tasks."""
     if run.task in ("classification", "regression"):
         importance_section(run)
-    elif run.task == "text-classification" and run.evaluation.get("examples"):
+    elif jobs.reads_text(run.task) and run.evaluation.get("examples"):
         example_section(run)
 
 

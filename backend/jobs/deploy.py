@@ -27,6 +27,7 @@ from backend.jobs.runs import exported_model
 from db import Run, Store
 from models.formats import REPORT, TFLITE, FormatCheck
 from models.task import TEST_PREDICTIONS
+from models.tasks import reads_text
 
 FORMATS_DIR = "formats"  # beside a run: its export in other formats, and the report that checked them
 SAVEDMODEL_ZIP = "savedmodel.zip"
@@ -79,7 +80,7 @@ def _parity_rows(store: Store, run: Run) -> Any:
         positions = pd.read_parquet(kept, columns=["row"])["row"].to_numpy()[:PARITY_ROWS]
         frame = frame.iloc[positions]
     frame = frame.head(PARITY_ROWS).drop(columns=[c for c in (run.target,) if c], errors="ignore")
-    if run.task == "text-classification":  # the export's input is `text`, whatever the column was called
+    if reads_text(run.task):  # the export's input is `text`, whatever the column was called
         frame = frame[[run.evaluation["plan"]["text"]]].set_axis(["text"], axis=1)
     if run.task == "image-classification":
         root = config.paths().datasets

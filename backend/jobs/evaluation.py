@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pandas and NumPy load with the rows, not with the wing: `ru
     from models.recommend import Plan
 
 # Tasks whose rows carry their answer (a recommender's: the ratings users gave).
-SCORABLE = ("classification", "regression", "text-classification", "recommendation")
+SCORABLE = ("classification", "regression", "text-classification", "zero-shot", "recommendation")
 
 
 def score_labelled(

@@ -38,7 +38,7 @@ from backend.jobs.runs import exported_model
 from db import Run, Store
 from models.columns import read_date, write_date
 from models.splits import three_way
-from models.tasks import spec_from_dict
+from models.tasks import reads_text, spec_from_dict
 
 # Rows in, one TensorFlow Serving prediction per row out (`probabilities` and `classes`, or `value`).
 Predict = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
@@ -283,7 +283,7 @@ def explain_text(run: Run, text: str, *, predict: Predict) -> TextExplanation:
     Raises:
         BadInput: the run is not a text classifier, or the text has no words.
     """
-    if run.task != "text-classification":
+    if not reads_text(run.task):
         raise BadInput("explain.error.not_text", run_id=run.id, task=Message.of(f"task.{run.task}"))
     words = str(text).split()
     if not words:
@@ -541,6 +541,6 @@ def example_explanation(store: Store, run_id: int | str) -> TextExplanation:
         BadInput: the run is not a finished text classifier, or its export is gone.
     """
     run, _ = _export(store, run_id)
-    if run.task != "text-classification" or not run.evaluation.get("examples"):
+    if not reads_text(run.task) or not run.evaluation.get("examples"):
         raise BadInput("explain.error.not_text", run_id=run.id, task=Message.of(f"task.{run.task}"))
     return saved_example(run) or TextExplanation.from_dict(_in_child(run, "example"))

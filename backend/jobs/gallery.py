@@ -19,8 +19,10 @@ from backend.i18n import Message
 from backend.jobs.runs import get_run, start_training
 from db import Run, Store
 from models.task import TEST_PREDICTIONS
+from models.tasks import reads_text
 
-GALLERY_TASKS = ("classification", "regression", "text-classification", "image-classification")  # keep test answers
+# The tasks whose runs keep each test answer.
+GALLERY_TASKS = ("classification", "regression", "text-classification", "zero-shot", "image-classification")
 IMAGE_COLUMNS = ("file", "original")  # an image as its version holds it: the stored file, its path in the upload
 MAX_ROWS = 200
 
@@ -30,7 +32,7 @@ def _as_uploaded(run: Run, rows: Any) -> Any:
 
     An image is its stored `file` (relative to the datasets folder, for `data.thumbnail`) and `original` path.
     """
-    if run.task == "text-classification":
+    if reads_text(run.task):
         return rows[[run.evaluation["plan"]["text"]]]
     if run.task == "image-classification":
         return rows[list(IMAGE_COLUMNS)]

@@ -38,7 +38,7 @@ from backend.jobs.explanations import TABLE_TASKS, saved_example, saved_importan
 from backend.jobs.runs import exported_model
 from db import Dataset, DatasetVersion, Decision, Run, Store
 from models.decision import Costs
-from models.tasks import task_info
+from models.tasks import reads_text, task_info
 
 CHROMIUM_ENV = "MODELDECK_CHROMIUM"  # the program that prints PDFs, when it is not on the PATH as one of BROWSERS
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -849,7 +849,7 @@ def _reasons(s: _Subject) -> str:
     task = s.run.task
     if task in TABLE_TASKS:
         body = _importance(s)
-    elif task == "text-classification" and s.ev.get("examples"):
+    elif reads_text(task) and s.ev.get("examples"):
         body = _words(s)
     elif task == "image-classification":
         body = f"<p>{s.t('report.reasons_image')}</p>"

@@ -18,7 +18,7 @@ from backend.i18n import Message
 from backend.jobs import names, tuning
 from backend.jobs.worker import has_live_worker, reap_dead_workers
 from db import DatasetVersion, Run, RunSummary, Store
-from models.spec import SpecError, TrainingSpec
+from models.spec import SpecError, TrainingSpec, ZeroShotSpec, preset_defaults
 from models.tasks import TASKS, make_spec, task_info, tasks_for_kind
 
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -67,8 +67,9 @@ def _task_and_target(
         raise BadInput("error.runs.no_text_column", name=name)
     if any(roles[r] is None for r in info.roles):
         raise BadInput("error.runs.no_user_item", name=name)
-    answer = {"column": target, "label": "label", "rating": roles["rating"], "none": None}[info.target]
-    return wanted, answer
+    optional = target or version.target  # scored on it where the data has one
+    answer = {"column": target, "optional": optional, "label": "label", "rating": roles["rating"], "none": None}
+    return wanted, answer[info.target]
 
 
 @auth.guarded("train", lambda run: f"run {run.id}")
@@ -121,6 +122,8 @@ def _checked_run(
         spec = make_spec(preset, overrides, task=task)
     except SpecError as exc:
         raise BadInput("error.spec", reason=str(exc)) from None
+    if isinstance(spec, ZeroShotSpec) and target:  # scored on the label column: its labels must be classes
+        _check_named(version, target, [name for name, _ in spec.classes()])
     report = quality.check_version(store, version=version, target=target, task=task)
     blocking = quality.blockers(report.checks)
     reason = (override_reason or "").strip() or None
@@ -133,6 +136,16 @@ def _checked_run(
         "spec": spec.to_dict(),
         "override_reason": reason if blocking else None,
     }
+
+
+def _check_named(version: DatasetVersion, target: str, classes: list[str]) -> None:
+    from backend import data
+
+    frame = data.load_frame(version)
+    labels = sorted(set(frame[target].dropna().astype(str)) - set(classes)) if target in frame.columns else []
+    if labels:
+        named = ",".join(sorted(set(frame[target].dropna().astype(str))))
+        raise BadInput("error.runs.unnamed_labels", target=target, labels=", ".join(labels[:5]), named=named)
 
 
 @auth.guarded("train", lambda run: f"run {run.id}")
@@ -169,6 +182,8 @@ def start_search(
         overrides=overrides,
         override_reason=override_reason,
     )
+    if not task_info(run["task"]).search_space:  # zero-shot: no training, no validation loss to choose by
+        raise BadInput("error.search.nothing_trains", task=Message.of(f"task.{run['task']}"))
     if run["spec"].get("architecture") == "auto":  # a search tunes one family: the default space is the network's
         run["spec"] = {**run["spec"], "architecture": "mlp"}
     chosen = space or default_space(run["task"], run["spec"].get("architecture"))
@@ -391,6 +406,8 @@ def spec_form(task: str, preset: str) -> list[dict[str, Any]]:
     for f in sorted(dataclasses.fields(cls), key=lambda f: f.name in shared):  # the family's own fields first
         if f.name in REGRESSION_ONLY and task != "regression":
             continue  # it would do nothing here, and "target scaling" on a classifier's form only puzzles
+        if f.name in cls.UNUSED:
+            continue  # the family ignores it (zero-shot trains nothing: no epochs, no learning rate)
         if f.name == "gpus" and config.executor() != "ray":
             continue  # only a Ray cluster reads it: the local worker uses the machine's GPUs
         value = values[f.name]
@@ -413,7 +430,7 @@ def tensorboard_command(run: Run) -> str:
 def preset_values(preset: str, *, task: str = "classification") -> dict[str, Any]:
     """The hyperparameters of a preset for a task, as the Training page's form shows them."""
     try:
-        return make_spec(preset, task=task).to_dict()
+        return preset_defaults(task_info(task).spec, preset)
     except SpecError as exc:
         raise BadInput("error.spec", reason=str(exc)) from None
 

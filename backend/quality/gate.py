@@ -76,11 +76,12 @@ def run_checks(
 ) -> list[CheckResult]:
     """The checks for the kind of data and the task, in order, on a frame; nothing is stored (see `check_version`).
 
-    A task whose registry entry has no target (`target="none"`, e.g. text generation) skips TARGET_CHECKS.
+    A task whose registry entry has no target (`target="none"`, e.g. text generation), or an optional one the data
+    lacks (zero-shot on unlabelled texts), skips TARGET_CHECKS.
     """
     context = Context(frame, target, task)
     checks = CHECKS_BY_KIND[kind]
-    if task in TASKS and TASKS[task].target == "none":
+    if task in TASKS and (TASKS[task].target == "none" or (TASKS[task].target == "optional" and target is None)):
         checks = [check for check in checks if check.__name__ not in TARGET_CHECKS]
     slowest_first = sorted(checks, key=lambda check: check.__name__ not in SLOWEST)
     with ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="check") as pool:

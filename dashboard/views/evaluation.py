@@ -25,7 +25,11 @@ run = pick_finished_run(
     none_text=t("evaluation.none"),
 )
 m, ev = run.metrics, run.evaluation
-st.caption(t("evaluation.split", test=ev.get("rows", {}).get("test", "?"), train=ev.get("rows", {}).get("train", "?")))
+if m:
+    sizes = ev.get("rows", {})
+    st.caption(t("evaluation.split", test=sizes.get("test", "?"), train=sizes.get("train", "?")))
+else:  # zero-shot on texts without labels: a model, and nothing to score it on
+    st.info(t("evaluation.unscored", run_id=run.id), icon=":material/info:")
 
 
 def metric_row(keys: tuple[str, ...], fmt: str = "{:.3f}") -> None:
@@ -593,13 +597,14 @@ VIEWS = {  # the registry's chart names
     "ranking": recommender,
     "generation": generator,
 }
-for chart in jobs.task_info(run.task).charts:
-    VIEWS[chart]()
-segments_view()
-gallery_view()
-if jobs.task_info(run.task).classifier:
-    decision_view()
-explain.evaluation_section(run)
+if m:
+    for chart in jobs.task_info(run.task).charts:
+        VIEWS[chart]()
+    segments_view()
+    gallery_view()
+    if jobs.task_info(run.task).classifier:
+        decision_view()
+    explain.evaluation_section(run)
 report.downloads(run)
 deploy.section(run)
 

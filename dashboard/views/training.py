@@ -31,7 +31,7 @@ task = st.radio(
 info = jobs.task_info(task)
 if info.needs_target and version.target is None:
     require_target(version)
-target = version.target if info.target in ("column", "label") else None  # generation and recommendation: none
+target = version.target if info.target in ("column", "optional", "label") else None  # generation, recommendation: none
 if target:
     st.caption(t("training.for", name=dataset.name, target=target, task=t(f"task.{task}")))
 else:
@@ -42,6 +42,14 @@ if task == "text-classification" and target:
     smallest = frame(version.id, version.path)[target].value_counts()
     if len(smallest) and int(smallest.min()) < FEW_LABELS:
         st.info(t("training.few_labels", n=int(smallest.min()), label=smallest.idxmin()), icon=":material/lightbulb:")
+
+# Zero-shot: the classes are the model, so they are asked for first (the label column's classes to start with).
+named = ""
+if task == "zero-shot":
+    known = frame(version.id, version.path)[target].dropna().astype(str).unique() if target else []
+    lines = st.text_area(t("training.zero_shot_labels"), "\n".join(sorted(known)[:20]), key=f"zero_shot_{version.id}")
+    st.caption(t("training.zero_shot_help"))
+    named = "; ".join(line.strip() for line in lines.splitlines() if line.strip())
 
 # 2. The gate: a failing blocker disables Start unless the user types a reason to override it.
 blockers = [c for c in report(version.id, target, task).checks if c.severity == "blocker" and not c.passed]
@@ -63,7 +71,7 @@ st.session_state[state.PRESET] = preset
 overrides: dict[str, object] = {}
 with st.expander(t("training.hyperparameters"), expanded=False):
     columns = st.columns(3)
-    for i, field in enumerate(jobs.spec_form(task, preset)):
+    for i, field in enumerate(f for f in jobs.spec_form(task, preset) if f["name"] != "labels"):  # asked above
         col, name, value = columns[i % 3], field["name"], field["value"]
         label, key = t(f"hp.{name}"), f"hp_{task}_{preset}_{name}"
         if field["type"] == "bool":
@@ -73,12 +81,14 @@ with st.expander(t("training.hyperparameters"), expanded=False):
         elif field["type"] == "int":
             overrides[name] = col.number_input(label, 0, 1_000_000, value, key=key)
         elif field["type"] == "float":
-            overrides[name] = col.number_input(label, 0.0, 10.0, float(value), format="%.5g", key=key)
+            overrides[name] = col.number_input(label, 0.0, None, float(value), format="%.5g", key=key)  # rules bound it
         else:
             overrides[name] = col.text_input(
                 label, ",".join(map(str, value)) if isinstance(value, list) else value, key=key
             )
     st.caption(t("training.cli_hint"))
+if task == "zero-shot":
+    overrides["labels"] = named
 
 
 def follow(start) -> None:
@@ -93,34 +103,35 @@ def follow(start) -> None:
 
 
 architecture = str(overrides.get("architecture") or "") or None  # trees tune their own knobs
-with st.expander(t("search.title"), expanded=False):
-    st.caption(t("search.intro"))
-    a, b = st.columns(2)
-    method = a.radio(
-        t("search.method"), ["random", "bayesian"], horizontal=True, format_func=lambda m: t(f"search.{m}")
-    )
-    trials = b.number_input(t("search.trials"), 1, 100, 8)
-    space_text = st.text_area(
-        t("search.space"),
-        "\n".join(f"{k}={v}" for k, v in jobs.default_space(task, architecture).items()),
-        help=t("search.space_help"),
-        key=f"space_{task}_{architecture}",
-    )
-    if st.button(t("search.start"), disabled=bool(blockers) and not override.strip()):
-        space = dict(line.split("=", 1) for line in space_text.splitlines() if "=" in line)
-        follow(
-            lambda: jobs.start_search(
-                store(),
-                version=version,
-                task=task,
-                method=method,
-                trials=int(trials),
-                space={k.strip(): v.strip() for k, v in space.items()},
-                preset=preset,
-                overrides=overrides,
-                override_reason=override or None,
-            )
+if info.search_space:  # zero-shot has nothing to search: no training
+    with st.expander(t("search.title"), expanded=False):
+        st.caption(t("search.intro"))
+        a, b = st.columns(2)
+        method = a.radio(
+            t("search.method"), ["random", "bayesian"], horizontal=True, format_func=lambda m: t(f"search.{m}")
         )
+        trials = b.number_input(t("search.trials"), 1, 100, 8)
+        space_text = st.text_area(
+            t("search.space"),
+            "\n".join(f"{k}={v}" for k, v in jobs.default_space(task, architecture).items()),
+            help=t("search.space_help"),
+            key=f"space_{task}_{architecture}",
+        )
+        if st.button(t("search.start"), disabled=bool(blockers) and not override.strip()):
+            space = dict(line.split("=", 1) for line in space_text.splitlines() if "=" in line)
+            follow(
+                lambda: jobs.start_search(
+                    store(),
+                    version=version,
+                    task=task,
+                    method=method,
+                    trials=int(trials),
+                    space={k.strip(): v.strip() for k, v in space.items()},
+                    preset=preset,
+                    overrides=overrides,
+                    override_reason=override or None,
+                )
+            )
 
 if st.button(t("training.start"), type="primary", disabled=bool(blockers) and not override.strip()):
     follow(
@@ -215,6 +226,8 @@ def headline(run) -> str:
         return t("training.done_rec", k=m.get("k", 10), ndcg=m.get("ndcg_at_k") or 0, p=m.get("precision_at_k") or 0)
     if run.task == "text-generation":
         return t("training.done_gen", ppl=m.get("perplexity", 0))
+    if not m:  # zero-shot on texts without labels: nothing to score it on
+        return t("training.done_unscored")
     return t("training.done_cls", acc=m.get("accuracy", 0), auc=m.get("roc_auc") or 0)
 
 

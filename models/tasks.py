@@ -18,6 +18,7 @@ from models.spec import (
     GptSpec,
     ImageSpec,
     RecommenderSpec,
+    SearchSpec,
     SpecError,
     TabularSpec,
     TextSpec,
@@ -29,7 +30,7 @@ from models.spec import (
 
 KINDS = ("tabular", "text", "images", "ratings")  # the kinds of data a task trains on
 TARGETS = ("column", "optional", "label", "rating", "none")
-PLAYGROUNDS = ("form", "text", "image", "prompt", "user")
+PLAYGROUNDS = ("form", "text", "image", "prompt", "user", "query")
 CHARTS = ("classifier", "text_mistakes", "image_mistakes", "regression", "ranking", "generation")
 
 
@@ -47,6 +48,7 @@ class TaskInfo:
     playground: str  # the Playground's input (PLAYGROUNDS)
     charts: tuple[str, ...]  # the Evaluation page's views, in order (CHARTS)
     classifier: bool = False  # answers with a class and the probability of each class
+    trains: bool = True  # False: the model is built from the data (zero-shot, a search index), no training rows needed
     roles: tuple[str, ...] = ()  # columns the data must have, found by name: "text", "user", "item"
     search_space: Mapping[str, str] = field(default_factory=dict)  # KEY -> "LOW:HIGH" | "A|B", searched by default
     # Another space where the spec's `architecture` names a family of its own (trees tune trees' knobs).
@@ -155,8 +157,20 @@ for _info in (
         target="optional",
         roles=("text",),
         classifier=True,
+        trains=False,
         playground="text",
         charts=("classifier", "text_mistakes"),
+    ),
+    TaskInfo(
+        name="semantic-search",
+        family="models.search",
+        spec=SearchSpec,
+        kind="text",
+        target="none",
+        roles=("text",),
+        trains=False,
+        playground="query",
+        charts=(),
     ),
     TaskInfo(
         name="recommendation",

@@ -111,8 +111,10 @@ def shots(tmp_path: Path) -> Path:
 
 def settled(page: Page) -> None:
     """No script run in flight and no stale element left from the previous one."""
-    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
-    expect(page.locator("[data-stale='true']")).to_have_count(0)
+    # expect()'s own timeout (5 s) is not the context's: a page that computes for longer on a loaded machine
+    # (two test processes on two cores) is waited for as long as any other step.
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning", timeout=STEP_MS)
+    expect(page.locator("[data-stale='true']")).to_have_count(0, timeout=STEP_MS)
 
 
 def shot(page: Page, folder: Path, name: str) -> None:

@@ -764,7 +764,11 @@ def test_quality_page_offers_filling_in_a_mostly_empty_column(home: Path, store:
     ("make", "kind", "tasks"),
     [
         (lambda: factories.churn_frame(), "tabular", ["Classification", "Regression"]),
-        (lambda: factories.reviews_frame(), "text", ["Text classification", "Text generation"]),
+        (
+            lambda: factories.reviews_frame(),
+            "text",
+            ["Text classification", "Text generation", "Zero-shot labels", "Semantic search"],
+        ),
         (lambda: factories.ratings_frame(), "ratings", ["Recommendation"]),
     ],
 )

@@ -74,6 +74,7 @@ def test_each_task_gets_its_family_spec() -> None:
         "ImageSpec",
         "GptSpec",
         "ZeroShotSpec",
+        "SearchSpec",
         "RecommenderSpec",
     ]
 

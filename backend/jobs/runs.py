@@ -124,6 +124,9 @@ def _checked_run(
         raise BadInput("error.spec", reason=str(exc)) from None
     if isinstance(spec, ZeroShotSpec) and target:  # scored on the label column: its labels must be classes
         _check_named(version, target, [name for name, _ in spec.classes()])
+    column = getattr(spec, "text_column", "")  # a search names the column it searches
+    if column and column not in (names := [str(c["name"]) for c in version.columns]):
+        raise BadInput("error.runs.no_such_text_column", column=column, columns=", ".join(names))
     report = quality.check_version(store, version=version, target=target, task=task)
     blocking = quality.blockers(report.checks)
     reason = (override_reason or "").strip() or None
@@ -182,7 +185,7 @@ def start_search(
         overrides=overrides,
         override_reason=override_reason,
     )
-    if not task_info(run["task"]).search_space:  # zero-shot: no training, no validation loss to choose by
+    if not task_info(run["task"]).trains:  # no training, no validation loss to choose a trial by
         raise BadInput("error.search.nothing_trains", task=Message.of(f"task.{run['task']}"))
     if run["spec"].get("architecture") == "auto":  # a search tunes one family: the default space is the network's
         run["spec"] = {**run["spec"], "architecture": "mlp"}

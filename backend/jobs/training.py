@@ -55,7 +55,11 @@ def task_data(store: Store, *, paths: Paths, run: Run) -> Any:
     if run.task in ("classification", "regression"):  # the rows' positions, so evaluation can name them
         frame = frame.assign(**{ROW: range(len(frame))})
     roles: dict[str, str | None] = {**data.roles(version.columns), "target": run.target}
-    return TaskData(frame=frame, roles=roles, columns=version.columns, task=run.task)
+
+    def progress(phase: str, fraction: float) -> None:
+        store.update_run(run.id, progress={"phase": phase, "fraction": round(fraction, 4)})
+
+    return TaskData(frame=frame, roles=roles, columns=version.columns, task=run.task, progress=progress)
 
 
 def train(store: Store, *, paths: Paths, run: Run) -> tuple[str, dict[str, Any]]:

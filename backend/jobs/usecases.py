@@ -15,6 +15,7 @@ from backend.errors import BadInput, NotFound
 from backend.i18n import Message
 from backend.jobs.runs import exported_model
 from db import Run, Store, UseCase
+from models.tasks import task_info
 
 MAX_TITLE = 120
 MAX_AUDIENCE = 120
@@ -104,7 +105,7 @@ def serving_run(store: Store, use_case: UseCase) -> tuple[Run, str | None]:
 def quality(run: Run) -> Message:
     """How good a model is, in words a stakeholder reads, from its test metrics."""
     m, rows = run.metrics, run.metrics.get("test_rows")
-    if run.task.endswith("classification") and m.get("accuracy") is not None:
+    if task_info(run.task).classifier and m.get("accuracy") is not None:
         return Message.of("usecase.quality.classifier", right=round(100 * m["accuracy"]), rows=rows or 0)
     if run.task == "regression" and m.get("mae") is not None:
         return Message.of("usecase.quality.regression", mae=f"{m['mae']:,.3g}", rows=rows or 0)
@@ -112,6 +113,8 @@ def quality(run: Run) -> Message:
         return Message.of("usecase.quality.recommendation", recall=m["recall_at_k"], k=run.spec.get("top_k", 10))
     if run.task == "text-generation" and m.get("perplexity") is not None:
         return Message.of("usecase.quality.generation", choices=m["perplexity"])
+    if run.task == "semantic-search":
+        return Message.of("usecase.quality.search", rows=run.evaluation.get("rows", {}).get("indexed", 0))
     return Message.of("usecase.quality.unknown")
 
 

@@ -26,6 +26,7 @@ from db import DatasetVersion, QualityReport, Store
 from models.tasks import TASKS
 
 # The checks that judge the column to predict: a task that learns from the data alone (text generation) skips them.
+TRAINING_CHECKS = frozenset({"too_few_rows", "too_few_images"})  # what only a model that trains needs
 TARGET_CHECKS = frozenset(
     {
         "target_usable",
@@ -77,12 +78,14 @@ def run_checks(
     """The checks for the kind of data and the task, in order, on a frame; nothing is stored (see `check_version`).
 
     A task whose registry entry has no target (`target="none"`, e.g. text generation), or an optional one the data
-    lacks (zero-shot on unlabelled texts), skips TARGET_CHECKS.
+    lacks (zero-shot on unlabelled texts), skips TARGET_CHECKS; one that trains nothing skips TRAINING_CHECKS.
     """
     context = Context(frame, target, task)
     checks = CHECKS_BY_KIND[kind]
     if task in TASKS and (TASKS[task].target == "none" or (TASKS[task].target == "optional" and target is None)):
         checks = [check for check in checks if check.__name__ not in TARGET_CHECKS]
+    if task in TASKS and not TASKS[task].trains:  # an 8-question FAQ is a fine search index
+        checks = [check for check in checks if check.__name__ not in TRAINING_CHECKS]
     slowest_first = sorted(checks, key=lambda check: check.__name__ not in SLOWEST)
     with ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="check") as pool:
         started = {check: pool.submit(check, context) for check in slowest_first}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ class Predictor:
         return call_batched(self.fn, BATCH, **self._columns(frame))
 
     def predict(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
-        """One readable prediction per row: `label` and `probabilities`, `value`, `text` or `items`."""
+        """One readable prediction per row: `label` and `probabilities`, `value`, `text`, `items` or `hits`."""
         return readable(self.raw(frame))
 
 
@@ -64,6 +65,14 @@ def readable(outputs: dict[str, Any]) -> list[dict[str, Any]]:
         return v.decode() if isinstance(v, bytes) else str(v)
 
     rows: list[dict[str, Any]] = []
+    if "record" in outputs:  # a search: each query's rows, best first (models/search.py)
+        for hits in zip(*(outputs[k] for k in ("row", "score", "text", "record")), strict=True):
+            found = [
+                {"row": int(r), "score": float(s), "text": text(t), "record": json.loads(text(c))}
+                for r, s, t, c in zip(*hits, strict=True)
+            ]
+            rows.append({"hits": found})
+        return rows
     if "text" in outputs:
         return [{"text": text(v)} for v in outputs["text"]]
     if "items" in outputs:

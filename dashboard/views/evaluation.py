@@ -28,6 +28,13 @@ m, ev = run.metrics, run.evaluation
 if m:
     sizes = ev.get("rows", {})
     st.caption(t("evaluation.split", test=sizes.get("test", "?"), train=sizes.get("train", "?")))
+elif jobs.task_info(run.task).playground == "query":  # a search index: what a few of its own rows find
+    st.info(t("evaluation.search", rows=ev.get("rows", {}).get("indexed", 0)), icon=":material/search:")
+    for example in ev.get("examples", []):
+        with st.container(border=True):
+            st.markdown(f"**{readable(example['query'])}**")
+            found = {t("playground.similarity"): example["scores"], t("evaluation.found"): example["texts"]}
+            st.dataframe(pd.DataFrame(found), hide_index=True, width="stretch")
 else:  # zero-shot on texts without labels: a model, and nothing to score it on
     st.info(t("evaluation.unscored", run_id=run.id), icon=":material/info:")
 

@@ -1,6 +1,7 @@
 """Playground: try a trained model on one example, through the inference server, as a client would."""
 
 import base64
+import json
 from typing import Any
 
 import pandas as pd
@@ -232,6 +233,24 @@ def text_form() -> None:
         footer()
 
 
+def search_form() -> None:
+    """A question in, the rows closest in meaning out: each row's columns, with its similarity."""
+    with st.form(f"search_{run.id}"):
+        query = st.text_input(t("playground.query"), placeholder=t("playground.query_hint"), key=f"query_{run.id}")
+        submitted = st.form_submit_button(t("playground.search"), type="primary")
+    if not submitted:
+        return
+    if not query.strip():
+        st.warning(t("playground.text_empty"))
+        st.stop()
+    found = ask([{"query": query}])  # TF Serving's row format: each output's top_k values, best first
+    rank, similarity = t("playground.rank"), t("playground.similarity")
+    rows = [json.loads(record) for record in found["record"]]
+    table = pd.DataFrame([{rank: i + 1, similarity: round(found["score"][i], 3), **r} for i, r in enumerate(rows)])
+    st.dataframe(table, hide_index=True, width="stretch", placeholder="—")
+    footer()
+
+
 def image_form() -> None:
     index, _ = next_example()
     upload = st.file_uploader(t("playground.image"), type=["png", "jpg", "jpeg", "gif", "bmp"])
@@ -314,5 +333,6 @@ FORMS = {
     "image": image_form,
     "prompt": generation_form,
     "user": recommendation_form,
+    "query": search_form,
 }
 scoring.with_file_scoring(run, version=served, one_example=FORMS[jobs.task_info(run.task).playground])

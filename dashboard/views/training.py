@@ -103,7 +103,7 @@ def follow(start) -> None:
 
 
 architecture = str(overrides.get("architecture") or "") or None  # trees tune their own knobs
-if info.search_space:  # zero-shot has nothing to search: no training
+if info.trains:  # zero-shot and search train nothing: nothing to search
     with st.expander(t("search.title"), expanded=False):
         st.caption(t("search.intro"))
         a, b = st.columns(2)
@@ -226,6 +226,8 @@ def headline(run) -> str:
         return t("training.done_rec", k=m.get("k", 10), ndcg=m.get("ndcg_at_k") or 0, p=m.get("precision_at_k") or 0)
     if run.task == "text-generation":
         return t("training.done_gen", ppl=m.get("perplexity", 0))
+    if run.task == "semantic-search":
+        return t("training.done_search", rows=run.evaluation.get("rows", {}).get("indexed", 0))
     if not m:  # zero-shot on texts without labels: nothing to score it on
         return t("training.done_unscored")
     return t("training.done_cls", acc=m.get("accuracy", 0), auc=m.get("roc_auc") or 0)

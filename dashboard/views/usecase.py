@@ -17,7 +17,7 @@ from backend import jobs, playground, serving
 from backend.errors import ModelDeckError
 from dashboard import explain, state
 from dashboard.charts import plotly_config, rule
-from dashboard.common import show_error, store
+from dashboard.common import readable, show_error, store
 from dashboard.i18n import lang, t
 
 WHAT_IF_POINTS = 25  # values of the moved input, from its smallest to its largest in the data
@@ -213,11 +213,26 @@ def recommendation_view() -> None:
         st.caption(t("usecase.latency", ms=latency))
 
 
+def search_view() -> None:
+    """A question in; the rows that answer it, the closest first, as a list a stakeholder reads."""
+    query = st.text_input(t("usecase.query"), placeholder=t("playground.query_hint"), key=f"uc_query_{found.id}")
+    if not query.strip():
+        st.stop()
+    answer, latency = ask({"query": query})
+    for text, score in zip(answer["text"], answer["score"], strict=True):
+        with st.container(border=True):
+            st.markdown(readable(str(text)))
+            st.caption(t("usecase.similarity", score=float(score)))
+    if not demo:
+        st.caption(t("usecase.latency", ms=latency))
+
+
 VIEWS = {
     "form": table_view,
     "text": text_view,
     "image": image_view,
     "prompt": generation_view,
     "user": recommendation_view,
+    "query": search_view,
 }
 VIEWS[jobs.task_info(run.task).playground]()

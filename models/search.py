@@ -38,8 +38,13 @@ def searched_rows(data: TaskData, spec: SearchSpec) -> tuple[pd.DataFrame, str]:
     if not keep.any():
         raise ValueError(f"Column '{column}' has no text to search. Name another of {names} with --set text_column=.")
     records = frame[keep].to_json(orient="records", lines=True, date_format="iso", force_ascii=False)
+    # One JSON object a line; split on "\n" only: str.splitlines() would also cut at a U+2028 inside a text.
     rows = pd.DataFrame(
-        {"text": text[keep].astype(str).to_numpy(), "record": records.splitlines(), "_row": np.flatnonzero(keep)}
+        {
+            "text": text[keep].astype(str).to_numpy(),
+            "record": records.rstrip("\n").split("\n"),
+            "_row": np.flatnonzero(keep),
+        }
     )
     return rows, str(column)
 
@@ -114,13 +119,6 @@ def prepare(data: TaskData, *, spec: SearchSpec, batch_size: int) -> Prepared:  
         ]
         return {}, {"rows": plan["rows"], "examples": examples}
 
-    return Prepared(
-        plan=plan,
-        train=None,
-        validation=None,
-        train_examples=0,
-        build=None,
-        fit=fit,
-        export=lambda index, path: export(embedder, index, spec.top_k, path),
-        evaluate=evaluate,
+    return Prepared.in_one_call(
+        plan=plan, fit=fit, export=lambda index, path: export(embedder, index, spec.top_k, path), evaluate=evaluate
     )

@@ -71,6 +71,31 @@ class Prepared:
     # Export folder -> the export's loss on the validation rows (lower is better), where a family is a candidate.
     validate: Callable[[Path], float] | None = None
 
+    @classmethod
+    def in_one_call(
+        cls,
+        *,
+        plan: dict[str, Any],
+        fit: Callable[[], tuple[Any, dict[str, list[float]]]],
+        export: Callable[[Any, Path], None],
+        evaluate: Callable[[Path], tuple[dict[str, Any], dict[str, Any]]],
+        train_examples: int = 0,
+        validate: Callable[[Path], float] | None = None,
+    ) -> Prepared:
+        """A family with no Keras training: `fit` grows trees, or builds the model from the data (zero-shot
+        classes, a search index); no pipelines, no network to build."""
+        return cls(
+            plan=plan,
+            train=None,
+            validation=None,
+            train_examples=train_examples,
+            build=None,
+            export=export,
+            evaluate=evaluate,
+            fit=fit,
+            validate=validate,
+        )
+
 
 @dataclass
 class Choice:

@@ -97,14 +97,11 @@ def prepare(data: TaskData, *, spec: TabularSpec) -> Prepared:
     def validate(path: Path) -> float:
         return tabular.validation_loss(path, columns(val_rows), plan, val_rows)
 
-    return Prepared(
+    return Prepared.in_one_call(
         plan=plan.to_dict() | {"architecture": "gbt"},
-        train=None,
-        validation=None,
-        train_examples=len(train_rows),
-        build=None,
         fit=fit,
         export=export_model,
         evaluate=evaluate,
+        train_examples=len(train_rows),
         validate=validate,
     )

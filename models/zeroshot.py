@@ -85,13 +85,6 @@ def prepare(data: TaskData, *, spec: ZeroShotSpec, batch_size: int) -> Prepared:
             return {}, {"rows": sizes}
         return text.evaluate(export_dir, test=test, classes=classes, rows=sizes)
 
-    return Prepared(
-        plan=plan,
-        train=None,
-        validation=None,
-        train_examples=0,
-        build=None,
-        fit=fit,
-        export=lambda model, path: text.export(model, embedder, classes, path),
-        evaluate=evaluate,
+    return Prepared.in_one_call(
+        plan=plan, fit=fit, export=lambda model, path: text.export(model, embedder, classes, path), evaluate=evaluate
     )

@@ -161,3 +161,15 @@ def test_a_search_use_case_answers_a_question_with_the_rows_that_answer_it(faq: 
     assert not at.exception
     shown = [m.value for m in at.markdown]
     assert shown.index(FAQ[1][0]) < shown.index(FAQ[0][0])  # the delivery question first, the others after
+
+
+def test_every_row_keeps_its_whole_record_whatever_its_text_holds() -> None:
+    from models.search import searched_rows
+    from models.spec import SearchSpec
+    from models.task import TaskData
+
+    texts = ["a line\u2028and a\nnew one", "  ", None, "émoji 🙂 \x85 end"]
+    frame = pd.DataFrame({"text": texts, "price": [1.5, 2, 3, 4]})
+    rows, column = searched_rows(TaskData(frame=frame, roles={"text": "text"}), SearchSpec())
+    assert (column, rows["_row"].tolist()) == ("text", [0, 3])  # the blank and the missing text are not searched
+    assert [json.loads(r) for r in rows["record"]] == [frame.iloc[0].to_dict(), frame.iloc[3].to_dict()]

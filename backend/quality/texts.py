@@ -5,6 +5,9 @@ Near-duplicates are found with SimHash over words and word pairs (64-bit fingerp
 are compared), on at most NEAR_DUP_SAMPLE texts. Near-duplicates are joined into groups (connected
 components, as for images), so hundreds of copies of one template are one group: the first text of a group
 is kept, the others are the copies.
+
+Texts that say the same in other words are found, when asked for, by the pretrained text model (models/minilm.py):
+the cosine similarity of their embeddings (see MEANING_SIMILARITY).
 """
 
 from __future__ import annotations
@@ -37,6 +40,13 @@ NEAR_DUP_BITS = 5
 BANDS, BAND_BITS = 6, 10
 BUCKET_LEADERS = 200  # a bucket up to this size compares every pair; a larger one compares with this many leaders
 EXAMPLES = 5
+# Same meaning in other words (only when asked: the pretrained model embeds every sampled text, some texts a
+# second on a small CPU). MiniLM puts paraphrases of a short text at 0.85-0.95 but two different reviews of one
+# product as high as 0.83, and "I love this tea" against "I hate this tea" at 0.80, so only pairs at 0.9 or more
+# are taken as one text said twice. The first MEANING_TOKENS tokens of a text carry its gist.
+MEANING_SAMPLE = 2_000
+MEANING_TOKENS = 64
+MEANING_SIMILARITY = 0.9
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 _PHONE = re.compile(r"(?<!\d)(?:\+?\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?)?\d{3,4}[\s.-]\d{3,4}(?:[\s.-]\d{2,4})?(?!\d)")
@@ -141,14 +151,28 @@ def near_duplicate_groups(texts: list[str]) -> np.ndarray:
                 i, j = _bucket_links(values[members])
                 a.append(members[i])
                 b.append(members[j])
-    links = (np.ones(sum(len(x) for x in a)), (np.concatenate(a), np.concatenate(b)))
+    group = components(len(values), np.concatenate(a), np.concatenate(b))[inverse.ravel()]
+    return first_in_group(group)
+
+
+def components(count: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The group number of each of `count` items linked in pairs (a[k], b[k]): the connected components."""
     from scipy.sparse import coo_matrix  # imported here: a tabular report need not load it
     from scipy.sparse.csgraph import connected_components
 
-    _, component = connected_components(coo_matrix(links, shape=(len(values), len(values))), directed=False)
-    group = component[inverse.ravel()]
+    return connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(count, count)), directed=False)[1]
+
+
+def first_in_group(group: np.ndarray) -> np.ndarray:
+    """For each item, the position of the first item with its group number."""
     _, first = np.unique(group, return_index=True)  # the first position of each group, by group number
     return first[group]
+
+
+def same_meaning_groups(vectors: np.ndarray, threshold: float = MEANING_SIMILARITY) -> np.ndarray:
+    """For each unit-length embedding, the position of the first of its group (linked: cosine >= `threshold`)."""
+    i, j = np.nonzero(np.triu(vectors @ vectors.T >= threshold, k=1))
+    return first_in_group(components(len(vectors), i, j))
 
 
 # The checks ---------------------------------------------------------------------------------------------
@@ -217,6 +241,50 @@ def duplicate_texts(ctx: Context) -> CheckResult:
             remedy=drop_rows(drop),
         )
     return result("duplicate_texts", "warning", True, "ok", evidence)
+
+
+def same_meaning(ctx: Context) -> CheckResult:
+    """Texts that say what an earlier text says in other words (see MEANING_SIMILARITY).
+
+    Only beyond the copies `duplicate_texts` finds by their words, on the first MEANING_SAMPLE texts.
+    """
+    from models import minilm  # imported here: TensorFlow and the model load only when this check is asked for
+
+    frame, target, task = ctx.frame, ctx.target, ctx.task
+    column, texts = _texts(frame, target)
+    if column is None:
+        return result("same_meaning", "warning", True, "na")
+    sample = texts.iloc[:MEANING_SAMPLE]
+    norm = _normalised(texts)
+    kept = np.flatnonzero((~norm.iloc[: len(sample)].duplicated() & (norm.iloc[: len(sample)] != "")).to_numpy())
+    vectors = minilm.load(sequence_length=MEANING_TOKENS).embed(sample.iloc[kept].tolist(), progress=ctx.progress)
+    first = np.arange(len(sample))
+    first[kept] = kept[same_meaning_groups(vectors)]
+    by_words = near_duplicate_groups(sample.tolist())
+    said_again = np.flatnonzero((first != np.arange(len(sample))) & (by_words == np.arange(len(sample))))
+    rows: list[int] = said_again.tolist()
+    evidence = {
+        "column": column,
+        "same_meaning": len(rows),
+        "similarity": MEANING_SIMILARITY,
+        "across_splits": _across_splits(frame, target, task, norm, first) if rows else 0,
+        "example_rows": sorted({r for b in rows[:EXAMPLES] for r in (int(first[b]), b)}),
+        "near_pairs": [(int(first[b]), b) for b in rows[:EXAMPLES]],
+        "sampled_rows": len(sample),
+    }
+    if rows:
+        return result(
+            "same_meaning",
+            "warning",
+            False,
+            "fail",
+            evidence,
+            n=len(rows),
+            across=evidence["across_splits"],
+            similarity=MEANING_SIMILARITY,
+            remedy=drop_rows(rows),
+        )
+    return result("same_meaning", "warning", True, "ok", evidence, sampled=len(sample))
 
 
 def _across_splits(
@@ -306,6 +374,7 @@ CHECKS: list[Check] = [
     too_few_classes,
     text_length,
     duplicate_texts,
+    same_meaning,
     conflicting_text_labels,
     personal_data,
 ]

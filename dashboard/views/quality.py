@@ -20,7 +20,8 @@ st.title(t("quality.title"))
 dataset, version = require_dataset()
 if dataset.kind != "ratings":  # ratings need users and items, not a target
     require_target(version)
-result = report(version.id, version.target, version.task)
+asked = (version.id, version.target, version.task)
+result = st.session_state.get(state.MEANING, {}).get(asked) or report(*asked)
 checks = result.checks
 
 failing = [c for c in checks if not c.passed]
@@ -34,6 +35,33 @@ blockers.metric(t("severity.blocker"), counts["blocker"], help=t("quality.blocke
 warnings.metric(t("severity.warning"), counts["warning"], help=t("quality.warnings_help"))
 notes.metric(t("severity.info"), counts["info"], help=t("quality.notes_help"))
 
+
+def compare_meanings() -> None:
+    """Text data, the pretrained model installed: offer the checks by meaning, too slow to run on every visit (the
+    model embeds each text), with a progress bar; the report they make is kept for this session's visits."""
+    if dataset.kind != "text" or not quality.meaning_available() or any(c.id in quality.MEANING_CHECKS for c in checks):
+        return
+    texts = min(version.rows, quality.MEANING_SAMPLE)
+    left, right = st.columns([3, 1], vertical_alignment="center")
+    left.caption(t("quality.meaning_offer", texts=texts))
+    if right.button(t("quality.meaning_button"), icon=":material/join_inner:", key="compare_meanings"):
+        bar = st.progress(0.0, text=t("quality.meaning_progress", done=0, total=texts))
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(done / max(total, 1), text=t("quality.meaning_progress", done=done, total=total))
+
+        try:
+            with_meaning = quality.check_version(
+                store(), version=version, target=version.target, task=version.task, meaning=True, progress=progress
+            )
+        except ModelDeckError as exc:
+            show_error(exc)
+        else:
+            st.session_state.setdefault(state.MEANING, {})[asked] = with_meaning
+            st.rerun()
+
+
+compare_meanings()
 
 SHOWN_AS_ROWS = ("example_rows", "near_pairs", "pairs")  # row numbers: the examples table below shows those rows
 

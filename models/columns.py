@@ -9,7 +9,9 @@ column and naming the numbers, so a data upload can use it without loading Tenso
   since 1970-01-01 (time of day included). Which field is the day and which the month ("ymd", "mdy", "dmy")
   is read from the training rows once (`date_order`) and kept in the plan.
 - Free text becomes TF-IDF weights over its most frequent words in the training rows (Chinese characters
-  count as words), L2-normalised per row as scikit-learn's TfidfVectorizer does.
+  count as words), L2-normalised per row as scikit-learn's TfidfVectorizer does. With `text_encoding=meaning`
+  it becomes the pretrained encoder's sentence embedding instead (`models/minilm.py`, 384 numbers): texts
+  that say the same in other words get like numbers, which word weights cannot give them.
 """
 
 from __future__ import annotations
@@ -79,7 +81,16 @@ def write_date(day: dt.date, order: str) -> str:
     return {"ymd": f"{y}-{m}-{d}", "mdy": f"{m}/{d}/{y}", "dmy": f"{d}/{m}/{y}"}[order]
 
 
-def feature_names(dates: dict[str, str], texts: dict[str, dict[str, list[Any]]]) -> dict[str, list[str]]:
-    """The name of each derived number, per column: "signup_date.month", "review[delivery]"."""
+def text_width(encoding: dict[str, Any]) -> int:
+    """How many numbers a text column becomes: a weight per kept word, or the embedding's size."""
+    return int(encoding["dimension"]) if "meaning" in encoding else len(encoding["words"])
+
+
+def feature_names(dates: dict[str, str], texts: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """The name of each derived number, per column: "signup_date.month", "review[delivery]", "review~7" (the
+    eighth number of the review's embedding)."""
     names = {name: [f"{name}.{part}" for part in DATE_PARTS] for name in dates}
-    return names | {name: [f"{name}[{w}]" for w in v["words"]] for name, v in texts.items()}
+    return names | {
+        name: [f"{name}~{i}" for i in range(text_width(v))] if "meaning" in v else [f"{name}[{w}]" for w in v["words"]]
+        for name, v in texts.items()
+    }

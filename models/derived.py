@@ -7,6 +7,7 @@ it as missing, the network fills it with the training median.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from typing import Any
 
@@ -74,18 +75,27 @@ def calendar(values: tf.Tensor, order: str) -> tf.Tensor:
     return tf.where(valid[:, None], parts, tf.constant(np.nan, tf.float32))
 
 
+def meaning_encoding(sequence_length: int) -> dict[str, Any]:
+    """How the plan keeps a text column read by the pretrained encoder (see `models/columns.py`)."""
+    from models import minilm
+
+    return {"meaning": minilm.NAME, "dimension": minilm.dimension(), "sequence_length": sequence_length}
+
+
 class Derived(tf.Module):
     """The numbers a plan's date and text columns become; call it on raw [N, 1] columns, in or out of a graph.
 
     Returns {column: [N, width] float32}: `DATE_PARTS` for a date column, one TF-IDF weight per kept word
-    for a text column.
+    for a text column, or its sentence embedding for a text column read by meaning.
     """
 
-    def __init__(self, dates: dict[str, str], texts: dict[str, dict[str, list[Any]]]) -> None:
+    def __init__(self, dates: dict[str, str], texts: dict[str, dict[str, Any]]) -> None:
         super().__init__(name="derived_columns")
         self.dates = dict(dates)
         self.names = feature_names(dates, texts)  # each column's numbers, by name
-        self.widths = {name: len(v["words"]) for name, v in texts.items()}
+        by_words = {name: v for name, v in texts.items() if "meaning" not in v}
+        self.meaning = [name for name in texts if name not in by_words]
+        self.widths = {name: len(v["words"]) for name, v in by_words.items()}
         self.tables = {
             name: tf.lookup.StaticHashTable(
                 tf.lookup.KeyValueTensorInitializer(
@@ -93,9 +103,26 @@ class Derived(tf.Module):
                 ),
                 -1,
             )
-            for name, v in texts.items()
+            for name, v in by_words.items()
         }
-        self.idf = {name: tf.constant(v["idf"] or [0.0], tf.float32) for name, v in texts.items()}
+        self.idf = {name: tf.constant(v["idf"] or [0.0], tf.float32) for name, v in by_words.items()}
+        if self.meaning:  # one encoder for every column read by meaning, at the longest length asked
+            from models import minilm
+
+            length = max(int(texts[name]["sequence_length"]) for name in self.meaning)
+            self.encoder = minilm.load(sequence_length=length)
+
+    def _embedded(self, values: tf.Tensor) -> tf.Tensor:
+        """[N] or [N, 1] strings -> [N, dimension] unit-length embeddings.
+
+        Eagerly (training): in length-sorted batches, each distinct text once, and remembered for the next call
+        (the candidates of `auto` read the same rows). In a graph (the export): the encoder on the batch as sent.
+        """
+        texts = tf.reshape(values, [-1])
+        if not tf.executing_eagerly():
+            return tf.cast(self.encoder(texts), tf.float32)
+        strings = np.array([t.decode("utf-8", "replace") for t in texts.numpy()], dtype=object)
+        return tf.constant(_embed_once(self.encoder, strings))
 
     def _tfidf(self, name: str, values: tf.Tensor) -> tf.Tensor:
         width = max(1, self.widths[name])
@@ -109,12 +136,27 @@ class Derived(tf.Module):
     def __call__(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         out = {name: calendar(inputs[name], order) for name, order in self.dates.items()}
         out |= {name: self._tfidf(name, inputs[name]) for name in self.widths}
+        out |= {name: self._embedded(inputs[name]) for name in self.meaning}
         return out
 
 
-def derive_frame(
-    frame: pd.DataFrame, dates: dict[str, str], texts: dict[str, dict[str, list[Any]]]
-) -> dict[str, np.ndarray]:
+_EMBEDDED: dict[tuple[int, str], np.ndarray] = {}  # (sequence length, digest of the texts) -> their embeddings
+_EMBEDDED_KEPT = 8
+
+
+def _embed_once(encoder: Any, texts: np.ndarray) -> np.ndarray:
+    """The embeddings of `texts` ([N] str), each distinct text embedded once; the last few results are kept, as
+    training derives the same rows' numbers for each candidate family."""
+    key = (int(encoder.tokenizer.sequence_length), hashlib.sha256("\x00".join(texts).encode()).hexdigest())
+    if key not in _EMBEDDED:
+        distinct, inverse = np.unique(texts.astype(str), return_inverse=True)
+        if len(_EMBEDDED) >= _EMBEDDED_KEPT:
+            _EMBEDDED.pop(next(iter(_EMBEDDED)))
+        _EMBEDDED[key] = encoder.embed(distinct)[inverse.ravel()]
+    return _EMBEDDED[key]
+
+
+def derive_frame(frame: pd.DataFrame, dates: dict[str, str], texts: dict[str, dict[str, Any]]) -> dict[str, np.ndarray]:
     """Each derived number of `frame`'s date and text columns as a float32 [N] array, by `feature_names`."""
     if not dates and not texts:
         return {}

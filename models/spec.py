@@ -59,6 +59,11 @@ class TabularSpec(TrainingSpec):
     batch_norm: bool = False  # batch normalisation after each hidden layer
     scale_target: str = "auto"  # regression: "auto" (log for skewed positive targets) | "standard" | "log" | "none"
     max_categories: int = 100  # categorical columns with more values are hashed into this many bins
+    # Free-text columns: "words" (TF-IDF weights of the most common words) | "meaning" (the pretrained encoder's
+    # sentence embedding, texts cut at `text_sequence_length` tokens; see models/columns.py) | "auto" (both are
+    # candidates, the better on validation wins, when the pretrained model is installed; words otherwise)
+    text_encoding: str = "auto"
+    text_sequence_length: int = 128
     # Trees: YDF's defaults; early stopping on the validation split keeps the best number of trees.
     num_trees: int = 300  # upper bound on the trees grown (one per class and round for more than two classes)
     max_depth: int = 6  # depth of each tree
@@ -68,6 +73,7 @@ class TabularSpec(TrainingSpec):
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
         "architecture": ("auto", "gbt", "mlp"),
         "scale_target": ("auto", "standard", "log", "none"),
+        "text_encoding": ("auto", "words", "meaning"),
     }
 
     def rules(self) -> list[tuple[bool, str]]:
@@ -78,6 +84,8 @@ class TabularSpec(TrainingSpec):
             (1 <= self.max_depth <= 20, "max_depth must be between 1 and 20 (try 6)"),
             (0 < self.shrinkage <= 1, "shrinkage must be above 0 and at most 1 (try 0.1)"),
             (self.min_examples >= 1, "min_examples must be at least 1 (try 5)"),
+            (8 <= self.text_sequence_length <= 256, "text_sequence_length must be between 8 and 256 (try 128)"),
+            (self.text_encoding != "meaning" or pretrained_installed(), needs_pretrained("text_encoding=meaning")),
         ]
 
 

@@ -18,8 +18,8 @@ import tensorflow as tf
 from keras.utils import FeatureSpace
 
 from models import derived, metrics
-from models.columns import date_order, feature_names
-from models.spec import TabularSpec
+from models.columns import date_order, feature_names, text_width
+from models.spec import TabularSpec, pretrained_installed
 from models.splits import three_way
 from models.task import (
     LIGHT_STEPS_PER_EXECUTION,
@@ -49,7 +49,8 @@ class Plan:
     classes: list[str]  # classification: class names, index = model output position
     target_scale: dict[str, Any]  # regression: {"log": bool, "mean": float, "std": float}
     dates: dict[str, str] = field(default_factory=dict)  # date columns and their field order (models/columns.py)
-    texts: dict[str, dict[str, list[Any]]] = field(default_factory=dict)  # free text: {"words": [...], "idf": [...]}
+    # free text: {"words": [...], "idf": [...]}, or {"meaning": encoder, "dimension": n, "sequence_length": n}
+    texts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,7 +80,7 @@ class Plan:
 def make_plan(train: pd.DataFrame, *, columns: list[dict[str, Any]], target: str, task: str, spec: TabularSpec) -> Plan:
     numeric, categorical, hashed, fill = [], [], [], {}
     dates: dict[str, str] = {}
-    texts: dict[str, dict[str, list[Any]]] = {}
+    texts: dict[str, dict[str, Any]] = {}
     for col in columns:
         name = col["name"]
         if name == target or train[name].nunique(dropna=False) <= 1:
@@ -90,6 +91,8 @@ def make_plan(train: pd.DataFrame, *, columns: list[dict[str, Any]], target: str
             fill[name] = float(median) if pd.notna(median) else 0.0
         elif col["kind"] == "date" and (order := date_order(train[name])):
             dates[name] = order
+        elif col["kind"] == "text" and spec.text_encoding == "meaning":
+            texts[name] = derived.meaning_encoding(spec.text_sequence_length)
         elif col["kind"] == "text":
             if (vocabulary := derived.vocabulary(train[name]))["words"]:
                 texts[name] = vocabulary
@@ -293,7 +296,7 @@ def inference_model(space: FeatureSpace, net: keras.Model, plan: Plan) -> keras.
     """The network's inputs (`model_inputs`) in, its output out: what the export wraps."""
     inputs = dict(space.get_inputs())
     encoded = space.get_encoded_features()
-    words = {words_input(c): keras.Input(shape=(len(v["words"]),), name=words_input(c)) for c, v in plan.texts.items()}
+    words = {words_input(c): keras.Input(shape=(text_width(v),), name=words_input(c)) for c, v in plan.texts.items()}
     if words:
         encoded = keras.layers.Concatenate()([encoded, *words.values()])
     return keras.Model(inputs | words, net(encoded), name="modeldeck")
@@ -369,7 +372,24 @@ def prepare(data: TaskData, *, spec: TabularSpec, batch_size: int) -> Prepared |
     `architecture=gbt` trains gradient-boosted trees instead (models/trees.py), on the same split and plan;
     `architecture=auto` offers the trees, this network and a linear model (no hidden layer) as candidates, and
     the average of the two best.
+
+    `text_encoding=auto` (a table with a free-text column, the pretrained model installed) adds the chosen
+    family reading its texts by meaning as a candidate: the trees for `architecture=auto`. Otherwise it reads
+    them by their words.
     """
+    metric = "rmse" if data.task == "regression" else "log_loss"
+    if spec.text_encoding == "auto":
+        words = replace(spec, text_encoding="words")
+        if not (pretrained_installed() and any(c["kind"] == "text" for c in data.columns)):
+            return prepare(data, spec=words, batch_size=batch_size)
+        family = "gbt" if spec.architecture == "auto" else spec.architecture
+        by_meaning = prepare(
+            data, spec=replace(spec, architecture=family, text_encoding="meaning"), batch_size=batch_size
+        )
+        assert isinstance(by_meaning, Prepared), "one family reads by meaning"
+        by_words = prepare(data, spec=words, batch_size=batch_size)
+        offered = by_words.candidates if isinstance(by_words, Choice) else {family: by_words}
+        return Choice(offered | {f"{family}-meaning": by_meaning}, metric, ensemble=spec.architecture == "auto")
     if spec.architecture == "auto":
         from models import trees
 
@@ -379,7 +399,6 @@ def prepare(data: TaskData, *, spec: TabularSpec, batch_size: int) -> Prepared |
             "mlp": prepare(data, spec=replace(spec, architecture="mlp"), batch_size=batch_size),
             "linear": prepare(data, spec=linear, batch_size=batch_size),
         }
-        metric = "rmse" if data.task == "regression" else "log_loss"
         return Choice({name: c for name, c in candidates.items() if isinstance(c, Prepared)}, metric, ensemble=True)
     if spec.architecture == "gbt":
         from models import trees

@@ -487,7 +487,7 @@ def prepare_pretrained(data: TaskData, *, spec: TextSpec, batch_size: int) -> Pr
         "target": target,
         "classes": classes,
         "architecture": "minilm",
-        "pretrained": "all-MiniLM-L6-v2",
+        "pretrained": minilm.NAME,
         "embedding_dim": embedder.dimension,
         "sequence_length": int(embedder.tokenizer.sequence_length),
         "median_tokens": float(np.median(counts)),

@@ -71,7 +71,7 @@ def prepare(data: TaskData, *, spec: ZeroShotSpec, batch_size: int) -> Prepared:
         "classes": classes,
         "descriptions": dict(named),
         "architecture": "minilm",
-        "pretrained": "all-MiniLM-L6-v2",
+        "pretrained": minilm.NAME,
         "sequence_length": spec.sequence_length,
         "rows": sizes,
         "dropped_rows": dropped,

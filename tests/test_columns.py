@@ -151,7 +151,8 @@ def test_the_network_learns_from_dates_and_text_through_its_export(customers, tm
 
     keras.utils.set_random_seed(0)  # fit is called here, not through the engine that seeds a run: seed it alike
     data, frame = customers
-    prepared = tabular.prepare(data, spec=TabularSpec(architecture="mlp", epochs=15), batch_size=64)
+    spec = TabularSpec(architecture="mlp", epochs=15, text_encoding="words")  # by meaning: test_meaning_features
+    prepared = tabular.prepare(data, spec=spec, batch_size=64)
     assert isinstance(prepared, tabular.Prepared) and prepared.build is not None
     net = prepared.build()
     net.fit(prepared.train, validation_data=prepared.validation, epochs=15, verbose=0)

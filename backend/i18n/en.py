@@ -267,6 +267,8 @@ MESSAGES: dict[str, str] = {
     "arch.mlp": "neural network",
     "arch.ensemble": "average of the two best",
     "arch.linear": "linear model",
+    "arch.gbt-meaning": "gradient-boosted trees, texts read by meaning",
+    "arch.mlp-meaning": "neural network, texts read by meaning",
     "arch.minilm": "pretrained MiniLM-L6 encoder with a small head",
     # kind.*
     "kind.numeric": "number",
@@ -569,6 +571,8 @@ MESSAGES: dict[str, str] = {
     "hp.batch_norm": "Batch normalisation",
     "hp.scale_target": "Target scaling (regression)",
     "hp.max_categories": "Most categories before hashing",
+    "hp.text_encoding": "Free-text columns read by (auto, words or meaning)",
+    "hp.text_sequence_length": "Tokens kept per text (meaning)",
     "hp.num_trees": "Trees (upper bound; early stopping keeps the best number)",
     "hp.max_depth": "Depth of each tree",
     "hp.shrinkage": "Shrinkage (each tree's learning rate)",

@@ -267,6 +267,8 @@ MESSAGES: dict[str, str] = {
     "arch.mlp": "神经网络",
     "arch.ensemble": "两个最佳模型的平均",
     "arch.linear": "线性模型",
+    "arch.gbt-meaning": "梯度提升树（按语义读取文本）",
+    "arch.mlp-meaning": "神经网络（按语义读取文本）",
     "arch.minilm": "预训练 MiniLM-L6 编码器加小型分类头",
     # kind.*
     "kind.numeric": "数值",
@@ -568,6 +570,8 @@ MESSAGES: dict[str, str] = {
     "hp.batch_norm": "批归一化",
     "hp.scale_target": "目标缩放（回归）",
     "hp.max_categories": "哈希前的最多类别数",
+    "hp.text_encoding": "自由文本列的读取方式（自动、按词或按语义）",
+    "hp.text_sequence_length": "每条文本保留的词元数（按语义）",
     "hp.num_trees": "树的数量（上限；早停保留最佳数量）",
     "hp.max_depth": "每棵树的深度",
     "hp.shrinkage": "收缩率（每棵树的学习率）",

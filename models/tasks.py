@@ -49,6 +49,7 @@ class TaskInfo:
     charts: tuple[str, ...]  # the Evaluation page's views, in order (CHARTS)
     classifier: bool = False  # answers with a class and the probability of each class
     trains: bool = True  # False: the model is built from the data (zero-shot, a search index), no training rows needed
+    also_on: tuple[str, ...] = ()  # other kinds it is offered on, after their own tasks (search: a table's texts)
     roles: tuple[str, ...] = ()  # columns the data must have, found by name: "text", "user", "item"
     search_space: Mapping[str, str] = field(default_factory=dict)  # KEY -> "LOW:HIGH" | "A|B", searched by default
     # Another space where the spec's `architecture` names a family of its own (trees tune trees' knobs).
@@ -63,6 +64,8 @@ class TaskInfo:
         ):
             if value not in allowed:
                 raise SpecError(f"Task '{self.name}': {name} '{value}' is not one of {', '.join(allowed)}.")
+        if any(kind not in KINDS or kind == self.kind for kind in self.also_on):
+            raise SpecError(f"Task '{self.name}': also_on names kinds other than its own, of {', '.join(KINDS)}.")
         unknown = [c for c in self.charts if c not in CHARTS]
         if unknown:
             raise SpecError(
@@ -166,6 +169,7 @@ for _info in (
         family="models.search",
         spec=SearchSpec,
         kind="text",
+        also_on=("tabular",),  # a catalogue with prices and categories is a table with a text column
         target="none",
         roles=("text",),
         trains=False,
@@ -199,8 +203,13 @@ def task_info(task: str) -> TaskInfo:
 
 
 def tasks_for_kind(kind: str) -> tuple[str, ...]:
-    """The tasks a kind of data can train, its default first."""
+    """The tasks made for a kind of data, its default first (for a table: what its target can be predicted as)."""
     return tuple(name for name, info in TASKS.items() if info.kind == kind)
+
+
+def tasks_offered(kind: str) -> tuple[str, ...]:
+    """Every task a kind of data can train: its own (`tasks_for_kind`), then those offered on it too (`also_on`)."""
+    return tasks_for_kind(kind) + tuple(name for name, info in TASKS.items() if kind in info.also_on)
 
 
 def reads_text(task: str) -> bool:

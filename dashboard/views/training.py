@@ -16,6 +16,7 @@ ACTIVE = ("queued", "running")
 PRESETS = ["fast", "balanced", "thorough"]
 CURVE_METRICS = ("accuracy", "mae", "rmse")  # the second chart: the first of these the run logs
 FEW_LABELS = 100  # per class: below it the Training page suggests the pretrained text model
+TEXT_COLUMN_FIELDS = {"text_encoding", "text_sequence_length"}  # how a table's free-text columns are read
 
 st.title(t("training.title"))
 dataset, version = require_dataset()
@@ -70,7 +71,10 @@ st.session_state[state.PRESET] = preset
 overrides: dict[str, object] = {}
 with st.expander(t("training.hyperparameters"), expanded=False):
     columns = st.columns(3)
-    for i, field in enumerate(f for f in jobs.spec_form(task, preset) if f["name"] != "labels"):  # asked above
+    asked = {"labels"}  # above
+    if not any(c["kind"] == "text" for c in version.columns):
+        asked |= TEXT_COLUMN_FIELDS  # a table without free text: nothing for them to do
+    for i, field in enumerate(f for f in jobs.spec_form(task, preset) if f["name"] not in asked):
         col, name, value = columns[i % 3], field["name"], field["value"]
         label, key = t(f"hp.{name}"), f"hp_{task}_{preset}_{name}"
         if field["type"] == "bool":

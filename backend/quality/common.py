@@ -108,14 +108,12 @@ class CheckResult:
 class Context:
     """What a check looks at: the rows, the column to predict (if chosen) and the task.
 
-    `meaning` asks for the checks that run the pretrained text model (slow on a CPU: see gate.MEANING_CHECKS);
-    `progress(done, total)` hears how far they are.
+    `progress(done, total)` hears how far a slow check is (those that run the pretrained text model).
     """
 
     frame: pd.DataFrame
     target: str | None = None
     task: str | None = None
-    meaning: bool = False
     progress: Callable[[int, int], None] | None = None
 
 

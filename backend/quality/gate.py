@@ -91,7 +91,7 @@ def run_checks(
     lacks (zero-shot on unlabelled texts), skips TARGET_CHECKS; one that trains nothing skips TRAINING_CHECKS.
     MEANING_CHECKS run only with `meaning` (`progress(done, total)` hears how far they are).
     """
-    context = Context(frame, target, task, meaning=meaning, progress=progress)
+    context = Context(frame, target, task, progress=progress)
     checks = CHECKS_BY_KIND[kind]
     if not meaning:
         checks = [check for check in checks if check.__name__ not in MEANING_CHECKS]

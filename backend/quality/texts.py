@@ -41,9 +41,9 @@ BANDS, BAND_BITS = 6, 10
 BUCKET_LEADERS = 200  # a bucket up to this size compares every pair; a larger one compares with this many leaders
 EXAMPLES = 5
 # Same meaning in other words (only when asked: the pretrained model embeds every sampled text, some texts a
-# second on a small CPU). MiniLM puts paraphrases of a short text at 0.85-0.95 but two different reviews of one
-# product as high as 0.83, and "I love this tea" against "I hate this tea" at 0.80, so only pairs at 0.9 or more
-# are taken as one text said twice. The first MEANING_TOKENS tokens of a text carry its gist.
+# second on a small CPU). MiniLM puts rewordings of a short sentence at 0.92-0.97, but two different reviews of
+# one product as high as 0.83, and "I love this tea" against "I hate this tea" at 0.80, so only pairs at 0.9 or
+# more are taken as one text said twice. The first MEANING_TOKENS tokens of a text carry its gist.
 MEANING_SAMPLE = 2_000
 MEANING_TOKENS = 64
 MEANING_SIMILARITY = 0.9

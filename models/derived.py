@@ -7,6 +7,7 @@ it as missing, the network fills it with the training median.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import Counter
 from typing import Any
@@ -107,10 +108,7 @@ class Derived(tf.Module):
         }
         self.idf = {name: tf.constant(v["idf"] or [0.0], tf.float32) for name, v in by_words.items()}
         if self.meaning:  # one encoder for every column read by meaning, at the longest length asked
-            from models import minilm
-
-            length = max(int(texts[name]["sequence_length"]) for name in self.meaning)
-            self.encoder = minilm.load(sequence_length=length)
+            self.encoder = _encoder(max(int(texts[name]["sequence_length"]) for name in self.meaning))
 
     def _embedded(self, values: tf.Tensor) -> tf.Tensor:
         """[N] or [N, 1] strings -> [N, dimension] unit-length embeddings.
@@ -138,6 +136,15 @@ class Derived(tf.Module):
         out |= {name: self._tfidf(name, inputs[name]) for name in self.widths}
         out |= {name: self._embedded(inputs[name]) for name in self.meaning}
         return out
+
+
+@functools.lru_cache(maxsize=2)
+def _encoder(sequence_length: int) -> Any:
+    """The pretrained encoder, loaded once per process and length: a run makes a `Derived` for each split it
+    reads and for its export, and a load takes seconds. It is never trained here, so sharing it is safe."""
+    from models import minilm
+
+    return minilm.load(sequence_length=sequence_length)
 
 
 _EMBEDDED: dict[tuple[int, str], np.ndarray] = {}  # (sequence length, digest of the texts) -> their embeddings

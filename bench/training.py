@@ -199,7 +199,7 @@ CASES = {
             "text-classification",
             5,
             32,
-            {},
+            {"architecture": "bag"},
             _write_csv(reviews, "text.csv"),
             _text_data,
         ),

@@ -97,9 +97,11 @@ class TextSpec(TrainingSpec):
     epochs: int = 10
     batch_size: int = 32
     learning_rate: float = 3e-3  # a bag of embeddings converges in 3-4 epochs at this rate
-    # "bag" (average of embeddings, fast) | "cnn" (1-D convolutions) | "transformer" | "minilm" (the pretrained
-    # MiniLM-L6 encoder, frozen, with a small head: good from a few dozen labels; models/minilm.py)
-    architecture: str = "bag"
+    # "auto" (bag and minilm both trained, the better on the validation texts kept; bag alone without the
+    # pretrained model, or beyond 2,000 texts on a CPU: models/text.py) | "bag" (average of embeddings, fast) |
+    # "cnn" (1-D convolutions) | "transformer" | "minilm" (the pretrained MiniLM-L6 encoder with a small head:
+    # good from a few dozen labels; models/minilm.py)
+    architecture: str = "auto"
     max_tokens: int = 20_000  # vocabulary size, most frequent words (and word pairs) in the training texts
     sequence_length: int = 300  # tokens kept per text (the rest is cut); word pairs come after the words
     ngrams: int = 2  # bag: also learn word pairs ("not good"); 1 = single words only
@@ -108,8 +110,11 @@ class TextSpec(TrainingSpec):
     num_layers: int = 1  # transformer: encoder blocks
     ff_dim: int = 128  # transformer: width of the feed-forward layer in each block
     dropout: float = 0.2
+    # minilm: the pretrained encoder's top layers trained with the head, at FINE_TUNE_RATE times learning_rate
+    # (0: the encoder frozen, fastest; 1-2 can help with a few hundred labels or more; at most 6, all of them)
+    fine_tune_layers: int = 0
 
-    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"architecture": ("bag", "cnn", "transformer", "minilm")}
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"architecture": ("auto", "bag", "cnn", "transformer", "minilm")}
 
     def rules(self) -> list[tuple[bool, str]]:
         return super().rules() + [
@@ -121,6 +126,7 @@ class TextSpec(TrainingSpec):
             (self.num_heads >= 1 and self.num_layers >= 1 and self.ff_dim >= 1, "transformer sizes must be positive"),
             (0 <= self.dropout < 1, "dropout must be in [0, 1) (try 0.2)"),
             (self.architecture != "minilm" or pretrained_installed(), needs_pretrained("architecture=minilm")),
+            (0 <= self.fine_tune_layers <= 6, "fine_tune_layers must be between 0 (frozen) and 6 (all layers)"),
         ]
 
 
@@ -288,7 +294,7 @@ PRESETS: dict[type[TrainingSpec], dict[str, dict[str, Any]]] = {
         "thorough": {"hidden_units": (256, 128), "epochs": 100, "batch_norm": True, "dropout": 0.2, "patience": 10},
     },
     TextSpec: {
-        "fast": {"epochs": 5, "sequence_length": 100, "ngrams": 1, "patience": 2},
+        "fast": {"architecture": "bag", "epochs": 5, "sequence_length": 100, "ngrams": 1, "patience": 2},
         "balanced": {},
         "thorough": {"architecture": "transformer", "epochs": 20, "sequence_length": 128, "learning_rate": 1e-3},
     },

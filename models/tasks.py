@@ -52,6 +52,7 @@ class TaskInfo:
     also_on: tuple[str, ...] = ()  # other kinds it is offered on, after their own tasks (search: a table's texts)
     roles: tuple[str, ...] = ()  # columns the data must have, found by name: "text", "user", "item"
     search_space: Mapping[str, str] = field(default_factory=dict)  # KEY -> "LOW:HIGH" | "A|B", searched by default
+    searched: str = ""  # the family a search tunes where the spec says architecture=auto: search_space is its
     # Another space where the spec's `architecture` names a family of its own (trees tune trees' knobs).
     architecture_spaces: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     sampling: Mapping[str, Any] = field(default_factory=dict)  # generation settings and their defaults
@@ -102,6 +103,7 @@ for _info in (
         target="column",
         classifier=True,
         search_space=_TABLE_SPACE,
+        searched="mlp",
         architecture_spaces={"gbt": _TREE_SPACE},
         playground="form",
         charts=("classifier",),
@@ -113,6 +115,7 @@ for _info in (
         kind="tabular",
         target="column",
         search_space=_TABLE_SPACE,
+        searched="mlp",
         architecture_spaces={"gbt": _TREE_SPACE},
         playground="form",
         charts=("regression",),
@@ -126,6 +129,7 @@ for _info in (
         roles=("text",),
         classifier=True,
         search_space={"learning_rate": "0.0003:0.01", "embedding_dim": "32|64|128", "dropout": "0:0.5"},
+        searched="bag",
         playground="text",
         charts=("classifier", "text_mistakes"),
     ),

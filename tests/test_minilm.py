@@ -126,12 +126,13 @@ def reviews(words: dict[str, list[str]], per_class: int, seed: int) -> pd.DataFr
     return pd.DataFrame(rows, columns=["review", "sentiment"])
 
 
-@pytest.mark.parametrize("architecture", ["minilm", "bag"])
+@pytest.mark.parametrize(("architecture", "fine_tune_layers"), [("minilm", 0), ("minilm", 1), ("bag", 0)])
 def test_sixteen_labels_per_class_carry_the_pretrained_head_to_words_it_never_saw(
-    tmp_path: Path, architecture: str
+    tmp_path: Path, architecture: str, fine_tune_layers: int
 ) -> None:
     """With the sentiment words of the test texts absent from training, only the pretrained model can know
-    them: its head scores above 0.85, while the bag of words, which has no vector for them, guesses."""
+    them: its head scores above 0.85, frozen or with its top layer trained too, while the bag of words, which
+    has no vector for them, guesses."""
     import keras
     import tensorflow as tf
 
@@ -139,7 +140,14 @@ def test_sixteen_labels_per_class_carry_the_pretrained_head_to_words_it_never_sa
     from models.spec import TextSpec
     from models.task import TaskData
 
-    spec = TextSpec(architecture=architecture, epochs=40, learning_rate=0.01, sequence_length=32, ngrams=1)
+    spec = TextSpec(
+        architecture=architecture,
+        fine_tune_layers=fine_tune_layers,
+        epochs=40,
+        learning_rate=0.01,
+        sequence_length=32,
+        ngrams=1,
+    )
     keras.utils.set_random_seed(spec.seed)
     frame = reviews(SEEN, 24, 0)  # 24 per class: about 16 each to train on, the rest for validation and test
     prepared = text.prepare(TaskData(frame, {"text": "review", "target": "sentiment"}), spec=spec, batch_size=16)
@@ -158,6 +166,70 @@ def test_sixteen_labels_per_class_carry_the_pretrained_head_to_words_it_never_sa
         assert accuracy < 0.7, accuracy  # the control: these words are out of its vocabulary
 
 
+def test_fine_tuning_trains_the_top_layers_slowly_and_exports_what_it_trained(tmp_path: Path) -> None:
+    """Two top layers train with the head, at FINE_TUNE_RATE of its rate, the four below stay as they were; the
+    export, loaded by plain TensorFlow, scores the validation texts as the trained Keras model did."""
+    import keras
+
+    from models import minilm, text
+    from models.spec import TextSpec
+    from models.task import TaskData
+
+    spec = TextSpec(architecture="minilm", fine_tune_layers=2, epochs=3, learning_rate=0.01, sequence_length=32)
+    keras.utils.set_random_seed(spec.seed)
+    prepared = text.prepare(
+        TaskData(reviews(SEEN, 24, 0), {"text": "review", "target": "sentiment"}), spec=spec, batch_size=16
+    )
+    model = prepared.build()
+    top = model.get_layer(text.TOP_LAYERS)
+    pretrained = minilm.load()
+    assert [layer.name for layer in top.stack] == ["layer_4", "layer_5"]
+    assert all(
+        np.array_equal(mine, theirs)
+        for layer, original in zip(top.stack, pretrained.encoder.stack[4:], strict=True)
+        for mine, theirs in zip(layer.get_weights(), original.get_weights(), strict=True)
+    )
+    head = model.get_layer("text_minilm").get_layer("probabilities")
+    before = {"top": top.stack[1].expand.kernel.numpy().copy(), "head": head.kernel.numpy().copy()}
+    history = model.fit(prepared.train, validation_data=prepared.validation, epochs=spec.epochs, verbose=0)
+    moved = {
+        "top": np.abs(top.stack[1].expand.kernel.numpy() - before["top"]).max(),
+        "head": np.abs(head.kernel.numpy() - before["head"]).max(),
+    }
+    assert 0 < moved["top"] < moved["head"] * 0.1, moved  # Adam's steps: about the rate, times 3 epochs' steps
+    prepared.export(model, tmp_path / "export")
+    assert prepared.validate(tmp_path / "export") == pytest.approx(history.history["val_loss"][-1], rel=1e-4)
+    assert prepared.plan["fine_tune_layers"] == 2
+    assert not graph_ops(tmp_path / "export") - core_ops()
+    stored, used = factories.stored_and_used(tmp_path / "export")
+    assert stored == used == pretrained.count_params() + model.get_layer("text_minilm").count_params()  # once each
+
+
+def test_architecture_auto_trains_the_bag_and_the_pretrained_model_and_keeps_the_better(tmp_path: Path) -> None:
+    """The default for text classification: both candidates on one split, each export scored on the validation
+    texts, the lower log loss kept and the run's page told why."""
+    home = tmp_path / "home"
+    frame = reviews(SEEN, 30, 3).rename(columns={"sentiment": "score"})
+    (tmp_path / "reviews.csv").write_bytes(factories.csv_bytes(frame))
+    factories.cli_json(home, "data", "add", str(tmp_path / "reviews.csv"), "--target", "score")
+    worker = factories.start_worker(home)
+    try:
+        queued = factories.cli_json(home, "train", "reviews", "--task", "text-classification", "--set", "epochs=20")
+        run = factories.finished_run(home, queued["run_id"])
+    finally:
+        factories.stop_process(worker)
+    selection = run["selection"]
+    assert (run["status"], run["spec"]["architecture"], sorted(selection["scores"])) == (
+        "succeeded",
+        "auto",
+        ["bag", "minilm"],
+    ), run
+    assert selection["winner"] == min(selection["scores"], key=selection["scores"].get)
+    plan = json.loads((home / "runs" / str(run["run_id"]) / "plan.json").read_text())
+    assert plan["architecture"] == selection["winner"]
+    assert len(list((home / "runs" / str(run["run_id"])).rglob("saved_model.pb"))) == 1  # the loser's is gone
+
+
 def test_train_with_architecture_minilm_on_the_command_line_then_predict(tmp_path: Path) -> None:
     from tests import factories
 
@@ -168,7 +240,15 @@ def test_train_with_architecture_minilm_on_the_command_line_then_predict(tmp_pat
     worker = factories.start_worker(home)
     try:
         queued = factories.cli_json(
-            home, "train", "reviews", "--task", "text-classification", "--set", "architecture=minilm"
+            home,
+            "train",
+            "reviews",
+            "--task",
+            "text-classification",
+            "--set",
+            "architecture=minilm",
+            "--set",
+            "fine_tune_layers=1",
         )
         run = factories.finished_run(home, queued["run_id"])
     finally:

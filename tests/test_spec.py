@@ -80,7 +80,7 @@ def test_each_task_gets_its_family_spec() -> None:
 
 
 def test_a_choice_field_lists_its_choices() -> None:
-    with pytest.raises(SpecError, match=r"'rnn' is not a valid value for architecture\. Expected one of: bag, cnn"):
+    with pytest.raises(SpecError, match=r"'rnn' is not a valid value for architecture\. Expected one of: auto, bag"):
         make_spec("balanced", {"architecture": "rnn"}, task="text-classification")
 
 

@@ -44,6 +44,7 @@ def chinese_frame(rows: int = 60) -> pd.DataFrame:
 
 def tiny_spec(**overrides) -> TextSpec:
     values = {
+        "architecture": "bag",
         "sequence_length": 16,
         "max_tokens": 100,
         "embedding_dim": 8,

@@ -270,6 +270,7 @@ MESSAGES: dict[str, str] = {
     "arch.gbt-meaning": "gradient-boosted trees, texts read by meaning",
     "arch.mlp-meaning": "neural network, texts read by meaning",
     "arch.minilm": "pretrained MiniLM-L6 encoder with a small head",
+    "arch.bag": "bag of word embeddings, trained from scratch",
     # kind.*
     "kind.numeric": "number",
     "kind.categorical": "category",
@@ -535,8 +536,9 @@ MESSAGES: dict[str, str] = {
     "training.task": "Task",
     "training.for_task": "Dataset **{name}** ({task}).",
     "training.few_labels": "The rarest label, **{label}**, has only {n} examples. Models trained from scratch need "
-    "hundreds per label; the pretrained text model learns from a few dozen. Choose **minilm** as the architecture "
-    "under Hyperparameters.",
+    "hundreds per label; the pretrained text model learns from a few dozen. The default architecture, **auto**, "
+    "trains both and keeps the better on the validation texts; choose **minilm** under Hyperparameters to train it "
+    "alone.",
     "training.done_rec": "Done: NDCG@{k} {ndcg:.3f}, precision@{k} {p:.3f} on held-out ratings.",
     "training.done_gen": "Done: test perplexity {ppl:,.2f}.",
     "training.done_search": "Ready: {rows:,} rows indexed by meaning. Ask it a question in the Playground.",
@@ -588,6 +590,7 @@ MESSAGES: dict[str, str] = {
     "hp.num_heads": "Attention heads",
     "hp.num_layers": "Transformer blocks",
     "hp.ff_dim": "Feed-forward width",
+    "hp.fine_tune_layers": "Pretrained layers trained too (minilm; 0: frozen)",
     "hp.image_size": "Image size (pixels per side)",
     "hp.channels": "Colour channels",
     "hp.filters": "Filters per block (comma-separated)",

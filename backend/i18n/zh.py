@@ -270,6 +270,7 @@ MESSAGES: dict[str, str] = {
     "arch.gbt-meaning": "梯度提升树（按语义读取文本）",
     "arch.mlp-meaning": "神经网络（按语义读取文本）",
     "arch.minilm": "预训练 MiniLM-L6 编码器加小型分类头",
+    "arch.bag": "从头训练的词向量袋模型",
     # kind.*
     "kind.numeric": "数值",
     "kind.categorical": "类别",
@@ -535,7 +536,8 @@ MESSAGES: dict[str, str] = {
     "training.task": "任务",
     "training.for_task": "数据集 **{name}**（{task}）。",
     "training.few_labels": "最少的标签 **{label}** 只有 {n} 个样本。从零训练的模型每个标签需要数百个样本，"
-    "预训练文本模型只需几十个。请在“超参数”中把模型结构选为 **minilm**。",
+    "预训练文本模型只需几十个。默认的模型结构 **auto** 会两者都训练，并保留在验证文本上更好的一个；"
+    "如只想训练预训练模型，请在“超参数”中选择 **minilm**。",
     "training.done_rec": "完成：在留出的评分上 NDCG@{k} 为 {ndcg:.3f}，precision@{k} 为 {p:.3f}。",
     "training.done_gen": "完成：测试集困惑度 {ppl:,.2f}。",
     "training.done_search": "已就绪：已按含义为 {rows:,} 行建立索引。请在试验场中提问。",
@@ -587,6 +589,7 @@ MESSAGES: dict[str, str] = {
     "hp.num_heads": "注意力头数",
     "hp.num_layers": "Transformer 块数",
     "hp.ff_dim": "前馈层宽度",
+    "hp.fine_tune_layers": "一并训练的预训练层数（minilm；0：冻结）",
     "hp.image_size": "图像尺寸（每边像素）",
     "hp.channels": "颜色通道",
     "hp.filters": "每个块的卷积核数（逗号分隔）",

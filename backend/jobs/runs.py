@@ -188,8 +188,8 @@ def start_search(
     )
     if not task_info(run["task"]).trains:  # no training, no validation loss to choose a trial by
         raise BadInput("error.search.nothing_trains", task=Message.of(f"task.{run['task']}"))
-    if run["spec"].get("architecture") == "auto":  # a search tunes one family: the default space is the network's
-        run["spec"] = {**run["spec"], "architecture": "mlp"}
+    if run["spec"].get("architecture") == "auto":  # a search tunes one family, whose knobs the default space holds
+        run["spec"] = {**run["spec"], "architecture": task_info(run["task"]).searched}
     chosen = space or default_space(run["task"], run["spec"].get("architecture"))
     dims = tuning.parse_space(chosen, defaults=run["spec"])
     search = {"method": method, "trials": trials, "space": chosen, "dims": dims, "parallel": parallel}

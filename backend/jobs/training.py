@@ -238,7 +238,7 @@ def choose(
         if name != winner and other.exported is not None and other.exported.exists():
             shutil.rmtree(other.exported)
     store.clear_metrics(run.id)  # the curves shown are the winner's
-    fitted.progress = record_curves(store, run, fitted.curves)
+    fitted.progress = fitted.progress | record_curves(store, run, fitted.curves)  # its speed kept: samples_per_s
     (run_dir / "plan.json").write_text(json.dumps(prepared.plan, indent=2, default=str))
     selection = {"metric": choice.metric, "scores": scores, "winner": winner, "failed": failures}
     return prepared, fitted, selection

@@ -390,7 +390,11 @@ class Embedder(keras.layers.Layer):
         batch of texts of like length, each padded only to its own longest text (2 bytes per number: a
         hundred-token text takes 77 KB)."""
         tokenize, _, _ = self._graphs()
-        lower = tf.function(lambda ids, mask: self.encoder.token_vectors(ids, mask, layers), autograph=False)
+        lower = tf.function(  # one graph for every batch's shape
+            lambda ids, mask: self.encoder.token_vectors(ids, mask, layers),
+            input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2,
+            autograph=False,
+        )
         texts = np.asarray(texts, dtype=object).astype(str)
         order = np.argsort([len(text) for text in texts], kind="stable")
         batches = []

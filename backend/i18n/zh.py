@@ -520,7 +520,7 @@ MESSAGES: dict[str, str] = {
     "training.done_cls": "完成：测试准确率 {acc:.1%}，ROC AUC {auc:.3f}。",
     "training.done_reg": "完成：测试均方根误差 {rmse:,.3f}，R² {r2:.3f}。",
     "training.done_time": "在 {device} 上耗时 {time}。",
-    "training.selection": "在验证集上选出：{winner}（{metric} {score:.4g}），优于 {others}。",
+    "training.selection": "在验证集上选出：{winner}（{metric} {score:.4g}），优于{others}。",
     "training.selection_other": "{name}（{score:.4g}）",
     "training.selection_separator": "、",
     "training.see_evaluation": "查看评估结果",

@@ -4,6 +4,10 @@
 128 tokens), ours in Keras against sentence-transformers in `.venv-bench` (PyTorch lives only there), and the
 cosine between the two embeddings of each sentence. Target: ours/theirs >= 1.0.
 
+Then the inference server's memory: `python -m backend.serving` with a zero-shot model in production (the
+encoder, its tokenizer and two class vectors), resident memory after start and after 100 requests of 16
+reviews, against the same server with the small churn network of `bench.serving`, measured in the same run.
+
 `python -m bench.minilm --reference [OUT]` (in `.venv-bench`) writes the token ids and embeddings of `SENTENCES`
 that `tests/test_minilm.py` holds ours to; the fixture is committed, so the tests never need PyTorch. Make it
 again only when SENTENCES change.
@@ -13,11 +17,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -119,6 +125,7 @@ def main() -> None:
             if have_theirs:
                 theirs_s.append(_theirs(out))
         theirs = np.load(out) if have_theirs else None
+    server_memory()
     shape = f"{COUNT} x {TOKENS} tokens"
     print(f"ours (Keras, TensorFlow {_tf_version()}): {COUNT / min(ours_s):.1f} sentences/s ({shape})")
     if theirs is None:
@@ -128,6 +135,75 @@ def main() -> None:
     print(f"sentence-transformers (PyTorch, CPU): {COUNT / min(theirs_s):.1f} sentences/s")
     print(f"ours / theirs: {ratio:.2f}x (target >= {TARGET}: {'met' if ratio >= TARGET else 'NOT met'})")
     print(f"cosine between the two embeddings of each sentence: min {(ours * theirs).sum(axis=1).min():.6f}")
+
+
+MEMORY_REQUESTS = 100
+REVIEWS = [" ".join(WORDS[i : i + 20]) for i in range(16)]  # 16 reviews of 20 words per request
+
+
+def _memory_mb(pid: int) -> tuple[float, float]:
+    """A process's resident memory now and at its peak, in MB (Linux: /proc/PID/status)."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def _served_memory(home: Path, model: str, instances: list[Any]) -> tuple[float, float, float]:
+    """The server's memory on `home`: after start, then now and at its peak after MEMORY_REQUESTS requests."""
+    import httpx
+
+    from bench.serving import _free_ports, _wait_up
+
+    rest_port, grpc_port = _free_ports(2)
+    base = f"http://127.0.0.1:{rest_port}"
+    log = home / "server.log"
+    command = [sys.executable, "-m", "backend.serving", "--home", str(home)]
+    command += ["--port", str(rest_port), "--grpc-port", str(grpc_port)]
+    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_up(process, f"{base}/healthz", log)
+        started, _ = _memory_mb(process.pid)
+        url = f"{base}/v1/models/{model}/labels/production:predict"
+        with httpx.Client(timeout=120) as client:
+            for _ in range(MEMORY_REQUESTS):
+                client.post(url, json={"instances": instances}).raise_for_status()
+        now, peak = _memory_mb(process.pid)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
+    return started, now, peak
+
+
+def zero_shot_home() -> Path:
+    """A home with a zero-shot review classifier (great, other), version 1 in production (made once, reused)."""
+    import pandas as pd
+
+    from bench.serving import _cli
+
+    home = Path(os.environ.get("MODELDECK_HOME", ".modeldeck")).resolve() / "bench" / "minilm-serving"
+    if (home / "ready").exists():
+        return home
+    home.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"review": REVIEWS}).to_csv(home / "reviews.csv", index=False)
+    _cli(home, "data", "add", str(home / "reviews.csv"))
+    _cli(home, "train", "reviews", "--task", "zero-shot", "--set", "labels=great,other", "--wait")
+    _cli(home, "models", "promote", "reviews", "1", "--stage", "production", "--why", "bench", "--by", "bench")
+    (home / "ready").touch()
+    return home
+
+
+def server_memory() -> None:
+    from bench.serving import ROW, trained_home
+
+    small = _served_memory(trained_home(), "churn", [ROW] * 16)
+    encoder = _served_memory(zero_shot_home(), "reviews", [{"text": text} for text in REVIEWS])
+    print(  # the server loads a version on its first request: "after start" is the server alone
+        f"inference server, resident memory (MB) after start / after {MEMORY_REQUESTS} requests of 16 rows / peak:"
+    )
+    print(f"  churn network (bench.serving):       {small[0]:6.0f} / {small[1]:6.0f} / {small[2]:6.0f}")
+    print(f"  zero-shot reviews (MiniLM-L6 inside): {encoder[0]:6.0f} / {encoder[1]:6.0f} / {encoder[2]:6.0f}")
+    print(f"  the encoder adds {encoder[1] - small[1]:.0f} MB after the requests (its weights: about 90 MB)")
 
 
 def _tf_version() -> str:

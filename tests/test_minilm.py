@@ -205,19 +205,25 @@ def test_fine_tuning_trains_the_top_layers_slowly_and_exports_what_it_trained(tm
     assert stored == used == pretrained.count_params() + model.get_layer("text_minilm").count_params()  # once each
 
 
-def test_architecture_auto_trains_the_bag_and_the_pretrained_model_and_keeps_the_better(tmp_path: Path) -> None:
-    """The default for text classification: both candidates on one split, each export scored on the validation
-    texts, the lower log loss kept and the run's page told why."""
+def trained_on_the_command_line(tmp_path: Path, seed: int, *settings: str) -> tuple[Path, dict[str, Any]]:
+    """A text-classification run through the CLI and a worker on 30 generated reviews per class: (home, run)."""
     home = tmp_path / "home"
-    frame = reviews(SEEN, 30, 3).rename(columns={"sentiment": "score"})
+    frame = reviews(SEEN, 30, seed).rename(columns={"sentiment": "score"})
     (tmp_path / "reviews.csv").write_bytes(factories.csv_bytes(frame))
     factories.cli_json(home, "data", "add", str(tmp_path / "reviews.csv"), "--target", "score")
     worker = factories.start_worker(home)
     try:
-        queued = factories.cli_json(home, "train", "reviews", "--task", "text-classification", "--set", "epochs=20")
-        run = factories.finished_run(home, queued["run_id"])
+        sets = [word for setting in settings for word in ("--set", setting)]
+        queued = factories.cli_json(home, "train", "reviews", "--task", "text-classification", *sets)
+        return home, factories.finished_run(home, queued["run_id"])
     finally:
         factories.stop_process(worker)
+
+
+def test_architecture_auto_trains_the_bag_and_the_pretrained_model_and_keeps_the_better(tmp_path: Path) -> None:
+    """The default for text classification: both candidates on one split, each export scored on the validation
+    texts, the lower log loss kept and the run's page told why."""
+    home, run = trained_on_the_command_line(tmp_path, 3, "epochs=20")
     selection = run["selection"]
     assert (run["status"], run["spec"]["architecture"], sorted(selection["scores"])) == (
         "succeeded",
@@ -231,28 +237,7 @@ def test_architecture_auto_trains_the_bag_and_the_pretrained_model_and_keeps_the
 
 
 def test_train_with_architecture_minilm_on_the_command_line_then_predict(tmp_path: Path) -> None:
-    from tests import factories
-
-    home = tmp_path / "home"
-    frame = reviews(SEEN, 30, 2).rename(columns={"sentiment": "score"})
-    (tmp_path / "reviews.csv").write_bytes(factories.csv_bytes(frame))
-    factories.cli_json(home, "data", "add", str(tmp_path / "reviews.csv"), "--target", "score")
-    worker = factories.start_worker(home)
-    try:
-        queued = factories.cli_json(
-            home,
-            "train",
-            "reviews",
-            "--task",
-            "text-classification",
-            "--set",
-            "architecture=minilm",
-            "--set",
-            "fine_tune_layers=1",
-        )
-        run = factories.finished_run(home, queued["run_id"])
-    finally:
-        factories.stop_process(worker)
+    home, run = trained_on_the_command_line(tmp_path, 2, "architecture=minilm", "fine_tune_layers=1")
     assert (run["status"], run["spec"]["architecture"], run["metrics"]["accuracy"] >= 0.8) == (
         "succeeded",
         "minilm",

@@ -63,6 +63,9 @@ class TabularSpec(TrainingSpec):
     # sentence embedding, texts cut at `text_sequence_length` tokens; see models/columns.py) | "auto" (both are
     # candidates, the better on validation wins, when the pretrained model is installed; words otherwise)
     text_encoding: str = "auto"
+    # Which free-text columns `meaning` (and auto's candidate by meaning) reads by meaning, comma-separated; the
+    # others are read by words. Empty: all of them.
+    meaning_columns: str = ""
     text_sequence_length: int = 128
     # Trees: YDF's defaults; early stopping on the validation split keeps the best number of trees.
     num_trees: int = 300  # upper bound on the trees grown (one per class and round for more than two classes)
@@ -86,7 +89,19 @@ class TabularSpec(TrainingSpec):
             (self.min_examples >= 1, "min_examples must be at least 1 (try 5)"),
             (8 <= self.text_sequence_length <= 256, "text_sequence_length must be between 8 and 256 (try 128)"),
             (self.text_encoding != "meaning" or pretrained_installed(), needs_pretrained("text_encoding=meaning")),
+            (
+                not self.meaning_columns or self.text_encoding != "words",
+                "meaning_columns needs text_encoding=meaning or auto: with words, no column is read by meaning",
+            ),
         ]
+
+    def read_by_meaning(self, column: str) -> bool:
+        """Whether this free-text column is read by meaning (text_encoding=meaning, and the column chosen)."""
+        chosen = self.meaning_column_names()
+        return self.text_encoding == "meaning" and (not chosen or column in chosen)
+
+    def meaning_column_names(self) -> list[str]:
+        return [name.strip() for name in self.meaning_columns.split(",") if name.strip()]
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ def make_plan(train: pd.DataFrame, *, columns: list[dict[str, Any]], target: str
             fill[name] = float(median) if pd.notna(median) else 0.0
         elif col["kind"] == "date" and (order := date_order(train[name])):
             dates[name] = order
-        elif col["kind"] == "text" and spec.text_encoding == "meaning":
+        elif col["kind"] == "text" and spec.read_by_meaning(name):
             texts[name] = derived.meaning_encoding(spec.text_sequence_length)
         elif col["kind"] == "text":
             if (vocabulary := derived.vocabulary(train[name]))["words"]:

@@ -127,6 +127,37 @@ def test_text_encoding_auto_offers_the_family_by_meaning_beside_it_by_words(cust
     assert isinstance(tabular.prepare(no_text, spec=TabularSpec(architecture="gbt"), batch_size=64), Prepared)
 
 
+def test_meaning_columns_picks_which_free_text_columns_are_read_by_meaning(customers) -> None:
+    """Per column: the review by meaning, a second free-text column by its words; unnamed, all by meaning."""
+    data, frame = customers
+    topics = ("the router", "a late bill", "the contract", "moving house", "a slow line")
+    notes = frame.assign(notes=[f"Call {i}: about {topics[i % 5]}, then {topics[i * 3 % 5]}." for i in range(ROWS)])
+    columns = [c.to_dict() for c in datasets.profile(notes)]
+    assert {c["name"]: c["kind"] for c in columns}["notes"] == "text"
+
+    def read(**settings: str) -> dict[str, str]:
+        spec = build_spec(TabularSpec, overrides=settings, task="classification")
+        plan = tabular.make_plan(notes, columns=columns, target="churn", task="classification", spec=spec)
+        return {name: "meaning" if "meaning" in how else "words" for name, how in plan.texts.items()}
+
+    assert read(text_encoding="meaning", meaning_columns="review") == {"review": "meaning", "notes": "words"}
+    assert read(text_encoding="meaning") == {"review": "meaning", "notes": "meaning"}
+    assert read(text_encoding="words") == {"review": "words", "notes": "words"}
+    with pytest.raises(SpecError, match=r"^meaning_columns needs text_encoding=meaning or auto"):
+        read(text_encoding="words", meaning_columns="review")
+
+
+def test_a_column_that_is_not_free_text_is_refused_before_the_run_starts(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    customer_table(rows=60).to_csv(tmp_path / "customers.csv", index=False)
+    factories.cli_json(home, "data", "add", str(tmp_path / "customers.csv"), "--target", "churn")
+    refused = factories.cli(home, "train", "customers", "--set", "meaning_columns=review,tenure")
+    assert refused.returncode != 0 and refused.stderr.strip().splitlines() == [
+        "error: Only free-text columns can be read by meaning, and tenure is not one. This table's free-text "
+        "columns: review (--set meaning_columns=NAME,…)."
+    ], refused.stderr
+
+
 def test_the_cli_trains_with_both_encodings_keeps_the_better_and_predicts(tmp_path: Path) -> None:
     home = tmp_path / "home"
     customer_table(rows=300).to_csv(tmp_path / "customers.csv", index=False)
@@ -150,3 +181,5 @@ def test_the_training_page_asks_how_to_read_texts_only_of_a_table_that_has_them(
     at = open_page("views/training.py", lang="zh")
     chosen = at.selectbox(key="hp_classification_balanced_text_encoding")
     assert (chosen.label, chosen.value) == ("自由文本列的读取方式（自动、按词或按语义）", "auto")
+    columns = at.multiselect(key="hp_classification_balanced_meaning_columns")  # one per free-text column
+    assert (columns.label, columns.options, columns.value) == ("按语义读取的自由文本列（留空：全部）", ["review"], [])

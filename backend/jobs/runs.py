@@ -18,7 +18,7 @@ from backend.i18n import Message
 from backend.jobs import names, tuning
 from backend.jobs.worker import has_live_worker, reap_dead_workers
 from db import DatasetVersion, Run, RunSummary, Store
-from models.spec import SpecError, TrainingSpec, ZeroShotSpec, preset_defaults
+from models.spec import SpecError, TabularSpec, TrainingSpec, ZeroShotSpec, preset_defaults
 from models.tasks import TASKS, make_spec, task_info, tasks_offered
 
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -126,6 +126,10 @@ def _checked_run(
     if isinstance(spec, ZeroShotSpec) and target:  # scored on the label column: its labels must be classes
         _check_named(version, target, [name for name, _ in spec.classes()])
     column = getattr(spec, "text_column", "")  # a search names the column it searches
+    if isinstance(spec, TabularSpec) and (chosen := spec.meaning_column_names()):  # free-text columns by meaning
+        texts = [str(c["name"]) for c in version.columns if c["kind"] == "text"]
+        if others := [name for name in chosen if name not in texts]:
+            raise BadInput("error.runs.not_text_columns", names=", ".join(others), columns=", ".join(texts) or "—")
     if column and column not in (names := [str(c["name"]) for c in version.columns]):
         raise BadInput("error.runs.no_such_text_column", column=column, columns=", ".join(names))
     report = quality.check_version(store, version=version, target=target, task=task)

@@ -16,7 +16,7 @@ ACTIVE = ("queued", "running")
 PRESETS = ["fast", "balanced", "thorough"]
 CURVE_METRICS = ("accuracy", "mae", "rmse")  # the second chart: the first of these the run logs
 FEW_LABELS = 100  # per class: below it the Training page suggests the pretrained text model
-TEXT_COLUMN_FIELDS = {"text_encoding", "text_sequence_length"}  # how a table's free-text columns are read
+TEXT_COLUMN_FIELDS = {"text_encoding", "meaning_columns", "text_sequence_length"}  # how free text is read
 
 st.title(t("training.title"))
 dataset, version = require_dataset()
@@ -77,7 +77,11 @@ with st.expander(t("training.hyperparameters"), expanded=False):
     for i, field in enumerate(f for f in jobs.spec_form(task, preset) if f["name"] not in asked):
         col, name, value = columns[i % 3], field["name"], field["value"]
         label, key = t(f"hp.{name}"), f"hp_{task}_{preset}_{name}"
-        if field["type"] == "bool":
+        if name == "meaning_columns":  # picked from the table's free-text columns
+            texts = [str(c["name"]) for c in version.columns if c["kind"] == "text"]
+            picked = col.multiselect(label, texts, [v for v in str(value).split(",") if v in texts], key=key)
+            overrides[name] = ",".join(picked)
+        elif field["type"] == "bool":
             overrides[name] = col.checkbox(label, value, key=key)
         elif field["type"] == "choice":
             overrides[name] = col.selectbox(label, field["choices"], index=field["choices"].index(value), key=key)

@@ -73,6 +73,42 @@ def segment_metrics(run: jobs.Run, column: str) -> dict[str, Any]:
     return _segments(config.database_url(), run.id, column, (run.created_at, run.finished_at))
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _gallery(
+    url: str,
+    run_id: int,
+    actual: str | None,
+    predicted: str | None,
+    limit: int,
+    ended: object,  # noqa: ARG001 (keys the cache)
+) -> pd.DataFrame:
+    run = _store(url).get_run(run_id)
+    assert run is not None, "the caller has just read it"
+    return jobs.gallery_rows(_store(url), run, actual=actual, predicted=predicted, limit=limit)
+
+
+def gallery_rows(run: jobs.Run, *, actual: str | None, predicted: str | None, limit: int) -> pd.DataFrame:
+    """`jobs.gallery_rows`, cached: a finished run's test answers and its dataset version never change, and the
+    Evaluation page read both files, the whole dataset included, on every render."""
+    return _gallery(config.database_url(), run.id, actual, predicted, limit, (run.created_at, run.finished_at))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _decision_curve(
+    url: str,
+    run_id: int,
+    costs: tuple[float, float, float, str],
+    ended: object,  # noqa: ARG001 (keys the cache)
+) -> dict[str, Any]:
+    return jobs.decision_curve(_store(url), run_id, jobs.decision_costs(*costs))
+
+
+def decision_curve(run: jobs.Run, costs: Any) -> dict[str, Any]:
+    """`jobs.decision_curve`, cached: the same test scores and business values give the same curve."""
+    key = (costs.value_tp, costs.cost_fp, costs.cost_fn, costs.currency)
+    return _decision_curve(config.database_url(), run.id, key, (run.created_at, run.finished_at))
+
+
 def current() -> tuple[data.Dataset, data.DatasetVersion] | None:
     """The dataset chosen on the Data page (or the newest one) and its newest version."""
     s = store()

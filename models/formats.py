@@ -174,6 +174,9 @@ def refusal(error: BaseException) -> str:
     unsupported = sorted(set(re.findall(r"'(tf\.[A-Za-z0-9_]+)' op is neither a custom op nor a flex op", text)))
     if unsupported:
         return f"TensorFlow ops that TFLite does not have: {', '.join(op.removeprefix('tf.') for op in unsupported)}"
+    illegal = sorted(set(re.findall(r"failed to legalize operation '(tf\.[A-Za-z0-9_]+)'", text)))
+    if illegal:  # e.g. the pretrained model's tokenizer loop: a TensorList of no static shape
+        return f"TensorFlow ops that TFLite cannot convert: {', '.join(op.removeprefix('tf.') for op in illegal)}"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return (lines[0] if lines else type(error).__name__)[:300]
 

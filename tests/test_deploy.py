@@ -137,7 +137,7 @@ def text_run(tmp_path_factory) -> dict[str, Any]:
     csv = root / "reviews.csv"
     factories.reviews_frame().to_csv(csv, index=False)
     factories.cli_json(root, "data", "add", str(csv), "--target", "score")
-    result = factories.cli_json(root, "train", "reviews", "--epochs", "1", "--wait")
+    result = factories.cli_json(root, "train", "reviews", "--epochs", "1", "--set", "architecture=bag", "--wait")
     assert result["status"] == "succeeded", result
     return {"home": root, "run_id": result["run_id"]}
 
@@ -150,6 +150,18 @@ def test_text_model_is_refused_tflite_with_the_converters_reason(text_run) -> No
     )
     assert "StringSplitV2" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_converter_s_reason_for_the_pretrained_model_s_tokenizer_is_one_readable_line() -> None:
+    from models import formats
+
+    where = 'loc(callsite(fused["TensorListReserve:", "minilm_1/wordpiece_1/TensorArrayV2@__inference_serve_10946"]))'
+    converter = (
+        f"<unknown>:0: error: {where}: error: 'tf.TensorListReserve' op requires element_shape to be static\n"
+        f"<unknown>:0: error: {where}: error: failed to legalize operation 'tf.TensorListReserve' that was "
+        "explicitly marked illegal\nerror: Lowering tensor list ops is failed."
+    )
+    assert formats.refusal(RuntimeError(converter)) == "TensorFlow ops that TFLite cannot convert: TensorListReserve"
 
 
 def test_cli_exports_a_checked_tflite_model(churn_run, tmp_path) -> None:

@@ -11,7 +11,17 @@ from backend import data, jobs, playground
 from backend.errors import ModelDeckError
 from dashboard import deploy, explain, report, state
 from dashboard.charts import plotly_config, rule, shared
-from dashboard.common import paths, pick_finished_run, readable, segment_metrics, show_error, show_history, store
+from dashboard.common import (
+    decision_curve,
+    gallery_rows,
+    paths,
+    pick_finished_run,
+    readable,
+    segment_metrics,
+    show_error,
+    show_history,
+    store,
+)
 from dashboard.i18n import lang, t
 
 T = TypeVar("T")
@@ -388,7 +398,7 @@ def gallery_view() -> None:
     actual, predicted = gallery_cell(classes, matrix)
     limit = IMAGES_SHOWN if run.task == "image-classification" else ROWS_SHOWN
     try:
-        rows = jobs.gallery_rows(store(), run, actual=actual, predicted=predicted, limit=limit)
+        rows = gallery_rows(run, actual=actual, predicted=predicted, limit=limit)
     except ModelDeckError as exc:
         show_error(exc)
         return
@@ -537,7 +547,7 @@ def decision_view() -> None:
     currency = d.text_input(t("decision.currency"), value=before.get("currency", ""), max_chars=8)
     try:
         costs = jobs.decision_costs(value_tp, cost_fp, cost_fn, currency)
-        curve = jobs.decision_curve(store(), run.id, costs)
+        curve = decision_curve(run, costs)
     except ModelDeckError as exc:
         show_error(exc)
         return

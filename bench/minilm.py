@@ -151,18 +151,10 @@ def _served_memory(home: Path, model: str, instances: list[Any]) -> tuple[float,
     """The server's memory on `home`: after start, then now and at its peak after MEMORY_REQUESTS requests."""
     import httpx
 
-    from bench.serving import _free_ports, _wait_up
+    from bench.serving import start_server
 
-    rest_port, grpc_port = _free_ports(2)
-    base = f"http://127.0.0.1:{rest_port}"
-    log = home / "server.log"
-    command = [sys.executable, "-m", "backend.serving", "--home", str(home)]
-    command += ["--port", str(rest_port), "--grpc-port", str(grpc_port)]
-    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    process, base = start_server(home, home / "server.log")
     try:
-        _wait_up(process, f"{base}/healthz", log)
         started, _ = _memory_mb(process.pid)
         url = f"{base}/v1/models/{model}/labels/production:predict"
         with httpx.Client(timeout=120) as client:

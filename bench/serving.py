@@ -168,18 +168,27 @@ def _line(name: str, samples: list[float], floor: float | None = None) -> str:
     return f"  {name:<34} p50 {p50:6.2f} ms   p95 {p95:6.2f} ms{ratio}"
 
 
-def main() -> None:
-    home = trained_home()
+def start_server(home: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`python -m backend.serving` on `home`, on free loopback ports, once it answers: the process and its URL."""
     rest_port, grpc_port = _free_ports(2)
-    base = f"http://127.0.0.1:{rest_port}"
-    log = Path(tempfile.mkdtemp(prefix="bench-serving-")) / "server.log"
     command = [sys.executable, "-m", "backend.serving", "--home", str(home)]
     command += ["--port", str(rest_port), "--grpc-port", str(grpc_port)]
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{rest_port}"
     try:
         _wait_up(process, f"{base}/healthz", log)
+    except BaseException:
+        process.kill()
+        raise
+    return process, base
+
+
+def main() -> None:
+    home = trained_home()
+    process, base = start_server(home, Path(tempfile.mkdtemp(prefix="bench-serving-")) / "server.log")
+    try:
         by_version = f"{base}/v1/models/churn/versions/1:predict"
         by_label = f"{base}/v1/models/churn/labels/production:predict"
         floor = in_process(home)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import struct
 import unicodedata
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -369,40 +370,43 @@ class Embedder(keras.layers.Layer):
         Texts of like length are batched together, so that little is padding. Every batch is padded to
         `batch_size` rows and its length to a multiple of LENGTH_STEP tokens, so that XLA (from XLA_MIN_TEXTS
         texts) compiles a handful of shapes, one per length step, however many texts there are."""
-        tokenize, graph, compiled = self._graphs()
+        _, graph, compiled = self._graphs()
         texts = np.asarray(texts, dtype=object).astype(str)
         encode = compiled if len(texts) >= XLA_MIN_TEXTS else graph
-        order = np.argsort([len(text) for text in texts], kind="stable")
         out = np.zeros((len(texts), self.dimension), np.float32)
-        for start in range(0, len(texts), batch_size):
-            rows = order[start : start + batch_size]
-            ids, mask = tokenize(tf.constant(list(texts[rows])))
+        done = 0
+        for rows, ids, mask in self._by_length(texts, batch_size):
             length = -(-int(ids.shape[1]) // LENGTH_STEP) * LENGTH_STEP
             padding = [[0, batch_size - len(rows)], [0, length - int(ids.shape[1])]]
             out[rows] = encode(tf.pad(ids, padding), tf.pad(mask, padding)).numpy()[: len(rows)]
+            done += len(rows)
             if progress is not None:
-                progress(min(start + batch_size, len(texts)), len(texts))
+                progress(done, len(texts))
         return out
+
+    def _by_length(self, texts: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, tf.Tensor, tf.Tensor]]:
+        """Texts of like length batched together, so that little is padding: (row positions, ids, mask) each."""
+        tokenize = self._graphs()[0]
+        order = np.argsort([len(text) for text in texts], kind="stable")
+        for start in range(0, len(texts), batch_size):
+            rows = order[start : start + batch_size]
+            yield rows, *tokenize(tf.constant(list(texts[rows])))
 
     def states(self, texts: list[str] | np.ndarray, layers: int, batch_size: int = 64) -> list[tuple[Any, ...]]:
         """The token vectors of many texts after the first `layers` layers, for training the layers above them:
         a list of (row positions, vectors float16 [rows, length, hidden], mask int32 [rows, length]), one per
         batch of texts of like length, each padded only to its own longest text (2 bytes per number: a
         hundred-token text takes 77 KB)."""
-        tokenize, _, _ = self._graphs()
         lower = tf.function(  # one graph for every batch's shape
             lambda ids, mask: self.encoder.token_vectors(ids, mask, layers),
             input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2,
             autograph=False,
         )
         texts = np.asarray(texts, dtype=object).astype(str)
-        order = np.argsort([len(text) for text in texts], kind="stable")
-        batches = []
-        for start in range(0, len(texts), batch_size):
-            rows = order[start : start + batch_size]
-            ids, mask = tokenize(tf.constant(list(texts[rows])))
-            batches.append((rows, lower(ids, mask).numpy().astype(np.float16), mask.numpy()))
-        return batches
+        return [
+            (rows, lower(ids, mask).numpy().astype(np.float16), mask.numpy())
+            for rows, ids, mask in self._by_length(texts, batch_size)
+        ]
 
 
 def load(folder: Path | None = None, sequence_length: int = SEQUENCE_LENGTH) -> Embedder:

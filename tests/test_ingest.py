@@ -189,9 +189,12 @@ def test_a_file_on_disk_reads_like_the_same_bytes(tmp_path: Path, filename: str,
     assert (_columns(from_disk), _notes(from_disk)) == (_columns(in_memory), _notes(in_memory))
 
 
-def test_a_missing_file_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(BadInput, match=r"^No file at '.*/gone\.csv'\. Give the path to the file to upload\.$"):
-        read_table(tmp_path / "gone.csv", "gone.csv")
+def test_a_missing_file_is_refused_by_a_name_that_keeps_the_file_name(tmp_path: Path) -> None:
+    deep = tmp_path / ("a_folder_with_a_long_name_" * 4) / "gone.csv"
+    with pytest.raises(
+        BadInput, match=r"^No file at '/.{20,}….{20,}/gone\.csv'\. Give the path to the file to upload\.$"
+    ):
+        read_table(deep, "gone.csv")
 
 
 # -- uploads that are refused -----------------------------------------------------------------------

@@ -61,9 +61,15 @@ class Limits:
 
 # -- messages ---------------------------------------------------------------------------------------
 def plain(text: object, limit: int = 80) -> str:
-    """A user-supplied name on one line: control characters become '?', a long one is cut."""
+    """A user-supplied name on one line: control characters become '?', a long one loses its middle.
+
+    The middle goes, not the end: of a long path, the file name is what the reader needs.
+    """
     s = re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", "?", str(text))
-    return s if len(s) <= limit else s[: limit - 1] + "…"
+    if len(s) <= limit:
+        return s
+    head = (limit - 1) // 3
+    return s[:head] + "…" + s[len(s) - (limit - 1 - head) :]
 
 
 def quoted(text: object) -> str:

@@ -46,9 +46,11 @@ lint: install
 # MODELDECK_REQUIRE_POSTGRES: the store, worker and job tests run on PostgreSQL too, and fail (not skip) without it.
 # TEST_WORKERS processes run the test modules (each module whole on one, for its shared fixtures): the tests wait
 # on workers, servers and browsers about half of the time, so two keep two cores busy.
+# PYTEST_ARGS go to pytest as they are: `make test PYTEST_ARGS="--durations=60"` times the slowest 60 steps.
 TEST_WORKERS ?= 2
+PYTEST_ARGS ?=
 test: install lint
-	MODELDECK_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	MODELDECK_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The benches' baselines get a venv of their own, installed once (delete the folder to reinstall): the quality
 # bench's ydata-profiling needs pandas<3 and numpy<2.4; the pretrained model's, sentence-transformers, PyTorch.

@@ -183,7 +183,8 @@ def customer_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     home = tmp_path_factory.mktemp("customers")
     customer_table().to_csv(home / "customers.csv", index=False)
     factories.cli_json(home, "data", "add", str(home / "customers.csv"), "--target", "churn")
-    run = factories.cli_json(home, "train", "customers", "--set", "architecture=gbt", "--set", "num_trees=30", "--wait")
+    trees = ["architecture=gbt", "num_trees=30", "text_encoding=words"]  # by meaning: test_meaning_features
+    run = factories.cli_json(home, "train", "customers", *(f"--set={value}" for value in trees), "--wait")
     assert run["status"] == "succeeded", run
     return {"home": home, "run_id": run["run_id"]}
 

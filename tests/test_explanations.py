@@ -55,10 +55,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     worker = factories.start_worker(home)
     try:
         trees = ["--set", "architecture=gbt", "--set", "num_trees=30", "--override", "a planted column, on purpose"]
-        words = ["--task", "text-classification", "--set", "epochs=10", "--set", "ngrams=1"]
+        words = ["--task", "text-classification", "--set", "architecture=bag", "--set", "epochs=10"]
+        words += ["--set", "ngrams=1", "--set", "sequence_length=16"]
         queued = {
             "table": factories.cli_json(home, "train", "planted", *trees)["run_id"],
-            "text": factories.cli_json(home, "train", "reviews", *words, "--set", "sequence_length=16")["run_id"],
+            "text": factories.cli_json(home, "train", "reviews", *words)["run_id"],
         }
         runs = {name: factories.finished_run(home, run_id) for name, run_id in queued.items()}
     finally:

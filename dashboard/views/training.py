@@ -10,7 +10,7 @@ from backend.errors import ModelDeckError
 from dashboard import state
 from dashboard.charts import plotly_config
 from dashboard.common import frame, report, require_dataset, require_target, show_error, store
-from dashboard.i18n import check_text, lang, t
+from dashboard.i18n import check_text, lang, sentences, t
 
 ACTIVE = ("queued", "running")
 PRESETS = ["fast", "balanced", "thorough"]
@@ -377,7 +377,7 @@ def status_view(run, buttons) -> None:
 
 def succeeded_view(run) -> None:
     """A finished run: its numbers, the sentence a manager repeats, which family won, what looks wrong."""
-    st.success(headline(run) + " " + t("training.done_time", time=duration(run.duration_s), device=run.device))
+    st.success(sentences(headline(run), t("training.done_time", time=duration(run.duration_s), device=run.device)))
     plain = jobs.in_plain_words(run)
     if plain is not None:
         st.markdown(f"**{plain.text(lang())}**")

@@ -756,9 +756,11 @@ def test_the_demo_path_reads_as_words_in_english_and_chinese(app: App, page: Pag
     assert {path: texts for path, texts in english.items() if texts} == {}
 
 
-def _train_in_chinese(page: Page) -> None:
-    """Start training on the Training page, in Chinese, and wait for the run to finish."""
-    page.get_by_test_id("stButton").get_by_role("button", name="开始训练").click()
+def _build_in_chinese(page: Page) -> None:
+    """Build a model that trains nothing (a search index, a zero-shot classifier) from the Training page, in
+    Chinese: no preset to choose, and a button that says what it does. Then wait for the run to finish."""
+    expect(page.get_by_text("预设", exact=True)).to_have_count(0)
+    page.get_by_test_id("stButton").get_by_role("button", name="构建模型").click()
     expect(page.get_by_role("heading", name=re.compile(r"^运行 \d+：已完成$"))).to_be_visible(timeout=TRAINING_MS)
     settled(page)
 
@@ -778,7 +780,7 @@ def test_the_pretrained_model_searches_a_faq_and_names_classes_it_never_trained_
     expect(page.get_by_role("heading", name="训练", exact=True)).to_be_visible(timeout=60_000)
     page.get_by_test_id("stRadio").get_by_text("语义搜索", exact=True).click()
     settled(page)
-    _train_in_chinese(page)
+    _build_in_chinese(page)
     shot(page, shots, "30-zh-search-training")
 
     go_to(page, "体验场", "playground", "体验场")
@@ -802,7 +804,7 @@ def test_the_pretrained_model_searches_a_faq_and_names_classes_it_never_trained_
     classes.fill("great: a happy review that praises the product\nother: a complaint, the product was bad")
     classes.blur()
     settled(page)
-    _train_in_chinese(page)
+    _build_in_chinese(page)
     shot(page, shots, "32-zh-zero-shot-training")
 
     go_to(page, "体验场", "playground", "体验场")

@@ -137,6 +137,9 @@ def test_the_training_page_asks_for_the_classes_starting_from_the_label_column(
     assert "Hyperparameters" in labels and "Search hyperparameters" not in labels  # nothing trains: no search
     asked = [str(n.key).removeprefix("hp_zero-shot_balanced_") for n in at.number_input]
     assert "scale" in asked and not {"epochs", "batch_size", "learning_rate", "patience"} & set(asked), asked
+    buttons = {b.label for b in at.button}  # nothing trains: no preset, and the button says what it does
+    assert [r.label for r in at.radio] == ["Task"], [r.label for r in at.radio]
+    assert "Build the model" in buttons and "Start training" not in buttons, buttons
 
 
 def test_the_evaluation_page_says_a_run_without_labels_has_no_scores(

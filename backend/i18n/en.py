@@ -503,6 +503,7 @@ MESSAGES: dict[str, str] = {
     "training.preset": "Preset",
     "training.hyperparameters": "Hyperparameters",
     "training.cli_hint": "The same names work on the command line: `modeldeck train DATASET --set learning_rate=0.001`.",
+    "training.build": "Build the model",
     "training.start": "Start training",
     "training.no_runs": "No runs on this dataset yet. Pick a preset and start one.",
     "training.run": "Run {id}: {status}",

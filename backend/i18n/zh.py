@@ -503,6 +503,7 @@ MESSAGES: dict[str, str] = {
     "training.preset": "预设",
     "training.hyperparameters": "超参数",
     "training.cli_hint": "命令行使用相同的名称：`modeldeck train DATASET --set learning_rate=0.001`。",
+    "training.build": "构建模型",
     "training.start": "开始训练",
     "training.no_runs": "此数据集还没有运行记录。选择一个预设并开始训练。",
     "training.run": "运行 {id}：{status}",

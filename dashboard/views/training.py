@@ -60,14 +60,17 @@ if blockers:
 
 # 3. Hyperparameters: a preset fills the form (the family's own fields first); every field can be edited.
 chosen = st.session_state.get(state.PRESET, PRESETS[1])  # the last one chosen, here or before leaving the page
-preset = st.radio(
-    t("training.preset"),
-    PRESETS,
-    index=PRESETS.index(chosen) if chosen in PRESETS else 1,
-    horizontal=True,
-    format_func=lambda p: t(f"preset.{p}"),
-)
-st.session_state[state.PRESET] = preset
+if info.trains:
+    preset = st.radio(
+        t("training.preset"),
+        PRESETS,
+        index=PRESETS.index(chosen) if chosen in PRESETS else 1,
+        horizontal=True,
+        format_func=lambda p: t(f"preset.{p}"),
+    )
+    st.session_state[state.PRESET] = preset
+else:  # zero-shot and search: no epochs for a preset to set, so no choice that changes nothing
+    preset = PRESETS[1]
 overrides: dict[str, object] = {}
 with st.expander(t("training.hyperparameters"), expanded=False):
     columns = st.columns(3)
@@ -140,7 +143,8 @@ if info.trains:  # zero-shot and search train nothing: nothing to search
                 )
             )
 
-if st.button(t("training.start"), type="primary", disabled=bool(blockers) and not override.strip()):
+start = t("training.start") if info.trains else t("training.build")
+if st.button(start, type="primary", disabled=bool(blockers) and not override.strip()):
     follow(
         lambda: jobs.start_training(
             store(), version=version, task=task, preset=preset, overrides=overrides, override_reason=override or None

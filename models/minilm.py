@@ -33,7 +33,9 @@ NAME = "all-MiniLM-L6-v2"  # as plans and run pages name it
 MAX_WORD_CHARS = 100  # BERT's WordPiece: a longer word is one [UNK]
 SEQUENCE_LENGTH = 256  # sentence-transformers' max_seq_length for this model, [CLS] and [SEP] included
 MASKED = -1e9  # added to the attention scores of padding
-LENGTH_STEP = 32  # `Embedder.embed` pads each batch's length to a multiple of this: few shapes for XLA to compile
+# `Embedder.embed` pads each batch's length to a multiple of SHORT_STEP up to LENGTH_STEP tokens, and of LENGTH_STEP
+# beyond: few shapes for XLA to compile, and short texts (a review, a question: 10-20 tokens) are not padded to 32.
+SHORT_STEP, LENGTH_STEP = 8, 32
 XLA_MIN_TEXTS = 256  # `Embedder.embed` compiles the encoder with XLA from this many texts (fewer: not worth it)
 
 
@@ -335,6 +337,13 @@ class Encoder(keras.layers.Layer):
 
 
 # 5. Tokenizer and encoder together: strings in, unit-length embeddings out.
+def padded_length(tokens: int) -> int:
+    """The length a batch of `tokens` tokens is padded to: the next multiple of SHORT_STEP up to LENGTH_STEP, of
+    LENGTH_STEP beyond (texts of 13 tokens run as 16, not 32: half the work; 100 as 128)."""
+    step = SHORT_STEP if tokens <= LENGTH_STEP else LENGTH_STEP
+    return -(-tokens // step) * step
+
+
 class Embedder(keras.layers.Layer):
     """The pretrained model as one layer: raw strings [batch] to embeddings [batch, 384] (float32)."""
 
@@ -368,15 +377,15 @@ class Embedder(keras.layers.Layer):
         """Embeddings of many texts, `batch_size` at a time; `progress(done, total)` after each batch.
 
         Texts of like length are batched together, so that little is padding. Every batch is padded to
-        `batch_size` rows and its length to a multiple of LENGTH_STEP tokens, so that XLA (from XLA_MIN_TEXTS
-        texts) compiles a handful of shapes, one per length step, however many texts there are."""
+        `batch_size` rows and its length by `padded_length`, so that XLA (from XLA_MIN_TEXTS texts) compiles a
+        handful of shapes, one per length step, however many texts there are."""
         _, graph, compiled = self._graphs()
         texts = np.asarray(texts, dtype=object).astype(str)
         encode = compiled if len(texts) >= XLA_MIN_TEXTS else graph
         out = np.zeros((len(texts), self.dimension), np.float32)
         done = 0
         for rows, ids, mask in self._by_length(texts, batch_size):
-            length = -(-int(ids.shape[1]) // LENGTH_STEP) * LENGTH_STEP
+            length = padded_length(int(ids.shape[1]))
             padding = [[0, batch_size - len(rows)], [0, length - int(ids.shape[1])]]
             out[rows] = encode(tf.pad(ids, padding), tf.pad(mask, padding)).numpy()[: len(rows)]
             done += len(rows)

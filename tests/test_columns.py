@@ -4,6 +4,7 @@ the same graph ops in training and in the export (`models/columns.py`, `models/d
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +125,15 @@ def customers() -> tuple[TaskData, pd.DataFrame]:
     return TaskData(frame=frame, roles={"target": "churn"}, columns=columns, task="classification"), frame
 
 
+@functools.lru_cache(maxsize=2)
+def _signature(path: Path) -> Any:
+    """An export's serving signature, loaded once per test (each test exports to a folder of its own)."""
+    return tf.saved_model.load(str(path)).signatures["serving_default"]
+
+
 def _served(path: Path, rows: pd.DataFrame, plan: tabular.Plan) -> np.ndarray:
-    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-    return serve(**{k: tf.constant(v) for k, v in tabular.raw_inputs(rows, plan).items()})["probabilities"].numpy()
+    inputs = {k: tf.constant(v) for k, v in tabular.raw_inputs(rows, plan).items()}
+    return _signature(path)(**inputs)["probabilities"].numpy()
 
 
 def test_trees_learn_from_dates_and_text_and_the_export_reads_them_as_written(customers, tmp_path: Path) -> None:

@@ -51,6 +51,12 @@ def test_embeddings_equal_sentence_transformers_to_cosine_0_999(
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
 
 
+def test_batches_are_padded_finely_when_short_and_by_32_tokens_beyond() -> None:
+    from models.minilm import padded_length
+
+    assert [padded_length(n) for n in (3, 13, 16, 32, 33, 100, 256)] == [8, 16, 16, 32, 64, 128, 256]
+
+
 PLAIN_TF = """
 import json, sys
 sys.modules.update({name: None for name in ("backend", "models", "db", "dashboard")})  # no ModelDeck code

@@ -34,8 +34,19 @@ def _precision_for(gpus: list[Any]) -> str:
     return "mixed_bfloat16"
 
 
+def _forced() -> str:
+    return os.environ.get("MODELDECK_FORCE_DEVICE", "").lower()
+
+
+def has_gpu() -> bool:
+    """Whether runs here take the GPU branch: a GPU is present, or forced with MODELDECK_FORCE_DEVICE=gpu, and the
+    CPU is not forced. Unlike `detect`, it touches no device settings, so a job may ask it at any time."""
+    forced = _forced()
+    return forced == "gpu" or (forced != "cpu" and bool(tf.config.list_physical_devices("GPU")))
+
+
 def detect() -> DeviceSetup:
-    forced = os.environ.get("MODELDECK_FORCE_DEVICE", "").lower()
+    forced = _forced()
     gpus = tf.config.list_physical_devices("GPU")
     if forced == "cpu" or (not gpus and forced != "gpu"):
         return DeviceSetup("CPU", "float32", "default", 1)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from models import metrics, minilm
+from models import devices, metrics, minilm
 from models.spec import TextSpec, TrainingSpec, pretrained_installed
 from models.splits import three_way
 from models.task import (
@@ -426,7 +426,7 @@ def prepare(data: TaskData, *, spec: TextSpec, batch_size: int) -> Prepared | Ch
     if spec.architecture == "auto":
         bag = prepare_from_scratch(data, spec=replace(spec, architecture="bag"), batch_size=batch_size)
         texts = sum(bag.plan["rows"].values())
-        if not pretrained_installed() or (texts > AUTO_PRETRAINED_TEXTS and not tf.config.list_physical_devices("GPU")):
+        if not pretrained_installed() or (texts > AUTO_PRETRAINED_TEXTS and not devices.has_gpu()):
             return bag
         pretrained = prepare_pretrained(data, spec=replace(spec, architecture="minilm"), batch_size=batch_size)
         return Choice({"bag": bag, "minilm": pretrained}, metric="log_loss")

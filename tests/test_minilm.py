@@ -242,6 +242,26 @@ def test_architecture_auto_trains_the_bag_and_the_pretrained_model_and_keeps_the
     assert len(list((home / "runs" / str(run["run_id"])).rglob("saved_model.pb"))) == 1  # the loser's is gone
 
 
+@pytest.mark.parametrize(("device", "candidates"), [("gpu", ["bag", "minilm"]), ("cpu", None)])
+def test_auto_tries_the_pretrained_model_on_many_texts_only_with_a_gpu(
+    monkeypatch: pytest.MonkeyPatch, device: str, candidates: list[str] | None
+) -> None:
+    """Past AUTO_PRETRAINED_TEXTS texts, embedding them all would keep a CPU busy for long: auto trains the bag
+    alone there, and both where the GPU branch runs (forced here, as on a GPU machine)."""
+    from models import text
+    from models.spec import TextSpec
+    from models.task import Choice, TaskData
+
+    monkeypatch.setenv("MODELDECK_FORCE_DEVICE", device)
+    monkeypatch.setattr(text, "AUTO_PRETRAINED_TEXTS", 20)
+    data = TaskData(reviews(SEEN, 24, 0), {"text": "review", "target": "sentiment"})
+    prepared = text.prepare(data, spec=TextSpec(architecture="auto", sequence_length=32), batch_size=16)
+    if candidates is None:
+        assert not isinstance(prepared, Choice) and prepared.plan["architecture"] == "bag"
+    else:
+        assert isinstance(prepared, Choice) and sorted(prepared.candidates) == candidates
+
+
 def test_train_with_architecture_minilm_on_the_command_line_then_predict(tmp_path: Path) -> None:
     home, run = trained_on_the_command_line(tmp_path, 2, "architecture=minilm", "fine_tune_layers=1")
     assert (run["status"], run["spec"]["architecture"], run["metrics"]["accuracy"] >= 0.8) == (

@@ -37,6 +37,7 @@ MASKED = -1e9  # added to the attention scores of padding
 # beyond: few shapes for XLA to compile, and short texts (a review, a question: 10-20 tokens) are not padded to 32.
 SHORT_STEP, LENGTH_STEP = 8, 32
 XLA_MIN_TEXTS = 256  # `Embedder.embed` compiles the encoder with XLA from this many texts (fewer: not worth it)
+STATES_MEMORY_SHARE = 0.5  # `Embedder.states` may hold at most this share of the memory available when it starts
 
 
 # 1. The weights: a folder inside an installed package, read without PyTorch.
@@ -63,6 +64,22 @@ def available() -> bool:
 
 
 SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "I64": np.int64}
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still take: Linux's MemAvailable, or less where a cgroup (a container) caps it; None
+    where neither is known."""
+    limits = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                limits.append(int(line.split()[1]) * 1024)
+        cap = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if cap != "max":
+            limits.append(int(cap) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return min(limits) if limits else None
 
 
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
@@ -405,17 +422,27 @@ class Embedder(keras.layers.Layer):
         """The token vectors of many texts after the first `layers` layers, for training the layers above them:
         a list of (row positions, vectors float16 [rows, length, hidden], mask int32 [rows, length]), one per
         batch of texts of like length, each padded only to its own longest text (2 bytes per number: a
-        hundred-token text takes 77 KB)."""
+        hundred-token text takes 77 KB). ValueError, before memory runs out, past STATES_MEMORY_SHARE of what
+        `available_memory` finds free."""
         lower = tf.function(  # one graph for every batch's shape
             lambda ids, mask: self.encoder.token_vectors(ids, mask, layers),
             input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2,
             autograph=False,
         )
         texts = np.asarray(texts, dtype=object).astype(str)
-        return [
-            (rows, lower(ids, mask).numpy().astype(np.float16), mask.numpy())
-            for rows, ids, mask in self._by_length(texts, batch_size)
-        ]
+        budget = STATES_MEMORY_SHARE * (available_memory() or float("inf"))
+        batches, held = [], 0
+        for rows, ids, mask in self._by_length(texts, batch_size):
+            states = lower(ids, mask).numpy().astype(np.float16)
+            held += states.nbytes
+            if held > budget:
+                raise ValueError(
+                    f"Fine-tuning would hold more than {budget / 2**30:.1f} GiB of token vectors in memory for "
+                    f"{len(texts):,} texts (half of what this machine has free). Use a shorter sequence_length, "
+                    "fewer rows, or fine_tune_layers=0 (frozen: 1.5 KB a text)."
+                )
+            batches.append((rows, states, mask.numpy()))
+        return batches
 
 
 def load(folder: Path | None = None, sequence_length: int = SEQUENCE_LENGTH) -> Embedder:

@@ -211,6 +211,25 @@ def test_fine_tuning_trains_the_top_layers_slowly_and_exports_what_it_trained(tm
     assert stored == used == pretrained.count_params() + model.get_layer("text_minilm").count_params()  # once each
 
 
+def test_fine_tuning_stops_with_a_clear_message_before_its_token_vectors_fill_the_memory(
+    embedder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token vectors below the trained layers are held for every text; past half of the free memory, the run
+    stops with what to change, instead of being killed by the kernel."""
+    from models import minilm
+
+    assert (minilm.available_memory() or 0) > 2**20  # what it reads from /proc and the cgroup, on Linux
+    texts = reviews(SEEN, 40, 0)["review"].tolist()
+    held = sum(states.nbytes for _, states, _ in embedder.states(texts, 5))
+    monkeypatch.setattr(minilm, "available_memory", lambda: held)  # half of it is too little
+    with pytest.raises(
+        ValueError, match=r"^Fine-tuning would hold more than 0\.0 GiB .* for 80 texts .* fine_tune_layers=0"
+    ):
+        embedder.states(texts, 5)
+    monkeypatch.setattr(minilm, "available_memory", lambda: 2 * held)
+    assert len(embedder.states(texts, 5)) == 2
+
+
 def trained_on_the_command_line(tmp_path: Path, seed: int, *settings: str) -> tuple[Path, dict[str, Any]]:
     """A text-classification run through the CLI and a worker on 30 generated reviews per class: (home, run)."""
     home = tmp_path / "home"

@@ -916,14 +916,19 @@ def cmd_keys_revoke(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_ui(_store: Store, args: argparse.Namespace) -> int:
-    """Dashboard, worker and inference server together; Ctrl-C stops all three, a crashed one is restarted."""
+    """Dashboard, worker and inference servers together; Ctrl-C stops them all, a crashed one is restarted."""
     from backend import logs, ui
 
     logs.configure("ui")
 
     print(f"ModelDeck: http://localhost:{args.port}  (inference server on :{args.serve_port}, gRPC :{args.grpc_port})")
     return ui.run(
-        home=config.home(), port=args.port, serve_port=args.serve_port, grpc_port=args.grpc_port, host=args.host
+        home=config.home(),
+        port=args.port,
+        serve_port=args.serve_port,
+        grpc_port=args.grpc_port,
+        host=args.host,
+        scoring_port=args.scoring_port,
     )
 
 
@@ -967,6 +972,12 @@ def parser() -> argparse.ArgumentParser:
     ui.add_argument("--serve-port", type=int, default=config.DEFAULT_REST_PORT)
     ui.add_argument("--grpc-port", type=int, default=config.DEFAULT_GRPC_PORT)
     ui.add_argument("--host", default="127.0.0.1", help="interface for the dashboard and server (0.0.0.0: all)")
+    ui.add_argument(
+        "--scoring-port",
+        type=int,
+        default=config.DEFAULT_SCORING_PORT,
+        help="loopback port of a second inference server for the dashboard's file scoring (0: none, use the first)",
+    )
     worker = command(sub, "worker", cmd_worker, "run training jobs", json_flag=False)
     worker.add_argument("--until-idle", action="store_true", help="exit when the queue is empty")
     worker.add_argument(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 DEFAULT_REST_PORT = 8502  # 8501 is the dashboard's; TensorFlow Serving's own default clashes with it
 DEFAULT_GRPC_PORT = 8500
+DEFAULT_SCORING_PORT = 8504  # `modeldeck ui`'s second inference server, for the dashboard's file scoring
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,14 @@ def ray_address() -> str:
 def serving_url() -> str:
     """REST base URL of the inference server: ours, or a real TensorFlow Serving."""
     return os.environ.get("MODELDECK_SERVING_URL", f"http://127.0.0.1:{DEFAULT_REST_PORT}").rstrip("/")
+
+
+def scoring_url() -> str:
+    """REST base URL where the dashboard scores files: MODELDECK_SCORING_URL, else the inference server's.
+
+    `modeldeck ui` starts a server of its own for them (`backend/ui.py` says why).
+    """
+    return os.environ.get("MODELDECK_SCORING_URL", "").rstrip("/") or serving_url()
 
 
 def serving_key() -> str | None:

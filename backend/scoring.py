@@ -147,7 +147,7 @@ def served(
     Args:
         model: The model's name.
         version: A version number; `None` means the latest.
-        base_url: The server's base URL; defaults to `backend.config.serving_url()`.
+        base_url: The server's base URL; defaults to `backend.config.scoring_url()`.
         signature: The signature to run.
         timeout: Seconds to wait for each batch's answer.
 
@@ -155,7 +155,7 @@ def served(
         NotFound: The server has no such model or version.
         ServingUnavailable: The server is not answering.
     """
-    base = (base_url or config.serving_url()).rstrip("/")
+    base = (base_url or config.scoring_url()).rstrip("/")
     url = f"{base}/v1/models/{quote(model, safe='')}" + ("" if version is None else f"/versions/{int(version)}")
     http = httpx.Client(timeout=timeout)  # one connection pool for every batch, shared by the threads
     defs = _request(http, "GET", f"{url}/metadata", base)["metadata"]["signature_def"]["signature_def"]

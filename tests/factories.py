@@ -271,19 +271,21 @@ def running_ui(
     log: Path,
     env: dict[str, str] | None = None,
     cwd: Path = ROOT,
-    ports: tuple[int, int, int] | None = None,
-) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
+    ports: tuple[int, int, int, int] | None = None,
+) -> Iterator[tuple[subprocess.Popen[bytes], str, str, str]]:
     """A real `modeldeck ui` over `home`, on loopback and free ports, with the home's SQLite history (plus `env`),
     started in `cwd` (where Streamlit reads `.streamlit/secrets.toml`), up for the block: its process, the
-    dashboard's URL and the inference server's."""
-    port, serve_port, grpc_port = ports or free_ports(3)
+    dashboard's URL, the inference server's and the scoring server's."""
+    port, serve_port, grpc_port, scoring_port = ports or free_ports(4)
     environ = os.environ | {"MODELDECK_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"} | (env or {})
     environ.pop("MODELDECK_DATABASE_URL", None)
     command = [sys.executable, "-m", "backend.cli", "--home", str(home), "ui", "--port", str(port)]
     command += ["--serve-port", str(serve_port), "--grpc-port", str(grpc_port), "--host", "127.0.0.1"]
-    url, rest = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{serve_port}"
-    with running(command, log=log, env=environ, urls=[f"{url}/_stcore/health", f"{rest}/v1/models"], cwd=cwd) as proc:
-        yield proc, url, rest
+    command += ["--scoring-port", str(scoring_port)]
+    url, rest, scoring = (f"http://127.0.0.1:{p}" for p in (port, serve_port, scoring_port))
+    urls = [f"{url}/_stcore/health", f"{rest}/v1/models", f"{scoring}/v1/models"]
+    with running(command, log=log, env=environ, urls=urls, cwd=cwd) as proc:
+        yield proc, url, rest, scoring
 
 
 def serve_command(home: Path, rest_port: int, grpc_port: int) -> list[str]:

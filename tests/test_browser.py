@@ -62,7 +62,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     root = tmp_path_factory.mktemp("modeldeck-ui")
     home, log = root / "home", root / "ui.log"
     home.mkdir()
-    with factories.running_ui(home, log=log) as (_, url, serving_url):
+    with factories.running_ui(home, log=log) as (_, url, serving_url, _scoring):
         print(f"\nmodeldeck ui: {url}, log: {log}")
         yield App(url=url, serving_url=serving_url, home=home, log=log)
 

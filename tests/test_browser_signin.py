@@ -37,7 +37,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     home.mkdir()
     _add_user(home, "ed", "editor")
     _add_user(home, "ada", "admin")
-    with factories.running_ui(home, log=log, env={"MODELDECK_SIGN_IN": "1"}) as (_, url, serving_url):
+    with factories.running_ui(home, log=log, env={"MODELDECK_SIGN_IN": "1"}) as (_, url, serving_url, _scoring):
         yield App(url=url, serving_url=serving_url, home=home, log=log)
 
 
@@ -109,13 +109,13 @@ def oidc_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, An
     home, log = root / "home", root / "ui.log"
     home.mkdir()
     _add_user(home, "ana@example.com", "editor")
-    ports = factories.free_ports(4)
-    with oidc_provider.running(ports[3], email="ana@example.com") as provider:
+    ports = factories.free_ports(5)
+    with oidc_provider.running(ports[4], email="ana@example.com") as provider:
         url = f"http://127.0.0.1:{ports[0]}"
         (root / ".streamlit").mkdir()
         (root / ".streamlit" / "secrets.toml").write_text(provider.secrets_toml(url))
         env = {"MODELDECK_SIGN_IN": "1"}
-        with factories.running_ui(home, log=log, env=env, cwd=root, ports=ports[:3]) as (_, url, serving_url):
+        with factories.running_ui(home, log=log, env=env, cwd=root, ports=ports[:4]) as (_, url, serving_url, _scoring):
             yield App(url=url, serving_url=serving_url, home=home, log=log), provider
 
 

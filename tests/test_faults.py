@@ -142,7 +142,7 @@ def test_a_postgresql_lock_held_past_the_timeout_is_the_same_clear_error(
 
 # -- kill -9, in turn, while a run trains and requests flow ----------------------------------------------------
 def _children(pid: int) -> dict[str, int]:
-    """The ui's processes by role, from /proc: worker, server (`serve`), dashboard (streamlit)."""
+    """The ui's processes by role, from /proc: worker, server (`serve`), scoring (the second `serve`), dashboard."""
     found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -153,7 +153,12 @@ def _children(pid: int) -> dict[str, int]:
         if parent != str(pid):
             continue
         words = [w.decode() for w in command]
-        role = "worker" if "worker" in words else "server" if "serve" in words else "dashboard"
+        if "worker" in words:
+            role = "worker"
+        elif "serve" in words:  # the scoring server's gRPC is on any free port (`ui.commands`)
+            role = "scoring" if words[words.index("--grpc-port") + 1] == "0" else "server"
+        else:
+            role = "dashboard"
         found[role] = int(stat.parent.name)
     return found
 
@@ -194,17 +199,18 @@ def test_each_process_killed_in_turn_comes_back_the_run_resumes_and_the_database
 
     log = tmp_path / "ui.log"
     store = open_store(f"sqlite:///{home / 'modeldeck.db'}")
-    with factories.running_ui(home, log=log) as (ui, url, rest):
+    with factories.running_ui(home, log=log) as (ui, url, rest, scoring):
         flow = threading.Thread(target=requests, daemon=True)
         flow.start()
         try:
             factories.wait_for(lambda: store.get_run(run_id).epochs_done >= 2, 240, "two epochs")
-            for role in ("worker", "server", "dashboard"):
+            for role in ("worker", "server", "dashboard", "scoring"):
                 before = _children(ui.pid)[role]
                 os.kill(before, signal.SIGKILL)
                 newer = lambda r=role, b=before: (p := _children(ui.pid).get(r)) not in (None, b) and p  # noqa: E731
                 assert factories.wait_for(newer, 60, f"a new {role}") != before
             factories.wait_for(lambda: _answers(f"{url}/_stcore/health"), 120, "the dashboard to answer again")
+            factories.wait_for(lambda: _answers(f"{scoring}/v1/models"), 120, "the scoring server to answer again")
             served_after = len(answered)
             factories.wait_for(lambda: 200 in answered[served_after:], 120, "the server to answer again")
             run = factories.wait_for(

@@ -381,6 +381,24 @@ def test_the_ui_beyond_loopback_gives_its_dashboard_a_key_of_its_own_and_revokes
     assert (live.created_by, live.revoked_at is None, after.revoked_at is not None) == ("modeldeck ui", True, True)
 
 
+def test_the_ui_scores_files_on_a_loopback_server_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file's 8,192-row batches and one-row requests on one server share its interpreter lock: the dashboard
+    scores on a second server, on loopback even when the first listens beyond it; port 0 keeps one server."""
+    from backend import config, ui
+
+    lines = ui.commands(home=Path("h"), port=1, serve_port=2, grpc_port=3, host="0.0.0.0", scoring_port=4)
+    alone = ui.commands(home=Path("h"), port=1, serve_port=2, grpc_port=3, host="0.0.0.0")
+    assert (len(lines), len(alone)) == (len(ui.ROLES), 3)
+    online, scoring = lines[ui.ROLES.index("inference server")], lines[ui.ROLES.index("scoring server")]
+    assert online[online.index("--host") + 1] == "0.0.0.0"
+    assert scoring[scoring.index("serve") :] == ["serve", "--port", "4", "--grpc-port", "0", "--host", "127.0.0.1"]
+    monkeypatch.setenv("MODELDECK_SERVING_URL", "http://models:8502")
+    monkeypatch.delenv("MODELDECK_SCORING_URL", raising=False)
+    assert config.scoring_url() == "http://models:8502"  # no scoring server: the inference server scores
+    monkeypatch.setenv("MODELDECK_SCORING_URL", "http://127.0.0.1:8504/")
+    assert config.scoring_url() == "http://127.0.0.1:8504"
+
+
 def test_keys_that_cannot_be_read_again_are_those_read_before_never_everyone(store: Any) -> None:
     _, key = keys.create(store, "crm")
     reads = {"n": 0}

@@ -36,7 +36,7 @@ async def _sessions(url: str) -> list[list[tuple[str, list[str], list[str]]]]:
 def test_twenty_sessions_at_once_each_get_every_page_whole(churn_run: dict[str, Any], tmp_path: Path) -> None:
     home = tmp_path / "home"
     shutil.copytree(churn_run["home"], home)
-    with factories.running_ui(home, log=tmp_path / "ui.log") as (_, url, _rest):
+    with factories.running_ui(home, log=tmp_path / "ui.log") as (_, url, _rest, _scoring):
         sessions = asyncio.run(_sessions(url))
     titles: dict[str, str] = {}
     for seen in sessions:

@@ -44,8 +44,9 @@ def compare_meanings() -> None:
     texts = min(version.rows, quality.MEANING_SAMPLE)
     left, right = st.columns([3, 1], vertical_alignment="center")
     left.caption(t("quality.meaning_offer", texts=texts))
+    slot = st.empty()  # on every run: the bar takes its place, not that of the first check below, which stays shown
     if right.button(t("quality.meaning_button"), icon=":material/join_inner:", key="compare_meanings"):
-        bar = st.progress(0.0, text=t("quality.meaning_progress", done=0, total=texts))
+        bar = slot.progress(0.0, text=t("quality.meaning_progress", done=0, total=texts))
 
         def progress(done: int, total: int) -> None:
             bar.progress(done / max(total, 1), text=t("quality.meaning_progress", done=done, total=total))

@@ -563,6 +563,55 @@ def test_the_server_warms_each_models_latest_version_once_and_every_staged_one(
     assert loads == ["model=churn version=1", "model=churn version=2"], "each loaded once, by the warm-up"
 
 
+def test_a_new_latest_version_answers_once_loaded_and_the_one_before_answers_meanwhile(
+    churn_run: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TensorFlow Serving's availability-preserving policy: no request for the latest waits for a new version's
+    load (a third of a second for the churn network, seconds for a text model); its status says LOADING meanwhile."""
+    import threading
+
+    import tensorflow as tf
+    from tensorflow_serving.apis import get_model_status_pb2
+
+    from backend.serving import grpc_service, rest
+    from backend.serving.repository import ModelRepository
+
+    home = tmp_path / "home"
+    shutil.copytree(churn_run["home"], home)
+    read, release = tf.saved_model.load, threading.Event()
+
+    def slow_for_version_2(path: str, *args: Any, **kwargs: Any) -> Any:
+        if Path(path).name == "2":
+            assert release.wait(60), "the test never let version 2 load"
+        return read(path, *args, **kwargs)
+
+    monkeypatch.setattr(tf.saved_model, "load", slow_for_version_2)
+    repository = ModelRepository(home, rescan_seconds=0)
+    repository.signature(repository.resolve("churn"))  # version 1 in memory, as a running server has it
+    _second_version(home, churn_run["run_id"])
+    meanwhile = [repository.resolve("churn").version, repository.loading()]
+    states = {
+        s["version"]: s["state"] for s in rest._rest_models(repository, "GET", "churn", b"")["model_version_status"]
+    }
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = "churn"
+    grpc_states = {s.version: s.state for s in grpc_service.grpc_status(repository, request).model_version_status}
+    release.set()
+    deadline = time.monotonic() + 60
+    while repository.loading() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert meanwhile == [1, {"churn": [2]}]
+    assert states == {"2": "LOADING", "1": "AVAILABLE"}
+    loading, available = (
+        get_model_status_pb2.ModelVersionStatus.LOADING,
+        get_model_status_pb2.ModelVersionStatus.AVAILABLE,
+    )
+    assert grpc_states == {2: loading, 1: available}
+    assert (repository.resolve("churn").version, repository.loaded()) == (2, {"churn": [2, 1]})
+    first = ModelRepository(home, rescan_seconds=0)  # nothing in memory: the first request loads the newest
+    assert (first.resolve("churn").version, first.loading()) == (2, {})
+
+
 # -- the dashboard -----------------------------------------------------------------------------------------------------
 def _page(page: str) -> Any:
     from streamlit.testing.v1 import AppTest

@@ -4,7 +4,9 @@ Exports live at `<home>/runs/<run-id>/export/<model>/<version>/saved_model.pb` (
 layout). The folder is rescanned at most once a second, and at once when a request names a model or
 version it has not seen, so a new export is served without a restart. A SavedModel is loaded on first use
 and kept until its `saved_model.pb` is replaced (a chosen threshold rewrites the version's export). Every
-version found is servable; "latest" is the highest version number.
+version found is servable; "latest" is the highest version number, once it has loaded: while a new version
+loads, requests for the latest are answered by the version before it (TensorFlow Serving's availability-preserving
+policy), so none waits for the load.
 
 A version label (`production`, `staging`) names the version that holds that stage in the model registry
 (`registry.py`), read through `StageLabels` at request time, so a promotion or a rollback reaches a running
@@ -15,6 +17,7 @@ unloaded (`unload_idle`, which the server calls periodically); the next request 
 from __future__ import annotations
 
 import base64
+import gc
 import logging
 import re
 import threading
@@ -144,6 +147,8 @@ class ModelRepository:
         self._loaded: dict[Path, Any] = {}
         self._stamps: dict[Path, tuple[int, int] | None] = {}
         self._load_locks: dict[Path, threading.Lock] = {}
+        self._loading: set[Path] = set()  # being read from disk now (LOADING in a status request)
+        self._in_background: set[Path] = set()  # a thread of `_load_soon` is on it
         self._found: set[Path] = set()  # every version `warm_up` has seen, so it warms each model's latest once
         self._broken: dict[Path, tuple[tuple[int, int] | None, str]] = {}  # failed to load: its stamp then, why
 
@@ -206,13 +211,75 @@ class ModelRepository:
         for force in (False, True):
             versions = self._refresh(force=force).get(name, {})
             if version is None:
-                healthy = [v for v, path in versions.items() if not self._is_broken(path)]
-                chosen = max(healthy or versions, default=None)
+                chosen = self._latest_ready(name, versions)
             else:
                 chosen = version
             if chosen in versions:
                 return Servable(name, chosen, versions[chosen])
         raise _not_found(name, version)
+
+    def _latest_ready(self, name: str, versions: dict[int, Path]) -> int | None:
+        """The version that answers for the latest: the newest whose files load, once it is in memory.
+
+        While it is not and an older one is, the newest of those answers, and the newer is loaded in the background
+        meanwhile (`_load_soon`). A first request, with nothing in memory yet, loads the newest itself. When every
+        version is broken, the newest, for the request to say why.
+        """
+        newest, ready = self._newest_and_ready(versions)
+        if newest is None:
+            return max(versions, default=None)
+        if ready is not None and ready != newest:
+            self._load_soon(Servable(name, newest, versions[newest]))
+            return ready
+        return newest
+
+    def _newest_and_ready(self, versions: dict[int, Path]) -> tuple[int | None, int | None]:
+        """A model's newest version whose files load, and the newest of those in memory now (None: none is)."""
+        healthy = sorted((v for v, path in versions.items() if not self._is_broken(path)), reverse=True)
+        ready = next((v for v in healthy if self._in_memory(versions[v])), None)
+        return (healthy[0] if healthy else None), ready
+
+    def _in_memory(self, path: Path) -> bool:
+        with self._lock:
+            loaded, stamp = path in self._loaded, self._stamps.get(path)
+        return loaded and stamp == _stamp(path)
+
+    def _load_soon(self, servable: Servable) -> None:
+        """Loads a version in a thread of its own (one per version at a time); a failure is logged by `_load`."""
+        with self._lock:
+            if servable.path in self._in_background:
+                return
+            self._in_background.add(servable.path)
+
+        def load() -> None:
+            try:
+                self._load(servable)
+                gc.freeze()  # as the server's housekeeping does after its loads (`server._housekeeping`)
+            except ModelDeckError:
+                pass
+            finally:
+                with self._lock:
+                    self._in_background.discard(servable.path)
+
+        threading.Thread(target=load, name=f"load {servable.name} {servable.version}", daemon=True).start()
+
+    def loading(self) -> dict[str, list[int]]:
+        """Model name -> its versions LOADING, in TensorFlow Serving's words.
+
+        That is being read from disk now, or newer than the version that answers for the latest and about to be
+        (`_latest_ready`).
+        """
+        with self._lock:
+            index, reading = {name: dict(versions) for name, versions in self._index.items()}, set(self._loading)
+        found: dict[str, list[int]] = {}
+        for name, versions in index.items():
+            newest, ready = self._newest_and_ready(versions)
+            pending = {v for v, path in versions.items() if path in reading}
+            if newest is not None and ready is not None and ready != newest:
+                pending.add(newest)
+            if pending:
+                found[name] = sorted(pending, reverse=True)
+        return found
 
     def _load(self, servable: Servable) -> Any:
         """The version in memory, loaded (and warmed, `_warm`) on first use or when its files were rewritten.
@@ -236,23 +303,17 @@ class ModelRepository:
             if failed is not None and failed[0] == stamp:  # tried already, and the files have not changed since
                 raise _cannot_load(servable, failed[1])
             started = time.monotonic()
+            with self._lock:
+                self._loading.add(servable.path)
             try:
-                loaded = tf.saved_model.load(str(servable.path))
-            except Exception as exc:
-                reason = (str(exc).strip().splitlines() or [""])[0]
+                loaded = self._read(servable, stamp)
+                _warm(servable, loaded)
                 with self._lock:
-                    self._broken[servable.path] = (stamp, f"{type(exc).__name__}: {reason}"[:300])
-                log.error(
-                    "model=%s version=%d failed to load from %s: %s: %s",
-                    servable.name,
-                    servable.version,
-                    servable.path,
-                    type(exc).__name__,
-                    reason,
-                )
-                log.debug("the load's traceback", exc_info=exc)
-                raise _cannot_load(servable, f"{type(exc).__name__}: {reason}"[:300]) from exc
-            _warm(servable, loaded)
+                    self._loaded[servable.path] = loaded
+                    self._stamps[servable.path] = stamp
+            finally:
+                with self._lock:
+                    self._loading.discard(servable.path)
             log.info(
                 "model=%s version=%d loaded in %.1f s from %s",
                 servable.name,
@@ -260,10 +321,26 @@ class ModelRepository:
                 time.monotonic() - started,
                 servable.path,
             )
-            with self._lock:
-                self._loaded[servable.path] = loaded
-                self._stamps[servable.path] = stamp
             return loaded
+
+    def _read(self, servable: Servable, stamp: tuple[int, int] | None) -> Any:
+        """The SavedModel from disk; one that fails to load is remembered as broken (until its files change)."""
+        try:
+            return tf.saved_model.load(str(servable.path))
+        except Exception as exc:
+            reason = (str(exc).strip().splitlines() or [""])[0]
+            with self._lock:
+                self._broken[servable.path] = (stamp, f"{type(exc).__name__}: {reason}"[:300])
+            log.error(
+                "model=%s version=%d failed to load from %s: %s: %s",
+                servable.name,
+                servable.version,
+                servable.path,
+                type(exc).__name__,
+                reason,
+            )
+            log.debug("the load's traceback", exc_info=exc)
+            raise _cannot_load(servable, f"{type(exc).__name__}: {reason}"[:300]) from exc
 
     def warm_up(self) -> list[tuple[str, int]]:
         """Loads (and so warms) what requests will want, so that the first answer comes as fast as the rest.

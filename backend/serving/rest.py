@@ -207,12 +207,12 @@ def rest_predict(repository: ModelRepository, servable: Servable, body: bytes) -
         return {"outputs": _columns(call.outputs)}
 
 
-def _version_status(version: int, broken: str | None = None) -> dict[str, Any]:
-    """A version's status as TensorFlow Serving words it: AVAILABLE, or END with why it failed to load."""
+def _version_status(version: int, broken: str | None = None, *, loading: bool = False) -> dict[str, Any]:
+    """A version's status as TensorFlow Serving words it: AVAILABLE, LOADING, or END with why it failed to load."""
     if broken is not None:
         return {"version": str(version), "state": "END", "status": {"error_code": "UNKNOWN", "error_message": broken}}
     status = {"error_code": "OK", "error_message": ""}
-    return {"version": str(version), "state": "AVAILABLE", "status": status}
+    return {"version": str(version), "state": "LOADING" if loading else "AVAILABLE", "status": status}
 
 
 def rest_metadata(repository: ModelRepository, servable: Servable) -> dict[str, Any]:
@@ -238,8 +238,12 @@ def _rest_models(repository: ModelRepository, method: str, rest: str, body: byte
             versions = repository.versions(name)
         else:
             versions = [repository.resolve(name, version, label).version]
-        broken = repository.broken().get(name, {})
-        return {"model_version_status": [_version_status(number, broken.get(number)) for number in versions]}
+        broken, loading = repository.broken().get(name, {}), repository.loading().get(name, [])
+        return {
+            "model_version_status": [
+                _version_status(number, broken.get(number), loading=number in loading) for number in versions
+            ]
+        }
     servable = repository.resolve(name, version, label)
     if action == "/metadata":
         return rest_metadata(repository, servable)

@@ -9,6 +9,10 @@ first). In one process, an 8,192-row batch and a one-row request share an interp
 threads, and the row waits: one-row p99 54 ms beside batch scoring, 18 ms with the batches on a server of their
 own (86 and 28 ms with three busy processes beside), at the same rows scored per second. It costs that
 server's memory: TensorFlow and the models it is asked to score with.
+
+Scoring a file is background work, as training is (`MODELDECK_JOB_NICE`): the scoring server runs
+`SCORING_NICE` steps below the dashboard and the inference server, so that on a busy machine a page or a
+one-row request does not wait behind a batch; alone on the machine, it scores as fast as ever.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 
 
 ROLES = ("worker", "inference server", "dashboard", "scoring server")
+SCORING_NICE = 10
 
 
 def commands(
@@ -113,7 +118,8 @@ def _supervise(lines: list[list[str]], env: dict[str, str]) -> int:
     More than `RESTARTS` restarts of one process within `RESTART_WINDOW_S` means something is wrong that a
     restart will not fix: then all of them stop, and the exit status is 1.
     """
-    procs = [subprocess.Popen(line, env=env) for line in lines]
+    roles = list(ROLES[: len(lines)]) if len(lines) <= len(ROLES) else [" ".join(line[:3]) for line in lines]
+    procs = [_start(line, env, role) for line, role in zip(lines, roles, strict=True)]
     restarts: list[list[float]] = [[] for _ in lines]
     stopping, failed = False, False
 
@@ -130,13 +136,13 @@ def _supervise(lines: list[list[str]], env: dict[str, str]) -> int:
                 continue
             now = time.monotonic()
             restarts[i] = [t for t in restarts[i] if now - t < RESTART_WINDOW_S] + [now]
-            name = ROLES[i] if len(lines) <= len(ROLES) else " ".join(lines[i][:3])
+            name = roles[i]
             if len(restarts[i]) > RESTARTS:
                 log.error("the %s keeps stopping (exit %s): stopping all", name, p.returncode)
                 failed = True
                 break
             log.warning("the %s stopped (exit %s): starting it again", name, p.returncode)
-            procs[i] = subprocess.Popen(lines[i], env=env)
+            procs[i] = _start(lines[i], env, name)
     for p in procs:
         if p.poll() is None:
             p.terminate()
@@ -146,3 +152,16 @@ def _supervise(lines: list[list[str]], env: dict[str, str]) -> int:
         except subprocess.TimeoutExpired:
             p.kill()
     return 0 if stopping else 1
+
+
+def _start(line: list[str], env: dict[str, str], role: str) -> subprocess.Popen[bytes]:
+    """Starts one role's process; the scoring server SCORING_NICE steps below this process.
+
+    The priority is set before the process has started a thread (each thread takes its priority from the one
+    that starts it), so that all of its threads run at it.
+    """
+    process = subprocess.Popen(line, env=env)
+    if role == "scoring server" and hasattr(os, "setpriority"):
+        with contextlib.suppress(OSError):  # gone already: the supervisor sees it stop
+            os.setpriority(os.PRIO_PROCESS, process.pid, os.getpriority(os.PRIO_PROCESS, 0) + SCORING_NICE)
+    return process

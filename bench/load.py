@@ -13,7 +13,9 @@ server) and, for `DURATION_S` seconds:
 - batch scoring: a 50,000-row file scored as the dashboard's Scoring section does (`backend.scoring`, 8,192-row
   batches, two in flight, on the scoring server `modeldeck ui` starts for it), again and again, from a process of
   its own;
-- an online client, another process, sends one row 20 times a second on a fixed schedule, each request timed.
+- an online client, another process, sends one row 20 times a second on a fixed schedule, each request timed;
+- a probe, another process, that only sleeps 5 ms and wakes, timing how late it wakes: the wait for a core that
+  the client's and the server's processes have too, before any work of theirs.
 
 Then, for `SATURATION_S` seconds, the 20 visitors click with no pause: how many pages a second the dashboard
 serves when it is the bottleneck.
@@ -33,6 +35,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +49,8 @@ SESSIONS = 20  # one of them a real browser
 TRAININGS = 4
 READING_S = (1.0, 5.0)  # how long a visitor looks at a page before the next click
 ROW = {"tenure": 12, "plan": "basic", "charges": 70.5}
-KINDS = ("online", "scoring")  # the inference server's two clients, each a process of its own
+KINDS = ("online", "scoring", "probe")  # the inference server's two clients and the probe, each a process of its own
+PROBE_SLEEP_S = 0.005
 ONLINE_RATE = 20  # one-row requests a second
 SCORED_ROWS = 50_000
 
@@ -94,12 +98,23 @@ def _batch_scoring(rest: str, stop: threading.Event, scored: list[int], errors: 
             errors.append(f"scoring: {type(exc).__name__}: {exc}")
 
 
+def _probe(_rest: str, stop: threading.Event, late: list[float], _errors: list[str]) -> None:
+    """Sleeps PROBE_SLEEP_S and wakes, again and again, timing how late each wake-up comes (ms): the wait for a
+    core that each process a request passes through (client, server) has as well, whatever its own work."""
+    while not stop.is_set():
+        started = time.perf_counter()
+        time.sleep(PROBE_SLEEP_S)
+        late.append((time.perf_counter() - started - PROBE_SLEEP_S) * 1000)
+
+
 def _client(kind: str, rest: str, seconds: float, results: Any) -> None:
     """A client process of its own (`online` or `scoring`), as real clients are: in the bench's process, its
     threads would wait on the visitors' share of the interpreter lock, and that wait would count as latency."""
     stop, values, errors = threading.Event(), [], []  # type: ignore[var-annotated]
     threading.Timer(seconds, stop.set).start()
-    (_online if kind == "online" else _batch_scoring)(rest, stop, values, errors)
+    run: dict[str, Callable[[str, threading.Event, list[Any], list[str]], None]]
+    run = {"online": _online, "scoring": _batch_scoring, "probe": _probe}
+    run[kind](rest, stop, values, errors)
     results.put((kind, values, errors))
 
 
@@ -157,21 +172,23 @@ def main() -> None:
         _cli(home, "train", "churn", "--preset", "fast", "--set", "architecture=mlp", "--wait")
         single: list[float] = []
         scored: list[int] = []
+        late: list[float] = []
         tally, saturated = Tally(), Tally()
         with factories.running_ui(home, log=Path(folder) / "ui.log") as (ui, url, rest, scoring_url):
             for _ in range(TRAININGS):
                 _cli(home, "train", "churn", "--preset", "fast", "--set", "architecture=mlp")
             spawn = multiprocessing.get_context("spawn")
             results = spawn.Queue()
-            where = {"online": rest, "scoring": scoring_url}  # as the dashboard scores a file: on its own server
+            where = {"online": rest, "scoring": scoring_url, "probe": ""}  # a file is scored on a server of its own
             clients = [spawn.Process(target=_client, args=(kind, where[kind], DURATION_S, results)) for kind in KINDS]
             before, started = _cpu_seconds(ui.pid), time.perf_counter()
             for client in clients:
                 client.start()
             asyncio.run(_visitors(url, tally, DURATION_S, READING_S, browser=True))
+            into: dict[str, list[Any]] = {"online": single, "scoring": scored, "probe": late}
             for _ in clients:
                 kind, values, errors = results.get(timeout=120)
-                (single if kind == "online" else scored).extend(values)
+                into[kind].extend(values)
                 tally.errors += errors
             spent, after = time.perf_counter() - started, _cpu_seconds(ui.pid)
             handled = _handled_one_row(home)
@@ -196,6 +213,11 @@ def main() -> None:
         print(
             f"    of which in the server's handler (body parsed to answer built), as its request log has them: p50 "
             f"{statistics.median(handled):.1f} ms, p99 {_percentile(handled, 0.99):.1f} ms"
+        )
+        print(
+            f"    a process beside that only sleeps {PROBE_SLEEP_S * 1000:.0f} ms and wakes, woke late by: p50 "
+            f"{statistics.median(late):.1f} ms, p99 {_percentile(late, 0.99):.1f} ms, p99.9 "
+            f"{_percentile(late, 0.999):.1f} ms, max {max(late):.0f} ms (the wait for a core, in every process)"
         )
         print(f"  batch scoring: {sum(scored) / DURATION_S:,.0f} rows/s ({len(scored)} files of {SCORED_ROWS:,} rows)")
         cpu = ", ".join(f"{role} {(after[role] - before.get(role, 0.0)) / spent:.2f}" for role in sorted(after))

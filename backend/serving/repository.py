@@ -147,7 +147,6 @@ class ModelRepository:
         self._loaded: dict[Path, Any] = {}
         self._stamps: dict[Path, tuple[int, int] | None] = {}
         self._load_locks: dict[Path, threading.Lock] = {}
-        self._loading: set[Path] = set()  # being read from disk now (LOADING in a status request)
         self._in_background: set[Path] = set()  # a thread of `_load_soon` is on it
         self._found: set[Path] = set()  # every version `warm_up` has seen, so it warms each model's latest once
         self._broken: dict[Path, tuple[tuple[int, int] | None, str]] = {}  # failed to load: its stamp then, why
@@ -264,21 +263,19 @@ class ModelRepository:
         threading.Thread(target=load, name=f"load {servable.name} {servable.version}", daemon=True).start()
 
     def loading(self) -> dict[str, list[int]]:
-        """Model name -> its versions LOADING, in TensorFlow Serving's words.
+        """Model name -> its version LOADING, in TensorFlow Serving's words.
 
-        That is being read from disk now, or newer than the version that answers for the latest and about to be
-        (`_latest_ready`).
+        That is the newest, while it is not in memory and an older version answers for the latest meanwhile
+        (`_latest_ready`). A version read from disk for a request that names it, or for the first request of all,
+        is AVAILABLE: the request waits for it.
         """
         with self._lock:
-            index, reading = {name: dict(versions) for name, versions in self._index.items()}, set(self._loading)
-        found: dict[str, list[int]] = {}
+            index = {name: dict(versions) for name, versions in self._index.items()}
+        found = {}
         for name, versions in index.items():
             newest, ready = self._newest_and_ready(versions)
-            pending = {v for v, path in versions.items() if path in reading}
             if newest is not None and ready is not None and ready != newest:
-                pending.add(newest)
-            if pending:
-                found[name] = sorted(pending, reverse=True)
+                found[name] = [newest]
         return found
 
     def _load(self, servable: Servable) -> Any:
@@ -303,17 +300,11 @@ class ModelRepository:
             if failed is not None and failed[0] == stamp:  # tried already, and the files have not changed since
                 raise _cannot_load(servable, failed[1])
             started = time.monotonic()
+            loaded = self._read(servable, stamp)
+            _warm(servable, loaded)
             with self._lock:
-                self._loading.add(servable.path)
-            try:
-                loaded = self._read(servable, stamp)
-                _warm(servable, loaded)
-                with self._lock:
-                    self._loaded[servable.path] = loaded
-                    self._stamps[servable.path] = stamp
-            finally:
-                with self._lock:
-                    self._loading.discard(servable.path)
+                self._loaded[servable.path] = loaded
+                self._stamps[servable.path] = stamp
             log.info(
                 "model=%s version=%d loaded in %.1f s from %s",
                 servable.name,

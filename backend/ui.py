@@ -43,6 +43,16 @@ ROLES = ("worker", "inference server", "dashboard", "scoring server")
 SCORING_NICE = 10
 
 
+def role_of(command: list[str]) -> str:
+    """Which of ROLES a command line from `commands` runs, for whoever finds the processes (tests, the load bench)."""
+    if "streamlit" in command:
+        return "dashboard"
+    if "worker" in command:
+        return "worker"
+    grpc = command[command.index("--grpc-port") + 1] if "--grpc-port" in command[:-1] else ""
+    return "scoring server" if grpc == "0" else "inference server"  # the scoring server's gRPC: any free port
+
+
 def commands(
     *, home: Path, port: int, serve_port: int, grpc_port: int, host: str, scoring_port: int = 0
 ) -> list[list[str]]:

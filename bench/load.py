@@ -41,6 +41,7 @@ from typing import Any
 
 import httpx
 
+from backend import ui
 from backend.serving.requestlog import FLUSH_SECONDS
 
 DURATION_S = 90
@@ -128,13 +129,12 @@ def _cpu_seconds(root: int) -> dict[str, float]:
         except OSError:
             continue
         ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-        stats[int(stat.parent.name)] = (int(fields[1]), ticks, b" ".join(command).decode(errors="replace"))
+        stats[int(stat.parent.name)] = (int(fields[1]), ticks, [w.decode(errors="replace") for w in command])
     roles: dict[str, float] = {}
     for parent, ticks, command in stats.values():
         if parent != root:
             continue
-        role = "dashboard" if "streamlit" in command else "worker" if " worker" in command else "server"
-        role = "scoring server" if "--grpc-port 0" in command else role
+        role = ui.role_of(command)
         roles[role] = roles.get(role, 0.0) + ticks / os.sysconf("SC_CLK_TCK")
     return roles
 

@@ -438,8 +438,8 @@ class Embedder(keras.layers.Layer):
             if held > budget:
                 raise ValueError(
                     f"Fine-tuning would hold more than {budget / 2**30:.1f} GiB of token vectors in memory for "
-                    f"{len(texts):,} texts (half of what this machine has free). Use a shorter sequence_length, "
-                    "fewer rows, or fine_tune_layers=0 (frozen: 1.5 KB a text)."
+                    f"{len(texts):,} texts ({STATES_MEMORY_SHARE:.0%} of what this machine has free). Use a shorter "
+                    "sequence_length, fewer rows, or fine_tune_layers=0 (frozen: 1.5 KB a text)."
                 )
             batches.append((rows, states, mask.numpy()))
         return batches

@@ -142,7 +142,9 @@ def test_a_postgresql_lock_held_past_the_timeout_is_the_same_clear_error(
 
 # -- kill -9, in turn, while a run trains and requests flow ----------------------------------------------------
 def _children(pid: int) -> dict[str, int]:
-    """The ui's processes by role, from /proc: worker, server (`serve`), scoring (the second `serve`), dashboard."""
+    """The ui's processes by role (`ui.ROLES`), from /proc."""
+    from backend import ui
+
     found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -150,16 +152,8 @@ def _children(pid: int) -> dict[str, int]:
             command = (stat.parent / "cmdline").read_bytes().split(b"\0")
         except (FileNotFoundError, ProcessLookupError, IndexError):
             continue
-        if parent != str(pid):
-            continue
-        words = [w.decode() for w in command]
-        if "worker" in words:
-            role = "worker"
-        elif "serve" in words:  # the scoring server's gRPC is on any free port (`ui.commands`)
-            role = "scoring" if words[words.index("--grpc-port") + 1] == "0" else "server"
-        else:
-            role = "dashboard"
-        found[role] = int(stat.parent.name)
+        if parent == str(pid):
+            found[ui.role_of([w.decode() for w in command])] = int(stat.parent.name)
     return found
 
 
@@ -211,7 +205,7 @@ def test_each_process_killed_in_turn_comes_back_the_run_resumes_and_the_database
             factories.wait_for(lambda: store.get_run(run_id).epochs_done >= 2, 240, "two epochs")
             base = os.getpriority(os.PRIO_PROCESS, ui.pid)
             niceness = {role: _niceness(pid) for role, pid in _children(ui.pid).items()}
-            for role in ("worker", "server", "dashboard", "scoring"):
+            for role in ("worker", "inference server", "dashboard", "scoring server"):
                 before = _children(ui.pid)[role]
                 os.kill(before, signal.SIGKILL)
                 newer = lambda r=role, b=before: (p := _children(ui.pid).get(r)) not in (None, b) and p  # noqa: E731
@@ -231,7 +225,7 @@ def test_each_process_killed_in_turn_comes_back_the_run_resumes_and_the_database
             flow.join(10)
     store.close()
     assert run.status == "succeeded", run.error
-    background = {"worker": {base}, "scoring": {base + 10}, "server": {base}, "dashboard": {base}}
+    background = {"worker": {base}, "scoring server": {base + 10}, "inference server": {base}, "dashboard": {base}}
     assert niceness == niceness_after == background, "every thread of the scoring server below, restarted too"
     assert run.progress.get("first_epoch", 0) >= 1, "resumed from an epoch, not from the start"
     assert 200 in answered and not [c for c in answered if c >= 500], "no 5xx, only refused connections"

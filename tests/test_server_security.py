@@ -389,6 +389,7 @@ def test_the_ui_scores_files_on_a_loopback_server_of_its_own(monkeypatch: pytest
     lines = ui.commands(home=Path("h"), port=1, serve_port=2, grpc_port=3, host="0.0.0.0", scoring_port=4)
     alone = ui.commands(home=Path("h"), port=1, serve_port=2, grpc_port=3, host="0.0.0.0")
     assert (len(lines), len(alone)) == (len(ui.ROLES), 3)
+    assert [ui.role_of(line) for line in lines] == list(ui.ROLES)  # as tests and the load bench find them
     online, scoring = lines[ui.ROLES.index("inference server")], lines[ui.ROLES.index("scoring server")]
     assert online[online.index("--host") + 1] == "0.0.0.0"
     assert scoring[scoring.index("serve") :] == ["serve", "--port", "4", "--grpc-port", "0", "--host", "127.0.0.1"]

@@ -81,6 +81,28 @@ def test_the_models_page_says_which_version_the_server_cannot_load(
     assert error.endswith("It answers with the other versions; export this one again, or delete its run.")
 
 
+def test_a_version_loading_is_no_problem_on_the_models_page(
+    churn_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A new version is LOADING while the one before it answers for the latest: nothing to warn about."""
+    from streamlit.testing.v1 import AppTest
+
+    from backend import serving
+
+    home = tmp_path / "home"
+    shutil.copytree(churn_run["home"], home)
+    _second_version(home, churn_run["run_id"])
+    ok = {"error_code": "OK", "error_message": ""}
+    states = [{"version": "2", "state": "LOADING", "status": ok}, {"version": "1", "state": "AVAILABLE", "status": ok}]
+    monkeypatch.setattr(serving, "model_status", lambda *_args, **_kwargs: {"model_version_status": states})
+    monkeypatch.setenv("MODELDECK_HOME", str(home))
+    monkeypatch.delenv("MODELDECK_DATABASE_URL", raising=False)
+    at = AppTest.from_file(str(factories.ROOT / "dashboard" / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("views/models.py").run()
+    assert not at.exception and [e.value for e in at.error] == []
+
+
 # -- a database locked past its timeout ------------------------------------------------------------------------
 def test_a_database_locked_past_the_timeout_is_a_clear_retryable_error_and_nothing_is_half_written(
     home: Path, monkeypatch: pytest.MonkeyPatch

@@ -41,7 +41,7 @@ def serving_problems(model: str) -> dict[int, str]:
     return {
         int(v["version"]): v["status"]["error_message"]
         for v in status.get("model_version_status", [])
-        if v.get("state") != "AVAILABLE"
+        if v.get("state") == "END"  # LOADING: a new version, answering for the latest once loaded
     }
 
 

@@ -589,7 +589,7 @@ def test_a_new_latest_version_answers_once_loaded_and_the_one_before_answers_mea
     repository = ModelRepository(home, rescan_seconds=0)
     repository.signature(repository.resolve("churn"))  # version 1 in memory, as a running server has it
     _second_version(home, churn_run["run_id"])
-    meanwhile = [repository.resolve("churn").version, repository.loading()]
+    meanwhile = [repository.resolve("churn").version, repository.loading("churn")]
     states = {
         s["version"]: s["state"] for s in rest._rest_models(repository, "GET", "churn", b"")["model_version_status"]
     }
@@ -598,9 +598,9 @@ def test_a_new_latest_version_answers_once_loaded_and_the_one_before_answers_mea
     grpc_states = {s.version: s.state for s in grpc_service.grpc_status(repository, request).model_version_status}
     release.set()
     deadline = time.monotonic() + 60
-    while repository.loading() and time.monotonic() < deadline:
+    while repository.loading("churn") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert meanwhile == [1, {"churn": [2]}]
+    assert meanwhile == [1, [2]]
     assert states == {"2": "LOADING", "1": "AVAILABLE"}
     loading, available = (
         get_model_status_pb2.ModelVersionStatus.LOADING,
@@ -609,7 +609,7 @@ def test_a_new_latest_version_answers_once_loaded_and_the_one_before_answers_mea
     assert grpc_states == {2: loading, 1: available}
     assert (repository.resolve("churn").version, repository.loaded()) == (2, {"churn": [2, 1]})
     first = ModelRepository(home, rescan_seconds=0)  # nothing in memory: the first request loads the newest
-    assert (first.resolve("churn").version, first.loading()) == (2, {})
+    assert (first.resolve("churn").version, first.loading("churn")) == (2, [])
 
 
 # -- the dashboard -----------------------------------------------------------------------------------------------------

@@ -107,8 +107,8 @@ def grpc_status(
 ) -> get_model_status_pb2.GetModelStatusResponse:
     """Answers a TensorFlow Serving gRPC GetModelStatus request: every version, or the one the spec names.
 
-    Every version found is AVAILABLE (one not in memory is loaded by the request that needs it), except one being
-    loaded now (LOADING) and one whose files failed to load (END, with why).
+    Every version found is AVAILABLE (one not in memory is loaded by the request that needs it), except a new one
+    while the one before it answers for the latest (LOADING) and one whose files failed to load (END, with why).
 
     Raises:
         NotFound: No such model or version.
@@ -120,7 +120,7 @@ def grpc_status(
     else:
         versions = [_servable_for(repository, spec).version]
     response = get_model_status_pb2.GetModelStatusResponse()
-    broken, loading = repository.broken().get(spec.name, {}), repository.loading().get(spec.name, [])
+    broken, loading = repository.broken().get(spec.name, {}), repository.loading(spec.name)
     for version in versions:
         status = response.model_version_status.add(version=version)
         if version in broken:

@@ -262,21 +262,17 @@ class ModelRepository:
 
         threading.Thread(target=load, name=f"load {servable.name} {servable.version}", daemon=True).start()
 
-    def loading(self) -> dict[str, list[int]]:
-        """Model name -> its version LOADING, in TensorFlow Serving's words.
+    def loading(self, name: str) -> list[int]:
+        """A model's version LOADING, in TensorFlow Serving's words (none, or one).
 
         That is the newest, while it is not in memory and an older version answers for the latest meanwhile
         (`_latest_ready`). A version read from disk for a request that names it, or for the first request of all,
         is AVAILABLE: the request waits for it.
         """
         with self._lock:
-            index = {name: dict(versions) for name, versions in self._index.items()}
-        found = {}
-        for name, versions in index.items():
-            newest, ready = self._newest_and_ready(versions)
-            if newest is not None and ready is not None and ready != newest:
-                found[name] = [newest]
-        return found
+            versions = dict(self._index.get(name, {}))
+        newest, ready = self._newest_and_ready(versions)
+        return [newest] if newest is not None and ready is not None and ready != newest else []
 
     def _load(self, servable: Servable) -> Any:
         """The version in memory, loaded (and warmed, `_warm`) on first use or when its files were rewritten.

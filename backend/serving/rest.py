@@ -238,7 +238,7 @@ def _rest_models(repository: ModelRepository, method: str, rest: str, body: byte
             versions = repository.versions(name)
         else:
             versions = [repository.resolve(name, version, label).version]
-        broken, loading = repository.broken().get(name, {}), repository.loading().get(name, [])
+        broken, loading = repository.broken().get(name, {}), repository.loading(name)
         return {
             "model_version_status": [
                 _version_status(number, broken.get(number), loading=number in loading) for number in versions

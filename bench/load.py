@@ -174,14 +174,14 @@ def main() -> None:
         scored: list[int] = []
         late: list[float] = []
         tally, saturated = Tally(), Tally()
-        with factories.running_ui(home, log=Path(folder) / "ui.log") as (ui, url, rest, scoring_url):
+        with factories.running_ui(home, log=Path(folder) / "ui.log") as (app, url, rest, scoring_url):
             for _ in range(TRAININGS):
                 _cli(home, "train", "churn", "--preset", "fast", "--set", "architecture=mlp")
             spawn = multiprocessing.get_context("spawn")
             results = spawn.Queue()
             where = {"online": rest, "scoring": scoring_url, "probe": ""}  # a file is scored on a server of its own
             clients = [spawn.Process(target=_client, args=(kind, where[kind], DURATION_S, results)) for kind in KINDS]
-            before, started = _cpu_seconds(ui.pid), time.perf_counter()
+            before, started = _cpu_seconds(app.pid), time.perf_counter()
             for client in clients:
                 client.start()
             asyncio.run(_visitors(url, tally, DURATION_S, READING_S, browser=True))
@@ -190,7 +190,7 @@ def main() -> None:
                 kind, values, errors = results.get(timeout=120)
                 into[kind].extend(values)
                 tally.errors += errors
-            spent, after = time.perf_counter() - started, _cpu_seconds(ui.pid)
+            spent, after = time.perf_counter() - started, _cpu_seconds(app.pid)
             handled = _handled_one_row(home)
             asyncio.run(_visitors(url, saturated, SATURATION_S, (0.0, 0.0), browser=False))
         pages = tally.pages + tally.browser

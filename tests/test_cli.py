@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 
@@ -146,6 +147,14 @@ def test_runs_list_and_show_report_the_run(churn_run) -> None:
     shown = factories.cli_json(churn_run["home"], "runs", "show", str(churn_run["run_id"]))
     assert [r["run_id"] for r in listed] == [churn_run["run_id"]]
     assert {"status", "device", "throughput", "epochs_done", "model_name", "model_version"} <= set(shown)
+
+
+def test_a_run_waited_for_leaves_its_job_ended_as_the_run_did(churn_run) -> None:
+    """`--wait` stops the worker it started as soon as the run records its end, while the run's process may still
+    be exiting; the job keeps the run's end instead of being marked interrupted."""
+    with sqlite3.connect(churn_run["home"] / "modeldeck.db") as db:
+        jobs = db.execute("SELECT status FROM jobs WHERE run_id = ?", (churn_run["run_id"],)).fetchall()
+    assert jobs == [("succeeded",)]
 
 
 def test_predict_returns_label_and_probabilities_per_row(churn_run) -> None:

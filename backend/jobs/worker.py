@@ -318,14 +318,17 @@ class Worker:
         ended(run, time.monotonic() - started)
 
     def _interrupted(self, job_id: int, run_id: int, started: float) -> None:
-        """The worker stopped while the job ran: its run is interrupted, to be resumed from its last epoch."""
+        """The worker stopped while the job ran: its run is interrupted, to be resumed from its last epoch.
+
+        A run that recorded its own end first (its process was still exiting) keeps that end, and so does its job.
+        """
         run = self.store.update_run(
             run_id,
             only_if_status="running",
             status="interrupted",
             error="The worker stopped during training. Resume the run.",
         )
-        self.store.finish_job(job_id, status="interrupted")
+        self.store.finish_job(job_id, status=run.status)
         ended(run, time.monotonic() - started)
 
     def _until_written(self, write: Callable[[], T], *, patience_s: float = math.inf) -> T:

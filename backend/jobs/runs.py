@@ -348,12 +348,16 @@ def wait(store: Store, *, run_id: int, timeout_s: float | None = None, poll_s: f
 
 @contextlib.contextmanager
 def worker_if_needed(store: Store, *, home: str) -> Iterator[None]:
-    """Start a worker for the duration of a waiting command when none is alive."""
+    """Start a worker for the duration of a waiting command when none is alive.
+
+    It exits once the queue is empty (`--until-idle`): a worker that stays would import TensorFlow into a child
+    for a next job that no one is going to send.
+    """
     if has_live_worker(store):
         yield
         return
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "--home", home, "worker"],
+        [sys.executable, "-m", "backend.cli", "--home", home, "worker", "--until-idle"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

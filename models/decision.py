@@ -162,7 +162,7 @@ def export_with_costs(source: Path, target: Path, *, costs: CostMatrix) -> None:
             _, signature = serve.structured_input_signature
             matrix = tf.constant(costs.array(), tf.float32)
 
-            @tf.function(input_signature=[signature])
+            @tf.function(input_signature=[signature], autograph=False)
             def decide(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
                 out = dict(serve(**inputs))
                 expected = tf.matmul(out["probabilities"], matrix)
@@ -189,7 +189,7 @@ def export_with_threshold(source: Path, target: Path, *, threshold: float) -> No
             _, signature = serve.structured_input_signature
             cut = tf.constant(threshold, tf.float32)
 
-            @tf.function(input_signature=[signature])
+            @tf.function(input_signature=[signature], autograph=False)
             def decide(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
                 out = dict(serve(**inputs))
                 positive = out["probabilities"][:, 1] >= cut

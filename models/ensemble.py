@@ -25,7 +25,7 @@ class Ensemble(tf.Module):
         functions = [member.signatures["serving_default"] for member in self.members]
         _, signature = functions[0].structured_input_signature
 
-        @tf.function(input_signature=[signature])
+        @tf.function(input_signature=[signature], autograph=False)
         def serve(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
             outputs = [f(**inputs) for f in functions]
             if "value" in outputs[0]:

@@ -194,7 +194,7 @@ class ForestModule(tf.Module):
                 for f in self._features
             }
             signature |= {name: tf.TensorSpec([None, 1], dtype, name) for name, dtype in (ignored or {}).items()}
-        self.serving_default = tf.function(self._serve, input_signature=[signature])
+        self.serving_default = tf.function(self._serve, input_signature=[signature], autograph=False)
 
     def _matrix(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
         """[rows, features] float32: numbers as given, categories as dictionary indices, NaN where missing."""

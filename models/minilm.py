@@ -384,7 +384,7 @@ class Embedder(keras.layers.Layer):
         Kept off Keras' attribute tracking."""
         if "_compiled" not in self.__dict__:
             self.__dict__["_compiled"] = (
-                tf.function(self.tokenizer.call, input_signature=[tf.TensorSpec([None], tf.string)]),
+                tf.function(self.tokenizer.call, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False),
                 tf.function(lambda ids, mask: self.encoder((ids, mask)), autograph=False),
                 tf.function(lambda ids, mask: self.encoder((ids, mask)), autograph=False, jit_compile=True),
             )
@@ -469,7 +469,7 @@ def export(embedder: Embedder, path: Path) -> None:
     """Write a SavedModel whose `serving_default` takes raw strings (`text`, [batch]) and returns `embedding`
     ([batch, 384], unit length): the tokenizer runs inside, so plain TensorFlow needs nothing else."""
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
     def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"embedding": tf.cast(embedder(text), tf.float32)}
 

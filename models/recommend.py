@@ -527,7 +527,7 @@ def export(
     def catalogue() -> tuple[tf.Tensor, tf.Tensor]:
         return layer.item_side(tf.range(len(vocabulary), dtype=tf.int64))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user")], autograph=False)
     def recommend(user: tf.Tensor) -> dict[str, tf.Tensor]:
         u = users(user)
         known = u > 0

@@ -64,7 +64,7 @@ def export(embedder: Any, index: Index, top_k: int, path: Path) -> None:
     """Write a SavedModel whose `serving_default` takes `query` strings and returns the nearest rows."""
     k = min(top_k, int(index.vectors.shape[0]))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="query")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="query")], autograph=False)
     def serve(query: tf.Tensor) -> dict[str, tf.Tensor]:
         scores = tf.matmul(tf.cast(embedder(query), tf.float32), index.vectors, transpose_b=True)
         best = tf.math.top_k(scores, k=k)

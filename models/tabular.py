@@ -257,7 +257,7 @@ def encode(inputs: dict[str, np.ndarray], space: FeatureSpace) -> np.ndarray:
     batches = (
         tf.data.Dataset.from_tensor_slices(inputs)
         .batch(8192)
-        .map(lambda x: features(x, space), num_parallel_calls=AUTOTUNE)
+        .map(tf.autograph.experimental.do_not_convert(lambda x: features(x, space)), num_parallel_calls=AUTOTUNE)
     )
     return np.concatenate([b.numpy() for b in batches], axis=0)
 
@@ -280,7 +280,9 @@ def dataset(
     ds = tf.data.Dataset.from_tensor_slices((inputs, y))
     if shuffle_seed is not None:
         ds = ds.shuffle(min(len(y), 100_000), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lambda x, t: (features(x, space), t), num_parallel_calls=AUTOTUNE)
+    ds = ds.batch(batch_size).map(
+        tf.autograph.experimental.do_not_convert(lambda x, t: (features(x, space), t)), num_parallel_calls=AUTOTUNE
+    )
     if shuffle_seed is None:  # the same batches every epoch (validation): encode them once, on the first pass
         ds = ds.cache()
     return prefetched(ds)
@@ -306,7 +308,7 @@ def inference_model(space: FeatureSpace, net: keras.Model, plan: Plan) -> keras.
 def export(model: keras.Model, plan: Plan, path: Path) -> None:
     module = plan.derived()
 
-    @tf.function(input_signature=[signature(plan)])
+    @tf.function(input_signature=[signature(plan)], autograph=False)
     def serve(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         out = tf.cast(model(model_inputs(inputs, plan, module), training=False), tf.float32)
         if plan.task == "classification":

@@ -342,7 +342,7 @@ def export(model: keras.Model, vectorizer: keras.layers.Layer, classes: list[str
     """
     names = tf.constant(classes)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
     def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
         features = vectorizer(text)
         if features.dtype.is_integer:  # token ids, as the network was trained on them

@@ -221,7 +221,7 @@ def export(model: keras.Model, path: Path, *, classes: list[str], channels: int,
     `label` string [None] and `classes` string [None, C]."""
     names = tf.constant(classes)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE)], autograph=False)
     def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
         pixels = tf.map_fn(
             lambda b: decode_image(b, channels=channels, size=size),

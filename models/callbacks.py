@@ -20,6 +20,7 @@ copies the variables for the backup: 4-5 ms in all, much of it waiting for Pytho
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import queue
@@ -90,6 +91,14 @@ def _write(writes: Writes | None, write: Callable[[], object]) -> None:
 def _wait(writes: Writes | None) -> None:
     if writes is not None:
         writes.wait()
+
+
+def epoch_logs(logs: dict[str, Any] | None) -> dict[str, float]:
+    """An epoch's metrics as they are recorded: numbers only, without the learning rate (a schedule's, not a
+    metric)."""
+    numbers = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, int | float) or hasattr(v, "__float__")}
+    numbers.pop("learning_rate", None)
+    return numbers
 
 
 class Reporter(keras.callbacks.Callback):
@@ -178,8 +187,7 @@ class Reporter(keras.callbacks.Callback):
         self._epoch_started = time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        logs = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, int | float) or hasattr(v, "__float__")}
-        logs.pop("learning_rate", None)
+        logs = epoch_logs(logs)
         self._epoch_iteration = self._iterations()
         self._epoch = epoch + 1
         progress = self.progress(0)
@@ -236,11 +244,21 @@ class Backup(keras.callbacks.Callback):
     Keras' `BackupAndRestore` does the same through an HDF5 weights file and a JSON file, written in place:
     15-20 ms per epoch for the bench's MLP and text model and 36-51 ms for its CNN, where this takes 2-9 ms,
     and a kill during the write tore the file. Here the file is written beside the last one and renamed over
-    it, so a kill at any moment leaves a whole backup, the last one or the one before."""
+    it, so a kill at any moment leaves a whole backup, the last one or the one before.
 
-    def __init__(self, folder: Path, *, writes: Writes | None = None) -> None:
+    The backup holds its epoch's metrics too. The record of an epoch is written after its backup, so a kill
+    between the two leaves an epoch that is backed up but not recorded; a resumed fit starts after it, and hands
+    its metrics to `on_restore(epoch, logs)` (re-recording an epoch that was recorded changes nothing)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        writes: Writes | None = None,
+        on_restore: Callable[[int, dict[str, float]], object] | None = None,
+    ) -> None:
         super().__init__()
-        self.writes = writes
+        self.writes, self.on_restore = writes, on_restore
         self.path = folder / "backup.npz"
         self.partial = folder / "backup.npz.partial"  # the next backup while it is written
 
@@ -254,8 +272,9 @@ class Backup(keras.callbacks.Callback):
             self.model.optimizer.build(self.model.trainable_variables)
         variables = self._variables()
         with np.load(self.path) as saved:
-            values = [saved[f"v{i}"] for i in range(len(saved.files) - 1)]
+            values = [saved[f"v{i}"] for i in range(sum(name.startswith("v") for name in saved.files))]
             epoch = int(saved["epoch"])
+            logs = json.loads(str(saved["logs"])) if "logs" in saved.files else None  # older backups had none
         if [value.shape for value in values] != [tuple(variable.shape) for variable in variables]:
             raise ValueError(
                 f"The backup {self.path} does not fit this run's model. Delete it to train from the start."
@@ -263,9 +282,12 @@ class Backup(keras.callbacks.Callback):
         for variable, value in zip(variables, values, strict=True):
             variable.assign(value)
         self.model._initial_epoch = epoch  # where `fit` starts; Keras' BackupAndRestore sets the same attribute
+        if logs is not None and self.on_restore is not None:
+            self.on_restore(epoch - 1, logs)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         values = {f"v{i}": keras.ops.convert_to_numpy(variable) for i, variable in enumerate(self._variables())}
+        values["logs"] = np.array(json.dumps(epoch_logs(logs)))
         _write(self.writes, lambda: self._save(epoch + 1, values))
 
     def _save(self, epoch: int, values: dict[str, Any]) -> None:

@@ -156,6 +156,21 @@ def test_a_fresh_model_resumes_after_the_last_backed_up_epoch_with_its_weights_a
     assert not backup.path.exists(), "a finished fit leaves no backup behind"
 
 
+def test_an_epoch_backed_up_but_never_recorded_is_handed_back_when_the_fit_resumes(tmp_path) -> None:
+    """A kill after an epoch's backup and before its record: the resumed fit starts after that epoch, so its
+    metrics come from the backup (the run's curve would have a hole there)."""
+    x, y = _data()
+    model, interrupt = _model(), Interrupt(at=3)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=16, epochs=5, callbacks=[Backup(tmp_path), interrupt], verbose=0)
+    lost = model.history.history["loss"][2]
+    handed: list[tuple[int, dict[str, float]]] = []
+    backup = Backup(tmp_path, on_restore=lambda epoch, logs: handed.append((epoch, logs)))
+    history = _model().fit(x, y, batch_size=16, epochs=5, callbacks=[backup], verbose=0)
+    assert handed == [(2, {"loss": pytest.approx(lost)})]
+    assert len(history.history["loss"]) == 2  # epochs 3 and 4, as before
+
+
 def test_a_backup_killed_while_writing_leaves_the_last_one_whole(tmp_path, monkeypatch) -> None:
     backup, state = _interrupted_fit(tmp_path)
 

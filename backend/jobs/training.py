@@ -299,7 +299,13 @@ def fit_callbacks(
         writes=writes,
     )
     callbacks: list[keras.callbacks.Callback] = [  # no synchronous batch hook: the steps stay pipelined
-        Backup(run_dir / "checkpoints", writes=writes),  # first, so an epoch the DB shows as done is backed up
+        Backup(  # first, so an epoch the DB shows as done is backed up
+            run_dir / "checkpoints",
+            writes=writes,
+            on_restore=lambda epoch, logs: store.record_epoch(  # the epoch a kill left backed up but not recorded
+                run.id, epoch=epoch, logs=logs, progress=store.get_run(run.id).progress
+            ),
+        ),
         reporter,
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, spec.patience // 2)),
         EpochSummaries(run_dir / "tensorboard", writes=writes),

@@ -47,12 +47,19 @@ def head(port: int, *, cpus: int = 2) -> Iterator[str]:
             time.sleep(1)
         yield address
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)  # --block: the head stops what it started
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        stop(proc)
         log.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def stop(proc: subprocess.Popen[bytes], grace_s: float = 3) -> None:
+    """Stop the head's session: SIGTERM, which Ray's processes take as a graceful stop (`ray stop` sends it), then
+    SIGKILL for whatever is left after `grace_s`. SIGINT took the head 30 s and more: it shut down one process
+    after another, waiting on each."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(grace_s)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # the raylet's workers, if they outlived the head
+    proc.wait(10)

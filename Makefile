@@ -44,10 +44,11 @@ lint: install
 	$(BIN)/mypy
 
 # MODELDECK_REQUIRE_POSTGRES: the store, worker and job tests run on PostgreSQL too, and fail (not skip) without it.
-# TEST_WORKERS processes run the test modules (each module whole on one, for its shared fixtures): the tests wait
-# on workers, servers and browsers about half of the time, so two keep two cores busy.
+# TEST_WORKERS processes run the test modules (each module whole on one, for its shared fixtures). The tests wait
+# on workers, servers and browsers part of the time: two processes kept 1.7 of this machine's 2 cores busy, and a
+# third fills most of the rest (tests/conftest.py starts the longest modules first).
 # PYTEST_ARGS go to pytest as they are: `make test PYTEST_ARGS="--durations=60"` times the slowest 60 steps.
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 PYTEST_ARGS ?=
 test: install lint
 	MODELDECK_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)

@@ -17,6 +17,28 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["MODELDECK_STRICT_MESSAGES"] = "1"  # a catalog template that fails fails the test (and the app under test)
 
 
+# The modules that take two minutes or more of a `make test` run, longest first. `make test` runs each module whole
+# on one process (`--dist loadfile`) in the order collected; these go first, so that no long module starts last
+# and keeps one process busy after the others have run out of work.
+LONGEST_FIRST = (
+    "test_browser.py",
+    "test_training.py",
+    "test_ray.py",
+    "test_minilm.py",
+    "test_decisions.py",
+    "test_pages.py",
+    "test_search.py",
+    "test_faults.py",
+    "test_tasks.py",
+    "test_meaning_features.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MODELDECK_HOME", str(tmp_path))

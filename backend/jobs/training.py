@@ -303,7 +303,7 @@ def fit_callbacks(
             run_dir / "checkpoints",
             writes=writes,
             on_restore=lambda epoch, logs: store.record_epoch(  # the epoch a kill left backed up but not recorded
-                run.id, epoch=epoch, logs=logs, progress=store.get_run(run.id).progress
+                run.id, epoch=epoch, logs=logs, progress=run.progress
             ),
         ),
         reporter,

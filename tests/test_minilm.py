@@ -37,24 +37,12 @@ def test_the_tokenizer_gives_bert_s_own_ids_for_every_kind_of_text(embedder: Any
     assert max(len(row) for row in ours) == REFERENCE["max_seq_length"]  # the long review is cut, [SEP] kept
 
 
-@pytest.mark.parametrize("xla", [False, True], ids=["graph", "xla"])
-def test_embeddings_equal_sentence_transformers_to_cosine_0_999(
-    embedder: Any, xla: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from models import minilm
-
-    monkeypatch.setattr(minilm, "XLA_MIN_TEXTS", 1 if xla else len(TEXTS) + 1)  # XLA: many texts at once
+def test_embeddings_equal_sentence_transformers_to_cosine_0_999(embedder: Any) -> None:
     ours = embedder.embed(TEXTS, batch_size=16)
     theirs = np.array([row["embedding"] for row in REFERENCE["rows"]], np.float32)
     cosine = (ours * theirs).sum(axis=1) / np.linalg.norm(theirs, axis=1)
     assert cosine.min() >= 0.999, dict(zip(TEXTS, cosine.round(6), strict=True))
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
-
-
-def test_batches_are_padded_finely_when_short_and_by_32_tokens_beyond() -> None:
-    from models.minilm import padded_length
-
-    assert [padded_length(n) for n in (3, 13, 16, 32, 33, 100, 256)] == [8, 16, 16, 32, 64, 128, 256]
 
 
 PLAIN_TF = """

@@ -11,8 +11,9 @@ own (86 and 28 ms with three busy processes beside), at the same rows scored per
 server's memory: TensorFlow and the models it is asked to score with.
 
 Scoring a file is background work, as training is (`MODELDECK_JOB_NICE`): the scoring server runs
-`SCORING_NICE` steps below the dashboard and the inference server, so that on a busy machine a page or a
-one-row request does not wait behind a batch; alone on the machine, it scores as fast as ever.
+`scoring.SCORING_NICE` steps below the dashboard and the inference server (as do the dashboard's threads that
+send it the batches), so that on a busy machine a page or a one-row request does not wait behind a batch; alone
+on the machine, it scores as fast as ever.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from backend import config, serving
 from backend.data import Limits
+from backend.scoring import SCORING_NICE
 from db import open_store
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,6 @@ APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 
 
 ROLES = ("worker", "inference server", "dashboard", "scoring server")
-SCORING_NICE = 10
 
 
 def role_of(command: list[str]) -> str:

@@ -4,7 +4,9 @@ taken away as a formula-safe CSV or as Parquet, from the command line and from t
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,6 +126,25 @@ def test_a_regression_is_scored_with_its_value(price_run: dict[str, Any]) -> Non
 def test_an_empty_file_is_bad_input() -> None:
     with pytest.raises(BadInput, match="The file has no rows to score"):
         scoring.score(pd.DataFrame({"tenure": []}), predict=lambda rows: {"value": np.zeros(len(rows))})
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread has a niceness of its own on Linux")
+def test_a_files_batches_are_prepared_below_the_thread_that_asked() -> None:
+    """Background work, as training is: the dashboard's thread keeps its priority, its pages and the one-row
+    requests come before a batch's JSON."""
+    import threading
+
+    seen: list[int] = []
+
+    def predict(rows: pd.DataFrame) -> dict[str, np.ndarray]:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return {"value": np.zeros(len(rows), "float32")}
+
+    asking = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    scoring.score(pd.DataFrame({"tenure": range(50)}), predict=predict, batch_rows=10)
+
+    assert set(seen) == {min(asking + scoring.SCORING_NICE, 19)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == asking
 
 
 def test_image_bytes_are_left_out_and_taken_names_get_a_suffix() -> None:

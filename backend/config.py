@@ -10,6 +10,10 @@ from pathlib import Path
 DEFAULT_REST_PORT = 8502  # 8501 is the dashboard's; TensorFlow Serving's own default clashes with it
 DEFAULT_GRPC_PORT = 8500
 DEFAULT_SCORING_PORT = 8504  # `modeldeck ui`'s second inference server, for the dashboard's file scoring
+# Scoring a file is background work, as training is (MODELDECK_JOB_NICE): its server (`ui`) and the threads that
+# encode, send and decode its batches (`scoring`) run this many steps below the pages and the inference server.
+# On a busy machine a page or a one-row request does not wait behind a batch; alone, a file scores as fast as ever.
+SCORING_NICE = 10
 
 
 @dataclass(frozen=True)

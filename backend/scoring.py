@@ -40,11 +40,6 @@ from backend.errors import BadInput, NotFound, ServingUnavailable
 BATCH_ROWS = 8192
 IN_FLIGHT = 3
 REQUEST_TIMEOUT_SECONDS = 120.0
-# Scoring a file is background work, as training is: the threads that encode, send and decode its batches run this
-# many steps below the thread that asked (a Unix niceness, per thread on Linux), and the scoring server as far
-# below the dashboard (`ui`). On a busy machine a page or a one-row request does not wait behind a batch's JSON;
-# alone on the machine, a file scores as fast as ever.
-SCORING_NICE = 10
 FORMATS = (".csv", ".parquet")
 # A cell a spreadsheet would run as a formula, or one that starts with a tab or a carriage return (OWASP's
 # CSV injection advice): written with a leading apostrophe, which makes it text.
@@ -300,10 +295,10 @@ def score(
 
 
 def _in_the_background() -> None:
-    """This thread, SCORING_NICE steps lower (where threads have a niceness of their own: Linux)."""
+    """This thread, `config.SCORING_NICE` steps lower (where threads have a niceness of their own: Linux)."""
     me = threading.get_native_id()
     with contextlib.suppress(OSError, AttributeError):  # elsewhere a thread shares its process's priority
-        os.setpriority(os.PRIO_PROCESS, me, os.getpriority(os.PRIO_PROCESS, me) + SCORING_NICE)
+        os.setpriority(os.PRIO_PROCESS, me, os.getpriority(os.PRIO_PROCESS, me) + config.SCORING_NICE)
 
 
 def _holds_bytes(column: pd.Series) -> bool:

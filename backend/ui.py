@@ -11,7 +11,7 @@ own (86 and 28 ms with three busy processes beside), at the same rows scored per
 server's memory: TensorFlow and the models it is asked to score with.
 
 Scoring a file is background work, as training is (`MODELDECK_JOB_NICE`): the scoring server runs
-`scoring.SCORING_NICE` steps below the dashboard and the inference server (as do the dashboard's threads that
+`config.SCORING_NICE` steps below the dashboard and the inference server (as do the dashboard's threads that
 send it the batches), so that on a busy machine a page or a one-row request does not wait behind a batch; alone
 on the machine, it scores as fast as ever.
 """
@@ -32,7 +32,6 @@ from pathlib import Path
 
 from backend import config, serving
 from backend.data import Limits
-from backend.scoring import SCORING_NICE
 from db import open_store
 
 log = logging.getLogger(__name__)
@@ -166,7 +165,7 @@ def _supervise(lines: list[list[str]], env: dict[str, str]) -> int:
 
 
 def _start(line: list[str], env: dict[str, str], role: str) -> subprocess.Popen[bytes]:
-    """Starts one role's process; the scoring server SCORING_NICE steps below this process.
+    """Starts one role's process; the scoring server `config.SCORING_NICE` steps below this process.
 
     The priority is set before the process has started a thread (each thread takes its priority from the one
     that starts it), so that all of its threads run at it.
@@ -174,5 +173,5 @@ def _start(line: list[str], env: dict[str, str], role: str) -> subprocess.Popen[
     process = subprocess.Popen(line, env=env)
     if role == "scoring server" and hasattr(os, "setpriority"):
         with contextlib.suppress(OSError):  # gone already: the supervisor sees it stop
-            os.setpriority(os.PRIO_PROCESS, process.pid, os.getpriority(os.PRIO_PROCESS, 0) + SCORING_NICE)
+            os.setpriority(os.PRIO_PROCESS, process.pid, os.getpriority(os.PRIO_PROCESS, 0) + config.SCORING_NICE)
     return process

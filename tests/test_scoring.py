@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend import scoring
+from backend import config, scoring
 from backend.errors import BadInput
 from tests import factories
 from tests import test_pages as pages
@@ -143,7 +143,7 @@ def test_a_files_batches_are_prepared_below_the_thread_that_asked() -> None:
     asking = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     scoring.score(pd.DataFrame({"tenure": range(50)}), predict=predict, batch_rows=10)
 
-    assert set(seen) == {min(asking + scoring.SCORING_NICE, 19)}
+    assert set(seen) == {min(asking + config.SCORING_NICE, 19)}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == asking
 
 

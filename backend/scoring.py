@@ -252,8 +252,9 @@ def score(
     in_flight: int = IN_FLIGHT,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Scored:
-    """Every row of `frame` through `predict`, `batch_rows` at a time with `in_flight` batches under way, from
-    threads `config.SCORING_NICE` steps below the caller's (background work: the caller's pages come first).
+    """Every row of `frame` through `predict`, `batch_rows` at a time with `in_flight` batches under way.
+
+    The batches run in threads `config.SCORING_NICE` steps below the caller's: background work, after pages.
 
     Args:
         frame: The rows, as read (`read_rows`); columns the model does not take are kept in the result.

@@ -236,8 +236,9 @@ class Served:
     url: str  # the database
 
 
-def _second_version(home: Path, run_id: int) -> None:
-    """Version 2 of the run's model: a run of its own in the store and a copy of the export in TensorFlow's layout."""
+def _second_version(home: Path, run_id: int, *, promote: bool = True) -> None:
+    """Version 2 of the run's model: a run of its own in the store and a copy of the export in TensorFlow's layout
+    (the next version, called again); version 1 is promoted to production unless `promote` is False."""
     store = open_store(f"sqlite:///{home / 'modeldeck.db'}")
     try:
         run = store.get_run(run_id)
@@ -250,7 +251,8 @@ def _second_version(home: Path, run_id: int) -> None:
         store.update_run(again.id, status="succeeded", metrics=run.metrics, evaluation=run.evaluation)
         source = home / "runs" / str(run_id) / "export" / run.model_name / str(run.model_version)
         shutil.copytree(source, home / "runs" / str(again.id) / "export" / name / str(number))
-        registry.promote(store, name, 1, stage="production", reason="the first", assigned_by="ana")
+        if promote:
+            registry.promote(store, name, 1, stage="production", reason="the first", assigned_by="ana")
     finally:
         store.close()
 
@@ -506,39 +508,45 @@ class Clock:
         return self.now
 
 
-def test_versions_no_stage_or_recent_request_needs_are_unloaded(churn_run: dict[str, Any], tmp_path: Path) -> None:
+def test_versions_neither_latest_nor_staged_nor_recently_asked_for_are_unloaded(
+    churn_run: dict[str, Any], tmp_path: Path
+) -> None:
+    """TensorFlow Serving keeps the latest loaded: were it unloaded, the version before it would answer for the
+    latest while it loaded again."""
     from backend.serving.repository import ModelRepository
 
     home = tmp_path / "home"
     shutil.copytree(churn_run["home"], home)
     _second_version(home, churn_run["run_id"])
+    _second_version(home, churn_run["run_id"], promote=False)  # version 3, the latest
     labels = registry.StageLabels(lambda: open_store(f"sqlite:///{home / 'modeldeck.db'}"), ttl_seconds=0)
     clock = Clock()
     repository = ModelRepository(home, labels=labels, unload_after=60, clock=clock)
     try:
-        for version in (1, 2):
+        for version in (1, 2, 3):
             repository.signature(repository.resolve("churn", version))
         clock.now = 30
         kept_while_recent = repository.unload_idle()
         clock.now = 61
         unloaded = repository.unload_idle()
         loaded_after = repository.loaded()
-        repository.signature(repository.resolve("churn", label="production"))
+        latest = repository.resolve("churn")
     finally:
         labels.close()
-    assert (kept_while_recent, unloaded, loaded_after, repository.loaded()) == (
+    assert (kept_while_recent, unloaded, loaded_after) == (
         [],
         [("churn", 2)],
-        {"churn": [1]},  # production holds version 1
-        {"churn": [1]},
+        {"churn": [3, 1]},  # the latest, and version 1 that production holds
     )
+    assert latest.version == 3
 
 
 def test_the_server_warms_each_models_latest_version_once_and_every_staged_one(
     churn_run: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The first answer a stakeholder sees must be as quick as the rest: versions are loaded and their signatures
-    run once when found, not on the first request; a version unloaded for idleness stays unloaded until asked."""
+    run once when found, not on the first request, and they stay: neither the latest nor a staged one is unloaded
+    for idleness."""
     from backend.serving.repository import ModelRepository
 
     home = tmp_path / "home"
@@ -558,7 +566,7 @@ def test_the_server_warms_each_models_latest_version_once_and_every_staged_one(
     finally:
         labels.close()
     assert (first, loaded, again) == ([("churn", 1), ("churn", 2)], {"churn": [2, 1]}, [])
-    assert (unloaded, after_unloading, repository.loaded()) == ([("churn", 2)], [], {"churn": [1]})
+    assert (unloaded, after_unloading, repository.loaded()) == ([], [], {"churn": [2, 1]})
     loads = [r.getMessage().split(" loaded")[0] for r in caplog.records if " loaded in " in r.getMessage()]
     assert loads == ["model=churn version=1", "model=churn version=2"], "each loaded once, by the warm-up"
 

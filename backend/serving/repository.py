@@ -10,8 +10,10 @@ policy), so none waits for the load.
 
 A version label (`production`, `staging`) names the version that holds that stage in the model registry
 (`registry.py`), read through `StageLabels` at request time, so a promotion or a rollback reaches a running
-server within a second. A loaded version that no stage holds and no request used for `unload_after` seconds is
-unloaded (`unload_idle`, which the server calls periodically); the next request for it loads it again.
+server within a second. A loaded version that is not its model's latest, that no stage holds and that no request
+used for `unload_after` seconds is unloaded (`unload_idle`, which the server calls periodically); the next request
+for it loads it again. The latest stays, as in TensorFlow Serving: unloaded, the version before it would answer
+for the latest while it loaded again.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SIGNATURE = "serving_default"
 RESCAN_SECONDS = 1.0
 GRPC_STOP_GRACE_SECONDS = 5.0
-UNLOAD_AFTER_SECONDS = 600.0  # a version no stage holds is unloaded after this long without a request
+UNLOAD_AFTER_SECONDS = 600.0  # a version neither latest nor staged is unloaded after this long without a request
 _EXPORT_GLOB = "*/export/*/*/saved_model.pb"
 _VERSION = re.compile(r"[0-9]+")
 _INTERNAL_ERROR = "Internal error while serving the request; the server's log has the details."
@@ -382,13 +384,14 @@ class ModelRepository:
         return {name: sorted(versions, reverse=True) for name, versions in sorted(found.items())}
 
     def unload_idle(self) -> list[tuple[str, int]]:
-        """Unloads the versions no stage holds and no request used for `unload_after` seconds.
+        """Unloads the versions idle for `unload_after` seconds that are neither their model's latest nor staged.
 
         Returns:
             The (model, version) pairs unloaded.
         """
         index = self._refresh()
         pinned = self.labels.pinned() if self.labels is not None else set()
+        latest = {(name, self._newest_and_ready(versions)[0]) for name, versions in index.items()}
         where = {path: (name, v) for name, versions in index.items() for v, path in versions.items()}
         now = self._clock()
         dropped = []
@@ -396,11 +399,15 @@ class ModelRepository:
             for path in list(self._loaded):
                 servable = where.get(path)
                 idle = now - self._used.get(path, now) >= self._unload_after
-                if servable is not None and servable not in pinned and idle:
+                if servable is not None and servable not in pinned | latest and idle:
                     del self._loaded[path]
                     dropped.append(servable)
         for name, version in dropped:
-            log.info("model=%s version=%d unloaded: no stage holds it and no request used it lately", name, version)
+            log.info(
+                "model=%s version=%d unloaded: not the latest, no stage holds it, no request used it lately",
+                name,
+                version,
+            )
         return sorted(dropped)
 
     def signature_defs(self, servable: Servable) -> dict[str, meta_graph_pb2.SignatureDef]:

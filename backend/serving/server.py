@@ -161,7 +161,7 @@ def serve(
         host: Interface to listen on.
         database_url: The database whose model registry the version labels come from, and where the requests are
             logged (default: MODELDECK_DATABASE_URL, or the SQLite file in `home`).
-        unload_after: Seconds without a request after which a version no stage holds is unloaded.
+        unload_after: Seconds without a request after which a version neither latest nor staged is unloaded.
         max_body_bytes: Larger REST request bodies are refused with 413.
         max_rows: More examples in one predict request are refused with 400.
         request_timeout: A REST request not answered within this many seconds gets 408.
@@ -235,7 +235,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT, help="gRPC port")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument(
-        "--unload-after", type=float, default=UNLOAD_AFTER_SECONDS, help="idle seconds before an unstaged version goes"
+        "--unload-after",
+        type=float,
+        default=UNLOAD_AFTER_SECONDS,
+        help="idle seconds before a version neither latest nor staged goes",
     )
     parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES, help="larger REST bodies get 413")
     _limits_and_keys(parser)

@@ -99,6 +99,21 @@ def page(browser: playwright_sync.Browser) -> Iterator[Page]:
 
 
 @pytest.fixture
+def churn_run(app: App, tmp_path: Path) -> None:
+    """The state the first test leaves: the churn table (target `churn`) and a run trained on it (Fast preset,
+    `mlp`, 3 epochs). A test that builds on it asks for this fixture, which makes it through the CLI when that
+    test has not run first, so each test also runs alone (`pytest -k`)."""
+    runs = factories.cli_json(app.home, "runs", "list", "--status", "succeeded")["runs"]
+    if any(run["dataset"] == "churn" for run in runs):
+        return
+    csv = tmp_path / "churn.csv"
+    factories.churn_frame().to_csv(csv, index=False)
+    factories.cli_json(app.home, "data", "add", str(csv), "--target", "churn")
+    spec = ["--preset", "fast", "--epochs", "3", "--set", "architecture=mlp", "--wait"]
+    factories.cli_json(app.home, "train", "churn", *spec, timeout=TRAINING_MS / 1000)
+
+
+@pytest.fixture
 def shots(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("MODELDECK_SCREENSHOTS") or tmp_path / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
@@ -316,8 +331,8 @@ _ENGLISH_PROSE = """() => {
 
 
 @pytest.mark.browser
-def test_every_page_reads_chinese_with_data_loaded(app: App, page: Page, shots: Path) -> None:
-    """After the first test (a dataset, a trained run), every page in Chinese has no English prose."""
+def test_every_page_reads_chinese_with_data_loaded(app: App, churn_run: None, page: Page, shots: Path) -> None:
+    """With a dataset and a trained run (`churn_run`), every page in Chinese has no English prose."""
     page.goto(f"{app.url}/data?lang=zh")
     expect(page.get_by_role("heading", name="数据", exact=True)).to_be_visible(timeout=60_000)
     settled(page)
@@ -347,9 +362,9 @@ def test_every_page_reads_chinese_with_data_loaded(app: App, page: Page, shots: 
 
 @pytest.mark.browser
 def test_a_threshold_chosen_on_evaluation_reaches_the_playground_and_a_fixed_row_retrains(
-    app: App, page: Page, shots: Path
+    app: App, churn_run: None, page: Page, shots: Path
 ) -> None:
-    """After the first test's run: choose a business threshold, see the Playground decide with it; then drop a
+    """On the churn run (`churn_run`): choose a business threshold, see the Playground decide with it; then drop a
     mistaken row from the gallery, and see the run trained on the fixed data compared with the old one."""
     page.goto(f"{app.url}/evaluation")
     expect(page.get_by_role("heading", name="From a score to a decision", exact=True)).to_be_visible(timeout=60_000)
@@ -399,9 +414,9 @@ def test_a_threshold_chosen_on_evaluation_reaches_the_playground_and_a_fixed_row
 
 @pytest.mark.browser
 def test_a_use_case_made_from_the_run_answers_in_business_words_and_demo_mode_hides_the_rest(
-    app: App, page: Page, shots: Path
+    app: App, churn_run: None, page: Page, shots: Path
 ) -> None:
-    """After the first test's run: put it on the home page as a use case, open it, move a slider, and show it in
+    """On the churn run (`churn_run`): put it on the home page as a use case, open it, move a slider, and show it in
     demo mode, where only the use cases are left."""
     page.goto(f"{app.url}/?lang=en")
     expect(page.get_by_role("heading", name="Use cases", exact=True)).to_be_visible(timeout=60_000)
@@ -576,9 +591,9 @@ def test_user_trains_a_sentiment_model_on_texts_and_tries_it(app: App, page: Pag
 
 
 def test_predictions_sent_to_the_server_show_on_monitoring_with_a_drift_alert(
-    app: App, page: Page, shots: Path
+    app: App, churn_run: None, page: Page, shots: Path
 ) -> None:
-    """After the first test's run: send 40 predictions whose charges are far above anything in the training data
+    """On the churn run (`churn_run`): send 40 predictions whose charges are far above anything in the training data
     straight to the app's inference server, and see them counted on Monitoring, with the drift alert on charges."""
     before = factories.cli_json(app.home, "monitor", "churn")["requests"]
     rows = factories.churn_frame(rows=40, seed=7).drop(columns="churn").assign(charges=500.0)
@@ -609,9 +624,9 @@ def test_predictions_sent_to_the_server_show_on_monitoring_with_a_drift_alert(
 
 @pytest.mark.browser
 def test_a_promotion_reaches_the_playground_which_scores_a_whole_file_to_take_away(
-    app: App, page: Page, shots: Path, tmp_path: Path
+    app: App, churn_run: None, page: Page, shots: Path, tmp_path: Path
 ) -> None:
-    """After the first test's run: promote its model's version to production on the Models page, see the
+    """On the churn run (`churn_run`): promote its model's version to production on the Models page, see the
     Playground serve production, then score a file of customers there and download the scores as CSV."""
     page.goto(f"{app.url}/models?lang=en")
     expect(page.get_by_role("heading", name="Models and stages", exact=True)).to_be_visible(timeout=60_000)

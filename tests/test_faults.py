@@ -17,7 +17,7 @@ import pytest
 
 from db import open_store
 from tests import factories
-from tests.test_models_registry import ROW, _second_version
+from tests.test_models_registry import ROW, add_version
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def truncated(churn_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactor
     copy cut short); version 1 holds production."""
     home = tmp_path_factory.mktemp("truncated") / "home"
     shutil.copytree(churn_run["home"], home)
-    _second_version(home, churn_run["run_id"])
+    add_version(home, churn_run["run_id"])
     graph = next(home.glob("runs/*/export/churn/2/saved_model.pb"))
     graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 3])
     rest_port, grpc_port = factories.free_ports(2)
@@ -69,7 +69,7 @@ def test_the_models_page_says_which_version_the_server_cannot_load(
     rest, _ = truncated
     home = tmp_path / "home"
     shutil.copytree(churn_run["home"], home)
-    _second_version(home, churn_run["run_id"])
+    add_version(home, churn_run["run_id"])
     monkeypatch.setenv("MODELDECK_HOME", str(home))
     monkeypatch.delenv("MODELDECK_DATABASE_URL", raising=False)
     monkeypatch.setenv("MODELDECK_SERVING_URL", rest)
@@ -91,7 +91,7 @@ def test_a_version_loading_is_no_problem_on_the_models_page(
 
     home = tmp_path / "home"
     shutil.copytree(churn_run["home"], home)
-    _second_version(home, churn_run["run_id"])
+    add_version(home, churn_run["run_id"])
     ok = {"error_code": "OK", "error_message": ""}
     states = [{"version": "2", "state": "LOADING", "status": ok}, {"version": "1", "state": "AVAILABLE", "status": ok}]
     monkeypatch.setattr(serving, "model_status", lambda *_args, **_kwargs: {"model_version_status": states})

@@ -236,9 +236,9 @@ class Served:
     url: str  # the database
 
 
-def _second_version(home: Path, run_id: int, *, promote: bool = True) -> None:
-    """Version 2 of the run's model: a run of its own in the store and a copy of the export in TensorFlow's layout
-    (the next version, called again); version 1 is promoted to production unless `promote` is False."""
+def add_version(home: Path, run_id: int, *, promote: bool = True) -> None:
+    """The next version of the run's model (2, then 3, ...): a run of its own in the store and a copy of the
+    export in TensorFlow's layout; version 1 is promoted to production unless `promote` is False."""
     store = open_store(f"sqlite:///{home / 'modeldeck.db'}")
     try:
         run = store.get_run(run_id)
@@ -262,7 +262,7 @@ def served_home(churn_run: dict[str, Any], tmp_path_factory: pytest.TempPathFact
     """A copy of the churn home: `churn` versions 1 and 2 (the same weights), version 1 in production."""
     home = tmp_path_factory.mktemp("registry") / "home"
     shutil.copytree(churn_run["home"], home)
-    _second_version(home, churn_run["run_id"])
+    add_version(home, churn_run["run_id"])
     return home
 
 
@@ -517,8 +517,8 @@ def test_versions_neither_latest_nor_staged_nor_recently_asked_for_are_unloaded(
 
     home = tmp_path / "home"
     shutil.copytree(churn_run["home"], home)
-    _second_version(home, churn_run["run_id"])
-    _second_version(home, churn_run["run_id"], promote=False)  # version 3, the latest
+    add_version(home, churn_run["run_id"])
+    add_version(home, churn_run["run_id"], promote=False)  # version 3, the latest
     labels = registry.StageLabels(lambda: open_store(f"sqlite:///{home / 'modeldeck.db'}"), ttl_seconds=0)
     clock = Clock()
     repository = ModelRepository(home, labels=labels, unload_after=60, clock=clock)
@@ -551,7 +551,7 @@ def test_the_server_warms_each_models_latest_version_once_and_every_staged_one(
 
     home = tmp_path / "home"
     shutil.copytree(churn_run["home"], home)
-    _second_version(home, churn_run["run_id"])  # production holds version 1; version 2 is the latest
+    add_version(home, churn_run["run_id"])  # production holds version 1; version 2 is the latest
     labels = registry.StageLabels(lambda: open_store(f"sqlite:///{home / 'modeldeck.db'}"), ttl_seconds=0)
     clock = Clock()
     repository = ModelRepository(home, labels=labels, unload_after=60, clock=clock, rescan_seconds=0)
@@ -596,7 +596,7 @@ def test_a_new_latest_version_answers_once_loaded_and_the_one_before_answers_mea
     monkeypatch.setattr(tf.saved_model, "load", slow_for_version_2)
     repository = ModelRepository(home, rescan_seconds=0)
     repository.signature(repository.resolve("churn"))  # version 1 in memory, as a running server has it
-    _second_version(home, churn_run["run_id"])
+    add_version(home, churn_run["run_id"])
     meanwhile = [repository.resolve("churn").version, repository.loading("churn")]
     states = {
         s["version"]: s["state"] for s in rest._rest_models(repository, "GET", "churn", b"")["model_version_status"]

@@ -17,6 +17,10 @@ server) and, for `DURATION_S` seconds:
 - a probe, another process, that only sleeps 5 ms and wakes, timing how late it wakes: the wait for a core that
   the client's and the server's processes have too, before any work of theirs.
 
+The online client and the probe each run in a session of their own, as programs started on their own do (and so,
+where Linux's autogroups are on, in a scheduling group of their own: `ui._start`). The scoring client stands for
+the dashboard's own batches and stays in the bench's session, with the visitors.
+
 Then, for `SATURATION_S` seconds, the 20 visitors click with no pause: how many pages a second the dashboard
 serves when it is the bottleneck.
 
@@ -111,6 +115,8 @@ def _probe(_rest: str, stop: threading.Event, late: list[float], _errors: list[s
 def _client(kind: str, rest: str, seconds: float, results: Any) -> None:
     """A client process of its own (`online` or `scoring`), as real clients are: in the bench's process, its
     threads would wait on the visitors' share of the interpreter lock, and that wait would count as latency."""
+    if kind != "scoring":  # a program of its own, as a service that calls the server is: a session of its own
+        os.setsid()
     stop, values, errors = threading.Event(), [], []  # type: ignore[var-annotated]
     threading.Timer(seconds, stop.set).start()
     run: dict[str, Callable[[str, threading.Event, list[Any], list[str]], None]]

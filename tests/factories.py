@@ -238,16 +238,29 @@ def wait_until_up(proc: subprocess.Popen[bytes], urls: list[str], *, log: Path, 
         time.sleep(0.3)
 
 
+def _children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux's /proc; none elsewhere)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            if stat.read_text().rsplit(")", 1)[1].split()[1] == str(pid):
+                found.append(int(stat.parent.name))
+    return found
+
+
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """Ctrl-C, as a user would; then kill whatever is left in the process's session."""
+    """Ctrl-C, as a user would; then kill whatever is left in the process's session, and its children that
+    have a session of their own (`modeldeck ui`'s inference server)."""
+    children = _children_of(proc.pid)
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(45)
         except subprocess.TimeoutExpired:
             pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    for pid in (proc.pid, *children):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
     proc.wait(10)
 
 

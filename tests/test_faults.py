@@ -227,12 +227,14 @@ def test_each_process_killed_in_turn_comes_back_the_run_resumes_and_the_database
             factories.wait_for(lambda: store.get_run(run_id).epochs_done >= 2, 240, "two epochs")
             base = os.getpriority(os.PRIO_PROCESS, ui.pid)
             niceness = {role: _niceness(pid) for role, pid in _children(ui.pid).items()}
+            alone = {role: os.getsid(pid) == pid for role, pid in _children(ui.pid).items()}
             for role in ("worker", "inference server", "dashboard", "scoring server"):
                 before = _children(ui.pid)[role]
                 os.kill(before, signal.SIGKILL)
                 newer = lambda r=role, b=before: (p := _children(ui.pid).get(r)) not in (None, b) and p  # noqa: E731
                 assert factories.wait_for(newer, 60, f"a new {role}") != before
             niceness_after = {role: _niceness(pid) for role, pid in _children(ui.pid).items()}
+            alone_after = {role: os.getsid(pid) == pid for role, pid in _children(ui.pid).items()}
             factories.wait_for(lambda: _answers(f"{url}/_stcore/health"), 120, "the dashboard to answer again")
             factories.wait_for(lambda: _answers(f"{scoring}/v1/models"), 120, "the scoring server to answer again")
             served_after = len(answered)
@@ -249,6 +251,8 @@ def test_each_process_killed_in_turn_comes_back_the_run_resumes_and_the_database
     assert run.status == "succeeded", run.error
     background = {"worker": {base}, "scoring server": {base + 10}, "inference server": {base}, "dashboard": {base}}
     assert niceness == niceness_after == background, "every thread of the scoring server below, restarted too"
+    sessions = {"worker": False, "scoring server": False, "inference server": True, "dashboard": False}
+    assert alone == alone_after == sessions, "the inference server in a session (a scheduling group) of its own"
     assert run.progress.get("first_epoch", 0) >= 1, "resumed from an epoch, not from the start"
     assert 200 in answered and not [c for c in answered if c >= 500], "no 5xx, only refused connections"
     with sqlite3.connect(home / "modeldeck.db") as conn:

@@ -238,7 +238,7 @@ def wait_until_up(proc: subprocess.Popen[bytes], urls: list[str], *, log: Path, 
         time.sleep(0.3)
 
 
-def _children_of(pid: int) -> list[int]:
+def children_of(pid: int) -> list[int]:
     """The processes whose parent is `pid` (Linux's /proc; none elsewhere)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -251,7 +251,7 @@ def _children_of(pid: int) -> list[int]:
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
     """Ctrl-C, as a user would; then kill whatever is left in the process's session, and its children that
     have a session of their own (`modeldeck ui`'s inference server)."""
-    children = _children_of(proc.pid)
+    children = children_of(proc.pid)
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:

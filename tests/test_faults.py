@@ -168,14 +168,12 @@ def _children(pid: int) -> dict[str, int]:
     from backend import ui
 
     found = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for child in factories.children_of(pid):
         try:
-            parent = stat.read_text().rsplit(")", 1)[1].split()[1]
-            command = (stat.parent / "cmdline").read_bytes().split(b"\0")
-        except (FileNotFoundError, ProcessLookupError, IndexError):
+            command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone since
             continue
-        if parent == str(pid):
-            found[ui.role_of([w.decode() for w in command])] = int(stat.parent.name)
+        found[ui.role_of([w.decode() for w in command])] = child
     return found
 
 

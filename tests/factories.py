@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,8 +24,13 @@ import pytest
 
 from backend import config
 from backend.data import datasets
+from backend.serving import registry
+from db import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# One row of `churn_frame` without its target: what the served churn model answers.
+CHURN_ROW = {"tenure": 12, "plan": "basic", "charges": 70.5}
 
 # The keys of a classifier run's metrics (models/metrics.py `classification`).
 CLASSIFIER_METRICS = {
@@ -357,3 +363,24 @@ def stored_and_used(export_dir: Path) -> tuple[int, int]:
     loaded = tf.saved_model.load(str(export_dir))
     used = {id(v): v for fn in loaded.signatures.values() for v in fn.variables}
     return stored, sum(int(np.prod(v.shape)) for v in used.values())
+
+
+def add_version(home: Path, run_id: int, *, promote: bool = True) -> None:
+    """The next version of the run's model (2, then 3, ...): a run of its own in the store and a copy of the
+    export in TensorFlow's layout; version 1 is promoted to production unless `promote` is False."""
+    store = open_store(f"sqlite:///{home / 'modeldeck.db'}")
+    try:
+        run = store.get_run(run_id)
+        again = store.create_run(
+            version_id=run.version_id, task=run.task, target=run.target, spec=run.spec, queue=False
+        )
+        name, number = store.name_model(
+            again.id, names=[run.model_name], task=run.task, export_parent=f"runs/{again.id}/export"
+        )
+        store.update_run(again.id, status="succeeded", metrics=run.metrics, evaluation=run.evaluation)
+        source = home / "runs" / str(run_id) / "export" / run.model_name / str(run.model_version)
+        shutil.copytree(source, home / "runs" / str(again.id) / "export" / name / str(number))
+        if promote:
+            registry.promote(store, name, 1, stage="production", reason="the first", assigned_by="ana")
+    finally:
+        store.close()

@@ -17,7 +17,6 @@ import pytest
 
 from db import open_store
 from tests import factories
-from tests.test_models_registry import ROW, add_version
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +25,7 @@ def truncated(churn_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactor
     copy cut short); version 1 holds production."""
     home = tmp_path_factory.mktemp("truncated") / "home"
     shutil.copytree(churn_run["home"], home)
-    add_version(home, churn_run["run_id"])
+    factories.add_version(home, churn_run["run_id"])
     graph = next(home.glob("runs/*/export/churn/2/saved_model.pb"))
     graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 3])
     rest_port, grpc_port = factories.free_ports(2)
@@ -42,7 +41,7 @@ def truncated(churn_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactor
 
 
 def _predict(rest: str, path: str) -> httpx.Response:
-    return httpx.post(f"{rest}/v1/models/{path}:predict", json={"instances": [ROW]}, timeout=60)
+    return httpx.post(f"{rest}/v1/models/{path}:predict", json={"instances": [factories.CHURN_ROW]}, timeout=60)
 
 
 def test_a_truncated_version_is_refused_with_why_and_the_others_serve(truncated: tuple[str, Path]) -> None:
@@ -69,7 +68,7 @@ def test_the_models_page_says_which_version_the_server_cannot_load(
     rest, _ = truncated
     home = tmp_path / "home"
     shutil.copytree(churn_run["home"], home)
-    add_version(home, churn_run["run_id"])
+    factories.add_version(home, churn_run["run_id"])
     monkeypatch.setenv("MODELDECK_HOME", str(home))
     monkeypatch.delenv("MODELDECK_DATABASE_URL", raising=False)
     monkeypatch.setenv("MODELDECK_SERVING_URL", rest)
@@ -91,7 +90,7 @@ def test_a_version_loading_is_no_problem_on_the_models_page(
 
     home = tmp_path / "home"
     shutil.copytree(churn_run["home"], home)
-    add_version(home, churn_run["run_id"])
+    factories.add_version(home, churn_run["run_id"])
     ok = {"error_code": "OK", "error_message": ""}
     states = [{"version": "2", "state": "LOADING", "status": ok}, {"version": "1", "state": "AVAILABLE", "status": ok}]
     monkeypatch.setattr(serving, "model_status", lambda *_args, **_kwargs: {"model_version_status": states})

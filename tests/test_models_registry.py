@@ -26,7 +26,6 @@ from tests import factories
 
 LIMIT = 1_000_000  # the served test server's body limit
 STARTUP_SECONDS = 90
-ROW = {"tenure": 12, "plan": "basic", "charges": 70.5}
 
 
 # -- the registry over a store -------------------------------------------------------------------------------------
@@ -236,33 +235,12 @@ class Served:
     url: str  # the database
 
 
-def add_version(home: Path, run_id: int, *, promote: bool = True) -> None:
-    """The next version of the run's model (2, then 3, ...): a run of its own in the store and a copy of the
-    export in TensorFlow's layout; version 1 is promoted to production unless `promote` is False."""
-    store = open_store(f"sqlite:///{home / 'modeldeck.db'}")
-    try:
-        run = store.get_run(run_id)
-        again = store.create_run(
-            version_id=run.version_id, task=run.task, target=run.target, spec=run.spec, queue=False
-        )
-        name, number = store.name_model(
-            again.id, names=[run.model_name], task=run.task, export_parent=f"runs/{again.id}/export"
-        )
-        store.update_run(again.id, status="succeeded", metrics=run.metrics, evaluation=run.evaluation)
-        source = home / "runs" / str(run_id) / "export" / run.model_name / str(run.model_version)
-        shutil.copytree(source, home / "runs" / str(again.id) / "export" / name / str(number))
-        if promote:
-            registry.promote(store, name, 1, stage="production", reason="the first", assigned_by="ana")
-    finally:
-        store.close()
-
-
 @pytest.fixture(scope="module")
 def served_home(churn_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the churn home: `churn` versions 1 and 2 (the same weights), version 1 in production."""
     home = tmp_path_factory.mktemp("registry") / "home"
     shutil.copytree(churn_run["home"], home)
-    add_version(home, churn_run["run_id"])
+    factories.add_version(home, churn_run["run_id"])
     return home
 
 
@@ -296,10 +274,10 @@ def _status(*versions: int) -> dict[str, Any]:
 
 
 def test_rest_label_answers_with_the_version_that_holds_the_stage(served: Served) -> None:
-    by_label = _post(served, "churn/labels/production:predict", {"instances": [ROW]})
+    by_label = _post(served, "churn/labels/production:predict", {"instances": [factories.CHURN_ROW]})
     assert (_get(served, "churn/labels/production"), by_label) == (
         (200, _status(1)),
-        _post(served, "churn/versions/1:predict", {"instances": [ROW]}),
+        _post(served, "churn/versions/1:predict", {"instances": [factories.CHURN_ROW]}),
     )
     assert by_label[0] == 200
 
@@ -332,14 +310,14 @@ def test_a_promotion_reaches_the_running_server_without_a_restart(served: Served
 
 
 def test_rest_unknown_label_is_400_in_tf_serving_words(served: Served) -> None:
-    assert _post(served, "churn/labels/canary:predict", {"instances": [ROW]}) == (
+    assert _post(served, "churn/labels/canary:predict", {"instances": [factories.CHURN_ROW]}) == (
         400,
         {"error": "Unrecognized servable version label: canary"},
     )
 
 
 def test_the_models_listing_shows_labels_and_what_is_loaded(served: Served) -> None:
-    _post(served, "churn/versions/1:predict", {"instances": [ROW]})
+    _post(served, "churn/versions/1:predict", {"instances": [factories.CHURN_ROW]})
     models = httpx.get(f"{served.rest}/v1/models", timeout=30).json()["models"]
     churn = next(m for m in models if m["name"] == "churn")
     assert (churn["versions"], churn["labels"]["production"], 1 in churn["loaded"]) == ([2, 1], 1, True)
@@ -361,7 +339,7 @@ def _predict_request(label: str) -> Any:
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "churn"
     request.model_spec.version_label = label
-    for name, value in ROW.items():
+    for name, value in factories.CHURN_ROW.items():
         dtype = tf.string if isinstance(value, str) else tf.float32
         request.inputs[name].CopyFrom(tf.make_tensor_proto([[value]], dtype=dtype))
     return request
@@ -458,20 +436,26 @@ def test_json_nested_deep_is_400(served: Served, depth: int) -> None:
     ("row", "error"),
     [
         (
-            ROW | {"tenure": "many"},
+            factories.CHURN_ROW | {"tenure": "many"},
             "Input 'tenure' takes float32 values, but could not convert string to float: 'many'.",
         ),
-        (ROW | {"tenure": 10**400}, "Input 'tenure' takes float32 values, but int too large to convert to float."),
         (
-            ROW | {"tenure": {"a": 1}},
+            factories.CHURN_ROW | {"tenure": 10**400},
+            "Input 'tenure' takes float32 values, but int too large to convert to float.",
+        ),
+        (
+            factories.CHURN_ROW | {"tenure": {"a": 1}},
             "Input 'tenure' takes float32 values, but float() argument must be a string or a real number, not 'dict'.",
         ),
         (
-            ROW | {"plan": {"b64": "***"}},
+            factories.CHURN_ROW | {"plan": {"b64": "***"}},
             "Input 'plan' has a 'b64' value that is not valid base64 (Only base64 data is allowed).",
         ),
-        (ROW | {"plan": 3}, "Input 'plan' takes strings, but got 3; send text in quotes."),
-        (ROW | {"tenure": [1, 2]}, "Input 'tenure' has shape [1, 2] but the model takes [-1, 1] (-1 = any size)."),
+        (factories.CHURN_ROW | {"plan": 3}, "Input 'plan' takes strings, but got 3; send text in quotes."),
+        (
+            factories.CHURN_ROW | {"tenure": [1, 2]},
+            "Input 'tenure' has shape [1, 2] but the model takes [-1, 1] (-1 = any size).",
+        ),
     ],
 )
 def test_a_value_of_the_wrong_type_or_shape_is_400_naming_the_input(served: Served, row: dict, error: str) -> None:
@@ -517,8 +501,8 @@ def test_versions_neither_latest_nor_staged_nor_recently_asked_for_are_unloaded(
 
     home = tmp_path / "home"
     shutil.copytree(churn_run["home"], home)
-    add_version(home, churn_run["run_id"])
-    add_version(home, churn_run["run_id"], promote=False)  # version 3, the latest
+    factories.add_version(home, churn_run["run_id"])
+    factories.add_version(home, churn_run["run_id"], promote=False)  # version 3, the latest
     labels = registry.StageLabels(lambda: open_store(f"sqlite:///{home / 'modeldeck.db'}"), ttl_seconds=0)
     clock = Clock()
     repository = ModelRepository(home, labels=labels, unload_after=60, clock=clock)
@@ -551,7 +535,7 @@ def test_the_server_warms_each_models_latest_version_once_and_every_staged_one(
 
     home = tmp_path / "home"
     shutil.copytree(churn_run["home"], home)
-    add_version(home, churn_run["run_id"])  # production holds version 1; version 2 is the latest
+    factories.add_version(home, churn_run["run_id"])  # production holds version 1; version 2 is the latest
     labels = registry.StageLabels(lambda: open_store(f"sqlite:///{home / 'modeldeck.db'}"), ttl_seconds=0)
     clock = Clock()
     repository = ModelRepository(home, labels=labels, unload_after=60, clock=clock, rescan_seconds=0)
@@ -596,7 +580,7 @@ def test_a_new_latest_version_answers_once_loaded_and_the_one_before_answers_mea
     monkeypatch.setattr(tf.saved_model, "load", slow_for_version_2)
     repository = ModelRepository(home, rescan_seconds=0)
     repository.signature(repository.resolve("churn"))  # version 1 in memory, as a running server has it
-    add_version(home, churn_run["run_id"])
+    factories.add_version(home, churn_run["run_id"])
     meanwhile = [repository.resolve("churn").version, repository.loading("churn")]
     states = {
         s["version"]: s["state"] for s in rest._rest_models(repository, "GET", "churn", b"")["model_version_status"]

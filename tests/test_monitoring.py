@@ -32,7 +32,6 @@ APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 SHIFTED_CHARGES = 500.0  # training charges are about 60 ± 20: every logged value lands in the top bin
 GOOD_REQUESTS = 40
 LOG_WAIT_S = 60.0
-ROW = {"tenure": 12, "plan": "basic", "charges": 70.5}
 
 
 # -- population stability index ------------------------------------------------------------------------------------
@@ -295,7 +294,7 @@ def test_a_server_whose_request_log_cannot_be_written_still_answers(churn_run: d
     command = factories.serve_command(churn_run["home"], rest, grpc)
     with factories.running(command, log=log, urls=[f"{url}/healthz"], env=env):
         predict = f"{url}/v1/models/churn/versions/1:predict"
-        answers = [httpx.post(predict, json={"instances": [ROW]}, timeout=30) for _ in range(3)]
+        answers = [httpx.post(predict, json={"instances": [factories.CHURN_ROW]}, timeout=30) for _ in range(3)]
         deadline = time.monotonic() + LOG_WAIT_S
         while "could not write" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -26,7 +26,6 @@ from db import open_store
 from tests import factories
 
 MAX_ROWS = 50
-ROW = {"tenure": 12, "plan": "basic", "charges": 70.5}
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,7 @@ def test_the_cli_makes_lists_and_revokes_keys(home: Path) -> None:
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer mdk_not-a-key"}, {"Authorization": "Basic abc"}])
 def test_rest_without_a_live_key_is_401_in_tf_servings_words(guarded: Guarded, headers: dict[str, str]) -> None:
     for response in (
-        _predict(guarded, [ROW], headers),
+        _predict(guarded, [factories.CHURN_ROW], headers),
         httpx.get(f"{guarded.rest}/v1/models", headers=headers, timeout=30),
         httpx.get(f"{guarded.rest}/v1/models/churn/metadata", headers=headers, timeout=30),
     ):
@@ -149,8 +148,8 @@ def test_rest_without_a_live_key_is_401_in_tf_servings_words(guarded: Guarded, h
 
 
 def test_rest_with_a_live_key_answers_and_health_needs_none(guarded: Guarded) -> None:
-    answer = _predict(guarded, [ROW], _auth(guarded.key))
-    lower_case = _predict(guarded, [ROW], {"authorization": f"bearer {guarded.key}"})
+    answer = _predict(guarded, [factories.CHURN_ROW], _auth(guarded.key))
+    lower_case = _predict(guarded, [factories.CHURN_ROW], {"authorization": f"bearer {guarded.key}"})
     assert (answer.status_code, lower_case.status_code) == (200, 200)
     assert set(answer.json()["predictions"][0]) >= {"label", "probabilities"}
     assert httpx.get(f"{guarded.rest}/healthz", timeout=30).status_code == 200  # a load balancer's probe
@@ -179,7 +178,7 @@ def test_grpc_without_a_key_is_unauthenticated_and_with_one_answers(guarded: Gua
 
 
 def test_a_revoked_key_is_refused_within_seconds_without_a_restart(guarded: Guarded) -> None:
-    assert _predict(guarded, [ROW], _auth(guarded.spare)).status_code == 200
+    assert _predict(guarded, [factories.CHURN_ROW], _auth(guarded.spare)).status_code == 200
     store = open_store(guarded.url)
     try:
         keys.revoke(store, "spare")
@@ -187,10 +186,10 @@ def test_a_revoked_key_is_refused_within_seconds_without_a_restart(guarded: Guar
         store.close()
     revoked_at, codes = time.monotonic(), []
     while time.monotonic() - revoked_at < 10 and (not codes or codes[-1] != 401):
-        codes.append(_predict(guarded, [ROW], _auth(guarded.spare)).status_code)
+        codes.append(_predict(guarded, [factories.CHURN_ROW], _auth(guarded.spare)).status_code)
         time.sleep(0.1)
     assert codes[-1] == 401 and time.monotonic() - revoked_at < 5
-    assert _predict(guarded, [ROW], _auth(guarded.key)).status_code == 200, "the other key still works"
+    assert _predict(guarded, [factories.CHURN_ROW], _auth(guarded.key)).status_code == 200, "the other key still works"
 
 
 def test_the_client_sends_modeldecks_key_and_says_what_to_do_without_one(
@@ -198,9 +197,9 @@ def test_the_client_sends_modeldecks_key_and_says_what_to_do_without_one(
 ) -> None:
     monkeypatch.delenv("MODELDECK_SERVING_KEY", raising=False)
     with pytest.raises(ServingUnavailable) as refused:
-        serving.predict([ROW], model="churn", base_url=guarded.rest)
+        serving.predict([factories.CHURN_ROW], model="churn", base_url=guarded.rest)
     monkeypatch.setenv("MODELDECK_SERVING_KEY", guarded.key)
-    predictions, _ = serving.predict([ROW], model="churn", base_url=guarded.rest)
+    predictions, _ = serving.predict([factories.CHURN_ROW], model="churn", base_url=guarded.rest)
     assert str(refused.value).startswith(f"The inference server at {guarded.rest} refused the API key (")
     assert str(refused.value).endswith("set MODELDECK_SERVING_KEY to a live key from `modeldeck keys create NAME`.")
     assert predictions[0]["label"] in ("yes", "no")
@@ -208,8 +207,8 @@ def test_the_client_sends_modeldecks_key_and_says_what_to_do_without_one(
 
 # -- limits ----------------------------------------------------------------------------------------------------
 def test_more_rows_than_the_limit_is_400_and_the_limit_itself_answers(guarded: Guarded) -> None:
-    too_many = _predict(guarded, [ROW] * (MAX_ROWS + 1), _auth(guarded.key))
-    at_limit = _predict(guarded, [ROW] * MAX_ROWS, _auth(guarded.key))
+    too_many = _predict(guarded, [factories.CHURN_ROW] * (MAX_ROWS + 1), _auth(guarded.key))
+    at_limit = _predict(guarded, [factories.CHURN_ROW] * MAX_ROWS, _auth(guarded.key))
     assert (too_many.status_code, too_many.json()) == (
         400,
         {"error": "The request has 51 rows; this server takes at most 50 per request. Send them in several requests."},
@@ -288,13 +287,13 @@ def _fuzz_case(rng: random.Random, key: str) -> tuple[str, str, bytes | None, di
     if shape == 0:
         body: Any = {"instances": [_junk(rng) for _ in range(rng.randrange(1, 4))]}
     elif shape == 1:
-        body = {"instances": [ROW | {rng.choice(list(ROW)): _junk(rng)}]}
+        body = {"instances": [factories.CHURN_ROW | {rng.choice(list(factories.CHURN_ROW)): _junk(rng)}]}
     elif shape == 2:
-        body = {"inputs": {name: _junk(rng) for name in rng.sample([*ROW, "x"], rng.randrange(5))}}
+        body = {"inputs": {name: _junk(rng) for name in rng.sample([*factories.CHURN_ROW, "x"], rng.randrange(5))}}
     elif shape == 3:
-        body = {"signature_name": _junk(rng), "instances": [ROW]}
+        body = {"signature_name": _junk(rng), "instances": [factories.CHURN_ROW]}
     elif shape == 4:
-        body = {"instances": [ROW], "inputs": {}}
+        body = {"instances": [factories.CHURN_ROW], "inputs": {}}
     elif shape == 5:
         body = _junk(rng)
     elif shape == 6:
@@ -303,7 +302,7 @@ def _fuzz_case(rng: random.Random, key: str) -> tuple[str, str, bytes | None, di
     elif shape == 7:
         return method, path, rng.randbytes(rng.randrange(0, 300)), headers
     else:
-        body = {"instances": [ROW] * rng.choice([0, MAX_ROWS + 1])}
+        body = {"instances": [factories.CHURN_ROW] * rng.choice([0, MAX_ROWS + 1])}
     return method, path, json.dumps(body, allow_nan=True).encode(), headers
 
 
@@ -321,7 +320,7 @@ def test_thousands_of_malformed_rest_requests_get_4xx_never_5xx(guarded: Guarded
     print(f"\nfuzz, REST: 3,000 requests, answers by status: {dict(sorted(codes.items()))}")
     assert [code for code in codes if code >= 500] == [] and no_error_body == []
     assert {400, 401, 404} <= set(codes) and codes.get(200, 0) > 0, "the cases reach every refusal and some answer"
-    assert _predict(guarded, [ROW], _auth(guarded.key)).status_code == 200, "still serving"
+    assert _predict(guarded, [factories.CHURN_ROW], _auth(guarded.key)).status_code == 200, "still serving"
 
 
 def test_hundreds_of_malformed_grpc_requests_get_client_errors_never_internal(guarded: Guarded) -> None:

@@ -620,9 +620,14 @@ def _button(at: Any, label: str) -> Any:
     return found
 
 
+def _no_rollback(at: Any) -> list[str]:
+    return [c.value for c in at.main.caption if "roll back" in c.value]
+
+
 def test_models_page_promotes_and_rolls_back_with_who_and_why(store) -> None:
     _version(store), _version(store)
     at = _page("views/models.py")
+    before = ([b.label for b in at.button], _no_rollback(at))
     at.text_input(key="models_who").input("ana")
     at.text_input(key="models_why").input("better recall")
     at.selectbox(key="models_version_churn").select(1)
@@ -630,7 +635,16 @@ def test_models_page_promotes_and_rolls_back_with_who_and_why(store) -> None:
     at.selectbox(key="models_version_churn").select(2)
     _button(at, "Promote").click().run()
     after_promotions = [(m.label, m.value) for m in at.metric]
-    _button(at, "Roll back production").click().run()
+    rollback = _button(at, "Roll back production")
+    assert (before, rollback.help, _no_rollback(at)) == (
+        (
+            ["Promote"],
+            ["production: no earlier version to roll back to.", "staging: no earlier version to roll back to."],
+        ),
+        "production goes back to version 1, which held it before version 2.",
+        ["staging: no earlier version to roll back to."],
+    )
+    rollback.click().run()
 
     assert not at.exception
     history = at.dataframe[-1].value

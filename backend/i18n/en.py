@@ -1499,7 +1499,7 @@ MESSAGES: dict[str, str] = {
     "models.promote_button": "Promote",
     "models.promoted": "Version {version} of {name} now holds {stage}.",
     "models.rollback": "Roll back",
-    "models.rollback_help": "{stage} goes back to the version that held it before version {version}.",
+    "models.rollback_help": "{stage} goes back to version {earlier}, which held it before version {version}.",
     "models.rollback_button": "Roll back {stage}",
     "models.rolled_back": "{stage} of {name} is back on version {version}.",
     "models.no_rollback": "{stage}: no earlier version to roll back to.",

@@ -1498,7 +1498,7 @@ MESSAGES: dict[str, str] = {
     "models.promote_button": "晋升",
     "models.promoted": "{name} 的版本 {version} 现在处于{stage}阶段。",
     "models.rollback": "回滚",
-    "models.rollback_help": "{stage}阶段回到版本 {version} 之前持有它的版本。",
+    "models.rollback_help": "{stage}阶段回到版本 {earlier}（版本 {version} 之前持有它的版本）。",
     "models.rollback_button": "回滚{stage}",
     "models.rolled_back": "{name} 的{stage}阶段已回到版本 {version}。",
     "models.no_rollback": "{stage}：没有更早的版本可以回滚。",

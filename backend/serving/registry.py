@@ -143,6 +143,12 @@ def _holders(store: Store, name: str, stage: str) -> list[int]:
     return stack
 
 
+def previous_holder(store: Store, name: str, stage: str) -> int | None:
+    """The version a rollback of `stage` would give it back to, or None when no earlier version held it."""
+    holders = _holders(store, name, stage)
+    return holders[-2] if len(holders) > 1 else None
+
+
 @auth.guarded("promote", lambda c: f"{c.model_name} v{c.version} {c.stage}")
 def promote(
     store: Store, name: str, version: int, *, stage: str, reason: str = "", assigned_by: str | None = None

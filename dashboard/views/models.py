@@ -73,12 +73,16 @@ with promote_col:
             show_error(exc)
 with rollback_col:
     st.subheader(t("models.rollback"))
-    for held_stage, holder in serving.registry_model(store(), name).model.stages.items():
-        label = t(f"models.stage.{held_stage}")
-        help_text = t("models.rollback_help", stage=label, version=holder)
-        if st.button(t("models.rollback_button", stage=label), help=help_text, key=f"models_rollback_{held_stage}"):
+    holders = serving.registry_model(store(), name).model.stages  # after a promotion above
+    for each in serving.STAGES:
+        label, earlier = t(f"models.stage.{each}"), serving.previous_holder(store(), name, each)
+        if earlier is None:
+            st.caption(t("models.no_rollback", stage=label))
+            continue
+        help_text = t("models.rollback_help", stage=label, version=holders[each], earlier=earlier)
+        if st.button(t("models.rollback_button", stage=label), help=help_text, key=f"models_rollback_{each}"):
             try:
-                change = serving.rollback(store(), name, stage=held_stage, reason=why, assigned_by=who.strip() or None)
+                change = serving.rollback(store(), name, stage=each, reason=why, assigned_by=who.strip() or None)
                 st.success(t("models.rolled_back", name=name, stage=label, version=change.version))
             except ModelDeckError as exc:
                 show_error(exc)

@@ -351,7 +351,7 @@ def test_every_page_reads_chinese_with_data_loaded(app: App, churn_run: None, pa
     ):
         go_to(page, title, path, heading)
         english[path] = page.evaluate(_ENGLISH_PROSE)
-        shot(page, shots, f"7-zh-{path}")
+        shot(page, shots, f"7-zh-{path or 'use-cases'}")
         if path == "training":  # Plotly's own toolbar speaks Chinese too (its tooltips, drawn hidden until hover)
             buttons = page.get_by_test_id("stPlotlyChart").first.locator(".modebar-btn")
             expect(buttons.first).to_be_attached()

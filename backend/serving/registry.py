@@ -186,12 +186,12 @@ def rollback(store: Store, name: str, *, stage: str, reason: str = "", assigned_
     """
     _check_stage(stage)
     _known(store, name)
-    holders = _holders(store, name, stage)
-    if len(holders) < 2:
+    earlier = previous_holder(store, name, stage)
+    if earlier is None:
         raise BadInput("error.registry.nothing_to_roll_back", name=name, stage=stage)
     return store.add_stage_change(
         name,
-        version=holders[-2],
+        version=earlier,
         stage=stage,
         action="rollback",
         assigned_by=assigned_by or getpass.getuser(),

@@ -22,6 +22,11 @@ def t(key: str, **params: Any) -> str:
     return catalog.render(lang(), key, **params)
 
 
+def counted(key: str, count: int, **params: Any) -> str:
+    """`key.one` for a count of one and `key.other` for any other, with `count` among the parameters."""
+    return t(f"{key}.{'one' if count == 1 else 'other'}", count=count, **params)
+
+
 def sentences(*texts: str) -> str:
     """Whole sentences as one paragraph: a space after each in English, none after Chinese's full stop."""
     return ("" if lang() == "zh" else " ").join(text for text in texts if text)

@@ -628,6 +628,7 @@ def test_models_page_promotes_and_rolls_back_with_who_and_why(store) -> None:
     _version(store), _version(store)
     at = _page("views/models.py")
     before = ([b.label for b in at.button], _no_rollback(at))
+    assert at.selectbox(key="models_model").options == ["churn (Classification, data churn; 2 versions)"]
     at.text_input(key="models_who").input("ana")
     at.text_input(key="models_why").input("better recall")
     at.selectbox(key="models_version_churn").select(1)
@@ -663,6 +664,7 @@ def test_models_page_promotes_and_rolls_back_with_who_and_why(store) -> None:
 def test_models_page_heads_the_metric_columns_in_words(store) -> None:
     _version(store)
     at = _page("views/models.py")
+    assert at.selectbox(key="models_model").options == ["churn (Classification, data churn; 1 version)"]
     assert list(at.dataframe[0].value.columns) == ["version", "run", "stages", "Accuracy", "created"]
 
 

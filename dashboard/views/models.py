@@ -9,7 +9,7 @@ import streamlit as st
 from backend import i18n, serving
 from backend.errors import ModelDeckError
 from dashboard.common import show_error, store
-from dashboard.i18n import t
+from dashboard.i18n import counted, t
 
 st.title(t("models.title"))
 st.caption(t("models.intro"))
@@ -21,12 +21,12 @@ if not found:
 name = st.selectbox(
     t("models.model"),
     list(found),
-    format_func=lambda n: t(
+    format_func=lambda n: counted(
         "models.model_label",
+        len(found[n].versions),
         name=n,
         task=t(f"task.{found[n].task}"),
         dataset=found[n].dataset,
-        count=len(found[n].versions),
     ),
     key="models_model",
 )

@@ -24,7 +24,7 @@ def t(key: str, **params: Any) -> str:
 
 def counted(key: str, count: int, **params: Any) -> str:
     """`key.one` for a count of one and `key.other` for any other, with `count` among the parameters."""
-    return t(f"{key}.{'one' if count == 1 else 'other'}", count=count, **params)
+    return catalog.Message.counted(key, count, **params).text(lang())
 
 
 def sentences(*texts: str) -> str:

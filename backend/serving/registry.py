@@ -50,6 +50,10 @@ class ModelDetail:
     versions: list[ModelVersion]
     history: list[StageChange]  # the latest first
 
+    def previous_holder(self, stage: str) -> int | None:
+        """The version a rollback of `stage` would give it back to, or None when no earlier version held it."""
+        return _previous_holder(self.history, stage)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.model.to_dict(),
@@ -130,10 +134,13 @@ def _check_stage(stage: str) -> None:
         raise BadInput("error.registry.unknown_stage", stage=stage, stages=", ".join(STAGES))
 
 
-def _holders(store: Store, name: str, stage: str) -> list[int]:
-    """The versions that held a stage, oldest first, as a stack: a promotion pushes, a rollback pops."""
+def _holders(history: list[StageChange], stage: str) -> list[int]:
+    """The versions that held a stage, oldest first, as a stack: a promotion pushes, a rollback pops.
+
+    `history` is the model's stage changes, the latest first (`Store.stage_history`).
+    """
     stack: list[int] = []
-    for change in reversed(store.stage_history(name)):
+    for change in reversed(history):
         if change.stage != stage:
             continue
         if change.action == "rollback" and stack:
@@ -143,9 +150,8 @@ def _holders(store: Store, name: str, stage: str) -> list[int]:
     return stack
 
 
-def previous_holder(store: Store, name: str, stage: str) -> int | None:
-    """The version a rollback of `stage` would give it back to, or None when no earlier version held it."""
-    holders = _holders(store, name, stage)
+def _previous_holder(history: list[StageChange], stage: str) -> int | None:
+    holders = _holders(history, stage)
     return holders[-2] if len(holders) > 1 else None
 
 
@@ -186,7 +192,7 @@ def rollback(store: Store, name: str, *, stage: str, reason: str = "", assigned_
     """
     _check_stage(stage)
     _known(store, name)
-    earlier = previous_holder(store, name, stage)
+    earlier = _previous_holder(store.stage_history(name), stage)
     if earlier is None:
         raise BadInput("error.registry.nothing_to_roll_back", name=name, stage=stage)
     return store.add_stage_change(

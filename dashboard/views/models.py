@@ -73,13 +73,13 @@ with promote_col:
             show_error(exc)
 with rollback_col:
     st.subheader(t("models.rollback"))
-    holders = serving.registry_model(store(), name).model.stages  # after a promotion above
+    now = serving.registry_model(store(), name)  # after a promotion above
     for each in serving.STAGES:
-        label, earlier = t(f"models.stage.{each}"), serving.previous_holder(store(), name, each)
+        label, earlier = t(f"models.stage.{each}"), now.previous_holder(each)
         if earlier is None:
             st.caption(t("models.no_rollback", stage=label))
             continue
-        help_text = t("models.rollback_help", stage=label, version=holders[each], earlier=earlier)
+        help_text = t("models.rollback_help", stage=label, version=now.model.stages[each], earlier=earlier)
         if st.button(t("models.rollback_button", stage=label), help=help_text, key=f"models_rollback_{each}"):
             try:
                 change = serving.rollback(store(), name, stage=each, reason=why, assigned_by=who.strip() or None)

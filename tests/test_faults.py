@@ -3,6 +3,7 @@ a database locked past its timeout is a clear, retryable error that leaves nothi
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -312,10 +313,20 @@ def _queue_wide_run(home: Path, folder: Path, env: dict[str, str] | None = None)
 
 
 def _fill(disk: Path) -> Path:
-    """Fill all but 20 KB of `disk`: the next backup does not fit. Returns the filler file."""
+    """Fill all but about 20 KB of `disk`: the next backup does not fit. Returns the filler file.
+
+    The run may be writing a backup meanwhile and take space between a look at what is free and the write (a
+    clean run once failed so), so the filler grows in steps of whole pages, at most 1 MB, with a fresh look at
+    what is free before each."""
+    page = 4096
     filler = disk / "filler"
-    with filler.open("wb") as f:
-        f.write(b"\0" * (shutil.disk_usage(disk).free - 20_000))
+    with filler.open("wb", buffering=0) as f:
+        while (room := (shutil.disk_usage(disk).free - 20_000) // page * page) > 0:
+            try:
+                f.write(b"\0" * min(room, 1 << 20))
+            except OSError as error:  # no space: the run took it first; look again
+                if error.errno != errno.ENOSPC:
+                    raise
     return filler
 
 

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -118,12 +117,19 @@ def test_eval_on_a_labelled_file_reports_metrics(churn_run) -> None:
     assert 0 <= out["metrics"]["accuracy"] <= 1
 
 
-def test_cancel_stops_a_running_job_within_seconds(tmp_path, database_url, monkeypatch) -> None:
-    """On each database: the worker, the CLI and this test share the history through MODELDECK_DATABASE_URL."""
+def test_a_cancel_stops_a_running_job_by_itself_without_its_process_being_ended(
+    tmp_path, database_url, monkeypatch
+) -> None:
+    """On each database: the worker, the CLI and this test share the history through MODELDECK_DATABASE_URL.
+
+    The cancel travels through the history to the training process, which stops at its next step (the reporter's
+    test sees that mid-epoch) and ends the run itself: the worker never has to end the process (it would after
+    `CANCEL_GRACE_S`, and say so in its log). No time is asserted: how long that takes is the machine's."""
     monkeypatch.setenv("MODELDECK_DATABASE_URL", database_url)
     home = tmp_path
     run_id = factories.queue_big_run(home, epochs=200, batch_size=16)
-    worker = factories.start_worker(home)
+    log = tmp_path / "worker.log"
+    worker = factories.start_worker(home, log=log)
     try:
         store = _store(home)
         _wait_for(
@@ -131,15 +137,15 @@ def test_cancel_stops_a_running_job_within_seconds(tmp_path, database_url, monke
             120,
             "the run to start",
         )
-        asked = time.monotonic()
         factories.cli_json(home, "runs", "cancel", str(run_id))
-        run = _wait_for(lambda: (r := store.get_run(run_id)).status != "running" and r, 30, "the cancel")
-        assert run.status == "cancelled"
-        assert time.monotonic() - asked < 15
-        assert run.export_path is None
+        run = _wait_for(lambda: (r := store.get_run(run_id)).status != "running" and r, 120, "the cancel")
+        assert (run.status, run.export_path, run.error) == ("cancelled", None, None)
+        assert run.epochs_done < 200
     finally:
         worker.terminate()
         worker.wait(30)
+    said = log.read_text()
+    assert f"run={run_id} cancel requested" in said and "ignored the cancel" not in said, said[-2000:]
 
 
 def test_a_killed_worker_leaves_a_run_that_resumes_from_its_last_epoch(tmp_path, database_url, monkeypatch) -> None:

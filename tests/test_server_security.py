@@ -10,7 +10,7 @@ import base64
 import json
 import random
 import shutil
-import time
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,18 +177,20 @@ def test_grpc_without_a_key_is_unauthenticated_and_with_one_answers(guarded: Gua
     assert set(answer.outputs) >= {"label", "probabilities"}
 
 
-def test_a_revoked_key_is_refused_within_seconds_without_a_restart(guarded: Guarded) -> None:
+def test_a_revoked_key_is_refused_without_a_restart(guarded: Guarded) -> None:
+    """The server reads the keys again at most once a second (`keys`); no time is asserted here, only that the
+    revoked key ends refused while the server runs on and the other key still works."""
     assert _predict(guarded, [factories.CHURN_ROW], _auth(guarded.spare)).status_code == 200
     store = open_store(guarded.url)
     try:
         keys.revoke(store, "spare")
     finally:
         store.close()
-    revoked_at, codes = time.monotonic(), []
-    while time.monotonic() - revoked_at < 10 and (not codes or codes[-1] != 401):
-        codes.append(_predict(guarded, [factories.CHURN_ROW], _auth(guarded.spare)).status_code)
-        time.sleep(0.1)
-    assert codes[-1] == 401 and time.monotonic() - revoked_at < 5
+    factories.wait_for(
+        lambda: _predict(guarded, [factories.CHURN_ROW], _auth(guarded.spare)).status_code == 401,
+        60,
+        "the revoked key to be refused",
+    )
     assert _predict(guarded, [factories.CHURN_ROW], _auth(guarded.key)).status_code == 200, "the other key still works"
 
 
@@ -217,29 +219,31 @@ def test_more_rows_than_the_limit_is_400_and_the_limit_itself_answers(guarded: G
 
 
 def test_a_request_over_the_time_limit_is_408_and_the_server_answers_the_next() -> None:
-    """The time limit, on the app itself: a model that takes 2 s, a limit of 0.2 s."""
+    """The time limit, on the app itself: a model that does not answer until the test lets it, a limit of 0.2 s.
+    The 408 comes while the model still works (without the limit, the answer would be its 200 once let go)."""
     from starlette.testclient import TestClient
 
     from backend.serving.rest import create_app
+
+    let_go = threading.Event()
 
     class SlowRepository:
         labels = None
 
         def models(self) -> dict[str, list[int]]:
-            time.sleep(2)
+            let_go.wait(60)
             return {}
 
         def loaded(self) -> dict[str, list[int]]:
             return {}
 
     with TestClient(create_app(SlowRepository(), request_timeout=0.2)) as client:  # type: ignore[arg-type]
-        started = time.monotonic()
         slow = client.get("/v1/models")
-        waited = time.monotonic() - started
-        health = client.get("/healthz")
+        health = client.get("/healthz")  # while the slow one still waits
+        let_go.set()
     limit = "The model did not answer within 0.2 seconds, this server's limit per request"
     assert (slow.status_code, slow.json()) == (408, {"error": f"{limit}; send fewer rows per request."})
-    assert waited < 1.5 and health.status_code == 200
+    assert health.status_code == 200
 
 
 # -- fuzz: thousands of malformed requests, not one 5xx --------------------------------------------------------

@@ -920,7 +920,7 @@ def cmd_ui(_store: Store, args: argparse.Namespace) -> int:
     from backend import logs, ui
 
     logs.configure("ui")
-
+    kept_cpus = ui.serving_cpus()  # a bad value is said before anything starts
     print(f"ModelDeck: http://localhost:{args.port}  (inference server on :{args.serve_port}, gRPC :{args.grpc_port})")
     return ui.run(
         home=config.home(),
@@ -929,6 +929,7 @@ def cmd_ui(_store: Store, args: argparse.Namespace) -> int:
         grpc_port=args.grpc_port,
         host=args.host,
         scoring_port=args.scoring_port,
+        kept_cpus=kept_cpus,
     )
 
 

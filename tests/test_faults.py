@@ -182,6 +182,11 @@ def _niceness(pid: int) -> set[int]:
     return {int(stat.read_text().rsplit(")", 1)[1].split()[16]) for stat in Path(f"/proc/{pid}/task").glob("*/stat")}
 
 
+def _cpus(pid: int) -> set[frozenset[int]]:
+    """The CPUs each of a process's threads may run on."""
+    return {frozenset(os.sched_getaffinity(int(task.name))) for task in Path(f"/proc/{pid}/task").iterdir()}
+
+
 def _answers(url: str) -> bool:
     try:
         return httpx.get(url, timeout=5).status_code == 200
@@ -218,7 +223,10 @@ def test_each_process_killed_in_turn_comes_back_the_run_resumes_and_the_database
 
     log = tmp_path / "ui.log"
     store = open_store(f"sqlite:///{home / 'modeldeck.db'}")
-    with factories.running_ui(home, log=log) as (ui, url, rest, scoring):
+    everywhere = frozenset(os.sched_getaffinity(0))
+    kept = frozenset({max(everywhere)}) if len(everywhere) > 1 else None  # a CPU of its own for the server
+    env = {"MODELDECK_SERVING_CPUS": str(max(everywhere))} if kept else {}
+    with factories.running_ui(home, log=log, env=env) as (ui, url, rest, scoring):
         flow = threading.Thread(target=requests, daemon=True)
         flow.start()
         try:
@@ -226,6 +234,7 @@ def test_each_process_killed_in_turn_comes_back_the_run_resumes_and_the_database
             base = os.getpriority(os.PRIO_PROCESS, ui.pid)
             niceness = {role: _niceness(pid) for role, pid in _children(ui.pid).items()}
             alone = {role: os.getsid(pid) == pid for role, pid in _children(ui.pid).items()}
+            cpus = {role: _cpus(pid) for role, pid in _children(ui.pid).items()}
             for role in ("worker", "inference server", "dashboard", "scoring server"):
                 before = _children(ui.pid)[role]
                 os.kill(before, signal.SIGKILL)
@@ -233,6 +242,7 @@ def test_each_process_killed_in_turn_comes_back_the_run_resumes_and_the_database
                 assert factories.wait_for(newer, 60, f"a new {role}") != before
             niceness_after = {role: _niceness(pid) for role, pid in _children(ui.pid).items()}
             alone_after = {role: os.getsid(pid) == pid for role, pid in _children(ui.pid).items()}
+            cpus_after = {role: _cpus(pid) for role, pid in _children(ui.pid).items()}
             factories.wait_for(lambda: _answers(f"{url}/_stcore/health"), 120, "the dashboard to answer again")
             factories.wait_for(lambda: _answers(f"{scoring}/v1/models"), 120, "the scoring server to answer again")
             served_after = len(answered)
@@ -251,6 +261,9 @@ def test_each_process_killed_in_turn_comes_back_the_run_resumes_and_the_database
     assert niceness == niceness_after == background, "every thread of the scoring server below, restarted too"
     sessions = {"worker": False, "scoring server": False, "inference server": True, "dashboard": False}
     assert alone == alone_after == sessions, "the inference server in a session (a scheduling group) of its own"
+    if kept:  # MODELDECK_SERVING_CPUS: every thread of the server on its CPU, of the others on the rest
+        places = {role: {everywhere - kept} for role in ("worker", "scoring server", "dashboard")}
+        assert cpus == cpus_after == places | {"inference server": {kept}}
     assert run.progress.get("first_epoch", 0) >= 1, "resumed from an epoch, not from the start"
     assert 200 in answered and not [c for c in answered if c >= 500], "no 5xx, only refused connections"
     with sqlite3.connect(home / "modeldeck.db") as conn:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
 import shutil
 import threading
@@ -401,6 +402,36 @@ def test_the_ui_scores_files_on_a_loopback_server_of_its_own(monkeypatch: pytest
     assert config.scoring_url() == "http://models:8502"  # no scoring server: the inference server scores
     monkeypatch.setenv("MODELDECK_SCORING_URL", "http://127.0.0.1:8504/")
     assert config.scoring_url() == "http://127.0.0.1:8504"
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="a process chooses its CPUs on Linux")
+def test_cpus_kept_for_the_inference_server_are_read_as_taskset_writes_them_and_a_bad_list_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`modeldeck ui` puts the server on them and the rest elsewhere (the kill -9 test in test_faults sees that)."""
+    from backend import ui
+
+    assert (ui.cpu_text({0, 2, 3, 4, 7}), ui._cpu_list(" 0, 2-4,7")) == ("0,2-4,7", {0, 2, 3, 4, 7})
+    assert [ui._cpu_list(bad) for bad in ("", "two", "3-1", "1-", "-1", "1,,2", "1.5")] == [None] * 7
+    monkeypatch.delenv("MODELDECK_SERVING_CPUS", raising=False)
+    assert ui.serving_cpus() is None
+    everywhere = os.sched_getaffinity(0)
+    if len(everywhere) > 1:
+        monkeypatch.setenv("MODELDECK_SERVING_CPUS", str(max(everywhere)))
+        assert ui.serving_cpus() == {max(everywhere)}
+    allowed = ui.cpu_text(everywhere)
+    said = {
+        value: factories.cli(tmp_path, "ui", env={"MODELDECK_SERVING_CPUS": value}).stderr.strip()
+        for value in ("two", "4096", allowed)
+    }
+    assert said == {
+        "two": "error: MODELDECK_SERVING_CPUS='two' is not a list of CPUs. Write the CPUs kept for the inference "
+        "server as taskset takes them (3, 2-3 or 0,2), or leave it unset.",
+        "4096": f"error: MODELDECK_SERVING_CPUS='4096' names a CPU this process may not use (it may use {allowed}). "
+        "Keep CPUs from those for the inference server.",
+        allowed: f"error: MODELDECK_SERVING_CPUS='{allowed}' leaves no CPU for the dashboard, the worker and the "
+        f"scoring server ({allowed} here). Keep at least one CPU out of it.",
+    }
 
 
 def test_keys_that_cannot_be_read_again_are_those_read_before_never_everyone(store: Any) -> None:

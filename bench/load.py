@@ -24,6 +24,10 @@ the dashboard's own batches and stays in the bench's session, with the visitors.
 Then, for `SATURATION_S` seconds, the 20 visitors click with no pause: how many pages a second the dashboard
 serves when it is the bottleneck.
 
+All that twice: as `modeldeck ui` runs by default, then with one CPU kept for the inference server
+(`MODELDECK_SERVING_CPUS`) and everything else, the bench's own processes too (standing for the visitors'
+machines), on the others.
+
 Reported: page response p50/p95 (protocol and browser), inference p50/p99 (as the client saw it, and the part the
 server's handler took), rows scored per second, errors, the CPU each process took, pages per second at saturation.
 Targets (issue 18): zero errors, page p95 under 2 s, inference p99 under 50 ms, on this machine (2 cores).
@@ -168,8 +172,18 @@ class Tally:
 
 
 def main() -> None:
+    _load(None)
+    allowed = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else frozenset()
+    if len(allowed) >= 2:
+        _load(frozenset({max(allowed)}))
+
+
+def _load(kept: frozenset[int] | None) -> None:
+    """One run of the load; with `kept`, the inference server on those CPUs of its own (MODELDECK_SERVING_CPUS)
+    and everything else, the bench's own processes too (as the visitors' machines would be), on the rest."""
     from tests import factories
 
+    env = {"MODELDECK_SERVING_CPUS": ui.cpu_text(kept)} if kept else {}
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder) / "home"
         csv = Path(folder) / "churn.csv"
@@ -180,7 +194,10 @@ def main() -> None:
         scored: list[int] = []
         late: list[float] = []
         tally, saturated = Tally(), Tally()
-        with factories.running_ui(home, log=Path(folder) / "ui.log") as (app, url, rest, scoring_url):
+        everywhere = frozenset(os.sched_getaffinity(0)) if kept else frozenset()
+        with factories.running_ui(home, log=Path(folder) / "ui.log", env=env) as (app, url, rest, scoring_url):
+            if kept:
+                ui.pin(os.getpid(), everywhere - kept)  # the clients, the visitors and Chromium start from here
             for _ in range(TRAININGS):
                 _cli(home, "train", "churn", "--preset", "fast", "--set", "architecture=mlp")
             spawn = multiprocessing.get_context("spawn")
@@ -199,8 +216,16 @@ def main() -> None:
             spent, after = time.perf_counter() - started, _cpu_seconds(app.pid)
             handled = _handled_one_row(home)
             asyncio.run(_visitors(url, saturated, SATURATION_S, (0.0, 0.0), browser=False))
+            if kept:
+                ui.pin(os.getpid(), everywhere)
         pages = tally.pages + tally.browser
-        print(f"load: {SESSIONS} dashboard sessions, {TRAININGS} trainings, batch scoring, {DURATION_S} s (2 cores)")
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        print(f"load: {SESSIONS} dashboard sessions, {TRAININGS} trainings, batch scoring, {DURATION_S} s, {cpus} CPUs")
+        if kept:
+            print(
+                f"  the inference server on CPU {ui.cpu_text(kept)} of its own (MODELDECK_SERVING_CPUS); everything "
+                "else, the load's own processes too, on the other CPUs"
+            )
         print(
             f"  page response: {len(pages)} clicks, p50 {statistics.median(pages):.2f} s, p95 "
             f"{_percentile(pages, 0.95):.2f} s (target < 2 s); the real browser's {len(tally.browser)}: p50 "

@@ -15,9 +15,9 @@ Scoring a file is background work, as training is (`MODELDECK_JOB_NICE`): the sc
 send it the batches), so that on a busy machine a page or a one-row request does not wait behind a batch; alone
 on the machine, it scores as fast as ever.
 
-`MODELDECK_SERVING_CPUS` keeps CPUs for the inference server: it runs on those, and the other processes on the
-rest (`serving_cpus`). Under a full load on two cores, that takes the one-row p99 from 50-70 ms to 11-12 ms, and
-leaves the pages and the scoring one core (README, "Under load").
+`MODELDECK_SERVING_CPUS` keeps CPUs from the background work: the inference server runs on them, the dashboard
+everywhere, the trainings and the scoring server on the rest (`serving_cpus`; README, "Under load", has the
+figures).
 """
 
 from __future__ import annotations
@@ -87,11 +87,12 @@ def commands(
 
 
 def serving_cpus() -> frozenset[int] | None:
-    """MODELDECK_SERVING_CPUS: the CPUs kept for the inference server, or None where it is unset (the default).
+    """MODELDECK_SERVING_CPUS: the CPUs kept from the background work, or None where it is unset (the default).
 
     Written as `taskset` takes them: `3`, `2-3`, `0,2`. Unset, every process may run on every CPU. Set, the
-    dashboard, the worker (and so its trainings) and the scoring server run on the other CPUs this process may
-    use. Linux only: elsewhere a process cannot choose its CPUs.
+    inference server runs on them, the dashboard on every CPU, and the background work (the worker, and so its
+    trainings, and the scoring server) on the other CPUs this process may use: a one-row request waits for a
+    page at most, never for a training or a file's batches. Linux only: elsewhere a process cannot choose its CPUs.
 
     Raises:
         BadInput: it is not such a list, names a CPU this process may not use, or leaves none for the rest.
@@ -149,7 +150,8 @@ def run(
 ) -> int:
     """Start the processes and supervise them.
 
-    With `kept_cpus` (`serving_cpus`), the inference server runs on those CPUs and the others on the rest.
+    With `kept_cpus` (`serving_cpus`), the inference server runs on those CPUs, the dashboard on every CPU, and the
+    background work (the worker, and so the trainings, and the scoring server) on the rest.
 
     Returns:
         0 after Ctrl-C or SIGTERM, 1 when one of the processes exited on its own (the others are stopped).
@@ -169,8 +171,9 @@ def run(
         )
         if kept_cpus is None:
             return _supervise(lines, env)
-        rest = frozenset(os.sched_getaffinity(0)) - kept_cpus
-        return _supervise(lines, env, {role: kept_cpus if role == "inference server" else rest for role in ROLES})
+        everywhere = frozenset(os.sched_getaffinity(0))
+        placed = {"inference server": kept_cpus, "dashboard": everywhere}  # the background work on the rest
+        return _supervise(lines, env, {role: placed.get(role, everywhere - kept_cpus) for role in ROLES})
 
 
 @contextlib.contextmanager

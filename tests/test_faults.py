@@ -224,7 +224,7 @@ def test_each_process_killed_in_turn_comes_back_the_run_resumes_and_the_database
     log = tmp_path / "ui.log"
     store = open_store(f"sqlite:///{home / 'modeldeck.db'}")
     everywhere = frozenset(os.sched_getaffinity(0))
-    kept = frozenset({max(everywhere)}) if len(everywhere) > 1 else None  # a CPU of its own for the server
+    kept = frozenset({max(everywhere)}) if len(everywhere) > 1 else None  # kept from the background work
     env = {"MODELDECK_SERVING_CPUS": str(max(everywhere))} if kept else {}
     with factories.running_ui(home, log=log, env=env) as (ui, url, rest, scoring):
         flow = threading.Thread(target=requests, daemon=True)
@@ -261,9 +261,9 @@ def test_each_process_killed_in_turn_comes_back_the_run_resumes_and_the_database
     assert niceness == niceness_after == background, "every thread of the scoring server below, restarted too"
     sessions = {"worker": False, "scoring server": False, "inference server": True, "dashboard": False}
     assert alone == alone_after == sessions, "the inference server in a session (a scheduling group) of its own"
-    if kept:  # MODELDECK_SERVING_CPUS: every thread of the server on its CPU, of the others on the rest
-        places = {role: {everywhere - kept} for role in ("worker", "scoring server", "dashboard")}
-        assert cpus == cpus_after == places | {"inference server": {kept}}
+    if kept:  # MODELDECK_SERVING_CPUS: every thread of the server on its CPU, of the background work on the rest
+        places = {"inference server": {kept}, "dashboard": {everywhere}}
+        assert cpus == cpus_after == places | {"worker": {everywhere - kept}, "scoring server": {everywhere - kept}}
     assert run.progress.get("first_epoch", 0) >= 1, "resumed from an epoch, not from the start"
     assert 200 in answered and not [c for c in answered if c >= 500], "no 5xx, only refused connections"
     with sqlite3.connect(home / "modeldeck.db") as conn:

@@ -408,7 +408,8 @@ def test_the_ui_scores_files_on_a_loopback_server_of_its_own(monkeypatch: pytest
 def test_cpus_kept_for_the_inference_server_are_read_as_taskset_writes_them_and_a_bad_list_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`modeldeck ui` puts the server on them and the rest elsewhere (the kill -9 test in test_faults sees that)."""
+    """`modeldeck ui` puts the server on them and the background work elsewhere (the kill -9 test in test_faults
+    sees that)."""
     from backend import ui
 
     assert (ui.cpu_text({0, 2, 3, 4, 7}), ui._cpu_list(" 0, 2-4,7")) == ("0,2-4,7", {0, 2, 3, 4, 7})
@@ -425,12 +426,12 @@ def test_cpus_kept_for_the_inference_server_are_read_as_taskset_writes_them_and_
         for value in ("two", "4096", allowed)
     }
     assert said == {
-        "two": "error: MODELDECK_SERVING_CPUS='two' is not a list of CPUs. Write the CPUs kept for the inference "
-        "server as taskset takes them (3, 2-3 or 0,2), or leave it unset.",
+        "two": "error: MODELDECK_SERVING_CPUS='two' is not a list of CPUs. Write the inference server's CPUs as "
+        "taskset takes them (3, 2-3 or 0,2), or leave it unset.",
         "4096": f"error: MODELDECK_SERVING_CPUS='4096' names a CPU this process may not use (it may use {allowed}). "
         "Keep CPUs from those for the inference server.",
-        allowed: f"error: MODELDECK_SERVING_CPUS='{allowed}' leaves no CPU for the dashboard, the worker and the "
-        f"scoring server ({allowed} here). Keep at least one CPU out of it.",
+        allowed: f"error: MODELDECK_SERVING_CPUS='{allowed}' leaves no CPU for the trainings and the scoring server "
+        f"({allowed} here). Keep at least one CPU out of it.",
     }
 
 

@@ -24,9 +24,9 @@ the dashboard's own batches and stays in the bench's session, with the visitors.
 Then, for `SATURATION_S` seconds, the 20 visitors click with no pause: how many pages a second the dashboard
 serves when it is the bottleneck.
 
-All that twice: as `modeldeck ui` runs by default, then with one CPU kept for the inference server
-(`MODELDECK_SERVING_CPUS`) and everything else, the bench's own processes too (standing for the visitors'
-machines), on the others.
+All that twice: as `modeldeck ui` runs by default, then with one CPU kept from the background work for the
+inference server (`MODELDECK_SERVING_CPUS`): the dashboard on every CPU, the trainings, the scoring and the
+bench's own processes (which stand for the visitors' and the clients' machines) on the others.
 
 Reported: page response p50/p95 (protocol and browser), inference p50/p99 (as the client saw it, and the part the
 server's handler took), rows scored per second, errors, the CPU each process took, pages per second at saturation.
@@ -179,8 +179,8 @@ def main() -> None:
 
 
 def _load(kept: frozenset[int] | None) -> None:
-    """One run of the load; with `kept`, the inference server on those CPUs of its own (MODELDECK_SERVING_CPUS)
-    and everything else, the bench's own processes too (as the visitors' machines would be), on the rest."""
+    """One run of the load; with `kept`, the inference server on those CPUs (MODELDECK_SERVING_CPUS) and the
+    background work and the bench's own processes (as the visitors' machines would be) on the rest."""
     from tests import factories
 
     env = {"MODELDECK_SERVING_CPUS": ui.cpu_text(kept)} if kept else {}
@@ -223,8 +223,8 @@ def _load(kept: frozenset[int] | None) -> None:
         print(f"load: {SESSIONS} dashboard sessions, {TRAININGS} trainings, batch scoring, {DURATION_S} s, {cpus} CPUs")
         if kept:
             print(
-                f"  the inference server on CPU {ui.cpu_text(kept)} of its own (MODELDECK_SERVING_CPUS); everything "
-                "else, the load's own processes too, on the other CPUs"
+                f"  MODELDECK_SERVING_CPUS={ui.cpu_text(kept)}: the inference server there, the dashboard everywhere, "
+                "the trainings, the scoring and the load's own processes on the other CPUs"
             )
         print(
             f"  page response: {len(pages)} clicks, p50 {statistics.median(pages):.2f} s, p95 "

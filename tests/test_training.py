@@ -145,7 +145,7 @@ def test_a_cancel_stops_a_running_job_by_itself_without_its_process_being_ended(
         worker.terminate()
         worker.wait(30)
     said = log.read_text()
-    assert f"run={run_id} cancel requested" in said and "ignored the cancel" not in said, said[-2000:]
+    assert f"run={run_id} finished: cancelled" in said and "ignored the cancel" not in said, said[-2000:]
 
 
 def test_a_killed_worker_leaves_a_run_that_resumes_from_its_last_epoch(tmp_path, database_url, monkeypatch) -> None:
